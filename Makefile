@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint format migrate rollback migrate-status check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## migrate DATABASE_URL (or an embedded dev PostgreSQL) and run the example flow
+	$(BIN)/media-store demo
+
+test: $(STAMP)  ## the whole suite (MEDIA_STORE_TEST_DSN, else Docker, else embedded PostgreSQL)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check media_store tests benchmarks
+	$(BIN)/ruff format --check media_store tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix media_store tests benchmarks
+	$(BIN)/ruff format media_store tests benchmarks
+
+migrate: $(STAMP)  ## apply every pending migration to DATABASE_URL
+	$(BIN)/media-store migrate
+
+rollback: $(STAMP)  ## revert exactly the latest migration on DATABASE_URL
+	$(BIN)/media-store rollback
+
+migrate-status: $(STAMP)
+	$(BIN)/media-store migrate-status
+
+check: $(STAMP)  ## compare every named query with its model on DATABASE_URL
+	$(BIN)/media-store check
+
+bench: $(STAMP)  ## benchmarks, side by side; results in benchmarks/results/
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""media_store: asyncpg + Pydantic v2 data layer for a media-analysis service."""
+
+from media_store.config import Dsn, Settings
+from media_store.errors import (
+    ConfigurationError,
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    MediaStoreError,
+    NotFound,
+    ValidationError,
+)
+from media_store.models import (
+    AnalysisResult,
+    AnalysisResultCreate,
+    AssetType,
+    Job,
+    JobCreate,
+    JobStatus,
+    JobType,
+    MediaAsset,
+    MediaAssetCreate,
+    Transcription,
+    TranscriptionCreate,
+    WordTimestamp,
+)
+from media_store.repositories import JobCursor, JobPage
+from media_store.store import Repositories, Store
+
+__all__ = [
+    "AnalysisResult",
+    "AnalysisResultCreate",
+    "AssetType",
+    "ConfigurationError",
+    "Conflict",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "Dsn",
+    "InvalidTransition",
+    "Job",
+    "JobCreate",
+    "JobCursor",
+    "JobNotFound",
+    "JobPage",
+    "JobStatus",
+    "JobType",
+    "LeaseLost",
+    "MediaAsset",
+    "MediaAssetCreate",
+    "MediaStoreError",
+    "NotFound",
+    "Repositories",
+    "Settings",
+    "Store",
+    "Transcription",
+    "TranscriptionCreate",
+    "ValidationError",
+    "WordTimestamp",
+]

@@ -1,0 +1,101 @@
+"""The asyncpg pool: opening it, its per-connection codecs, health check and close."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import orjson
+
+from media_store.config import Settings
+from media_store.errors import DatabaseUnavailable
+
+log = logging.getLogger("media_store")
+
+Pool = asyncpg.Pool  # type: ignore[type-arg]
+Connection = asyncpg.Connection  # type: ignore[type-arg]
+
+
+def _jsonb_encode(value: Any) -> bytes:
+    # jsonb's binary wire format is a version byte (1) followed by the JSON text. Binary
+    # codecs keep copy_records_to_table working on jsonb columns (COPY uses binary format).
+    return b"\x01" + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+def _json_decode(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+async def init_connection(conn: Connection) -> None:
+    """Register the JSON codecs once per connection (the pool's ``init=``).
+
+    JSON is encoded and decoded here and nowhere else.
+    """
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=orjson.dumps,
+        decoder=_json_decode,
+        format="binary",
+    )
+
+
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments every media_store connection is opened with."""
+    return {
+        "dsn": settings.dsn.reveal(),
+        "command_timeout": settings.command_timeout,
+        "statement_cache_size": settings.statement_cache_size,
+        # Sessions run in UTC so that text casts of timestamps agree with what the driver
+        # returns (asyncpg already returns timezone-aware UTC datetimes for timestamptz).
+        "server_settings": {
+            "application_name": settings.application_name,
+            "timezone": "UTC",
+            **settings.server_settings,
+        },
+    }
+
+
+async def create_pool(settings: Settings) -> Pool:
+    """Open a pool for ``settings``. The caller owns it and must close it.
+
+    Raises :class:`DatabaseUnavailable` (with the password scrubbed from the message) when
+    the server cannot be reached.
+    """
+    try:
+        pool = await asyncpg.create_pool(
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            init=init_connection,
+            **connect_kwargs(settings),
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        message = settings.dsn.scrub(f"{type(exc).__name__}: {exc}")
+        raise DatabaseUnavailable(
+            f"cannot connect to {settings.dsn}: {message}"
+        ) from None  # the driver's message is repeated, scrubbed; its text is not chained
+    log.info("media_store pool opened on %s (max_size=%d)", settings.dsn, settings.max_size)
+    return pool
+
+
+async def connect(settings: Settings) -> Connection:
+    """Open one connection with the same codecs and settings as the pool's."""
+    try:
+        conn = await asyncpg.connect(**connect_kwargs(settings))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        message = settings.dsn.scrub(f"{type(exc).__name__}: {exc}")
+        raise DatabaseUnavailable(f"cannot connect to {settings.dsn}: {message}") from None
+    await init_connection(conn)
+    return conn

@@ -1,0 +1,115 @@
+"""Named queries, loaded once from ``sql/*.sql``.
+
+A file holds queries under headers::
+
+    -- name: claim_jobs
+    -- Claim up to $2 pending jobs, oldest first; SKIP LOCKED so workers never wait.
+    WITH ...
+
+The first comment line after the header is the query's description. Everything up to the
+next header is the query. A duplicate name, an empty query, a malformed header, or a name the
+code asks for that no file defines fails at import, naming the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from media_store.resources import sql_dir
+
+_HEADER = re.compile(r"^--\s*name\s*:\s*(?P<name>.*?)\s*$")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+
+
+class QueryFileError(Exception):
+    """A query file is malformed, or code asks for a query no file defines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    description: str
+    sql: str
+    path: Path
+    line: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def parse_file(path: Path) -> list[Query]:
+    """Parse one ``.sql`` file into its queries. Raises :class:`QueryFileError`."""
+    queries: list[Query] = []
+    name: str | None = None
+    start = 0
+    body: list[str] = []
+
+    def finish() -> None:
+        if name is None:
+            if any(line.strip() and not line.strip().startswith("--") for line in body):
+                raise QueryFileError(f"{path}:{start}: SQL before the first '-- name:' header")
+            return
+        description = ""
+        statement: list[str] = []
+        for line in body:
+            stripped = line.strip()
+            if not statement and stripped.startswith("--"):
+                if not description:
+                    description = stripped.lstrip("-").strip()
+                continue
+            statement.append(line)
+        sql = "\n".join(statement).strip().rstrip(";").strip()
+        if not sql:
+            raise QueryFileError(f"{path}:{start}: query {name!r} is empty")
+        if not description:
+            raise QueryFileError(f"{path}:{start}: query {name!r} has no description line")
+        queries.append(Query(name, description, sql, path, start))
+
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().lower().startswith("-- name") or line.lstrip().startswith("--name"):
+            match = _HEADER.match(line.strip())
+            if match is None or not _NAME.match(match["name"]):
+                raise QueryFileError(
+                    f"{path}:{lineno}: malformed header {line.strip()!r}; "
+                    "expected '-- name: verb_noun'"
+                )
+            finish()
+            name, start, body = match["name"], lineno, []
+        else:
+            body.append(line)
+    finish()
+    return queries
+
+
+def load_dir(directory: Path) -> dict[str, Query]:
+    """Load every ``*.sql`` file of ``directory``; names are unique across files."""
+    found: dict[str, Query] = {}
+    for path in sorted(directory.glob("*.sql")):
+        for query in parse_file(path):
+            if query.name in found:
+                raise QueryFileError(
+                    f"{query.location}: duplicate query name {query.name!r} "
+                    f"(first defined at {found[query.name].location})"
+                )
+            found[query.name] = query
+    return found
+
+
+QUERIES: dict[str, Query] = load_dir(sql_dir())
+
+
+def query(name: str) -> Query:
+    """The query called ``name``. Called at module level by repositories, so a name that no
+    file defines fails at import, naming the Python file and line that asked for it."""
+    try:
+        return QUERIES[name]
+    except KeyError:
+        frame = sys._getframe(1)
+        raise QueryFileError(
+            f"{frame.f_code.co_filename}:{frame.f_lineno}: no query named {name!r} in "
+            f"{sql_dir()}"
+        ) from None

@@ -1,0 +1,41 @@
+"""Analysis results. Same order as sql/analysis_results.sql."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from media_store.models import AnalysisResult, AnalysisResultCreate
+from media_store.queries import query
+from media_store.repositories.children import ChildRepository
+
+
+class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisResult]):
+    __slots__ = ()
+
+    create_model = AnalysisResultCreate
+    row_model = AnalysisResult
+    _insert = query("create_analysis_result")
+    _insert_many = query("create_analysis_results")
+    _get = query("get_analysis_result")
+    _list = query("list_analysis_results_for_job")
+    _delete = query("delete_analysis_result")
+
+    def _params(self, item: AnalysisResultCreate) -> tuple[Any, ...]:
+        return (
+            item.job_id,
+            item.analysis_type,
+            item.summary,
+            item.detailed_analysis,
+            item.confidence_score,
+            item.model_used,
+            item.prompt_used,
+            item.input_tokens,
+            item.output_tokens,
+        )
+
+    async def create_many(
+        self, items: Sequence[AnalysisResultCreate | Mapping[str, Any]]
+    ) -> list[AnalysisResult]:
+        """Insert many results in one statement, all or nothing, in the given order."""
+        return await self._create_many(items)

@@ -1,0 +1,83 @@
+"""What the three per-job repositories share: create, get, list_for_job, delete, create_many.
+
+Each subclass names its queries and says how a validated input becomes query parameters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from media_store.errors import JobNotFound, ValidationError
+from media_store.models import _Input, _Row, from_row, validate_input
+from media_store.queries import Query
+from media_store.repositories.base import Repository
+
+CreateT = TypeVar("CreateT", bound=_Input)
+RowT = TypeVar("RowT", bound=_Row)
+
+MAX_BATCH = 10_000
+
+
+class ChildRepository(Repository, Generic[CreateT, RowT]):
+    """Rows that belong to a job and go when it goes (ON DELETE CASCADE)."""
+
+    __slots__ = ()
+
+    create_model: ClassVar[type[Any]]
+    row_model: ClassVar[type[Any]]
+    _insert: ClassVar[Query]
+    _insert_many: ClassVar[Query | None] = None
+    _get: ClassVar[Query]
+    _list: ClassVar[Query]
+    _delete: ClassVar[Query]
+
+    def _params(self, item: CreateT) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    async def create(self, data: CreateT | Mapping[str, Any]) -> RowT:
+        """Insert one row. Raises :class:`ValidationError` before any SQL on bad input and
+        :class:`JobNotFound` when its job does not exist."""
+        item: CreateT = validate_input(self.create_model, data)
+        try:
+            row = await self._fetchrow(self._insert, *self._params(item))
+        except JobNotFound as exc:
+            raise JobNotFound(getattr(item, "job_id", None)) from exc
+        assert row is not None
+        result: RowT = from_row(self.row_model, row)
+        return result
+
+    async def _create_many(self, items: Sequence[CreateT | Mapping[str, Any]]) -> list[RowT]:
+        if self._insert_many is None:  # pragma: no cover - subclasses that batch set it
+            raise NotImplementedError
+        if len(items) > MAX_BATCH:
+            raise ValidationError(f"at most {MAX_BATCH} rows per batch, got {len(items)}")
+        # Every item is validated before the single INSERT: one bad item writes nothing.
+        valid: list[CreateT] = [validate_input(self.create_model, item) for item in items]
+        if not valid:
+            return []
+        columns = list(zip(*(self._params(item) for item in valid), strict=True))
+        try:
+            rows = await self._fetch(self._insert_many, *map(list, columns))
+        except JobNotFound as exc:
+            missing = {getattr(item, "job_id", None) for item in valid}
+            raise JobNotFound(
+                None, f"a job these rows belong to does not exist (one of {sorted(map(str, missing))})"
+            ) from exc
+        return [from_row(self.row_model, row) for row in rows]
+
+    async def get(self, row_id: uuid.UUID) -> RowT | None:
+        row = await self._fetchrow(self._get, row_id)
+        if row is None:
+            return None
+        result: RowT = from_row(self.row_model, row)
+        return result
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[RowT]:
+        """The job's rows in creation order."""
+        return [from_row(self.row_model, row) for row in await self._fetch(self._list, job_id)]
+
+    async def delete(self, row_id: uuid.UUID) -> bool:
+        """Delete one row. True if it existed."""
+        return await self._fetchval(self._delete, row_id) is not None

@@ -1,0 +1,132 @@
+"""The Store: one per process, owning the pool and handing out repositories."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Literal
+
+import asyncpg
+
+from media_store.config import Dsn, Settings
+from media_store.db import Pool, create_pool
+from media_store.errors import translate
+from media_store.repositories import (
+    AnalysisResultRepository,
+    Executor,
+    JobRepository,
+    MediaAssetRepository,
+    TranscriptionRepository,
+)
+
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
+
+
+class Repositories:
+    """The four repositories bound to one executor (the pool, or one connection)."""
+
+    __slots__ = ("analysis_results", "executor", "jobs", "media_assets", "transcriptions")
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.jobs = JobRepository(executor)
+        self.media_assets = MediaAssetRepository(executor)
+        self.transcriptions = TranscriptionRepository(executor)
+        self.analysis_results = AnalysisResultRepository(executor)
+
+
+class Store(Repositories):
+    """Repositories on a pool, plus transactions.
+
+    ``store.jobs`` etc. run each call on a connection borrowed from the pool for that call.
+    ``async with store.transaction() as tx:`` gives the same repositories bound to one
+    connection inside one transaction: committed when the block exits normally, rolled back
+    when it raises.
+
+    The Store owns its pool when it opened it (:meth:`open`) and closes it in :meth:`close`;
+    a pool passed to the constructor stays the caller's to close.
+    """
+
+    __slots__ = ("_owns_pool", "pool")
+
+    def __init__(self, pool: Pool, *, owns_pool: bool = False) -> None:
+        super().__init__(pool)
+        self.pool = pool
+        self._owns_pool = owns_pool
+
+    @classmethod
+    async def open(
+        cls, dsn: str | Dsn | None = None, *, settings: Settings | None = None
+    ) -> Store:
+        """Open a pool from ``settings``, else ``dsn``, else ``DATABASE_URL``.
+
+        Raises :class:`ConfigurationError` when none is given, :class:`DatabaseUnavailable`
+        when the server cannot be reached.
+        """
+        settings = settings or Settings.from_env(dsn)
+        return cls(await create_pool(settings), owns_pool=True)
+
+    async def close(self) -> None:
+        """Close the pool if this Store opened it, waiting for borrowed connections."""
+        if self._owns_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def ping(self, timeout: float = 5.0) -> bool:
+        """True when a connection can be borrowed and answers ``SELECT 1`` in time."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.pool.fetchval("SELECT 1") == 1
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Repositories]:
+        """Repositories bound to one borrowed connection, outside any transaction."""
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise translate(exc) from exc
+        try:
+            yield Repositories(conn)
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, isolation: IsolationLevel = "read_committed", readonly: bool = False
+    ) -> AsyncIterator[Repositories]:
+        """Repositories bound to one connection in one transaction (see the class doc)."""
+        async with self.connection() as repos:
+            conn = repos.executor
+            assert isinstance(conn, asyncpg.Connection)
+            tx = conn.transaction(isolation=isolation, readonly=readonly)
+            try:
+                await tx.start()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise translate(exc) from exc
+            try:
+                yield repos
+            except BaseException:
+                if not conn.is_closed():
+                    try:
+                        await tx.rollback()
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        pass  # the connection is gone; the server already rolled back
+                raise
+            try:
+                await tx.commit()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise translate(exc) from exc

@@ -1,0 +1,93 @@
+"""Fixtures: one migrated template database per run, a fresh clone of it per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from media_store import Dsn, Settings, Store, migrate
+from tests.harness import (
+    NoTestDatabase,
+    Server,
+    choose_source,
+    provide_server,
+    random_name,
+    with_database,
+)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    try:
+        source = choose_source(os.environ)
+    except NoTestDatabase as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with provide_server(source) as server:
+        yield server
+
+
+async def admin_execute(server: Server, sql: str) -> None:
+    conn = await asyncpg.connect(server.admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(server: Server, template: str | None = None) -> str:
+    name = random_name("ms_test")
+    clause = f' TEMPLATE "{template}"' if template else ""
+    await admin_execute(server, f'CREATE DATABASE "{name}"{clause}')
+    return name
+
+
+async def drop_database(server: Server, name: str) -> None:
+    await admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_server: Server) -> AsyncIterator[str]:
+    """A database migrated once per run through the same code path as `make migrate`."""
+    name = await create_database(pg_server)
+    try:
+        migrate.apply(Dsn(with_database(pg_server.admin_url, name)))
+        yield name
+    finally:
+        await drop_database(pg_server, name)
+
+
+@pytest.fixture
+async def db_url(pg_server: Server, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test only (a clone of the template)."""
+    name = await create_database(pg_server, template=template_db)
+    try:
+        yield with_database(pg_server.admin_url, name)
+    finally:
+        await drop_database(pg_server, name)
+
+
+@pytest.fixture
+async def empty_db_url(pg_server: Server) -> AsyncIterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    name = await create_database(pg_server)
+    try:
+        yield with_database(pg_server.admin_url, name)
+    finally:
+        await drop_database(pg_server, name)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(dsn=Dsn(db_url), min_size=1, max_size=5)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    s = await Store.open(settings=settings)
+    try:
+        yield s
+    finally:
+        await s.close()

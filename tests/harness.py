@@ -1,0 +1,116 @@
+"""Where the test database comes from, and databases made per run and per test.
+
+Order of sources:
+1. ``MEDIA_STORE_TEST_DSN``: a server (any database on it) on which the suite creates its own
+   databases; CI points it at the machine's PostgreSQL.
+2. A testcontainers PostgreSQL, when a Docker engine answers.
+3. An embedded PostgreSQL from the ``pgserver`` wheel.
+If none can be had, the run fails with a message saying how to provide one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+TEST_DSN_ENV = "MEDIA_STORE_TEST_DSN"
+Source = Literal["env", "container", "embedded"]
+
+HOW_TO_PROVIDE = (
+    "no PostgreSQL for the tests: set MEDIA_STORE_TEST_DSN to a postgresql:// URL of a server "
+    "where the suite may create databases (e.g. postgresql://postgres@127.0.0.1:5432/postgres), "
+    "or start a Docker engine (testcontainers), or `pip install pgserver` for an embedded one"
+)
+
+
+class NoTestDatabase(RuntimeError):
+    pass
+
+
+def docker_answers() -> bool:
+    """True when a Docker engine answers a ping (what testcontainers needs)."""
+    try:
+        import docker  # installed with testcontainers
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # any failure to reach the engine means: no engine
+        return False
+
+
+def pgserver_installed() -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_source(
+    env: Mapping[str, str],
+    docker: Callable[[], bool] = docker_answers,
+    embedded: Callable[[], bool] = pgserver_installed,
+) -> Source:
+    """Pick the first available source, in the documented order."""
+    if env.get(TEST_DSN_ENV):
+        return "env"
+    if docker():
+        return "container"
+    if embedded():
+        return "embedded"
+    raise NoTestDatabase(HOW_TO_PROVIDE)
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at ``database`` instead (query parameters such as host= kept)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def random_name(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+@dataclass
+class Server:
+    """A server the suite may create databases on; ``admin_url`` names an existing database."""
+
+    source: Source
+    admin_url: str
+
+
+@contextlib.contextmanager
+def provide_server(source: Source, env: Mapping[str, str] = os.environ) -> Iterator[Server]:
+    if source == "env":
+        yield Server("env", env[TEST_DSN_ENV])
+    elif source == "container":  # not exercised on a machine without Docker
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+            yield Server("container", pg.get_connection_url())
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            tmp = tempfile.mkdtemp(prefix="ms-pg-")
+            server: Any = pgserver.get_server(Path(tmp), cleanup_mode="delete")
+        try:
+            yield Server("embedded", server.get_uri("postgres"))
+        finally:
+            server.cleanup()
