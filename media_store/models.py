@@ -173,22 +173,6 @@ MediaAssetResponse = MediaAsset
 # --- transcriptions -----------------------------------------------------------------------
 
 
-class WordTimestamp(_Input):
-    """One spoken word: seconds from the start of the media, 0 <= start <= end."""
-
-    word: Text
-    start: Annotated[float, Field(ge=0.0)]
-    end: Annotated[float, Field(ge=0.0)]
-    confidence: Confidence | None = None
-    speaker: Text50 | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _ordered(self) -> WordTimestamp:
-        if self.end < self.start:
-            raise ValueError(f"word ends ({self.end}) before it starts ({self.start})")
-        return self
-
-
 class TranscriptionCreate(_Input):
     job_id: uuid.UUID
     provider: Name50
@@ -245,6 +229,8 @@ class AnalysisResult(_Row):
 
 AnalysisResultResponse = AnalysisResult
 
+
+from media_store.words import WordTimestamp  # noqa: E402  (words.py builds on the types above)
 
 # --- the two crossings: input to validated model, row to response model ----------------------
 

@@ -1,0 +1,1 @@
+"""Benchmarks run by ``make bench``: each contender side by side in one run, as ratios."""
