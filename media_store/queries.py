@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from media_store.resources import sql_dir
 
@@ -35,6 +36,10 @@ class Query:
     sql: str
     path: Path
     line: int
+    # What the code declares about the query, checked against a live schema by
+    # media_store.check: the model its rows fill, and the Python types of its parameters.
+    returns: Any = None
+    params: tuple[Any, ...] | None = None
 
     @property
     def location(self) -> str:
@@ -102,14 +107,25 @@ def load_dir(directory: Path) -> dict[str, Query]:
 QUERIES: dict[str, Query] = load_dir(sql_dir())
 
 
-def query(name: str) -> Query:
+# The queries the code asked for, with what it declared about them (see Query.returns).
+USED: dict[str, Query] = {}
+
+
+def query(name: str, *, returns: Any = None, params: tuple[Any, ...] | None = None) -> Query:
     """The query called ``name``. Called at module level by repositories, so a name that no
-    file defines fails at import, naming the Python file and line that asked for it."""
+    file defines fails at import, naming the Python file and line that asked for it.
+
+    ``returns`` is the model each row becomes (its fields must be the query's columns, in
+    order) and ``params`` the Python types the code passes; ``media-store check`` verifies
+    both against a database.
+    """
     try:
-        return QUERIES[name]
+        found = QUERIES[name]
     except KeyError:
         frame = sys._getframe(1)
         raise QueryFileError(
-            f"{frame.f_code.co_filename}:{frame.f_lineno}: no query named {name!r} in "
-            f"{sql_dir()}"
+            f"{frame.f_code.co_filename}:{frame.f_lineno}: no query named {name!r} in {sql_dir()}"
         ) from None
+    bound = replace(found, returns=returns, params=params)
+    USED[name] = bound
+    return bound

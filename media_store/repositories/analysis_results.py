@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,17 +10,47 @@ from media_store.models import AnalysisResult, AnalysisResultCreate
 from media_store.queries import query
 from media_store.repositories.children import ChildRepository
 
+_UUID = uuid.UUID
+
 
 class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisResult]):
     __slots__ = ()
 
     create_model = AnalysisResultCreate
     row_model = AnalysisResult
-    _insert = query("create_analysis_result")
-    _insert_many = query("create_analysis_results")
-    _get = query("get_analysis_result")
-    _list = query("list_analysis_results_for_job")
-    _delete = query("delete_analysis_result")
+    _insert = query(
+        "create_analysis_result",
+        returns=AnalysisResult,
+        params=(
+            _UUID,
+            str,
+            str | None,
+            dict | None,
+            float | None,
+            str | None,
+            str | None,
+            int | None,
+            int | None,
+        ),
+    )
+    _insert_many = query(
+        "create_analysis_results",
+        returns=AnalysisResult,
+        params=(
+            list[_UUID],
+            list[str],
+            list[str],
+            list[dict],
+            list[float],
+            list[str],
+            list[str],
+            list[int],
+            list[int],
+        ),
+    )
+    _get = query("get_analysis_result", returns=AnalysisResult, params=(_UUID,))
+    _list = query("list_analysis_results_for_job", returns=AnalysisResult, params=(_UUID,))
+    _delete = query("delete_analysis_result", returns=[("id", _UUID)], params=(_UUID,))
 
     def _params(self, item: AnalysisResultCreate) -> tuple[Any, ...]:
         return (

@@ -63,7 +63,8 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         except JobNotFound as exc:
             missing = {getattr(item, "job_id", None) for item in valid}
             raise JobNotFound(
-                None, f"a job these rows belong to does not exist (one of {sorted(map(str, missing))})"
+                None,
+                f"a job these rows belong to does not exist (one of {sorted(map(str, missing))})",
             ) from exc
         return [from_row(self.row_model, row) for row in rows]
 

@@ -43,16 +43,21 @@ UNSET: Final = _Unset()
 
 MAX_PAGE = 10_000
 
-_CREATE = query("create_job")
-_GET = query("get_job")
-_GET_STATUS = query("get_job_status")
-_BY_STATUS = query("list_jobs_by_status")
-_LIST = query("list_jobs")
-_LIST_AFTER = query("list_jobs_after")
-_UPDATE_STATUS = query("update_job_status")
-_START = query("start_job_processing")
-_DELETE = query("delete_job")
-_COUNT = query("count_jobs_by_status")
+_UUID = uuid.UUID
+_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict))
+_GET = query("get_job", returns=Job, params=(_UUID,))
+_GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
+_BY_STATUS = query("list_jobs_by_status", returns=Job, params=(str, int))
+_LIST = query("list_jobs", returns=Job, params=(int, int))
+_LIST_AFTER = query("list_jobs_after", returns=Job, params=(datetime, _UUID, int))
+_UPDATE_STATUS = query(
+    "update_job_status",
+    returns=Job,
+    params=(_UUID, str, bool, str | None, bool, dict | None, bool, int | None),
+)
+_START = query("start_job_processing", returns=Job, params=(_UUID,))
+_DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
+_COUNT = query("count_jobs_by_status", returns=[("status", str), ("count", int)], params=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +131,7 @@ class JobRepository(Repository):
         rows = await self._fetch(_LIST, _limit(limit), offset)
         return [from_row(Job, row) for row in rows]
 
-    async def list_jobs(
-        self, after: JobCursor | str | None = None, limit: int = 100
-    ) -> JobPage:
+    async def list_jobs(self, after: JobCursor | str | None = None, limit: int = 100) -> JobPage:
         """One page of jobs, newest first, after ``after`` (a cursor or its string form)."""
         _limit(limit)
         if after is None:

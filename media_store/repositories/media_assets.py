@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,17 +10,27 @@ from media_store.models import MediaAsset, MediaAssetCreate
 from media_store.queries import query
 from media_store.repositories.children import ChildRepository
 
+_UUID = uuid.UUID
+
 
 class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
     __slots__ = ()
 
     create_model = MediaAssetCreate
     row_model = MediaAsset
-    _insert = query("create_media_asset")
-    _insert_many = query("create_media_assets")
-    _get = query("get_media_asset")
-    _list = query("list_media_assets_for_job")
-    _delete = query("delete_media_asset")
+    _insert = query(
+        "create_media_asset",
+        returns=MediaAsset,
+        params=(_UUID, str, str, int | None, str | None, dict),
+    )
+    _insert_many = query(
+        "create_media_assets",
+        returns=MediaAsset,
+        params=(list[_UUID], list[str], list[str], list[int], list[str], list[dict]),
+    )
+    _get = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
+    _list = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
+    _delete = query("delete_media_asset", returns=[("id", _UUID)], params=(_UUID,))
 
     def _params(self, item: MediaAssetCreate) -> tuple[Any, ...]:
         return (
