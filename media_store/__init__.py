@@ -25,10 +25,10 @@ from media_store.models import (
     MediaAssetCreate,
     Transcription,
     TranscriptionCreate,
-    WordTimestamp,
 )
 from media_store.repositories import JobCursor, JobPage
 from media_store.store import Repositories, Store
+from media_store.words import WordTimestamp
 
 __all__ = [
     "AnalysisResult",

@@ -16,29 +16,50 @@ async def demo_job_with_results(store: Store) -> None:
     an analysis result, and complete it. Print everything back."""
     print("\n== a job and what it produced, written in one transaction ==")
     job = await store.jobs.create(
-        {"job_type": JobType.AUDIO, "media_url": "https://example.com/talk.mp3",
-         "prompt": "Summarise the talk", "parameters": {"language": "en"}}
+        {
+            "job_type": JobType.AUDIO,
+            "media_url": "https://example.com/talk.mp3",
+            "prompt": "Summarise the talk",
+            "parameters": {"language": "en"},
+        }
     )
     async with store.transaction() as tx:
         await tx.jobs.start_processing(job.id)
         await tx.media_assets.create(
-            {"job_id": job.id, "asset_type": "original", "file_path": "/media/talk.mp3",
-             "file_size_bytes": 4_812_345, "mime_type": "audio/mpeg",
-             "metadata": {"duration_s": 312.5}}
+            {
+                "job_id": job.id,
+                "asset_type": "original",
+                "file_path": "/media/talk.mp3",
+                "file_size_bytes": 4_812_345,
+                "mime_type": "audio/mpeg",
+                "metadata": {"duration_s": 312.5},
+            }
         )
         await tx.transcriptions.create(
-            {"job_id": job.id, "provider": "whisper", "text_content": "Hello and welcome.",
-             "language": "en", "confidence_score": 0.94,
-             "word_timestamps": [
-                 {"word": "Hello", "start": 0.0, "end": 0.42, "confidence": 0.98},
-                 {"word": "and", "start": 0.42, "end": 0.55, "confidence": 0.95},
-                 {"word": "welcome.", "start": 0.55, "end": 1.1, "confidence": 0.97},
-             ]}
+            {
+                "job_id": job.id,
+                "provider": "whisper",
+                "text_content": "Hello and welcome.",
+                "language": "en",
+                "confidence_score": 0.94,
+                "word_timestamps": [
+                    {"word": "Hello", "start": 0.0, "end": 0.42, "confidence": 0.98},
+                    {"word": "and", "start": 0.42, "end": 0.55, "confidence": 0.95},
+                    {"word": "welcome.", "start": 0.55, "end": 1.1, "confidence": 0.97},
+                ],
+            }
         )
         await tx.analysis_results.create(
-            {"job_id": job.id, "analysis_type": "summary", "summary": "A short greeting.",
-             "detailed_analysis": {"topics": ["greeting"]}, "confidence_score": 0.9,
-             "model_used": "minimax-m1", "input_tokens": 812, "output_tokens": 64}
+            {
+                "job_id": job.id,
+                "analysis_type": "summary",
+                "summary": "A short greeting.",
+                "detailed_analysis": {"topics": ["greeting"]},
+                "confidence_score": 0.9,
+                "model_used": "minimax-m1",
+                "input_tokens": 812,
+                "output_tokens": 64,
+            }
         )
         await tx.jobs.update_status(job.id, JobStatus.COMPLETED, result={"summary_id": 1})
     done = await store.jobs.get_by_id(job.id)

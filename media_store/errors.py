@@ -122,7 +122,7 @@ def translate(exc: BaseException) -> MediaStoreError:
         if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22
             return ValidationError(f"refused by the database: {exc.sqlstate}")
         if isinstance(exc, _UNAVAILABLE):
-            return DatabaseUnavailable(f"database connection lost ({exc.sqlstate})")
+            return DatabaseUnavailable(f"database connection lost ({exc.sqlstate})")  # type: ignore[union-attr]
         if isinstance(exc, asyncpg.QueryCanceledError):
             return DatabaseError(f"query cancelled or timed out ({exc.sqlstate})")
         return DatabaseError(f"database error {exc.sqlstate}: {type(exc).__name__}")

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -243,12 +244,16 @@ def validate_input(model: type[InputT], data: InputT | Mapping[str, Any]) -> Inp
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        errors = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors(include_input=False)]
-        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or model.__name__}: {e['msg']}"
-                           for e in errors)
+        errors: list[Mapping[str, object]] = [
+            {"loc": e["loc"], "msg": e["msg"]} for e in exc.errors(include_input=False)
+        ]
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or model.__name__}: {e['msg']}"  # type: ignore[call-overload]
+            for e in errors
+        )
         raise ValidationError(f"invalid {model.__name__}: {detail}", errors) from exc
 
 
-def from_row(model: type[RowT], row: Mapping[str, Any]) -> RowT:
+def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:
     """The one place a database row becomes a model."""
     return model.model_validate(dict(row))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -57,9 +58,7 @@ class Store(Repositories):
         self._owns_pool = owns_pool
 
     @classmethod
-    async def open(
-        cls, dsn: str | Dsn | None = None, *, settings: Settings | None = None
-    ) -> Store:
+    async def open(cls, dsn: str | Dsn | None = None, *, settings: Settings | None = None) -> Store:
         """Open a pool from ``settings``, else ``dsn``, else ``DATABASE_URL``.
 
         Raises :class:`ConfigurationError` when none is given, :class:`DatabaseUnavailable`
@@ -88,7 +87,7 @@ class Store(Repositories):
         """True when a connection can be borrowed and answers ``SELECT 1`` in time."""
         try:
             async with asyncio.timeout(timeout):
-                return await self.pool.fetchval("SELECT 1") == 1
+                return bool(await self.pool.fetchval("SELECT 1") == 1)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
 
@@ -111,7 +110,7 @@ class Store(Repositories):
         """Repositories bound to one connection in one transaction (see the class doc)."""
         async with self.connection() as repos:
             conn = repos.executor
-            assert isinstance(conn, asyncpg.Connection)
+            assert not isinstance(conn, asyncpg.Pool)
             tx = conn.transaction(isolation=isolation, readonly=readonly)
             try:
                 await tx.start()
@@ -121,10 +120,11 @@ class Store(Repositories):
                 yield repos
             except BaseException:
                 if not conn.is_closed():
-                    try:
+                    # If the connection is gone the server has already rolled back.
+                    with contextlib.suppress(
+                        OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+                    ):
                         await tx.rollback()
-                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                        pass  # the connection is gone; the server already rolled back
                 raise
             try:
                 await tx.commit()

@@ -13,7 +13,10 @@ from media_store.queries import Query
 # A pool and a single connection offer the same calls (fetch, fetchrow, fetchval, execute,
 # copy_records_to_table). With a pool each call takes a connection for just that statement;
 # with a connection every call runs on it (inside the caller's transaction, if any).
-Executor: TypeAlias = "asyncpg.Pool[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
+Executor: TypeAlias = (
+    "asyncpg.Pool[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
+    " | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 

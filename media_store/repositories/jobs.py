@@ -44,7 +44,7 @@ UNSET: Final = _Unset()
 MAX_PAGE = 10_000
 
 _UUID = uuid.UUID
-_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict))
+_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any]))
 _GET = query("get_job", returns=Job, params=(_UUID,))
 _GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
 _BY_STATUS = query("list_jobs_by_status", returns=Job, params=(str, int))
@@ -53,7 +53,7 @@ _LIST_AFTER = query("list_jobs_after", returns=Job, params=(datetime, _UUID, int
 _UPDATE_STATUS = query(
     "update_job_status",
     returns=Job,
-    params=(_UUID, str, bool, str | None, bool, dict | None, bool, int | None),
+    params=(_UUID, str, bool, str | None, bool, dict[str, Any] | None, bool, int | None),
 )
 _START = query("start_job_processing", returns=Job, params=(_UUID,))
 _DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
@@ -148,9 +148,9 @@ class JobRepository(Repository):
         job_id: uuid.UUID,
         status: JobStatus | str,
         *,
-        error: str | None | _Unset = UNSET,
-        result: Mapping[str, Any] | None | _Unset = UNSET,
-        processing_time_ms: int | None | _Unset = UNSET,
+        error: str | _Unset | None = UNSET,
+        result: Mapping[str, Any] | _Unset | None = UNSET,
+        processing_time_ms: int | _Unset | None = UNSET,
     ) -> Job:
         """Move a job to ``status``, storing exactly the optional values passed.
 

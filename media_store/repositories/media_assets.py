@@ -21,12 +21,12 @@ class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
     _insert = query(
         "create_media_asset",
         returns=MediaAsset,
-        params=(_UUID, str, str, int | None, str | None, dict),
+        params=(_UUID, str, str, int | None, str | None, dict[str, Any]),
     )
     _insert_many = query(
         "create_media_assets",
         returns=MediaAsset,
-        params=(list[_UUID], list[str], list[str], list[int], list[str], list[dict]),
+        params=(list[_UUID], list[str], list[str], list[int], list[str], list[dict[str, Any]]),
     )
     _get = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
     _list = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
