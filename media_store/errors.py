@@ -97,10 +97,24 @@ _UNAVAILABLE = (
 )
 
 
-def translate(exc: BaseException) -> MediaStoreError:
+def connection_lost(executor: object) -> bool:
+    """True when ``executor`` (a pool, a connection or a pooled connection) has lost its
+    server connection. asyncpg detaches a pooled connection whose socket died, after which
+    every call on it raises InterfaceError; this tells that case from misuse."""
+    if isinstance(executor, asyncpg.pool.PoolConnectionProxy):
+        # No public accessor: a detached proxy has dropped its connection (asyncpg 0.29-0.32).
+        con = getattr(executor, "_con", None)
+        return con is None or bool(con.is_closed())
+    if isinstance(executor, asyncpg.Connection):
+        return bool(executor.is_closed())
+    return False
+
+
+def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
     """Map a driver (or socket) exception to a :class:`MediaStoreError`.
 
-    The caller raises the result ``from exc``.
+    ``executor`` is what the failed call ran on, if known. The caller raises the result
+    ``from exc``.
     """
     if isinstance(exc, MediaStoreError):
         return exc
@@ -127,6 +141,10 @@ def translate(exc: BaseException) -> MediaStoreError:
             return DatabaseError(f"query cancelled or timed out ({exc.sqlstate})")
         return DatabaseError(f"database error {exc.sqlstate}: {type(exc).__name__}")
     if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError) and connection_lost(
+        executor
+    ):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
     if isinstance(exc, asyncpg.InterfaceError):
         # Misuse of a connection (closed, released, busy): a bug in the caller, not an outage.

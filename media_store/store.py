@@ -13,7 +13,7 @@ import asyncpg
 
 from media_store.config import Dsn, Settings
 from media_store.db import Pool, create_pool
-from media_store.errors import translate
+from media_store.errors import connection_lost, translate
 from media_store.repositories import (
     AnalysisResultRepository,
     Executor,
@@ -21,6 +21,7 @@ from media_store.repositories import (
     MediaAssetRepository,
     TranscriptionRepository,
 )
+from media_store.repositories.base import DRIVER_ERRORS
 
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
@@ -88,7 +89,7 @@ class Store(Repositories):
         try:
             async with asyncio.timeout(timeout):
                 return bool(await self.pool.fetchval("SELECT 1") == 1)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DRIVER_ERRORS:
             return False
 
     @asynccontextmanager
@@ -96,12 +97,17 @@ class Store(Repositories):
         """Repositories bound to one borrowed connection, outside any transaction."""
         try:
             conn = await self.pool.acquire()
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
         try:
             yield Repositories(conn)
         finally:
-            await self.pool.release(conn)
+            if connection_lost(conn):
+                # asyncpg has already detached the dead connection; the pool opens a new one.
+                with contextlib.suppress(*DRIVER_ERRORS):
+                    await self.pool.release(conn)
+            else:
+                await self.pool.release(conn)
 
     @asynccontextmanager
     async def transaction(
@@ -114,19 +120,17 @@ class Store(Repositories):
             tx = conn.transaction(isolation=isolation, readonly=readonly)
             try:
                 await tx.start()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise translate(exc) from exc
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, conn) from exc
             try:
                 yield repos
             except BaseException:
-                if not conn.is_closed():
-                    # If the connection is gone the server has already rolled back.
-                    with contextlib.suppress(
-                        OSError, asyncpg.PostgresError, asyncpg.InterfaceError
-                    ):
+                # If the connection is gone the server has already rolled back.
+                if not connection_lost(conn):
+                    with contextlib.suppress(*DRIVER_ERRORS):
                         await tx.rollback()
                 raise
             try:
                 await tx.commit()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise translate(exc) from exc
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, conn) from exc

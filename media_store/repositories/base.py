@@ -18,7 +18,13 @@ Executor: TypeAlias = (
     " | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 )
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 class Repository:
@@ -36,25 +42,25 @@ class Repository:
     async def _fetch(self, query: Query, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._db.fetch(query.sql, *args)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self._db) from exc
 
     async def _fetchrow(self, query: Query, *args: Any) -> asyncpg.Record | None:
         try:
             return await self._db.fetchrow(query.sql, *args)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self._db) from exc
 
     async def _fetchval(self, query: Query, *args: Any) -> Any:
         try:
             return await self._db.fetchval(query.sql, *args)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self._db) from exc
 
     async def _copy(
         self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
     ) -> None:
         try:
             await self._db.copy_records_to_table(table, records=records, columns=columns)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self._db) from exc

@@ -54,7 +54,15 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         if len(items) > MAX_BATCH:
             raise ValidationError(f"at most {MAX_BATCH} rows per batch, got {len(items)}")
         # Every item is validated before the single INSERT: one bad item writes nothing.
-        valid: list[CreateT] = [validate_input(self.create_model, item) for item in items]
+        valid: list[CreateT] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append(validate_input(self.create_model, item))
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"item {index}: {exc}",
+                    [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
+                ) from exc
         if not valid:
             return []
         columns = list(zip(*(self._params(item) for item in valid), strict=True))
