@@ -445,7 +445,7 @@ async def test_lost_connection_becomes_database_unavailable(store: Store, job: J
             pid = await conn.fetchval("SELECT pg_backend_pid()")
             await tx.analysis_results.create(result(job.id))
             await store.pool.execute("SELECT pg_terminate_backend($1)", pid)
-            while await store.pool.fetchval(
+            while await store.pool.fetchval(  # noqa: ASYNC110 - polling the server, not a flag
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
             ):
                 await asyncio.sleep(0.01)
