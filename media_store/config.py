@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from media_store.errors import ConfigurationError
 
@@ -16,15 +16,15 @@ def redact(url: str) -> str:
     """Return ``url`` with its password, if any, replaced by ``***``."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed netloc (bad port, unbalanced IPv6 brackets)
         return "<unparseable database URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, ""))
 
 
@@ -43,6 +43,15 @@ class Dsn:
             raise ConfigurationError(
                 f"database URL must start with postgresql:// (got {redact(url)!r})"
             )
+        try:
+            urlsplit(url).port  # noqa: B018 - parsing the port validates it (and IPv6 brackets)
+            malformed = False
+        except ValueError:
+            malformed = True
+        if malformed:  # raised outside the handler: the parser's message may quote the URL
+            raise ConfigurationError(
+                f"database URL is malformed (bad host or port): {redact(url)!r}"
+            )
         self._url = url
 
     def reveal(self) -> str:
@@ -57,7 +66,9 @@ class Dsn:
         text = text.replace(self._url, str(self))
         pw = self.password
         if pw:
-            text = text.replace(pw, "***")
+            # the URL carries it percent-encoded; a driver may quote it either way
+            for form in {pw, unquote(pw)}:
+                text = text.replace(form, "***")
         return text
 
     def __str__(self) -> str:
@@ -137,8 +148,7 @@ class Settings:
             raw = env.get(DATABASE_URL)
             if not raw:
                 raise ConfigurationError(
-                    "no database configured: pass a DSN or set DATABASE_URL to a "
-                    "postgresql:// URL"
+                    "no database configured: pass a DSN or set DATABASE_URL to a postgresql:// URL"
                 )
             dsn = raw
         return cls(

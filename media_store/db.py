@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 
 from media_store.config import Settings
-from media_store.errors import DatabaseUnavailable
+from media_store.errors import ConfigurationError, DatabaseUnavailable, MediaStoreError
 
 log = logging.getLogger("media_store")
 
-Pool = asyncpg.Pool  # type: ignore[type-arg]
-Connection = asyncpg.Connection  # type: ignore[type-arg]
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError)
 
 
 def _jsonb_encode(value: Any) -> bytes:
@@ -68,34 +70,50 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _connect_failure(settings: Settings, exc: BaseException) -> MediaStoreError:
+    """The library error for a failed connect, its message scrubbed of the password."""
+    message = settings.dsn.scrub(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, asyncpg.ClientConfigurationError | ValueError):
+        # e.g. an unknown sslmode: retrying will not help, the URL must change
+        return ConfigurationError(f"unusable database URL {settings.dsn}: {message}")
+    return DatabaseUnavailable(f"cannot connect to {settings.dsn}: {message}")
+
+
 async def create_pool(settings: Settings) -> Pool:
     """Open a pool for ``settings``. The caller owns it and must close it.
 
-    Raises :class:`DatabaseUnavailable` (with the password scrubbed from the message) when
-    the server cannot be reached.
+    Raises :class:`DatabaseUnavailable` when the server cannot be reached and
+    :class:`ConfigurationError` when the URL cannot be used; the driver's message is repeated
+    with the password scrubbed, and the driver's exception is not chained (neither
+    ``__cause__`` nor ``__context__``) because its text may quote the URL.
     """
+    failure: MediaStoreError
     try:
-        pool = await asyncpg.create_pool(
+        pool: Pool = await asyncpg.create_pool(
             min_size=settings.min_size,
             max_size=settings.max_size,
             init=init_connection,
             **connect_kwargs(settings),
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        message = settings.dsn.scrub(f"{type(exc).__name__}: {exc}")
-        raise DatabaseUnavailable(
-            f"cannot connect to {settings.dsn}: {message}"
-        ) from None  # the driver's message is repeated, scrubbed; its text is not chained
-    log.info("media_store pool opened on %s (max_size=%d)", settings.dsn, settings.max_size)
-    return pool
+    except _CONNECT_ERRORS as exc:
+        failure = _connect_failure(settings, exc)
+    else:
+        log.info("media_store pool opened on %s (max_size=%d)", settings.dsn, settings.max_size)
+        return pool
+    raise failure
 
 
 async def connect(settings: Settings) -> Connection:
-    """Open one connection with the same codecs and settings as the pool's."""
+    """Open one connection with the same codecs and settings as the pool's.
+
+    The caller owns it and must close it. Raises as :func:`create_pool` does.
+    """
+    failure: MediaStoreError
     try:
-        conn = await asyncpg.connect(**connect_kwargs(settings))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        message = settings.dsn.scrub(f"{type(exc).__name__}: {exc}")
-        raise DatabaseUnavailable(f"cannot connect to {settings.dsn}: {message}") from None
-    await init_connection(conn)
-    return conn
+        conn: Connection = await asyncpg.connect(**connect_kwargs(settings))
+    except _CONNECT_ERRORS as exc:
+        failure = _connect_failure(settings, exc)
+    else:
+        await init_connection(conn)
+        return conn
+    raise failure

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from media_store.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 DEFAULT_DIR = Path(".dev-postgres")
 
 
-def start_embedded(data_dir: Path = DEFAULT_DIR, *, keep_running: bool = False) -> Any:
+def start_embedded(data_dir: Path = DEFAULT_DIR, *, keep_running: bool = False) -> PostgresServer:
     """Start (or reuse) the embedded server; returns the pgserver handle.
 
     The server stops when the last process using it exits, unless ``keep_running``.
@@ -24,7 +27,7 @@ def start_embedded(data_dir: Path = DEFAULT_DIR, *, keep_running: bool = False) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
             "DATABASE_URL is not set and the embedded PostgreSQL (pip package pgserver) is "
@@ -34,12 +37,10 @@ def start_embedded(data_dir: Path = DEFAULT_DIR, *, keep_running: bool = False) 
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root in CI); harmless.
         warnings.simplefilter("ignore")
-        return pgserver.get_server(
-            data_dir.resolve(), cleanup_mode=None if keep_running else "stop"
-        )
+        return get_server(data_dir.resolve(), cleanup_mode=None if keep_running else "stop")
 
 
-def embedded_url(server: Any, database: str = "media_store") -> str:
+def embedded_url(server: PostgresServer, database: str = "media_store") -> str:
     """A ``postgresql://`` URL for ``database`` on the embedded server, creating it if needed."""
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:

@@ -42,18 +42,26 @@ class MigrationState:
 
 def yoyo_url(dsn: Dsn) -> str:
     """Translate a ``postgresql://`` URL to the ``postgresql+psycopg://`` form yoyo needs."""
-    scheme, rest = dsn.reveal().split("://", 1)
+    _scheme, rest = dsn.reveal().split("://", 1)
     return f"postgresql+psycopg://{rest}"
+
+
+def _connect(dsn: Dsn) -> psycopg.Connection[Any]:
+    failure = None
+    try:
+        return psycopg.connect(dsn.reveal(), autocommit=True)
+    except psycopg.Error as exc:
+        failure = DatabaseUnavailable(
+            f"cannot connect to {dsn}: {dsn.scrub(type(exc).__name__ + ': ' + str(exc))}"
+        )
+    # Raised outside the handler so that neither __cause__ nor __context__ carries the
+    # driver's exception, whose text may quote the URL.
+    raise failure
 
 
 @contextlib.contextmanager
 def _serialised(dsn: Dsn, lock_wait_s: float) -> Iterator[None]:
-    try:
-        conn = psycopg.connect(dsn.reveal(), autocommit=True)
-    except psycopg.Error as exc:
-        raise DatabaseUnavailable(
-            f"cannot connect to {dsn}: {dsn.scrub(type(exc).__name__ + ': ' + str(exc))}"
-        ) from None
+    conn = _connect(dsn)
     try:
         conn.execute(f"SET lock_timeout = {int(lock_wait_s * 1000)}")
         try:
@@ -72,6 +80,18 @@ def _serialised(dsn: Dsn, lock_wait_s: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _failing_as(dsn: Dsn, doing: str) -> Iterator[None]:
+    # yoyo runs each migration in its own transaction: a failing one is rolled back whole and
+    # the ones before it stay applied.
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"{doing} migrations on {dsn} failed: {dsn.scrub(type(exc).__name__ + ': ' + str(exc))}"
+        ) from exc
+
+
+@contextlib.contextmanager
 def _backend(dsn: Dsn) -> Iterator[Any]:
     backend = get_backend(yoyo_url(dsn))
     try:
@@ -84,14 +104,35 @@ def _migrations(source: Path | None) -> Any:
     return read_migrations(str(source or migrations_dir()))
 
 
+def migration_ids(source: Path | None = None) -> list[str]:
+    """The ids of the migrations this version ships, in the order they apply."""
+    return [m.id for m in _migrations(source)]
+
+
 def apply(
-    dsn: Dsn, *, source: Path | None = None, lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    dsn: Dsn,
+    *,
+    target: str | None = None,
+    source: Path | None = None,
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
 ) -> list[str]:
-    """Apply every pending migration, in order. Returns the ids applied (maybe none)."""
+    """Apply every pending migration, in order, or those up to and including ``target``.
+
+    Returns the ids applied (maybe none). Raises :class:`MigrationError` for an unknown
+    ``target``, :class:`DatabaseUnavailable` when the database cannot be reached.
+    """
     migrations = _migrations(source)
+    if target is not None:
+        ids = [m.id for m in migrations]
+        if target not in ids:
+            raise MigrationError(f"no migration {target!r}; known: {', '.join(ids)}")
+        migrations = type(migrations)(
+            list(migrations)[: ids.index(target) + 1], migrations.post_apply
+        )
     with _serialised(dsn, lock_wait_s), _backend(dsn) as backend, backend.lock():
         pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+        with _failing_as(dsn, "applying"):
+            backend.apply_migrations(pending)
         return [m.id for m in pending]
 
 
@@ -104,17 +145,19 @@ def rollback(
 ) -> list[str]:
     """Revert the latest ``count`` applied migrations (default: exactly one)."""
     if count < 1:
-        raise ValueError("count must be >= 1")
+        raise MigrationError(f"count must be >= 1 (got {count})")
     migrations = _migrations(source)
     with _serialised(dsn, lock_wait_s), _backend(dsn) as backend, backend.lock():
         latest = backend.to_rollback(migrations)[:count]
-        backend.rollback_migrations(latest)
+        with _failing_as(dsn, "rolling back"):
+            backend.rollback_migrations(latest)
         return [m.id for m in latest]
 
 
 def status(dsn: Dsn, *, source: Path | None = None) -> list[MigrationState]:
     """Every migration this version ships, in order, and whether it is applied."""
     migrations = _migrations(source)
+    _connect(dsn).close()  # a typed, scrubbed error when the database cannot be reached
     with _backend(dsn) as backend:
         applied = backend.get_applied_migration_hashes()
         return [MigrationState(m.id, m.hash in applied) for m in migrations]

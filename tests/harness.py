@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 TEST_DSN_ENV = "MEDIA_STORE_TEST_DSN"
@@ -38,7 +38,7 @@ class NoTestDatabase(RuntimeError):
 def docker_answers() -> bool:
     """True when a Docker engine answers a ping (what testcontainers needs)."""
     try:
-        import docker  # installed with testcontainers
+        import docker  # type: ignore[import-untyped]  # installed with testcontainers
     except ImportError:
         return False
     try:
@@ -106,10 +106,10 @@ def provide_server(source: Source, env: Mapping[str, str] = os.environ) -> Itera
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
 
             tmp = tempfile.mkdtemp(prefix="ms-pg-")
-            server: Any = pgserver.get_server(Path(tmp), cleanup_mode="delete")
+            server = get_server(Path(tmp), cleanup_mode="delete")
         try:
             yield Server("embedded", server.get_uri("postgres"))
         finally:
