@@ -1,0 +1,226 @@
+"""Job round trips: create -> get_by_id -> start_processing -> update_status(completed, result).
+
+Three contenders in one process, on one fresh database, same pool size, alternating:
+- media_store: the library's repositories (validation, named queries, models, error boundary);
+- raw asyncpg: the same SQL statements as hand-written calls returning bare records (the limit);
+- the plan's design: SQLAlchemy 2 async ORM (asyncpg driver), one session per operation as
+  the plan's get_session does, on a table of the plan's shape in its own schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import DateTime, Integer, String, Text, select, update
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from media_store import Dsn, JobStatus, Settings, Store
+from media_store.db import init_connection
+from media_store.queries import QUERIES
+
+POOL_SIZE = 10
+ROUNDS = 3
+CYCLES = {1: 1000, 10: 3000}
+RESULT = {"summary": "ok", "scores": [0.9, 0.8], "frames": 12}
+
+Cycle = Callable[[int], Awaitable[None]]
+
+
+# --- the plan's design ---------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PlanJob(Base):
+    __tablename__ = "jobs"
+    __table_args__ = {"schema": "plan_orm"}  # noqa: RUF012 - SQLAlchemy's own convention
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    job_type: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(50), nullable=False, default="pending", index=True)
+    media_url: Mapped[str] = mapped_column(Text, nullable=False)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(UTC), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(UTC)
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class PlanRepository:
+    """The plan's JobRepository, as written there (minus its bugs that stop it running)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, data: dict[str, Any]) -> PlanJob:
+        job = PlanJob(**data)
+        self.session.add(job)
+        await self.session.flush()
+        await self.session.refresh(job)
+        return job
+
+    async def get_by_id(self, job_id: uuid.UUID) -> PlanJob | None:
+        result = await self.session.execute(select(PlanJob).where(PlanJob.id == job_id))
+        return result.scalar_one_or_none()
+
+    async def start_processing(self, job_id: uuid.UUID) -> PlanJob | None:
+        now = datetime.now(UTC)
+        await self.session.execute(
+            update(PlanJob)
+            .where(PlanJob.id == job_id)
+            .values(status="processing", started_at=now, updated_at=now)
+        )
+        return await self.get_by_id(job_id)
+
+    async def update_status(
+        self, job_id: uuid.UUID, status: str, result: dict[str, Any] | None = None
+    ) -> PlanJob | None:
+        values: dict[str, Any] = {"status": status, "updated_at": datetime.now(UTC)}
+        if result:
+            values["result"] = result
+        if status in ("completed", "failed"):
+            values["completed_at"] = datetime.now(UTC)
+        await self.session.execute(update(PlanJob).where(PlanJob.id == job_id).values(**values))
+        return await self.get_by_id(job_id)
+
+
+def plan_cycle(sessions: async_sessionmaker[AsyncSession]) -> Cycle:
+    async def step(op: Callable[[PlanRepository], Awaitable[Any]]) -> Any:
+        async with sessions() as session:
+            value = await op(PlanRepository(session))
+            await session.commit()
+            return value
+
+    async def cycle(i: int) -> None:
+        job = await step(
+            lambda r: r.create({"job_type": "video", "media_url": f"https://x/{i}.mp4"})
+        )
+        job_id = job.id
+        await step(lambda r: r.get_by_id(job_id))
+        await step(lambda r: r.start_processing(job_id))
+        await step(lambda r: r.update_status(job_id, "completed", RESULT))
+
+    return cycle
+
+
+# --- media_store and raw asyncpg ------------------------------------------------------------------
+
+
+def store_cycle(store: Store) -> Cycle:
+    async def cycle(i: int) -> None:
+        job = await store.jobs.create({"job_type": "video", "media_url": f"https://x/{i}.mp4"})
+        await store.jobs.get_by_id(job.id)
+        await store.jobs.start_processing(job.id)
+        await store.jobs.update_status(job.id, JobStatus.COMPLETED, result=RESULT)
+
+    return cycle
+
+
+def raw_cycle(pool: asyncpg.Pool[asyncpg.Record]) -> Cycle:
+    create = QUERIES["create_job"].sql
+    get = QUERIES["get_job"].sql
+    start = QUERIES["start_job_processing"].sql
+    finish = QUERIES["update_job_status"].sql
+
+    async def cycle(i: int) -> None:
+        row = await pool.fetchrow(create, "video", f"https://x/{i}.mp4", None, {})
+        assert row is not None
+        job_id = row["id"]
+        await pool.fetchrow(get, job_id)
+        await pool.fetchrow(start, job_id)
+        await pool.fetchrow(finish, job_id, "completed", False, None, True, RESULT, False, None)
+
+    return cycle
+
+
+async def run(cycle: Cycle, cycles: int, concurrency: int) -> float:
+    """Cycles per second with ``concurrency`` tasks sharing ``cycles`` cycles."""
+    counter = iter(range(cycles))
+
+    async def task() -> None:
+        for i in counter:
+            await cycle(i)
+
+    with Timer() as t:
+        await asyncio.gather(*(task() for _ in range(concurrency)))
+    return cycles / t.elapsed
+
+
+async def main(server_url: str) -> None:
+    async with fresh_database(server_url) as url:
+        store = await Store.open(
+            settings=Settings(dsn=Dsn(url), min_size=POOL_SIZE, max_size=POOL_SIZE)
+        )
+        pool = await asyncpg.create_pool(
+            url, min_size=POOL_SIZE, max_size=POOL_SIZE, init=init_connection
+        )
+        engine = create_async_engine(
+            url.replace("postgresql://", "postgresql+asyncpg://", 1),
+            pool_size=POOL_SIZE,
+            max_overflow=0,
+        )
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE SCHEMA plan_orm")
+            await conn.run_sync(Base.metadata.create_all)
+        sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        contenders: dict[str, Cycle] = {
+            "media_store": store_cycle(store),
+            "raw asyncpg": raw_cycle(pool),
+            "plan (SQLAlchemy ORM)": plan_cycle(sessions),
+        }
+        try:
+            for contender in contenders.values():  # warm up caches and pools
+                await run(contender, 200, 10)
+            results: dict[int, dict[str, float]] = {}
+            for concurrency, cycles in CYCLES.items():
+                samples: dict[str, list[float]] = {name: [] for name in contenders}
+                names = list(contenders)
+                for round_no in range(ROUNDS):
+                    order = names[round_no % len(names) :] + names[: round_no % len(names)]
+                    for name in order:
+                        samples[name].append(await run(contenders[name], cycles, concurrency))
+                results[concurrency] = {name: median(v) for name, v in samples.items()}
+        finally:
+            await store.close()
+            await pool.close()
+            await engine.dispose()
+
+    rows = []
+    payload: dict[str, Any] = {"rounds": ROUNDS, "pool_size": POOL_SIZE, "concurrency": {}}
+    for concurrency, medians in results.items():
+        ms = medians["media_store"]
+        raw = medians["raw asyncpg"]
+        orm = medians["plan (SQLAlchemy ORM)"]
+        rows.append([concurrency, CYCLES[concurrency], ms, raw, orm, ms / raw, ms / orm, raw / orm])
+        payload["concurrency"][str(concurrency)] = {
+            "cycles": CYCLES[concurrency],
+            "cycles_per_s": medians,
+            "media_store_vs_raw": ms / raw,
+            "media_store_vs_plan": ms / orm,
+            "raw_vs_plan": raw / orm,
+        }
+    print_table(
+        "Job cycle (create -> get -> start -> complete), cycles/s, median of "
+        f"{ROUNDS} alternating rounds",
+        ["conc", "cycles", "media_store", "raw", "plan ORM", "ms/raw", "ms/plan", "raw/plan"],
+        rows,
+    )
+    write_results("jobs", payload)
