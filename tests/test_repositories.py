@@ -19,11 +19,14 @@ from media_store import (
     MediaAsset,
     MediaStoreError,
     Repositories,
+    Settings,
     Store,
     Transcription,
     ValidationError,
 )
+from media_store.db import connect, create_pool
 from media_store.errors import translate
+from media_store.repositories import JobRepository
 
 TABLES = ("jobs", "media_assets", "transcriptions", "analysis_results")
 
@@ -454,3 +457,25 @@ async def test_lost_connection_becomes_database_unavailable(store: Store, job: J
     # the pool replaces the dead connection
     assert await store.ping()
     assert (await store.analysis_results.create(result(job.id))).job_id == job.id
+
+
+# --- executors ------------------------------------------------------------------------------------
+
+
+async def test_a_repository_runs_on_a_pool_or_on_one_connection(settings: Settings) -> None:
+    pool = await create_pool(settings)
+    conn = await connect(settings)
+    try:
+        on_pool = JobRepository(pool)
+        on_conn = JobRepository(conn)
+        created = await on_pool.create({"job_type": "audio", "media_url": "https://x/p"})
+        async with conn.transaction():
+            await on_conn.start_processing(created.id)
+            # inside the connection's open transaction: invisible to the pool
+            seen = await on_pool.get_by_id(created.id)
+            assert seen is not None and seen.status == "pending"
+        seen = await on_pool.get_by_id(created.id)
+        assert seen is not None and seen.status == "processing"
+    finally:
+        await conn.close()
+        await pool.close()
