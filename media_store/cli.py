@@ -73,8 +73,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         server = start_embedded(DEFAULT_DIR)
         dsn = Dsn(embedded_url(server))
-        print(f"demo database: DATABASE_URL is unset, using the embedded development "
-              f"PostgreSQL in {DEFAULT_DIR.resolve()} ({dsn})")
+        print(
+            f"demo database: DATABASE_URL is unset, using the embedded development "
+            f"PostgreSQL in {DEFAULT_DIR.resolve()} ({dsn})"
+        )
     applied = migrate.apply(dsn)
     print(f"migrations applied now: {applied or 'none (already up to date)'}")
     asyncio.run(run_demo(dsn))
@@ -85,9 +87,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="media-store", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply every pending migration").set_defaults(
-        func=_cmd_migrate
-    )
+    sub.add_parser("migrate", help="apply every pending migration").set_defaults(func=_cmd_migrate)
     rb = sub.add_parser("rollback", help="revert the latest migration")
     rb.add_argument("--count", type=int, default=1, help="how many to revert (default 1)")
     rb.set_defaults(func=_cmd_rollback)

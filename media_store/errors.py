@@ -140,6 +140,9 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
         if isinstance(exc, asyncpg.QueryCanceledError):
             return DatabaseError(f"query cancelled or timed out ({exc.sqlstate})")
         return DatabaseError(f"database error {exc.sqlstate}: {type(exc).__name__}")
+    # Before _UNAVAILABLE: TimeoutError is an OSError, but a command timeout is no outage.
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return DatabaseError("database command timed out")
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
     if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError) and connection_lost(
@@ -149,6 +152,4 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
     if isinstance(exc, asyncpg.InterfaceError):
         # Misuse of a connection (closed, released, busy): a bug in the caller, not an outage.
         return DatabaseError(f"connection misuse: {type(exc).__name__}")
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return DatabaseError("database command timed out")
     return DatabaseError(f"unexpected driver error: {type(exc).__name__}")

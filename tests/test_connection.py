@@ -1,0 +1,473 @@
+"""The connection layer against real PostgreSQL: settings, secrets, pool, codecs, timestamps."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from media_store import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailable,
+    Dsn,
+    MediaStoreError,
+    Settings,
+    Store,
+    migrate,
+)
+from media_store.cli import main as cli_main
+from media_store.config import redact
+from media_store.db import create_pool
+from media_store.queries import Query
+from media_store.repositories.base import Repository
+from tests.harness import Server
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [{}, {"DATABASE_URL": ""}], ids=["unset", "empty"])
+def test_no_dsn_and_no_database_url_is_a_clear_configuration_error(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL") as refused:
+        Settings.from_env(env=env)
+    assert "no database configured" in str(refused.value)
+
+
+async def test_store_open_without_any_dsn_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        await Store.open()
+
+
+BAD_ENV: dict[str, tuple[dict[str, str], str]] = {
+    "max size not a number": ({"MEDIA_STORE_POOL_MAX_SIZE": "ten"}, "MEDIA_STORE_POOL_MAX_SIZE"),
+    "min size above max": (
+        {"MEDIA_STORE_POOL_MIN_SIZE": "8", "MEDIA_STORE_POOL_MAX_SIZE": "2"},
+        "pool sizes",
+    ),
+    "max size zero": ({"MEDIA_STORE_POOL_MAX_SIZE": "0"}, "pool sizes"),
+    "timeout not a number": ({"MEDIA_STORE_COMMAND_TIMEOUT": "soon"}, "COMMAND_TIMEOUT"),
+    "timeout negative": ({"MEDIA_STORE_COMMAND_TIMEOUT": "-1"}, "command_timeout"),
+    "cache size negative": ({"MEDIA_STORE_STATEMENT_CACHE_SIZE": "-1"}, "statement_cache_size"),
+    "not a postgresql url": ({"DATABASE_URL": "mysql://u:Pw0rd@db/app"}, "postgresql://"),
+    "port not a number": ({"DATABASE_URL": "postgresql://u:Pw0rd@db:port/app"}, "port"),
+    "unbalanced ipv6 host": ({"DATABASE_URL": "postgresql://u:Pw0rd@[::1/app"}, "malformed"),
+}
+
+
+@pytest.mark.parametrize(("env", "mentions"), BAD_ENV.values(), ids=BAD_ENV.keys())
+def test_bad_environment_values_are_configuration_errors(
+    env: dict[str, str], mentions: str
+) -> None:
+    env = {"DATABASE_URL": "postgresql://u:Pw0rd@db/app", **env}
+    with pytest.raises(ConfigurationError, match=mentions) as refused:
+        Settings.from_env(env=env)
+    assert "Pw0rd" not in "".join(traceback.format_exception(refused.value))
+
+
+def test_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        env={
+            "DATABASE_URL": "postgresql://app@db:6432/media",
+            "MEDIA_STORE_POOL_MIN_SIZE": "0",
+            "MEDIA_STORE_POOL_MAX_SIZE": "3",
+            "MEDIA_STORE_COMMAND_TIMEOUT": "2.5",
+            "MEDIA_STORE_STATEMENT_CACHE_SIZE": "0",
+        }
+    )
+    assert (settings.dsn.reveal(), settings.min_size, settings.max_size) == (
+        "postgresql://app@db:6432/media",
+        0,
+        3,
+    )
+    assert (settings.command_timeout, settings.statement_cache_size) == (2.5, 0)
+
+
+def test_an_explicit_dsn_wins_over_database_url() -> None:
+    settings = Settings.from_env(
+        "postgresql://explicit@db/one", env={"DATABASE_URL": "postgresql://env@db/two"}
+    )
+    assert settings.dsn == Dsn("postgresql://explicit@db/one")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:Pw0rd@db:5432/media", "postgresql://app:***@db:5432/media"),
+        ("postgresql://app:Pw0rd@[::1]:5432/media?sslmode=disable",
+         "postgresql://app:***@[::1]:5432/media?sslmode=disable"),
+        ("postgresql://app@db/media", "postgresql://app@db/media"),
+        ("postgresql://app:Pw0rd@db:port/media", "<unparseable database URL>"),
+    ],
+)  # fmt: skip
+def test_redact_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+# --- the password never shows ---------------------------------------------------------------
+
+SECRET = f"Sx{secrets.token_hex(8)}@/pw"  # '@' and '/' must be percent-encoded in the URL
+
+
+def url_with(base: str, *, user: str, password: str = SECRET, netloc: str | None = None) -> str:
+    parts = urlsplit(base)
+    host = netloc or parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(
+        (parts.scheme, f"{user}:{quote(password, safe='')}@{host}", parts.path, parts.query, "")
+    )
+
+
+def assert_secret_absent(*texts: str) -> None:
+    encoded = quote(SECRET, safe="")
+    for text in texts:
+        assert SECRET not in text
+        assert encoded not in text
+        assert SECRET.split("@", 1)[0] not in text  # any fragment that identifies it
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """str and repr of ``exc`` and of everything chained to it, and the full traceback."""
+    texts = ["".join(traceback.format_exception(exc))]
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), *map(repr, current.args)]
+        todo += [current.__cause__, current.__context__]
+    return texts
+
+
+def log_texts(records: list[logging.LogRecord]) -> list[str]:
+    return [
+        text
+        for record in records
+        for text in (record.getMessage(), repr(record.args), record.exc_text or "")
+    ]
+
+
+@pytest.fixture
+def secret_role(pg_server: Server) -> Iterator[str]:
+    """A login role whose password is SECRET (the test servers trust local connections, so
+    the password is carried, not checked: what matters is where it could show)."""
+    role = f"ms_secret_{secrets.token_hex(4)}"
+    escaped = SECRET.replace("'", "''")
+    run_admin(pg_server, f"CREATE ROLE {role} LOGIN PASSWORD '{escaped}'")
+    try:
+        yield role
+    finally:
+        run_admin(pg_server, f"DROP ROLE IF EXISTS {role}")
+
+
+def run_admin(server: Server, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="media_store")
+    return caplog
+
+
+async def test_password_absent_from_settings_logs_and_a_working_pool(
+    db_url: str, secret_role: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env(url_with(db_url, user=secret_role), env={})
+    assert settings.dsn.password is not None  # the URL really carries it
+
+    async with await Store.open(settings=settings) as store:
+        assert await store.ping()
+        assert await store.pool.fetchval("SELECT current_user") == secret_role
+
+    assert debug_logs.records, "opening a pool logs a line"
+    assert_secret_absent(
+        repr(settings), str(settings), str(settings.dsn), repr(settings.dsn),
+        *log_texts(debug_logs.records),
+    )  # fmt: skip
+
+
+UNREACHABLE = {
+    "refused port": "127.0.0.1:1",
+    "unknown host": "no-such-host.invalid:5432",
+}
+
+
+@pytest.mark.parametrize("netloc", UNREACHABLE.values(), ids=UNREACHABLE.keys())
+async def test_password_absent_when_the_server_cannot_be_reached(
+    netloc: str, debug_logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    url = url_with("postgresql://x@h/media", user="app", netloc=netloc)
+    settings = Settings(dsn=Dsn(url), min_size=1, max_size=2)
+
+    with pytest.raises(DatabaseUnavailable) as by_pool:
+        await Store.open(settings=settings)
+    with pytest.raises(DatabaseUnavailable) as by_migrate:
+        migrate.apply(settings.dsn)
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert cli_main(["migrate"]) == 2
+    printed = capsys.readouterr()
+
+    assert "cannot connect to postgresql://app:***@" in str(by_pool.value)
+    assert_secret_absent(
+        *exception_texts(by_pool.value), *exception_texts(by_migrate.value),
+        *log_texts(debug_logs.records), printed.out, printed.err,
+        repr(settings), str(settings.dsn), repr(settings.dsn),
+    )  # fmt: skip
+    assert "DatabaseUnavailable" in printed.err
+
+
+async def test_password_absent_when_the_server_refuses_the_login(
+    db_url: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(dsn=Dsn(url_with(db_url, user=f"no_such_role_{secrets.token_hex(3)}")))
+
+    with pytest.raises(DatabaseUnavailable) as refused:
+        await Store.open(settings=settings)
+
+    assert_secret_absent(*exception_texts(refused.value), *log_texts(debug_logs.records))
+
+
+async def test_an_unusable_url_option_is_a_configuration_error_without_the_password(
+    db_url: str,
+) -> None:
+    settings = Settings(dsn=Dsn(url_with(db_url, user="app") + "?sslmode=sometimes"))
+    with pytest.raises(ConfigurationError, match="sslmode") as refused:
+        await Store.open(settings=settings)
+    assert_secret_absent(*exception_texts(refused.value))
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[asyncpg.Record]]:
+    """A pool of the library's own making that the test, not a Store, owns."""
+    p = await create_pool(settings)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_ping_answers_while_open_and_not_after_close(settings: Settings) -> None:
+    store = await Store.open(settings=settings)
+    assert await store.ping() is True
+    await store.close()
+    assert store.pool.is_closing()
+    assert await store.ping() is False
+
+
+async def test_ping_is_false_against_a_dead_server() -> None:
+    # min_size=0: the pool opens without connecting, and every borrow then fails.
+    pool = await create_pool(Settings(dsn=Dsn("postgresql://app@127.0.0.1:1/none"), min_size=0))
+    try:
+        assert await Store(pool).ping(timeout=5) is False
+    finally:
+        await pool.close()
+
+
+async def test_ping_is_false_when_the_server_drops_the_connection_then_recovers(
+    store: Store, pg_server: Server
+) -> None:
+    async with store.connection() as repos:
+        pid = await repos.executor.fetchval("SELECT pg_backend_pid()")
+    run_admin(pg_server, f"SELECT pg_terminate_backend({int(pid)}, 5000)")
+
+    answers = [await store.ping() for _ in range(3)]
+
+    assert answers[-1] is True  # the pool replaced the dead connection
+    assert answers.count(False) <= 1
+
+
+@pytest.mark.parametrize("cache_size", [0, 100])
+async def test_statement_cache_size_setting_decides_whether_statements_are_prepared(
+    db_url: str, cache_size: int
+) -> None:
+    settings = Settings(dsn=Dsn(db_url), min_size=1, max_size=1, statement_cache_size=cache_size)
+    async with await Store.open(settings=settings) as store:
+        job = await store.jobs.create({"job_type": "video", "media_url": "https://x/v.mp4"})
+        for _ in range(3):
+            assert await store.jobs.get_by_id(job.id) == job
+        async with store.connection() as repos:
+            named = await repos.executor.fetchval("SELECT count(*) FROM pg_prepared_statements")
+    # With no cache (as behind PgBouncer in transaction mode) nothing stays prepared on the
+    # server between statements.
+    assert (named == 0) is (cache_size == 0)
+
+
+class _Sleeper(Repository):
+    """A test-only repository: one slow statement through the library's error boundary."""
+
+    SLEEP = Query(
+        name="sleep_for",
+        description="Sleep on the server for $1 seconds.",
+        sql="SELECT pg_sleep($1::float8)",
+        path=Path(__file__),
+        line=0,
+    )
+
+    async def sleep_for(self, seconds: float) -> Any:
+        return await self._fetchval(self.SLEEP, seconds)
+
+
+async def test_command_timeout_raises_a_typed_error_and_the_pool_stays_usable(
+    db_url: str,
+) -> None:
+    settings = Settings(dsn=Dsn(db_url), min_size=1, max_size=1, command_timeout=0.3)
+    async with await Store.open(settings=settings) as store:
+        with pytest.raises(DatabaseError, match="timed out") as timed_out:
+            await _Sleeper(store.pool).sleep_for(30)
+        assert isinstance(timed_out.value, MediaStoreError)
+        assert not isinstance(timed_out.value.__cause__, MediaStoreError)  # the driver's, kept
+
+        assert await store.ping() is True
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+        assert await store.jobs.get_by_id(job.id) == job
+        # The server cancelled the statement: no backend of this database is still asleep.
+        sleeping = await store.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%'"
+            " AND state = 'active'"
+        )
+        assert sleeping == 0
+
+
+async def test_command_timeout_cancels_a_write_blocked_by_a_lock(db_url: str) -> None:
+    settings = Settings(dsn=Dsn(db_url), min_size=1, max_size=2, command_timeout=0.3)
+    async with await Store.open(settings=settings) as store:
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+        locker = await asyncpg.connect(db_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", job.id)
+                with pytest.raises(DatabaseError, match="timed out"):
+                    await store.jobs.delete(job.id)
+        finally:
+            await locker.close()
+        assert await store.jobs.get_by_id(job.id) == job  # the delete did not happen
+        assert await store.jobs.delete(job.id) is True
+
+
+def assert_utc(value: datetime) -> None:
+    assert value.tzinfo is not None
+    assert value.utcoffset() is not None
+    assert value.utcoffset() == UTC.utcoffset(None)
+
+
+async def test_timestamps_are_utc_aware_whatever_the_session_time_zone(db_url: str) -> None:
+    settings = Settings(
+        dsn=Dsn(db_url), min_size=1, max_size=2, server_settings={"timezone": "America/New_York"}
+    )
+    async with await Store.open(settings=settings) as store:
+        assert await store.pool.fetchval("SHOW timezone") == "America/New_York"
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+        fetched = await store.jobs.get_by_id(job.id)
+        assert fetched is not None
+        for stamp in (job.created_at, job.updated_at, fetched.created_at, fetched.updated_at):
+            assert_utc(stamp)
+        # A wall-clock literal is read in the session's zone and comes back as UTC.
+        noon_in_new_york = await store.pool.fetchval("SELECT '2024-01-15 12:00'::timestamptz")
+        assert noon_in_new_york == datetime(2024, 1, 15, 17, 0, tzinfo=UTC)
+        assert_utc(noon_in_new_york)
+        assert_utc(await store.pool.fetchval("SELECT now()"))
+
+
+async def test_sessions_run_in_utc_even_when_the_database_default_is_not(
+    db_url: str, pg_server: Server
+) -> None:
+    database = urlsplit(db_url).path.lstrip("/")
+    run_admin(pg_server, f"ALTER DATABASE \"{database}\" SET timezone = 'Asia/Tokyo'")
+    async with await Store.open(settings=Settings(dsn=Dsn(db_url))) as store:
+        assert await store.pool.fetchval("SHOW timezone") == "UTC"
+        assert await store.pool.fetchval("SELECT '2024-01-15 12:00'::timestamptz::text") == (
+            "2024-01-15 12:00:00+00"
+        )
+        assert_utc(await store.pool.fetchval("SELECT clock_timestamp()"))
+
+
+NESTED: dict[str, Any] = {
+    "title": "Café – naïve résumé 東京 🎬",
+    "nested": {"list": [1, 2.5, -3, None, True, False, "ß"], "empty": {}, "deep": [[{"k": []}]]},
+    "big": 2**53 + 1,
+    'quote"and\\slash': "line\nbreak\ttab",
+}
+
+
+@pytest.mark.parametrize("pg_type", ["jsonb", "json"])
+async def test_json_round_trips_through_the_pool(
+    pool: asyncpg.Pool[asyncpg.Record], pg_type: str
+) -> None:
+    assert await pool.fetchval(f"SELECT $1::{pg_type}", NESTED) == NESTED
+    assert await pool.fetchval(f"SELECT $1::{pg_type}", [NESTED, "x"]) == [NESTED, "x"]
+    # Decoded on the server too, not just echoed: the text is valid JSON with the values.
+    assert await pool.fetchval(f"SELECT ($1::{pg_type}) #>> '{{nested,list,6}}'", NESTED) == "ß"
+
+
+async def test_json_round_trips_through_a_jsonb_column(store: Store) -> None:
+    job = await store.jobs.create(
+        {"job_type": "document", "media_url": "https://x/d.pdf", "parameters": NESTED}
+    )
+    fetched = await store.jobs.get_by_id(job.id)
+    assert fetched is not None
+    assert fetched.parameters == NESTED
+
+
+async def test_copy_records_to_table_writes_jsonb_with_the_codecs(
+    pool: asyncpg.Pool[asyncpg.Record],
+) -> None:
+    records = [("audio", f"https://x/{i}.mp3", {**NESTED, "i": i}) for i in range(50)]
+
+    await pool.copy_records_to_table(
+        "jobs", records=records, columns=["job_type", "media_url", "parameters"]
+    )
+
+    rows = await pool.fetch("SELECT media_url, parameters FROM jobs ORDER BY created_at, id")
+    assert [(row["media_url"], row["parameters"]) for row in rows] == [
+        (url, parameters) for _, url, parameters in records
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE parameters ->> 'i' = '49'") == 1
+
+
+# --- Store lifecycle ------------------------------------------------------------------------
+
+
+async def test_store_open_and_close_owns_its_pool(db_url: str) -> None:
+    store = await Store.open(db_url)
+    assert await store.ping()
+    assert not store.pool.is_closing()
+    await store.close()
+    assert store.pool.is_closing()
+
+
+async def test_store_as_async_context_manager_closes_its_pool(db_url: str) -> None:
+    async with await Store.open(db_url) as store:
+        job = await store.jobs.create({"job_type": "video", "media_url": "https://x/v.mp4"})
+        assert await store.jobs.get_by_id(job.id) == job
+    assert store.pool.is_closing()
+    assert await store.ping() is False
+
+
+async def test_a_pool_passed_to_store_stays_open_after_store_close(
+    pool: asyncpg.Pool[asyncpg.Record],
+) -> None:
+    async with Store(pool) as store:
+        assert await store.ping()
+    await Store(pool).close()
+
+    assert not pool.is_closing()
+    assert await pool.fetchval("SELECT 1") == 1
