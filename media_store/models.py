@@ -180,7 +180,9 @@ class TranscriptionCreate(_Input):
     text_content: Text
     language: Text10 | None = None
     confidence_score: Confidence | None = None
-    word_timestamps: list[WordTimestamp] | None = None
+    # Validated column-wise into media_store.words.Words (see words.py): a list of dicts as
+    # an ASR gives them, or of WordTimestamp models. None: no word timestamps.
+    word_timestamps: WordsInput | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
 
@@ -191,7 +193,10 @@ class Transcription(_Row):
     text_content: str
     language: str | None
     confidence_score: float | None
-    word_timestamps: list[WordTimestamp] | None
+    # A media_store.words.Words: a sequence of WordTimestamp held as columns; equal to a
+    # list of the same words as dicts or models. None when created without word timestamps
+    # and nothing was appended since.
+    word_timestamps: WordsOutput | None
     metadata: dict[str, Any]
     created_at: datetime
 
@@ -231,7 +236,10 @@ class AnalysisResult(_Row):
 AnalysisResultResponse = AnalysisResult
 
 
-from media_store.words import WordTimestamp  # noqa: E402  (words.py builds on the types above)
+from media_store.words import WordsInput, WordsOutput, WordTimestamp  # noqa: E402, F401  (words.py builds on the types above)
+
+TranscriptionCreate.model_rebuild()
+Transcription.model_rebuild()
 
 # --- the two crossings: input to validated model, row to response model ----------------------
 

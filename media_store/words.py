@@ -1,17 +1,54 @@
-"""Word-level timestamps: the model of one word and (later) their columnar storage."""
+"""Word-level timestamps: the model of one word, column-wise validation, and :class:`Words`.
+
+A transcript has about 10,000 words an hour, so words are never handled one Python object
+at a time on the bulk paths. Input (a list of dicts as parsed from an ASR's JSON, or
+:class:`WordTimestamp` models) becomes five parallel columns, and every check runs on whole
+columns (``min``/``max``/``all(map(...))``/``sum``, loops in C). Only when a column fails a
+check does a per-word pass run, to name the index of the first bad word. Validation is never
+skipped: a :class:`Words` passed back in is checked again.
+
+The rules, for every word: ``word`` a string; ``start`` and ``end`` finite numbers (not
+bools) with ``0 <= start <= end``; ``confidence`` absent/None or a finite number in [0, 1];
+``speaker`` absent/None or a string of at most 50 characters; no NUL character in any text.
+Within a transcription, words are in non-decreasing ``start`` order. Keys of an input dict
+other than these five are ignored (ASR output carries others, e.g. ``probability``).
+
+:class:`Words` is what the library returns: a read-only sequence of
+:class:`WordTimestamp` built lazily from the columns (``words[i]`` makes one model; the
+columns are ``.words``, ``.starts``, ``.ends``, ``.confidences``, ``.speakers``). It
+compares equal to another :class:`Words` or to any sequence of dicts / models holding the
+same values, in the same order (a missing ``confidence`` or ``speaker`` equals None).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+import uuid
+from bisect import bisect_left
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice, repeat
+from operator import itemgetter, le
+from typing import Annotated, Any, TypeAlias, overload
 
 import pydantic
-from pydantic import Field
+from pydantic import Field, PlainSerializer, PlainValidator
 
+from media_store.errors import Conflict, NotFound, ValidationError
 from media_store.models import Confidence, Text, Text50, _Input
+
+MAX_SPEAKER_LENGTH = 50
+
+# Words a storage segment holds at most (migrations/0003). A 60-second window (~170 words)
+# touches one or two segments; measured in benchmarks/bench_words.py.
+SEGMENT_WORDS = 512
 
 
 class WordTimestamp(_Input):
-    """One spoken word: seconds from the start of the media, 0 <= start <= end."""
+    """One spoken word: seconds from the start of the media, 0 <= start <= end.
+
+    The single-word model. Bulk paths validate the same rules column-wise (see the module
+    docstring) and hand these out only when a :class:`Words` is indexed or iterated.
+    """
 
     word: Text
     start: Annotated[float, Field(ge=0.0)]
@@ -24,3 +61,476 @@ class WordTimestamp(_Input):
         if self.end < self.start:
             raise ValueError(f"word ends ({self.end}) before it starts ({self.start})")
         return self
+
+
+class TranscriptionNotFound(NotFound):
+    """The transcription does not exist (or was deleted)."""
+
+    def __init__(self, transcription_id: uuid.UUID) -> None:
+        super().__init__(f"transcription {transcription_id} does not exist")
+        self.transcription_id = transcription_id
+
+
+class WordOrderConflict(Conflict):
+    """An appended batch starts before the last stored word starts; nothing was written.
+
+    The rule: a batch may be appended when its first word starts at or after the start of
+    the last word stored (the same non-decreasing-start rule as within one batch, so the
+    words of a transcription are always what a single valid batch could have held).
+    """
+
+    def __init__(self, transcription_id: uuid.UUID, stored_last_start: float, first: float):
+        super().__init__(
+            f"transcription {transcription_id}: the appended batch starts at {first}, before "
+            f"the last stored word (start {stored_last_start})"
+        )
+        self.transcription_id = transcription_id
+        self.stored_last_start = stored_last_start
+        self.first_start = first
+
+
+# What the write operations accept: a sequence, an iterator or an async iterator of words,
+# each a mapping or a WordTimestamp.
+WordInput: TypeAlias = "Mapping[str, Any] | WordTimestamp"
+WordSource: TypeAlias = (
+    "Sequence[Mapping[str, Any] | WordTimestamp] | Iterable[Mapping[str, Any] | WordTimestamp]"
+    " | AsyncIterable[Mapping[str, Any] | WordTimestamp]"
+)
+
+_STR = frozenset({str})
+_OPT_STR = frozenset({str, type(None)})
+_NUMBER = frozenset({float, int})
+_OPT_NUMBER = frozenset({float, int, type(None)})
+
+Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
+
+
+class Words(Sequence[WordTimestamp]):
+    """Word timestamps as five parallel columns (see the module docstring).
+
+    ``Words(items)`` validates ``items``; rows read back from the database are trusted
+    (the library wrote them after the same checks). ``speakers`` is None when no word has a
+    speaker. Treat the column lists as read-only.
+    """
+
+    __slots__ = ("confidences", "ends", "speakers", "starts", "words")
+
+    words: list[str]
+    starts: list[float]
+    ends: list[float]
+    confidences: list[float | None]
+    speakers: list[str | None] | None
+
+    def __init__(self, items: Iterable[WordInput] = ()) -> None:
+        valid = validate_words(items if isinstance(items, Sequence) else list(items))
+        self._set(valid.words, valid.starts, valid.ends, valid.confidences, valid.speakers)
+
+    def _set(
+        self,
+        words: list[str],
+        starts: list[float],
+        ends: list[float],
+        confidences: list[float | None],
+        speakers: list[str | None] | None,
+    ) -> None:
+        self.words = words
+        self.starts = starts
+        self.ends = ends
+        self.confidences = confidences
+        self.speakers = speakers
+
+    @classmethod
+    def _trusted(
+        cls,
+        words: list[str],
+        starts: list[float],
+        ends: list[float],
+        confidences: list[float | None],
+        speakers: list[str | None] | None,
+    ) -> Words:
+        """Columns that already passed validation (or were read from the database)."""
+        new = cls.__new__(cls)
+        new._set(words, starts, ends, confidences, speakers)
+        return new
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @overload
+    def __getitem__(self, index: int) -> WordTimestamp: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Words: ...
+
+    def __getitem__(self, index: int | slice) -> WordTimestamp | Words:
+        if isinstance(index, slice):
+            speakers = self.speakers
+            return Words._trusted(
+                self.words[index],
+                self.starts[index],
+                self.ends[index],
+                self.confidences[index],
+                None if speakers is None else _none_if_empty(speakers[index]),
+            )
+        speaker = None if self.speakers is None else self.speakers[index]
+        return WordTimestamp.model_construct(
+            word=self.words[index],
+            start=self.starts[index],
+            end=self.ends[index],
+            confidence=self.confidences[index],
+            speaker=speaker,
+        )
+
+    def __iter__(self) -> Iterator[WordTimestamp]:
+        construct = WordTimestamp.model_construct
+        speakers = repeat(None) if self.speakers is None else self.speakers
+        for word, start, end, confidence, speaker in zip(
+            self.words, self.starts, self.ends, self.confidences, speakers, strict=False
+        ):
+            yield construct(word=word, start=start, end=end, confidence=confidence, speaker=speaker)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Words):
+            theirs: Columns = (
+                other.words,
+                other.starts,
+                other.ends,
+                other.confidences,
+                other.speakers,
+            )
+        elif isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            if len(other) != len(self):
+                return False
+            try:
+                theirs = _extract(other)
+            except ValidationError:
+                return False
+        else:
+            return NotImplemented
+        n = len(self)
+        ours_speakers = self.speakers if self.speakers is not None else [None] * n
+        their_speakers = theirs[4] if theirs[4] is not None else [None] * len(theirs[0])
+        return (
+            self.words == theirs[0]
+            and self.starts == theirs[1]
+            and self.ends == theirs[2]
+            and self.confidences == theirs[3]
+            and ours_speakers == their_speakers
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if not self.words:
+            return "Words([])"
+        return (
+            f"Words(<{len(self)} words, {self.starts[0]}s..{self.ends[-1]}s: "
+            f"{' '.join(self.words[:8])}{' ...' if len(self) > 8 else ''}>)"
+        )
+
+    def window(self, t0: float, t1: float) -> Words:
+        """The words with ``t0 <= start < t1`` (a word straddling ``t0`` is out, one
+        straddling ``t1`` is in). Binary search on the sorted starts."""
+        lo = bisect_left(self.starts, t0)
+        hi = max(lo, bisect_left(self.starts, t1))
+        return self[lo:hi]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per word, every key present (what the models serialise to)."""
+        return [w.model_dump() for w in self]
+
+
+def _none_if_empty(speakers: list[str | None]) -> list[str | None] | None:
+    return speakers if speakers.count(None) != len(speakers) else None
+
+
+def concat(parts: Iterable[Words]) -> Words:
+    """The words of ``parts`` one after the other (no re-validation)."""
+    words: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    confidences: list[float | None] = []
+    speakers: list[str | None] = []
+    any_speaker = False
+    for part in parts:
+        words += part.words
+        starts += part.starts
+        ends += part.ends
+        confidences += part.confidences
+        if part.speakers is None:
+            speakers += repeat(None, len(part.words))
+        else:
+            speakers += part.speakers
+            any_speaker = True
+    return Words._trusted(words, starts, ends, confidences, speakers if any_speaker else None)
+
+
+# --- column-wise validation -----------------------------------------------------------------
+
+
+def _extract(items: Sequence[Any]) -> Columns:
+    """Five columns from dicts (fast path) or from mappings / models (one by one)."""
+    if isinstance(items, Words):
+        return (
+            list(items.words),
+            list(items.starts),
+            list(items.ends),
+            list(items.confidences),
+            None if items.speakers is None else list(items.speakers),
+        )
+    try:
+        return (
+            list(map(itemgetter("word"), items)),
+            list(map(itemgetter("start"), items)),
+            list(map(itemgetter("end"), items)),
+            list(map(dict.get, items, repeat("confidence"))),
+            list(map(dict.get, items, repeat("speaker"))),
+        )
+    except (KeyError, TypeError, IndexError):
+        return _extract_slow(items)
+
+
+def _extract_slow(items: Sequence[Any]) -> Columns:
+    words: list[Any] = []
+    starts: list[Any] = []
+    ends: list[Any] = []
+    confidences: list[Any] = []
+    speakers: list[Any] = []
+    for index, item in enumerate(items):
+        if isinstance(item, Mapping):
+            missing = [key for key in ("word", "start", "end") if key not in item]
+            if missing:
+                _refuse(index, missing[0], "field required")
+            values = (
+                item["word"],
+                item["start"],
+                item["end"],
+                item.get("confidence"),
+                item.get("speaker"),
+            )
+        elif isinstance(item, WordTimestamp):
+            values = (item.word, item.start, item.end, item.confidence, item.speaker)
+        else:
+            _refuse(
+                index, None, f"expected a mapping or a WordTimestamp, got {type(item).__name__}"
+            )
+        words.append(values[0])
+        starts.append(values[1])
+        ends.append(values[2])
+        confidences.append(values[3])
+        speakers.append(values[4])
+    return words, starts, ends, confidences, speakers
+
+
+def _refuse(index: int, field: str | None, message: str) -> Any:
+    loc: tuple[object, ...] = (index,) if field is None else (index, field)
+    where = f"word {index}" + ("" if field is None else f" ({field})")
+    raise ValidationError(
+        f"invalid word timestamps: {where}: {message}", [{"loc": loc, "msg": message}]
+    )
+
+
+def _finite_sum(values: list[Any]) -> bool:
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _columns_pass(
+    words: list[Any],
+    starts: list[Any],
+    ends: list[Any],
+    confidences: list[Any],
+    speakers: list[Any] | None,
+) -> bool:
+    """Every rule on whole columns. False means: some word breaks one (find it one by one)."""
+    if not (
+        set(map(type, words)) <= _STR
+        and set(map(type, starts)) <= _NUMBER
+        and set(map(type, ends)) <= _NUMBER
+        and "\x00" not in "".join(words)
+        and _finite_sum(starts)
+        and _finite_sum(ends)
+        and min(starts) >= 0
+        and all(map(le, starts, ends))
+        and all(map(le, starts, islice(starts, 1, None)))
+    ):
+        return False
+    types = set(map(type, confidences))
+    if not types <= _OPT_NUMBER:
+        return False
+    given = [c for c in confidences if c is not None] if type(None) in types else confidences
+    if given and not (_finite_sum(given) and min(given) >= 0 and max(given) <= 1):
+        return False
+    if speakers is not None:
+        types = set(map(type, speakers))
+        if not types <= _OPT_STR:
+            return False
+        named = [s for s in speakers if s is not None]
+        if named and ("\x00" in "".join(named) or max(map(len, named)) > MAX_SPEAKER_LENGTH):
+            return False
+    return True
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not a finite number."""
+    if type(value) not in _NUMBER:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _find_problem(
+    words: list[Any],
+    starts: list[Any],
+    ends: list[Any],
+    confidences: list[Any],
+    speakers: list[Any] | None,
+    offset: int,
+) -> None:
+    """Raise for the first word that breaks a rule (the slow path, run only on failure)."""
+    previous: float | None = None
+    for i, word in enumerate(words):
+        index = offset + i
+        if type(word) is not str:
+            _refuse(index, "word", f"must be a string, got {type(word).__name__}")
+        if "\x00" in word:
+            _refuse(index, "word", "must not contain NUL (\\x00) characters")
+        start = _number(starts[i])
+        if start is None:
+            _refuse(index, "start", f"must be a finite number, got {starts[i]!r}")
+        end = _number(ends[i])
+        if end is None:
+            _refuse(index, "end", f"must be a finite number, got {ends[i]!r}")
+        assert start is not None and end is not None
+        if start < 0:
+            _refuse(index, "start", f"must be >= 0, got {start}")
+        if end < start:
+            _refuse(index, "end", f"the word ends ({end}) before it starts ({start})")
+        if previous is not None and start < previous:
+            _refuse(index, "start", f"starts ({start}) before the previous word ({previous})")
+        previous = start
+        confidence = confidences[i]
+        if confidence is not None:
+            value = _number(confidence)
+            if value is None or not 0 <= value <= 1:
+                _refuse(index, "confidence", f"must be a number in [0, 1], got {confidence!r}")
+        if speakers is not None and speakers[i] is not None:
+            speaker = speakers[i]
+            if type(speaker) is not str:
+                _refuse(index, "speaker", f"must be a string, got {type(speaker).__name__}")
+            if "\x00" in speaker or len(speaker) > MAX_SPEAKER_LENGTH:
+                _refuse(
+                    index,
+                    "speaker",
+                    f"must have at most {MAX_SPEAKER_LENGTH} characters and no NUL",
+                )
+
+
+def _floats(values: list[Any]) -> list[float]:
+    return values if int not in set(map(type, values)) else list(map(float, values))
+
+
+def validate_words(
+    items: Sequence[WordInput], *, after: float | None = None, offset: int = 0
+) -> Words:
+    """Check ``items`` column-wise and return them as :class:`Words`.
+
+    ``after``: the start of the word just before ``items`` in the same call (the first
+    word must not start before it). ``offset``: the index of ``items[0]`` in that call, for
+    messages. Raises :class:`ValidationError` naming the first bad word.
+    """
+    words, starts, ends, confidences, speakers = _extract(items)
+    if not words:
+        return Words._trusted([], [], [], [], None)
+    if speakers is not None and speakers.count(None) == len(speakers):
+        speakers = None
+    if not _columns_pass(words, starts, ends, confidences, speakers):
+        _find_problem(words, starts, ends, confidences, speakers, offset)
+    if after is not None and starts[0] < after:
+        _refuse(offset, "start", f"starts ({starts[0]}) before the previous word ({after})")
+    confidences = (
+        confidences
+        if int not in set(map(type, confidences))
+        else [None if c is None else float(c) for c in confidences]
+    )
+    return Words._trusted(words, _floats(starts), _floats(ends), confidences, speakers)
+
+
+# --- the pydantic fields -----------------------------------------------------------------------
+
+
+def _validate_input(value: Any) -> Words:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValueError(f"expected a list of words, got {type(value).__name__}")
+    return validate_words(value if isinstance(value, Sequence) else list(value))
+
+
+def _validate_row(value: Any) -> Words:
+    # Rows read back by the repository arrive as Words already; anything else is checked.
+    return value if isinstance(value, Words) else _validate_input(value)
+
+
+def _serialize(value: Sequence[WordTimestamp]) -> list[dict[str, Any]]:
+    if isinstance(value, Words):
+        return value.to_dicts()
+    return [w.model_dump() for w in value]
+
+
+_SERIALIZER = PlainSerializer(_serialize, return_type=list[dict[str, Any]])
+
+# TranscriptionCreate.word_timestamps: any sequence of word dicts / models, validated
+# column-wise into Words (always, even when given a Words).
+WordsInput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_input), _SERIALIZER]
+# Transcription.word_timestamps: the Words the repository read or wrote.
+WordsOutput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_row), _SERIALIZER]
+
+
+# --- storage segments -----------------------------------------------------------------------
+
+SEGMENT_TABLE = "transcription_word_segments"
+SEGMENT_COLUMNS = (
+    "transcription_id",
+    "seq",
+    "first_start",
+    "last_start",
+    "word_count",
+    "words",
+    "starts",
+    "ends",
+    "confidences",
+    "speakers",
+)
+
+
+def segment_records(
+    transcription_id: uuid.UUID, first_seq: int, words: Words
+) -> Iterator[tuple[Any, ...]]:
+    """COPY records of ``words`` cut into segments of :data:`SEGMENT_WORDS`, numbered from
+    ``first_seq``, in the order of :data:`SEGMENT_COLUMNS`."""
+    seq = first_seq
+    speakers = words.speakers
+    for lo in range(0, len(words), SEGMENT_WORDS):
+        hi = lo + SEGMENT_WORDS
+        starts = words.starts[lo:hi]
+        yield (
+            transcription_id,
+            seq,
+            starts[0],
+            starts[-1],
+            len(starts),
+            words.words[lo:hi],
+            starts,
+            words.ends[lo:hi],
+            words.confidences[lo:hi],
+            None if speakers is None else _none_if_empty(speakers[lo:hi]),
+        )
+        seq += 1
+
+
+def segments_count(word_count: int) -> int:
+    return -(-word_count // SEGMENT_WORDS)

@@ -1,0 +1,51 @@
+-- Word timestamps: segments of up to 512 consecutive words of one transcription, as parallel
+-- arrays (migrations/0003). Segments are written by binary COPY (copy_records_to_table), not
+-- by a query here. Same order as media_store/repositories/transcriptions.py.
+
+-- name: lock_word_tail
+-- Lock the transcription against other appenders (NO KEY UPDATE: inserts of its segments,
+-- which take KEY SHARE for the foreign key, still proceed) and return its last segment.
+SELECT t.id AS transcription_id, tail.seq, tail.last_start
+FROM transcriptions AS t
+LEFT JOIN LATERAL (
+    SELECT s.seq, s.last_start
+    FROM transcription_word_segments AS s
+    WHERE s.transcription_id = t.id
+    ORDER BY s.seq DESC
+    LIMIT 1
+) AS tail ON true
+WHERE t.id = $1::uuid
+FOR NO KEY UPDATE OF t;
+
+-- name: list_word_segments
+-- Every segment of one transcription, in word order (transcription_word_segments_pkey).
+SELECT transcription_id, words, starts, ends, confidences, speakers
+FROM transcription_word_segments
+WHERE transcription_id = $1::uuid
+ORDER BY seq;
+
+-- name: list_word_segments_for_job
+-- Every segment of every transcription of a job, grouped by transcription, in word order.
+SELECT s.transcription_id, s.words, s.starts, s.ends, s.confidences, s.speakers
+FROM transcriptions AS t
+JOIN transcription_word_segments AS s ON s.transcription_id = t.id
+WHERE t.job_id = $1::uuid
+ORDER BY s.transcription_id, s.seq;
+
+-- name: list_word_segments_between
+-- The segments holding a word with $2 <= start < $3: selected on first_start/last_start, so
+-- the arrays of the other segments are never read.
+SELECT transcription_id, words, starts, ends, confidences, speakers
+FROM transcription_word_segments
+WHERE transcription_id = $1::uuid
+  AND first_start < $3::float8
+  AND last_start >= $2::float8
+ORDER BY seq;
+
+-- name: count_words
+-- Number of words of a transcription; no row when the transcription does not exist.
+SELECT t.id AS transcription_id, coalesce(sum(s.word_count), 0)::bigint AS word_count
+FROM transcriptions AS t
+LEFT JOIN transcription_word_segments AS s ON s.transcription_id = t.id
+WHERE t.id = $1::uuid
+GROUP BY t.id;
