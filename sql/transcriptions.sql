@@ -4,10 +4,12 @@
 -- (sql/words.sql); the repository reads them there and puts them in the model.
 
 -- name: create_transcription
--- Insert one transcription; a job_id with no job fails on transcriptions_job_id_fkey.
+-- Insert one transcription; $6: created with word timestamps (sets the '[]' marker). A job_id
+-- with no job fails on transcriptions_job_id_fkey.
 INSERT INTO transcriptions
     (job_id, provider, text_content, language, confidence_score, word_timestamps, metadata)
-VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::float8, $6::jsonb, $7::jsonb)
+VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::float8,
+        CASE WHEN $6::boolean THEN '[]'::jsonb END, $7::jsonb)
 RETURNING id, job_id, provider, text_content, language, confidence_score, word_timestamps,
           metadata, created_at;
 
@@ -15,11 +17,12 @@ RETURNING id, job_id, provider, text_content, language, confidence_score, word_t
 -- Insert many transcriptions in one statement from parallel arrays, in array order (backfill).
 INSERT INTO transcriptions
     (job_id, provider, text_content, language, confidence_score, word_timestamps, metadata)
-SELECT job_id, provider, text_content, language, confidence_score, word_timestamps, metadata
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::jsonb[],
+SELECT job_id, provider, text_content, language, confidence_score,
+       CASE WHEN with_words THEN '[]'::jsonb END, metadata
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::boolean[],
             $7::jsonb[])
      WITH ORDINALITY AS t (job_id, provider, text_content, language, confidence_score,
-                           word_timestamps, metadata, n)
+                           with_words, metadata, n)
 ORDER BY n
 RETURNING id, job_id, provider, text_content, language, confidence_score, word_timestamps,
           metadata, created_at;

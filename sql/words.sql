@@ -2,20 +2,19 @@
 -- arrays (migrations/0003). Segments are written by binary COPY (copy_records_to_table), not
 -- by a query here. Same order as media_store/repositories/transcriptions.py.
 
--- name: lock_word_tail
--- Lock the transcription against other appenders (NO KEY UPDATE: inserts of its segments,
--- which take KEY SHARE for the foreign key, still proceed) and return its last segment.
-SELECT t.id AS transcription_id, tail.seq, tail.last_start
-FROM transcriptions AS t
-LEFT JOIN LATERAL (
-    SELECT s.seq, s.last_start
-    FROM transcription_word_segments AS s
-    WHERE s.transcription_id = t.id
-    ORDER BY s.seq DESC
-    LIMIT 1
-) AS tail ON true
-WHERE t.id = $1::uuid
-FOR NO KEY UPDATE OF t;
+-- name: lock_transcription_words
+-- Lock a transcription against other appenders until the transaction ends. NO KEY UPDATE:
+-- inserts of its segments (KEY SHARE for the foreign key) still proceed.
+SELECT id FROM transcriptions WHERE id = $1::uuid FOR NO KEY UPDATE;
+
+-- name: get_word_tail
+-- The last segment of a transcription. Run after lock_transcription_words, as a separate
+-- statement: under READ COMMITTED it then sees what the appender before us committed.
+SELECT seq, last_start
+FROM transcription_word_segments
+WHERE transcription_id = $1::uuid
+ORDER BY seq DESC
+LIMIT 1;
 
 -- name: list_word_segments
 -- Every segment of one transcription, in word order (transcription_word_segments_pkey).

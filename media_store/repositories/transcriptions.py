@@ -39,7 +39,7 @@ from media_store.words import (
 )
 
 _UUID = uuid.UUID
-_ROW_PARAMS = (_UUID, str, str, str | None, float | None, list[Any] | None, dict[str, Any])
+_ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
 _SEGMENT_COLUMNS = [
     ("transcription_id", _UUID),
     ("words", list[str]),
@@ -68,11 +68,8 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     _get = query("get_transcription", returns=Transcription, params=(_UUID,))
     _list = query("list_transcriptions_for_job", returns=Transcription, params=(_UUID,))
     _delete = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
-    _lock_tail = query(
-        "lock_word_tail",
-        returns=[("transcription_id", _UUID), ("seq", int | None), ("last_start", float | None)],
-        params=(_UUID,),
-    )
+    _lock = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
+    _tail = query("get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,))
     _segments = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
     _segments_for_job = query(
         "list_word_segments_for_job", returns=_SEGMENT_COLUMNS, params=(_UUID,)
@@ -85,14 +82,14 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     )
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
-        # The plan's jsonb column is a marker now: [] = created with word timestamps.
+        # The plan's jsonb column is a marker now: '[]' = created with word timestamps.
         return (
             item.job_id,
             item.provider,
             item.text_content,
             item.language,
             item.confidence_score,
-            None if item.word_timestamps is None else [],
+            item.word_timestamps is not None,
             item.metadata,
         )
 
@@ -210,12 +207,14 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         number of words appended.
         """
         async with self._transaction() as tx:
-            tail = await tx._fetchrow(self._lock_tail, transcription_id)
-            if tail is None:
+            if await tx._fetchval(self._lock, transcription_id) is None:
                 raise TranscriptionNotFound(transcription_id)
-            next_seq = 0 if tail["seq"] is None else tail["seq"] + 1
+            tail = await tx._fetchrow(self._tail, transcription_id)
             return await tx._stream(
-                transcription_id, next_seq, words, stored_last_start=tail["last_start"]
+                transcription_id,
+                0 if tail is None else tail["seq"] + 1,
+                words,
+                stored_last_start=None if tail is None else tail["last_start"],
             )
 
     async def words(self, transcription_id: uuid.UUID) -> Words:
@@ -301,11 +300,9 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             async with _in_transaction(conn):
                 yield TranscriptionRepository(conn)
         finally:
-            if connection_lost(conn):
-                # asyncpg has already detached the dead connection; the pool opens a new one.
-                with contextlib.suppress(*DRIVER_ERRORS):
-                    await db.release(conn)
-            else:
+            # A connection broken mid-COPY may fail its reset on release; the pool then
+            # terminates it and opens a new one. The error that matters is already raised.
+            with contextlib.suppress(*DRIVER_ERRORS):
                 await db.release(conn)
 
 

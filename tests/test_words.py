@@ -1,0 +1,605 @@
+"""Word timestamps: round trips, refusals with nothing written, streaming, appends, windows,
+backfill, cascades, a connection killed mid-insert, and the 0003 migration's data move."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from media_store import (
+    Conflict,
+    DatabaseUnavailable,
+    Dsn,
+    Job,
+    JobNotFound,
+    Settings,
+    Store,
+    ValidationError,
+    WordTimestamp,
+    migrate,
+)
+from media_store.repositories import transcriptions as transcriptions_module
+from media_store.words import (
+    SEGMENT_WORDS,
+    TranscriptionNotFound,
+    WordOrderConflict,
+    Words,
+    validate_words,
+)
+
+Word = dict[str, Any]
+
+
+def synthetic(n: int, *, start: float = 0.0, step: float = 0.35) -> list[Word]:
+    """``n`` words, each ``step`` seconds after the previous, lasting 0.3 s."""
+    return [
+        {
+            "word": f"w{i}",
+            "start": round(start + i * step, 3),
+            "end": round(start + i * step + 0.3, 3),
+            "confidence": (i % 100) / 100,
+        }
+        for i in range(n)
+    ]
+
+
+def transcription(job_id: uuid.UUID, **kw: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "provider": "whisper", "text_content": "…", **kw}
+
+
+async def counts(store: Store) -> tuple[int, int, int]:
+    """(transcriptions, word segments, words)."""
+    row = await store.pool.fetchrow(
+        "SELECT (SELECT count(*) FROM transcriptions) AS t,"
+        " (SELECT count(*) FROM transcription_word_segments) AS s,"
+        " (SELECT coalesce(sum(word_count), 0) FROM transcription_word_segments) AS w"
+    )
+    assert row is not None
+    return int(row["t"]), int(row["s"]), int(row["w"])
+
+
+@pytest.fixture
+async def job(store: Store) -> Job:
+    return await store.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+MIXED: list[Word] = [
+    {"word": "Hello", "start": 0.0, "end": 0.42, "confidence": 0.98, "speaker": "A"},
+    {"word": "naïve café", "start": 0.42, "end": 0.42, "confidence": 1.0},  # zero length
+    {"word": "🎙️👋🏽", "start": 0.5, "end": 0.9, "confidence": 0.0, "speaker": "B"},
+    {"word": "שלום", "start": 0.9, "end": 1.2, "speaker": "B"},  # right-to-left, no confidence
+    {"word": "مرحبا", "start": 0.9, "end": 1.5, "confidence": 0.123456789012345},
+    {"word": "", "start": 2, "end": 3, "confidence": 1},  # ints are numbers
+    {"word": "\u202eRLO\u200d", "start": 3.0000001, "end": 10800.123456789, "confidence": 0.5},
+]
+
+
+async def test_create_and_read_back_the_same_words(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=MIXED))
+    assert created.word_timestamps == MIXED
+    fetched = await store.transcriptions.get(created.id)
+    assert fetched == created
+    assert fetched is not None and fetched.word_timestamps == MIXED
+    models = [WordTimestamp.model_validate(w) for w in MIXED]
+    assert fetched.word_timestamps == models  # equal to the models too
+    assert models == fetched.word_timestamps  # from either side
+    assert await store.transcriptions.words(created.id) == MIXED
+    assert await store.transcriptions.count_words(created.id) == len(MIXED)
+    third = fetched.word_timestamps[2]
+    assert (third.word, third.start, third.end, third.confidence, third.speaker) == (
+        "🎙️👋🏽",
+        0.5,
+        0.9,
+        0.0,
+        "B",
+    )
+    assert fetched.word_timestamps[3].confidence is None
+    assert [w.word for w in fetched.word_timestamps] == [w["word"] for w in MIXED]
+
+
+async def test_words_compare_unequal_when_any_value_differs(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=MIXED))
+    words = created.word_timestamps
+    assert words is not None
+    assert words != MIXED[:-1]
+    assert words != [*MIXED[:-1], {**MIXED[-1], "end": 10800.12345678}]
+    assert words != [{**MIXED[0], "speaker": None}, *MIXED[1:]]
+    assert words != "not words"
+
+
+async def test_large_transcript_spans_segments_and_round_trips(store: Store, job: Job) -> None:
+    words = synthetic(3 * SEGMENT_WORDS + 7)
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    assert await counts(store) == (1, 4, len(words))
+    assert await store.transcriptions.words(created.id) == words
+    (listed,) = await store.transcriptions.list_for_job(job.id)
+    assert listed == created
+
+
+async def test_transcription_without_words_has_none_and_empty_list_stays_empty(
+    store: Store, job: Job
+) -> None:
+    none = await store.transcriptions.create(transcription(job.id))
+    empty = await store.transcriptions.create(transcription(job.id, word_timestamps=[]))
+    assert none.word_timestamps is None
+    assert empty.word_timestamps == []
+    assert await store.transcriptions.get(none.id) == none
+    assert await store.transcriptions.get(empty.id) == empty
+    assert await store.transcriptions.count_words(none.id) == 0
+    assert await store.transcriptions.words(none.id) == []
+
+
+async def test_models_serialise_words_as_a_list_of_dicts(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=MIXED[:2]))
+    dumped = created.model_dump()["word_timestamps"]
+    assert dumped == [
+        {"word": "Hello", "start": 0.0, "end": 0.42, "confidence": 0.98, "speaker": "A"},
+        {"word": "naïve café", "start": 0.42, "end": 0.42, "confidence": 1.0, "speaker": None},
+    ]
+    assert '"word":"Hello"' in created.model_dump_json()
+
+
+def test_words_constructor_validates_and_slices() -> None:
+    words = Words(synthetic(10))
+    assert len(words) == 10 and words[1:3] == synthetic(10)[1:3]
+    assert words.window(0.7, 1.4) == synthetic(10)[2:4]
+    with pytest.raises(ValidationError):
+        Words([{"word": "x", "start": 1.0, "end": 0.5}])
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+GOOD = {"word": "ok", "start": 1.0, "end": 1.5, "confidence": 0.5}
+BAD_WORDS: dict[str, Any] = {
+    "nan start": {**GOOD, "start": math.nan},
+    "nan end": {**GOOD, "end": math.nan},
+    "inf end": {**GOOD, "end": math.inf},
+    "negative start": {**GOOD, "start": -0.1, "end": 0.2},
+    "end before start": {**GOOD, "end": 0.9},
+    "confidence above 1": {**GOOD, "confidence": 1.5},
+    "confidence below 0": {**GOOD, "confidence": -0.01},
+    "nan confidence": {**GOOD, "confidence": math.nan},
+    "NUL in word": {**GOOD, "word": "a\x00b"},
+    "NUL in speaker": {**GOOD, "speaker": "S\x00"},
+    "speaker too long": {**GOOD, "speaker": "s" * 51},
+    "start as text": {**GOOD, "start": "1.0"},
+    "start as bool": {**GOOD, "start": True},
+    "confidence as text": {**GOOD, "confidence": "high"},
+    "word not text": {**GOOD, "word": 7},
+    "speaker not text": {**GOOD, "speaker": 3},
+    "huge int end": {**GOOD, "end": 10**400},
+    "missing end": {"word": "ok", "start": 1.0},
+    "not a mapping": ("ok", 1.0, 1.5),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_WORDS.values()), ids=list(BAD_WORDS))
+async def test_bad_word_in_the_middle_of_a_create_writes_nothing(
+    store: Store, job: Job, bad: Any
+) -> None:
+    words: list[Any] = [*synthetic(600), bad, *synthetic(5, start=300.0)]
+    before = await counts(store)
+    with pytest.raises(ValidationError) as info:
+        await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    assert "word 600" in str(info.value)
+    assert await counts(store) == before
+
+
+@pytest.mark.parametrize("bad", list(BAD_WORDS.values()), ids=list(BAD_WORDS))
+async def test_bad_word_in_an_appended_batch_writes_nothing(
+    store: Store, job: Job, bad: Any
+) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=[GOOD]))
+    before = await counts(store)
+    with pytest.raises(ValidationError) as info:
+        await store.transcriptions.append_words(created.id, [GOOD, bad])
+    assert info.value.errors[0]["loc"][0] == 1
+    assert await counts(store) == before
+
+
+async def test_out_of_order_starts_are_refused_naming_the_word(store: Store, job: Job) -> None:
+    words = synthetic(10)
+    words[7] = {**words[7], "start": words[6]["start"] - 0.01}
+    before = await counts(store)
+    with pytest.raises(ValidationError, match=r"word 7 \(start\): starts"):
+        await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    assert await counts(store) == before
+
+
+def test_equal_starts_and_overlapping_words_are_allowed() -> None:
+    words = validate_words(
+        [
+            {"word": "a", "start": 1.0, "end": 2.0},
+            {"word": "b", "start": 1.0, "end": 1.5},  # crosstalk: same start, overlaps a
+        ]
+    )
+    assert words.starts == [1.0, 1.0]
+
+
+async def test_creating_for_a_missing_job_writes_no_words(store: Store) -> None:
+    with pytest.raises(JobNotFound):
+        await store.transcriptions.create(transcription(uuid.uuid4(), word_timestamps=[GOOD]))
+    assert await counts(store) == (0, 0, 0)
+
+
+# --- appends ------------------------------------------------------------------------------------
+
+
+async def test_appended_batches_keep_their_order(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(transcription(job.id))
+    first, second = synthetic(700), synthetic(300, start=245.0)
+    assert await store.transcriptions.append_words(created.id, first) == 700
+    # a batch may start exactly where the last stored word starts
+    same_start = [{"word": "tie", "start": 245.0, "end": 245.0}]
+    assert await store.transcriptions.append_words(created.id, same_start) == 1
+    assert await store.transcriptions.append_words(created.id, second) == 300
+    assert await store.transcriptions.words(created.id) == [*first, *same_start, *second]
+    fetched = await store.transcriptions.get(created.id)
+    assert fetched is not None and fetched.word_timestamps == [*first, *same_start, *second]
+    seqs = await store.pool.fetch(
+        "SELECT seq FROM transcription_word_segments WHERE transcription_id = $1 ORDER BY seq",
+        created.id,
+    )
+    assert [r["seq"] for r in seqs] == list(range(len(seqs)))
+
+
+async def test_a_batch_that_precedes_what_is_stored_is_refused(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(
+        transcription(job.id, word_timestamps=synthetic(20, start=100.0))
+    )
+    before = await counts(store)
+    last_start = synthetic(20, start=100.0)[-1]["start"]
+    for batch in (synthetic(5), [{"word": "x", "start": last_start - 0.001, "end": 200.0}]):
+        with pytest.raises(WordOrderConflict) as info:
+            await store.transcriptions.append_words(created.id, batch)
+        assert isinstance(info.value, Conflict)
+        assert info.value.stored_last_start == last_start
+    assert await counts(store) == before
+
+
+async def test_append_to_a_missing_transcription_raises_not_found(store: Store) -> None:
+    with pytest.raises(TranscriptionNotFound):
+        await store.transcriptions.append_words(uuid.uuid4(), [GOOD])
+    for read in (
+        store.transcriptions.words,
+        store.transcriptions.count_words,
+    ):
+        with pytest.raises(TranscriptionNotFound):
+            await read(uuid.uuid4())
+    with pytest.raises(TranscriptionNotFound):
+        await store.transcriptions.words_between(uuid.uuid4(), 0, 1)
+
+
+async def test_concurrent_appends_to_one_transcription_are_serialised(
+    store: Store, job: Job
+) -> None:
+    created = await store.transcriptions.create(transcription(job.id))
+    first, second = synthetic(600), synthetic(600, start=1000.0)
+    async with store.transaction() as tx:
+        await tx.transcriptions.append_words(created.id, first)
+        # a second appender waits for the lock held by this transaction
+        waiting = asyncio.create_task(store.transcriptions.append_words(created.id, second))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+    assert await waiting == 600
+    assert await store.transcriptions.words(created.id) == [*first, *second]
+
+
+async def test_appends_inside_a_caller_transaction_roll_back_with_it(
+    store: Store, job: Job
+) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=[GOOD]))
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.transcriptions.append_words(created.id, synthetic(50, start=5.0))
+            assert await tx.transcriptions.count_words(created.id) == 51
+            raise RuntimeError("the caller gives up")
+    assert await store.transcriptions.count_words(created.id) == 1
+
+
+async def test_a_failed_append_in_a_caller_transaction_leaves_the_rest_of_it(
+    store: Store, job: Job
+) -> None:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=[GOOD]))
+    async with store.transaction() as tx:
+        await tx.transcriptions.append_words(created.id, synthetic(3, start=2.0))
+        with pytest.raises(WordOrderConflict):
+            await tx.transcriptions.append_words(created.id, synthetic(3))
+        await tx.transcriptions.append_words(created.id, synthetic(3, start=9.0))
+    assert await store.transcriptions.count_words(created.id) == 7
+
+
+# --- iterators and streaming --------------------------------------------------------------------
+
+
+def word_stream(n: int, *, bad_at: int | None = None) -> Iterator[Word]:
+    for i in range(n):
+        word = {"word": "x", "start": i * 0.3, "end": i * 0.3 + 0.2, "confidence": 0.9}
+        if i == bad_at:
+            word["end"] = -1.0
+        yield word
+
+
+async def async_word_stream(n: int) -> AsyncIterator[Word]:
+    for word in word_stream(n):
+        yield word
+
+
+async def test_iterator_and_async_iterator_inputs(store: Store, job: Job) -> None:
+    n = 2 * transcriptions_module.STREAM_CHUNK_WORDS + 11
+    created, count = await store.transcriptions.create_streamed(
+        transcription(job.id), word_stream(n)
+    )
+    assert count == n
+    assert await store.transcriptions.words(created.id) == list(word_stream(n))
+    other = await store.transcriptions.create(transcription(job.id))
+    assert await store.transcriptions.append_words(other.id, async_word_stream(1000)) == 1000
+    assert (
+        await store.transcriptions.append_words(
+            other.id,
+            ({**w, "start": w["start"] + 300, "end": w["end"] + 300} for w in word_stream(5)),
+        )
+        == 5
+    )
+    assert await store.transcriptions.count_words(other.id) == 1005
+
+
+async def test_streamed_create_continues_after_the_words_in_data(store: Store, job: Job) -> None:
+    head = synthetic(3)
+    created, count = await store.transcriptions.create_streamed(
+        transcription(job.id, word_timestamps=head),
+        ({**w, "start": w["start"] + 10, "end": w["end"] + 10} for w in synthetic(4)),
+    )
+    assert count == 7
+    assert created.word_timestamps == head
+    assert len(await store.transcriptions.words(created.id)) == 7
+
+
+async def test_bad_word_late_in_a_stream_writes_nothing(store: Store, job: Job) -> None:
+    # The first chunks are already copied when the bad word arrives: all of it goes.
+    bad_at = 2 * transcriptions_module.STREAM_CHUNK_WORDS + 5
+    with pytest.raises(ValidationError, match=f"word {bad_at} "):
+        await store.transcriptions.create_streamed(
+            transcription(job.id), word_stream(bad_at + 10, bad_at=bad_at)
+        )
+    assert await counts(store) == (0, 0, 0)
+
+
+async def test_killed_connection_during_a_large_insert_leaves_nothing_and_pool_recovers(
+    store: Store, job: Job, db_url: str
+) -> None:
+    admin = await asyncpg.connect(db_url)
+    chunk = transcriptions_module.STREAM_CHUNK_WORDS
+
+    async def words_then_kill() -> AsyncIterator[Word]:
+        for i, word in enumerate(word_stream(10 * chunk)):
+            if i == 3 * chunk + 1:
+                # Three chunks have been copied inside the open transaction: kill it.
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state LIKE 'idle in transaction%'"
+                )
+                assert killed == 1
+            yield word
+
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await store.transcriptions.create_streamed(transcription(job.id), words_then_kill())
+    finally:
+        await admin.close()
+    assert await counts(store) == (0, 0, 0)
+    # The pool replaced the dead connection: the next calls work.
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=[GOOD]))
+    assert await store.transcriptions.count_words(created.id) == 1
+
+
+async def test_killed_connection_during_one_big_copy_leaves_nothing(
+    store: Store, job: Job, db_url: str
+) -> None:
+    words = synthetic(200_000, step=0.01)
+    admin = await asyncpg.connect(db_url)
+    try:
+        insert = asyncio.create_task(
+            store.transcriptions.create(transcription(job.id, word_timestamps=words))
+        )
+        killed = 0
+        while not insert.done() and not killed:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'COPY%'"
+                " AND state = 'active'"
+            )
+        if killed:
+            with pytest.raises(DatabaseUnavailable):
+                await insert
+            assert await counts(store) == (0, 0, 0)
+        else:  # pragma: no cover - the COPY finished before it was seen; all of it is there
+            await insert
+            assert await counts(store) == (1, segments(200_000), 200_000)
+    finally:
+        await admin.close()
+    assert await store.ping()
+
+
+def segments(n: int) -> int:
+    return -(-n // SEGMENT_WORDS)
+
+
+# --- backfill -----------------------------------------------------------------------------------
+
+
+async def test_backfill_inserts_many_transcriptions_with_their_words(
+    store: Store, job: Job
+) -> None:
+    items = [
+        transcription(job.id, word_timestamps=synthetic(1000)),
+        transcription(job.id),
+        transcription(job.id, word_timestamps=[]),
+        transcription(job.id, word_timestamps=MIXED),
+    ]
+    created = await store.transcriptions.create_many(items)
+    assert [t.word_timestamps for t in created] == [synthetic(1000), None, [], MIXED]
+    assert await counts(store) == (4, segments(1000) + 1, 1000 + len(MIXED))
+    assert await store.transcriptions.list_for_job(job.id) == created
+    assert await store.transcriptions.create_many([]) == []
+
+
+async def test_backfill_with_one_bad_word_writes_nothing(store: Store, job: Job) -> None:
+    items = [
+        transcription(job.id, word_timestamps=synthetic(100)),
+        transcription(job.id, word_timestamps=[*synthetic(5), {**GOOD, "confidence": 2}]),
+    ]
+    with pytest.raises(ValidationError, match="item 1"):
+        await store.transcriptions.create_many(items)
+    with pytest.raises(JobNotFound):
+        await store.transcriptions.create_many(
+            [items[0], transcription(uuid.uuid4(), word_timestamps=synthetic(3))]
+        )
+    assert await counts(store) == (0, 0, 0)
+
+
+# --- time windows -------------------------------------------------------------------------------
+
+
+async def test_window_rule_at_the_edges(store: Store, job: Job) -> None:
+    words = [
+        {"word": "before", "start": 0.0, "end": 0.9},
+        {"word": "straddles_t0", "start": 0.8, "end": 1.2},
+        {"word": "at_t0", "start": 1.0, "end": 1.4},
+        {"word": "inside", "start": 1.5, "end": 1.9},
+        {"word": "straddles_t1", "start": 1.9, "end": 2.5},
+        {"word": "at_t1", "start": 2.0, "end": 2.2},
+        {"word": "after", "start": 3.0, "end": 3.5},
+    ]
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    window = await store.transcriptions.words_between(created.id, 1.0, 2.0)
+    # t0 <= start < t1: a word straddling t0 is out, one straddling t1 is in.
+    assert [w.word for w in window] == ["at_t0", "inside", "straddles_t1"]
+    assert await store.transcriptions.words_between(created.id, 2.0, 2.0) == []
+    assert await store.transcriptions.words_between(created.id, 5.0, 9.0) == []
+    assert await store.transcriptions.words_between(created.id, 0, 100) == words
+    with pytest.raises(ValidationError):
+        await store.transcriptions.words_between(created.id, math.nan, 1.0)
+
+
+async def test_windows_across_segments_match_a_filter_of_all_words(store: Store, job: Job) -> None:
+    words = synthetic(5 * SEGMENT_WORDS + 100, step=0.25)
+    # duplicate starts on a segment boundary
+    for i in (SEGMENT_WORDS - 1, SEGMENT_WORDS):
+        words[i] = {**words[i], "start": 128.0, "end": 128.2}
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    for t0, t1 in [(0, 60), (127.9, 128.0), (128.0, 128.1), (100.0, 400.0), (640.0, 700.0)]:
+        expected = [w for w in words if t0 <= w["start"] < t1]
+        assert await store.transcriptions.words_between(created.id, t0, t1) == expected
+
+
+# --- cascades -----------------------------------------------------------------------------------
+
+
+async def test_deleting_a_transcription_or_its_job_removes_its_words(
+    store: Store, job: Job
+) -> None:
+    a = await store.transcriptions.create(transcription(job.id, word_timestamps=synthetic(600)))
+    b = await store.transcriptions.create(transcription(job.id, word_timestamps=synthetic(10)))
+    other = await store.jobs.create({"job_type": "audio", "media_url": "https://x/b.mp3"})
+    await store.transcriptions.create(transcription(other.id, word_timestamps=synthetic(5)))
+    assert await counts(store) == (3, 4, 615)
+    assert await store.transcriptions.delete(a.id) is True
+    assert await counts(store) == (2, 2, 15)
+    assert await store.jobs.delete(job.id) is True
+    assert await counts(store) == (1, 1, 5)
+    with pytest.raises(TranscriptionNotFound):
+        await store.transcriptions.words(b.id)
+
+
+async def test_the_database_refuses_malformed_segments(store: Store, job: Job) -> None:
+    created = await store.transcriptions.create(transcription(job.id))
+    for record in [
+        (created.id, 0, 1.0, 1.0, 2, ["a"], [1.0], [1.0], [None], None),  # count mismatch
+        (created.id, 0, 2.0, 1.0, 1, ["a"], [2.0], [2.0], [None], None),  # bounds wrong
+        (uuid.uuid4(), 0, 1.0, 1.0, 1, ["a"], [1.0], [1.0], [None], None),  # no transcription
+    ]:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+            await store.pool.copy_records_to_table(
+                "transcription_word_segments",
+                records=[record],
+                columns=[
+                    "transcription_id",
+                    "seq",
+                    "first_start",
+                    "last_start",
+                    "word_count",
+                    "words",
+                    "starts",
+                    "ends",
+                    "confidences",
+                    "speakers",
+                ],
+            )
+    assert await counts(store) == (1, 0, 0)
+
+
+# --- the 0003 migration moves the plan's JSONB words and puts them back -----------------------
+
+
+async def test_migration_0003_moves_jsonb_words_and_rollback_restores_them(
+    empty_db_url: str,
+) -> None:
+    dsn = Dsn(empty_db_url)
+    migrate.apply(dsn, target="0001_initial_schema")
+    legacy = [
+        {"word": "old", "start": 0.5, "end": 0.9, "confidence": 0.7},
+        {"word": "words", "start": 1.0, "end": 1.5, "speaker": "S1"},
+    ] + [{"word": "w", "start": 2.0 + i, "end": 2.5 + i} for i in range(600)]
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        job_id = await conn.fetchval(
+            "INSERT INTO jobs (job_type, media_url) VALUES ('audio', 'x') RETURNING id"
+        )
+        tid = await conn.fetchval(
+            "INSERT INTO transcriptions (job_id, provider, text_content, word_timestamps)"
+            " VALUES ($1, 'p', 't', $2::text::jsonb) RETURNING id",
+            job_id,
+            json.dumps(legacy),
+        )
+        none_id = await conn.fetchval(
+            "INSERT INTO transcriptions (job_id, provider, text_content)"
+            " VALUES ($1, 'p', 't') RETURNING id",
+            job_id,
+        )
+    finally:
+        await conn.close()
+    migrate.apply(dsn, target="0003_word_timestamps")
+    store = await Store.open(settings=Settings(dsn=dsn, min_size=1, max_size=2))
+    try:
+        moved = await store.transcriptions.get(tid)
+        assert moved is not None and moved.word_timestamps == legacy
+        none = await store.transcriptions.get(none_id)
+        assert none is not None and none.word_timestamps is None
+        assert await store.transcriptions.count_words(tid) == 602
+    finally:
+        await store.close()
+    assert migrate.rollback(dsn) == ["0003_word_timestamps"]
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        restored = await conn.fetchval(
+            "SELECT word_timestamps::text FROM transcriptions WHERE id = $1", tid
+        )
+        assert json.loads(restored) == legacy
+        assert (
+            await conn.fetchval("SELECT word_timestamps FROM transcriptions WHERE id = $1", none_id)
+            is None
+        )
+        assert await conn.fetchval("SELECT to_regclass('transcription_word_segments')") is None
+    finally:
+        await conn.close()
