@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from media_store.config import Dsn, Settings
+from media_store.demo_words import demo_words
 from media_store.models import JobStatus, JobType
 from media_store.store import Store
 
@@ -74,7 +75,7 @@ async def demo_job_with_results(store: Store) -> None:
     print("  jobs by status:", {status.value: n for status, n in counts.items()})
 
 
-SECTIONS = [demo_job_with_results]
+SECTIONS = [demo_job_with_results, demo_words]
 
 
 async def run_demo(dsn: Dsn) -> None:
