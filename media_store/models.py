@@ -132,6 +132,12 @@ class Job(_Row):
     started_at: datetime | None
     completed_at: datetime | None
     processing_time_ms: int | None
+    attempts: int
+    max_attempts: int
+    locked_by: str | None
+    locked_until: datetime | None
+    heartbeat_at: datetime | None
+    run_after: datetime | None
 
 
 JobResponse = Job

@@ -6,12 +6,14 @@
 INSERT INTO jobs (job_type, media_url, prompt, parameters)
 VALUES ($1::text, $2::text, $3::text, $4::jsonb)
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
-          created_at, updated_at, started_at, completed_at, processing_time_ms;
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
 
 -- name: get_job
 -- One job by id.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
-       created_at, updated_at, started_at, completed_at, processing_time_ms
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
 FROM jobs
 WHERE id = $1::uuid;
 
@@ -22,7 +24,8 @@ SELECT status FROM jobs WHERE id = $1::uuid;
 -- name: list_jobs_by_status
 -- Jobs in one status, newest first (jobs_status_created_at_idx read backwards).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
-       created_at, updated_at, started_at, completed_at, processing_time_ms
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
 FROM jobs
 WHERE status = $1::text
 ORDER BY created_at DESC, id DESC
@@ -31,7 +34,8 @@ LIMIT $2::int;
 -- name: list_jobs
 -- All jobs, newest first, by LIMIT/OFFSET (the plan's get_all; prefer list_jobs_after deep in).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
-       created_at, updated_at, started_at, completed_at, processing_time_ms
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
 FROM jobs
 ORDER BY created_at DESC, id DESC
 LIMIT $1::int OFFSET $2::int;
@@ -40,7 +44,8 @@ LIMIT $1::int OFFSET $2::int;
 -- Keyset page: jobs older than the cursor (created_at, id), newest first; an index range scan
 -- at any depth, unlike OFFSET which reads and discards every skipped row.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
-       created_at, updated_at, started_at, completed_at, processing_time_ms
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
 FROM jobs
 WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
 ORDER BY created_at DESC, id DESC
@@ -49,7 +54,10 @@ LIMIT $3::int;
 -- name: update_job_status
 -- Move a job to $2 if the lifecycle allows it. A flag per optional value ($3, $5, $7) says
 -- whether the caller passed it, so '' / 0 / {} are stored and omitted values are kept.
--- completed_at and (unless given) processing_time_ms come from the database clock.
+-- completed_at and (unless given) processing_time_ms come from the database clock. This is
+-- the unguarded (operator's) path: moving to processing takes a lease for holder $9 lasting
+-- $10 s and counts an attempt; leaving processing drops the lease (a finished job keeps its
+-- last holder in locked_by); back to pending clears the holder and any backoff.
 UPDATE jobs
 SET status = $2::text,
     error = CASE WHEN $3::bool THEN $4::text ELSE error END,
@@ -63,23 +71,40 @@ SET status = $2::text,
         WHEN $2::text IN ('completed', 'failed') AND started_at IS NOT NULL
             THEN floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
         WHEN $2::text IN ('pending', 'processing') THEN NULL
-        ELSE processing_time_ms END
+        ELSE processing_time_ms END,
+    attempts = CASE WHEN $2::text = 'processing' THEN attempts + 1 ELSE attempts END,
+    locked_by = CASE WHEN $2::text = 'processing' THEN $9::text
+                     WHEN $2::text = 'pending' THEN NULL
+                     ELSE locked_by END,
+    locked_until = CASE WHEN $2::text = 'processing' THEN clock_timestamp() + $10::float8 * interval '1 second' END,
+    heartbeat_at = CASE WHEN $2::text = 'processing' THEN clock_timestamp()
+                        WHEN $2::text = 'pending' THEN NULL
+                        ELSE heartbeat_at END,
+    run_after = NULL
 WHERE id = $1::uuid
   AND media_store_job_transition_allowed(status, $2::text)
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
-          created_at, updated_at, started_at, completed_at, processing_time_ms;
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
 
 -- name: start_job_processing
--- Atomically move one pending job to processing: of two concurrent callers exactly one wins
--- (the row lock serialises them and the loser's WHERE no longer matches).
+-- Atomically move one pending job to processing under a lease for holder $2 lasting $3 s: of
+-- two concurrent callers exactly one wins (the row lock serialises them and the loser's WHERE
+-- no longer matches). Counts an attempt, as a claim does.
 UPDATE jobs
 SET status = 'processing',
     started_at = clock_timestamp(),
     completed_at = NULL,
-    processing_time_ms = NULL
+    processing_time_ms = NULL,
+    attempts = attempts + 1,
+    locked_by = $2::text,
+    locked_until = clock_timestamp() + $3::float8 * interval '1 second',
+    heartbeat_at = clock_timestamp(),
+    run_after = NULL
 WHERE id = $1::uuid AND status = 'pending'
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
-          created_at, updated_at, started_at, completed_at, processing_time_ms;
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
 
 -- name: delete_job
 -- Delete one job; its assets, transcriptions and analysis results go with it (ON DELETE CASCADE).
@@ -90,3 +115,170 @@ DELETE FROM jobs WHERE id = $1::uuid RETURNING id;
 SELECT status, count(*) AS count
 FROM jobs
 GROUP BY status;
+
+-- ---------------------------------------------------------------------------------------------
+-- The work queue: claims under a lease, heartbeats, lease-guarded completion and failure,
+-- reclaiming expired leases. Every time comes from the database clock. Every write after the
+-- claim is guarded by the lease (id, status 'processing', holder), so a worker that lost its
+-- lease changes nothing.
+
+-- name: claim_jobs
+-- Claim up to $2 runnable pending jobs, oldest first, of the types $4 (NULL: any) for holder $1
+-- under a lease of $3 seconds. One statement: the MATERIALIZED CTE picks and row-locks ids on the
+-- partial jobs_claim_idx, SKIP LOCKED so concurrent claimers never wait for or share a row;
+-- a row claimed meanwhile by another worker no longer matches status = 'pending' when locked.
+WITH picked AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE status = 'pending'
+      AND ($4::text[] IS NULL OR job_type = any($4::text[]))
+      AND (run_after IS NULL OR run_after <= clock_timestamp())
+    ORDER BY created_at, id
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs AS j
+    SET status = 'processing',
+        started_at = clock_timestamp(),
+        attempts = j.attempts + 1,
+        locked_by = $1::text,
+        locked_until = clock_timestamp() + $3::float8 * interval '1 second',
+        heartbeat_at = clock_timestamp(),
+        run_after = NULL
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
+              j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
+              j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
+              j.heartbeat_at, j.run_after
+)
+SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+FROM claimed
+ORDER BY created_at, id;
+
+-- name: claim_jobs_of_type
+-- As claim_jobs for one job type $4, on jobs_claim_type_idx: a worker of a rare type reads
+-- only that type's backlog in order instead of filtering its way through everyone else's.
+WITH picked AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE status = 'pending'
+      AND job_type = $4::text
+      AND (run_after IS NULL OR run_after <= clock_timestamp())
+    ORDER BY created_at, id
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs AS j
+    SET status = 'processing',
+        started_at = clock_timestamp(),
+        attempts = j.attempts + 1,
+        locked_by = $1::text,
+        locked_until = clock_timestamp() + $3::float8 * interval '1 second',
+        heartbeat_at = clock_timestamp(),
+        run_after = NULL
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
+              j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
+              j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
+              j.heartbeat_at, j.run_after
+)
+SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+FROM claimed
+ORDER BY created_at, id;
+
+-- name: extend_job_leases
+-- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2; returns their ids
+-- (the caller reports the others as lost).
+UPDATE jobs
+SET locked_until = clock_timestamp() + $3::float8 * interval '1 second',
+    heartbeat_at = clock_timestamp()
+WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+RETURNING id;
+
+-- name: complete_job
+-- Complete job $1 if holder $2 still holds it, storing result $3; processing_time_ms is
+-- measured on the database clock from the claim. Zero rows: the lease was lost (or no job).
+UPDATE jobs
+SET status = 'completed',
+    result = $3::jsonb,
+    error = NULL,
+    completed_at = clock_timestamp(),
+    processing_time_ms = floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int,
+    locked_until = NULL
+WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
+RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+
+-- name: fail_job
+-- Record error $3 on job $1 if holder $2 still holds it. With $4 (retry) and attempts left it
+-- goes back to pending, runnable $5 seconds later; otherwise it is failed for good,
+-- keeping its holder and timing. Zero rows: the lease was lost (or no job).
+UPDATE jobs
+SET status = CASE WHEN $4::bool AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    error = $3::text,
+    started_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL ELSE started_at END,
+    completed_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL
+                        ELSE clock_timestamp() END,
+    processing_time_ms = CASE
+        WHEN $4::bool AND attempts < max_attempts THEN NULL
+        ELSE floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int END,
+    locked_by = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL ELSE locked_by END,
+    locked_until = NULL,
+    heartbeat_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL
+                        ELSE heartbeat_at END,
+    run_after = CASE WHEN $4::bool AND attempts < max_attempts
+                     THEN clock_timestamp() + $5::float8 * interval '1 second' END
+WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
+RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+
+-- name: release_jobs
+-- Give back jobs $2 that holder $1 still holds, unfinished (a worker shutting down): they
+-- return to pending at once and the interrupted attempt is not counted.
+UPDATE jobs
+SET status = 'pending',
+    started_at = NULL,
+    attempts = greatest(attempts - 1, 0),
+    locked_by = NULL,
+    locked_until = NULL,
+    heartbeat_at = NULL,
+    run_after = NULL
+WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+RETURNING id;
+
+-- name: reclaim_expired_jobs
+-- Take back every job whose lease ran out: to pending with attempts left, else failed for
+-- good; the error names the lost holder. Expired rows are found on jobs_lease_expiry_idx and
+-- locked SKIP LOCKED, so every worker may run this at once; a lease extended by a heartbeat
+-- that committed meanwhile no longer matches when locked, and is left alone.
+WITH expired AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE status = 'processing' AND locked_until < clock_timestamp()
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET status = CASE WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END,
+    error = 'lease of ' || j.locked_by || ' expired at ' || j.locked_until::text,
+    started_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.started_at END,
+    completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock_timestamp() END,
+    processing_time_ms = CASE
+        WHEN j.attempts < j.max_attempts THEN NULL
+        ELSE floor(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::int END,
+    locked_by = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.locked_by END,
+    locked_until = NULL,
+    heartbeat_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.heartbeat_at END
+FROM expired
+WHERE j.id = expired.id
+RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
+          j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
+          j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
+          j.heartbeat_at, j.run_after;

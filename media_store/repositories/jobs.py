@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from media_store.errors import InvalidTransition, JobNotFound, ValidationError
+from media_store.errors import InvalidTransition, JobNotFound, LeaseLost, ValidationError
 from media_store.models import (
     Job,
     JobCreate,
     JobStatus,
+    JobType,
     StatusUpdate,
     from_row,
     validate_input,
@@ -43,6 +45,14 @@ UNSET: Final = _Unset()
 
 MAX_PAGE = 10_000
 
+# Who holds a job started by the plan's start_processing / update_status, and for how long:
+# nothing heartbeats those, so the lease is long.
+MANUAL_HOLDER: Final = "media_store:manual"
+MANUAL_LEASE: Final = timedelta(hours=1)
+DEFAULT_LEASE: Final = timedelta(seconds=30)
+MAX_CLAIM = 1_000
+MAX_WORKER_ID = 200  # jobs.locked_by is varchar(200)
+
 _UUID = uuid.UUID
 _CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any]))
 _GET = query("get_job", returns=Job, params=(_UUID,))
@@ -53,9 +63,20 @@ _LIST_AFTER = query("list_jobs_after", returns=Job, params=(datetime, _UUID, int
 _UPDATE_STATUS = query(
     "update_job_status",
     returns=Job,
-    params=(_UUID, str, bool, str | None, bool, dict[str, Any] | None, bool, int | None),
+    params=(
+        _UUID,
+        str,
+        bool,
+        str | None,
+        bool,
+        dict[str, Any] | None,
+        bool,
+        int | None,
+        str,
+        float,
+    ),
 )
-_START = query("start_job_processing", returns=Job, params=(_UUID,))
+_START = query("start_job_processing", returns=Job, params=(_UUID, str, float))
 _DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
 _COUNT = query("count_jobs_by_status", returns=[("status", str), ("count", int)], params=())
 
@@ -181,15 +202,30 @@ class JobRepository(Repository):
             values.result,
             "processing_time_ms" in given,
             values.processing_time_ms,
+            MANUAL_HOLDER,
+            _duration("lease", MANUAL_LEASE),
         )
         if row is None:
             raise await self._refusal(job_id, target)
         return from_row(Job, row)
 
-    async def start_processing(self, job_id: uuid.UUID) -> Job:
+    async def start_processing(
+        self,
+        job_id: uuid.UUID,
+        *,
+        worker_id: str = "",
+        lease: timedelta | float | None = None,
+    ) -> Job:
         """Atomically move a pending job to processing; of concurrent callers exactly one
-        succeeds, the others get :class:`InvalidTransition`."""
-        row = await self._fetchrow(_START, job_id)
+        succeeds, the others get :class:`InvalidTransition`.
+
+        The job is leased to ``worker_id`` (default :data:`MANUAL_HOLDER`) for ``lease``
+        (default :data:`MANUAL_LEASE`, long because nothing heartbeats it). Workers should
+        use :meth:`claim` and :meth:`heartbeat` instead.
+        """
+        holder = _worker_id(worker_id or MANUAL_HOLDER)
+        span = _duration("lease", MANUAL_LEASE if lease is None else lease, positive=True)
+        row = await self._fetchrow(_START, job_id, holder, span)
         if row is None:
             raise await self._refusal(job_id, JobStatus.PROCESSING)
         return from_row(Job, row)
@@ -211,6 +247,126 @@ class JobRepository(Repository):
             return JobNotFound(job_id)
         return InvalidTransition(job_id, current, target.value)
 
+    # --- the work queue (sql/jobs.sql, same order) -----------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        job_types: Iterable[JobType | str] | None = None,
+        *,
+        limit: int = 1,
+        lease: timedelta | float = DEFAULT_LEASE,
+    ) -> list[Job]:
+        """Claim up to ``limit`` runnable pending jobs, oldest first, for ``worker_id``.
+
+        One statement (``FOR UPDATE SKIP LOCKED``): concurrent claimers never wait for each
+        other and never get the same job. Each claimed job is processing, leased to
+        ``worker_id`` until ``lease`` (a timedelta or seconds) from now on the database clock,
+        with one more attempt counted. ``job_types`` (None: any) restricts the types. Returns
+        the claimed jobs oldest first, possibly none. Raises :class:`ValidationError` before
+        any SQL on bad input.
+        """
+        holder = _worker_id(worker_id)
+        count = _claim_limit(limit)
+        span = _duration("lease", lease, positive=True)
+        types = _job_types(job_types)
+        if types is not None and len(types) == 1:
+            rows = await self._fetch(_CLAIM_OF_TYPE, holder, count, span, types[0])
+        else:
+            rows = await self._fetch(_CLAIM, holder, count, span, types)
+        return [from_row(Job, row) for row in rows]
+
+    async def heartbeat(
+        self,
+        worker_id: str,
+        job_ids: Iterable[uuid.UUID],
+        *,
+        lease: timedelta | float = DEFAULT_LEASE,
+    ) -> Heartbeat:
+        """Extend to ``lease`` from now the leases ``worker_id`` still holds among ``job_ids``.
+
+        Returns which were extended and which were lost (reclaimed, finished or deleted):
+        a worker should stop working on a lost job, whose completion would raise
+        :class:`LeaseLost`.
+        """
+        holder = _worker_id(worker_id)
+        span = _duration("lease", lease, positive=True)
+        wanted = list(dict.fromkeys(job_ids))
+        if not wanted:
+            return Heartbeat(extended=[], lost=[])
+        rows = await self._fetch(_EXTEND, holder, wanted, span)
+        kept = {row["id"] for row in rows}
+        return Heartbeat(
+            extended=[job_id for job_id in wanted if job_id in kept],
+            lost=[job_id for job_id in wanted if job_id not in kept],
+        )
+
+    async def complete(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        result: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Complete a job ``worker_id`` holds, storing ``result`` and clearing any error left by
+        an earlier attempt. ``processing_time_ms`` is measured on the database clock from the
+        claim. Raises :class:`LeaseLost` (nothing changed) when ``worker_id`` no longer holds
+        the job, :class:`JobNotFound` when it is gone, :class:`ValidationError` before any SQL.
+        """
+        holder = _worker_id(worker_id)
+        values = validate_input(StatusUpdate, {"result": result})
+        row = await self._fetchrow(_COMPLETE, job_id, holder, values.result)
+        if row is None:
+            raise await self._lease_refusal(job_id, holder)
+        return from_row(Job, row)
+
+    async def fail(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        error: str,
+        *,
+        retry: bool = True,
+        retry_in: timedelta | float | None = None,
+    ) -> Job:
+        """Record ``error`` on a job ``worker_id`` holds.
+
+        With ``retry`` and attempts left (``attempts < max_attempts``) the job returns to
+        pending, claimable after ``retry_in`` (None: at once); otherwise it is failed for good
+        with this error. Raises :class:`LeaseLost` (nothing changed), :class:`JobNotFound`,
+        or :class:`ValidationError` before any SQL.
+        """
+        holder = _worker_id(worker_id)
+        values = validate_input(StatusUpdate, {"error": error})
+        if values.error is None:
+            raise ValidationError("error must be a string")
+        delay = 0.0 if retry_in is None else _duration("retry_in", retry_in)
+        row = await self._fetchrow(_FAIL, job_id, holder, values.error, retry, delay)
+        if row is None:
+            raise await self._lease_refusal(job_id, holder)
+        return from_row(Job, row)
+
+    async def release(self, worker_id: str, job_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+        """Give back unfinished jobs ``worker_id`` still holds (e.g. on shutdown): they are
+        pending again at once and the interrupted attempt is not counted. Returns the ids
+        released; jobs it no longer held are left alone."""
+        holder = _worker_id(worker_id)
+        wanted = list(dict.fromkeys(job_ids))
+        if not wanted:
+            return []
+        released = {row["id"] for row in await self._fetch(_RELEASE, holder, wanted)}
+        return [job_id for job_id in wanted if job_id in released]
+
+    async def reclaim_expired(self) -> list[Job]:
+        """Take back every job whose lease has expired: pending again when it has attempts
+        left, else failed for good; ``error`` names the holder that lost it. One statement,
+        safe to run from every worker at once. Returns the jobs as they are now."""
+        return [from_row(Job, row) for row in await self._fetch(_RECLAIM)]
+
+    async def _lease_refusal(self, job_id: uuid.UUID, worker_id: str) -> Exception:
+        if await self._fetchval(_GET_STATUS, job_id) is None:
+            return JobNotFound(job_id)
+        return LeaseLost(job_id, worker_id)
+
 
 def _status(value: JobStatus | str) -> JobStatus:
     try:
@@ -219,3 +375,64 @@ def _status(value: JobStatus | str) -> JobStatus:
         raise ValidationError(
             f"unknown job status {value!r}; expected one of {[s.value for s in JobStatus]}"
         ) from None
+
+
+# --- the work queue -----------------------------------------------------------------------
+
+_CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
+_CLAIM_OF_TYPE = query("claim_jobs_of_type", returns=Job, params=(str, int, float, str))
+_EXTEND = query("extend_job_leases", returns=[("id", _UUID)], params=(str, list[_UUID], float))
+_COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
+_FAIL = query("fail_job", returns=Job, params=(_UUID, str, str, bool, float))
+_RELEASE = query("release_jobs", returns=[("id", _UUID)], params=(str, list[_UUID]))
+_RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat found: leases extended, and jobs the worker no longer holds."""
+
+    extended: list[uuid.UUID]
+    lost: list[uuid.UUID]
+
+
+def _worker_id(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_WORKER_ID or "\x00" in value:
+        raise ValidationError(
+            f"worker_id must be a string of 1 to {MAX_WORKER_ID} characters without NUL"
+        )
+    return value
+
+
+def _claim_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
+        raise ValidationError(f"limit must be between 1 and {MAX_CLAIM}, got {limit!r}")
+    return limit
+
+
+def _duration(name: str, value: timedelta | float, *, positive: bool = False) -> float:
+    """Seconds from a timedelta or a number; finite, never negative, > 0 when ``positive``."""
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise ValidationError(f"{name} must be a timedelta or seconds, got {value!r}")
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        raise ValidationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return seconds
+
+
+def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):  # one type given bare: accept it rather than its letters
+        values = [values]
+    types: list[str] = []
+    for value in values:
+        try:
+            types.append(JobType(value).value)
+        except ValueError:
+            raise ValidationError(
+                f"unknown job type {value!r}; expected one of {[t.value for t in JobType]}"
+            ) from None
+    if not types:
+        raise ValidationError("job_types must name at least one type (or be None for any)")
+    return sorted(set(types))
