@@ -23,7 +23,9 @@ same values, in the same order (a missing ``confidence`` or ``speaker`` equals N
 from __future__ import annotations
 
 import math
+import sys
 import uuid
+from array import array
 from bisect import bisect_left
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice, repeat
@@ -507,6 +509,41 @@ SEGMENT_COLUMNS = (
 )
 
 
+_SWAP = sys.byteorder == "little"  # packed doubles are big-endian, as float8send writes them
+_NAN = math.nan
+
+
+def pack_floats(values: list[float]) -> bytes:
+    """``values`` as big-endian IEEE-754 doubles (the segments' bytea format)."""
+    packed = array("d", values)
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_floats(data: bytes) -> list[float]:
+    unpacked = array("d")
+    unpacked.frombytes(data)
+    if _SWAP:
+        unpacked.byteswap()
+    return unpacked.tolist()
+
+
+def pack_confidences(values: list[float | None]) -> bytes:
+    """Like :func:`pack_floats`, with NaN where a word has no confidence."""
+    if None in values:
+        return pack_floats([_NAN if v is None else v for v in values])
+    return pack_floats(values)  # type: ignore[arg-type]  # no None in it
+
+
+def unpack_confidences(data: bytes) -> list[float | None]:
+    values: list[float | None] = unpack_floats(data)  # type: ignore[assignment]
+    # The sum is NaN when an element is (confidences are in [0, 1]: it cannot overflow).
+    if math.isnan(sum(values)):  # type: ignore[arg-type]
+        return [None if v != v else v for v in values]  # NaN is the only value != itself
+    return values
+
+
 def segment_records(
     transcription_id: uuid.UUID, first_seq: int, words: Words
 ) -> Iterator[tuple[Any, ...]]:
@@ -524,9 +561,9 @@ def segment_records(
             starts[-1],
             len(starts),
             words.words[lo:hi],
-            starts,
-            words.ends[lo:hi],
-            words.confidences[lo:hi],
+            pack_floats(starts),
+            pack_floats(words.ends[lo:hi]),
+            pack_confidences(words.confidences[lo:hi]),
             None if speakers is None else _none_if_empty(speakers[lo:hi]),
         )
         seq += 1

@@ -1,6 +1,6 @@
 -- Reverts 0003: the words go back into transcriptions.word_timestamps as the plan stored them
 -- (one JSONB array of {"word", "start", "end", "confidence", "speaker"} objects, absent keys
--- for missing values), then the segments table is dropped.
+-- for missing values), then the segments table and its functions are dropped.
 UPDATE transcriptions AS t
 SET word_timestamps = moved.words
 FROM (
@@ -12,10 +12,18 @@ FROM (
                ORDER BY s.seq, w.n
            ) AS words
     FROM transcription_word_segments AS s
-    CROSS JOIN LATERAL unnest(s.words, s.starts, s.ends, s.confidences, s.speakers)
+    CROSS JOIN LATERAL unnest(
+        s.words,
+        media_store_unpack_float8(s.starts),
+        media_store_unpack_float8(s.ends),
+        media_store_unpack_float8(s.confidences),
+        s.speakers
+    )
         WITH ORDINALITY AS w (word, start, finish, confidence, speaker, n)
     GROUP BY s.transcription_id
 ) AS moved
 WHERE t.id = moved.transcription_id;
 
 DROP TABLE IF EXISTS transcription_word_segments;
+DROP FUNCTION IF EXISTS media_store_unpack_float8(bytea);
+DROP FUNCTION IF EXISTS media_store_float8_at(bytea, integer);

@@ -1,10 +1,10 @@
 -- Word timestamps move from transcriptions.word_timestamps (one JSONB array per transcription)
--- to segments of typed arrays: one row per run of up to 512 consecutive words. Measured (see
--- benchmarks/bench_words.py): the arrays are written by binary COPY near the server's ingest
--- limit, take ~25 bytes a word with table, index and TOAST, and a time-window read fetches only
--- the segments that overlap the window. A row per word costs 85-150 bytes and a per-row
--- foreign-key check; one JSONB blob per transcription is slower to write and must be read
--- whole.
+-- to segments of parallel columns: one row per run of up to 512 consecutive words. Measured
+-- (see benchmarks/bench_words.py): segments are written by binary COPY near the server's
+-- ingest limit, take ~25 bytes a word with table, index and TOAST, and a time-window read
+-- fetches only the segments that overlap the window. A row per word costs 85-150 bytes and a
+-- per-row foreign-key check; one JSONB blob per transcription is slower to write and must be
+-- read whole.
 --
 -- transcriptions.word_timestamps stays (the plan's column), as a marker only: NULL when the
 -- transcription was created without word timestamps, '[]' when it was created with them.
@@ -12,44 +12,77 @@
 --
 -- depends: 0001_initial_schema
 
+-- The seconds of a segment are packed: n IEEE-754 doubles, big-endian (float8send's format),
+-- in one bytea. Binary COPY of a bytea is a memcpy, where a float8[] is encoded element by
+-- element by the driver: measured, this halves the cost of writing a transcript. Decoded in
+-- SQL by media_store_float8_at / media_store_unpack_float8 below, in Python by
+-- media_store.words.unpack_floats.
+CREATE FUNCTION media_store_float8_at(packed bytea, n integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN e = 2047 THEN CASE WHEN m = 0 THEN sign * 'Infinity'::float8 ELSE 'NaN'::float8 END
+        WHEN e = 0 THEN sign * m::float8 * power(2::float8, -1074)
+        ELSE sign * (1 + m::float8 / 4503599627370496) * power(2::float8, e - 1023)
+    END
+    FROM (
+        SELECT CASE WHEN bits < 0 THEN -1::float8 ELSE 1::float8 END AS sign,
+               ((bits >> 52) & 2047)::integer AS e,
+               bits & 4503599627370495 AS m
+        FROM (
+            SELECT ('x' || encode(substr(packed, 8 * n - 7, 8), 'hex'))::bit(64)::bigint AS bits
+        ) AS raw
+    ) AS parts
+$$;
+
+-- Every double of a packed bytea as a float8[]; NaN (the "no confidence" mark) becomes NULL.
+CREATE FUNCTION media_store_unpack_float8(packed bytea) RETURNS double precision[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(
+        array_agg(nullif(media_store_float8_at(packed, i), 'NaN'::float8) ORDER BY i),
+        '{}'::float8[]
+    )
+    FROM generate_series(1, octet_length(packed) / 8) AS i
+$$;
+
 CREATE TABLE transcription_word_segments (
     transcription_id uuid               NOT NULL
         REFERENCES transcriptions (id) ON DELETE CASCADE,
     -- Position of the segment in the transcript, from 0, in word order.
     seq              integer            NOT NULL,
-    -- starts[1] and starts[word_count]: a window read selects segments on these without
-    -- opening the arrays.
+    -- The first and last start of the segment: a window read selects segments on these
+    -- without opening the arrays.
     first_start      double precision   NOT NULL,
     last_start       double precision   NOT NULL,
     word_count       integer            NOT NULL,
     words            text[]             NOT NULL,
-    -- Seconds from the start of the media. double precision, not real: real keeps ~7 digits,
-    -- i.e. only milliseconds after 3 hours, and would not give back the values written.
-    starts           double precision[] NOT NULL,
-    ends             double precision[] NOT NULL,
-    -- Elements are NULL where a word has no confidence.
-    confidences      double precision[] NOT NULL,
+    -- Seconds from the start of the media, packed (see above). Doubles, not reals: a real
+    -- keeps ~7 digits, i.e. only milliseconds after 3 hours, and would not give back the
+    -- values written.
+    starts           bytea              NOT NULL,
+    ends             bytea              NOT NULL,
+    -- Packed likewise; NaN where a word has no confidence.
+    confidences      bytea              NOT NULL,
     -- NULL when no word of the segment has a speaker.
     speakers         text[],
     CONSTRAINT transcription_word_segments_pkey PRIMARY KEY (transcription_id, seq),
     CONSTRAINT transcription_word_segments_seq_check CHECK (seq >= 0),
-    -- Parallel one-dimensional arrays of word_count elements each, indexed from 1. The checks
-    -- of each word (finite, ordered, ranges, no NUL) run in the library, column-wise, before
-    -- the COPY: a per-element check here would cost a scan of every array on every insert.
+    -- Parallel columns of word_count elements each. The checks of each word (finite, ordered,
+    -- ranges, no NUL) run in the library, column-wise, before the COPY: a per-element check
+    -- here would cost a scan of every array on every insert.
     CONSTRAINT transcription_word_segments_shape_check CHECK (
         word_count > 0
         AND array_ndims(words) = 1 AND array_lower(words, 1) = 1
         AND cardinality(words) = word_count
-        AND cardinality(starts) = word_count
-        AND cardinality(ends) = word_count
-        AND cardinality(confidences) = word_count
+        AND octet_length(starts) = 8 * word_count
+        AND octet_length(ends) = 8 * word_count
+        AND octet_length(confidences) = 8 * word_count
         AND (speakers IS NULL OR cardinality(speakers) = word_count)
     ),
     CONSTRAINT transcription_word_segments_bounds_check CHECK (
         first_start >= 0
         AND first_start <= last_start
-        AND first_start = starts[1]
-        AND last_start = starts[word_count]
+        AND first_start = media_store_float8_at(starts, 1)
+        AND last_start = media_store_float8_at(starts, word_count)
     )
 );
 
@@ -69,22 +102,30 @@ END;
 $$;
 
 COMMENT ON TABLE transcription_word_segments IS
-    'Word timestamps of a transcription, up to 512 consecutive words a row, as parallel arrays';
+    'Word timestamps of a transcription, up to 512 consecutive words a row, as parallel columns';
 
 -- Words already stored by the plan's design move to segments of 512 in their array order,
 -- leaving the '[]' marker behind.
 INSERT INTO transcription_word_segments
     (transcription_id, seq, first_start, last_start, word_count, words, starts, ends,
      confidences, speakers)
-SELECT id, seq, starts[1], starts[cardinality(starts)], cardinality(words), words, starts, ends,
-       confidences, CASE WHEN has_speaker THEN speakers END
+SELECT id, seq, first_start, last_start, word_count, words, starts, ends, confidences,
+       CASE WHEN has_speaker THEN speakers END
 FROM (
     SELECT t.id,
            ((w.n - 1) / 512)::integer AS seq,
+           (array_agg((w.word ->> 'start')::double precision ORDER BY w.n))[1] AS first_start,
+           (array_agg((w.word ->> 'start')::double precision ORDER BY w.n DESC))[1]
+               AS last_start,
+           count(*)::integer AS word_count,
            array_agg(w.word ->> 'word' ORDER BY w.n) AS words,
-           array_agg((w.word ->> 'start')::double precision ORDER BY w.n) AS starts,
-           array_agg((w.word ->> 'end')::double precision ORDER BY w.n) AS ends,
-           array_agg((w.word ->> 'confidence')::double precision ORDER BY w.n) AS confidences,
+           string_agg(float8send((w.word ->> 'start')::double precision), ''::bytea
+                      ORDER BY w.n) AS starts,
+           string_agg(float8send((w.word ->> 'end')::double precision), ''::bytea
+                      ORDER BY w.n) AS ends,
+           string_agg(float8send(coalesce((w.word ->> 'confidence')::double precision,
+                                          'NaN'::float8)), ''::bytea ORDER BY w.n)
+               AS confidences,
            array_agg(w.word ->> 'speaker' ORDER BY w.n) AS speakers,
            bool_or(w.word ->> 'speaker' IS NOT NULL) AS has_speaker
     FROM transcriptions AS t

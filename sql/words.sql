@@ -1,6 +1,7 @@
 -- Word timestamps: segments of up to 512 consecutive words of one transcription, as parallel
--- arrays (migrations/0003). Segments are written by binary COPY (copy_records_to_table), not
--- by a query here. Same order as media_store/repositories/transcriptions.py.
+-- columns (migrations/0003; the seconds packed in bytea, decoded by media_store.words).
+-- Segments are written by binary COPY (copy_records_to_table), not by a query here. Same
+-- order as media_store/repositories/transcriptions.py.
 
 -- name: lock_transcription_words
 -- Lock a transcription against other appenders until the transaction ends. NO KEY UPDATE:

@@ -31,6 +31,8 @@ from media_store.words import (
     TranscriptionNotFound,
     WordOrderConflict,
     Words,
+    pack_confidences,
+    pack_floats,
     validate_words,
 )
 
@@ -529,13 +531,27 @@ async def test_deleting_a_transcription_or_its_job_removes_its_words(
         await store.transcriptions.words(b.id)
 
 
+async def test_packed_seconds_decode_in_sql_as_in_python(store: Store) -> None:
+    values = [0.0, 1e-310, 0.1, 2.5, 10800.123456789, 1e300, 5e-324]
+    packed = pack_floats(values)
+    assert await store.pool.fetchval("SELECT media_store_unpack_float8($1)", packed) == values
+    assert await store.pool.fetchval(
+        "SELECT media_store_unpack_float8($1)", pack_confidences([0.5, None, 1.0])
+    ) == [0.5, None, 1.0]
+    assert await store.pool.fetchval("SELECT float8send($1) = $2", 0.1, pack_floats([0.1]))
+
+
 async def test_the_database_refuses_malformed_segments(store: Store, job: Job) -> None:
     created = await store.transcriptions.create(transcription(job.id))
+    one, two, nan = pack_floats([1.0]), pack_floats([2.0]), pack_confidences([None])
     for record in [
-        (created.id, 0, 1.0, 1.0, 2, ["a"], [1.0], [1.0], [None], None),  # count mismatch
-        (created.id, 0, 2.0, 1.0, 1, ["a"], [2.0], [2.0], [None], None),  # bounds wrong
-        (uuid.uuid4(), 0, 1.0, 1.0, 1, ["a"], [1.0], [1.0], [None], None),  # no transcription
+        (created.id, 0, 1.0, 1.0, 2, ["a"], one, one, nan, None),  # count mismatch
+        (created.id, 0, 1.0, 1.0, 1, ["a"], one + one, one, nan, None),  # bytes mismatch
+        (created.id, 0, 2.0, 2.0, 1, ["a"], one, one, nan, None),  # bounds wrong
+        (created.id, 0, 1.0, 1.0, 1, ["a", "b"], one, one, nan, None),  # words mismatch
+        (uuid.uuid4(), 0, 1.0, 1.0, 1, ["a"], one, one, nan, None),  # no transcription
     ]:
+        assert two != one
         with pytest.raises(asyncpg.IntegrityConstraintViolationError):
             await store.pool.copy_records_to_table(
                 "transcription_word_segments",

@@ -18,7 +18,14 @@ from typing import Any
 
 import asyncpg
 
-from media_store.errors import JobNotFound, ValidationError, connection_lost, translate
+from media_store.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    JobNotFound,
+    ValidationError,
+    connection_lost,
+    translate,
+)
 from media_store.models import Transcription, TranscriptionCreate, from_row, validate_input
 from media_store.queries import query
 from media_store.repositories.base import DRIVER_ERRORS
@@ -35,19 +42,15 @@ from media_store.words import (
     concat,
     segment_records,
     segments_count,
+    unpack_confidences,
+    unpack_floats,
     validate_words,
 )
 
 _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
-_SEGMENT_COLUMNS = [
-    ("transcription_id", _UUID),
-    ("words", list[str]),
-    ("starts", list[float]),
-    ("ends", list[float]),
-    ("confidences", list[float | None]),
-    ("speakers", list[str | None] | None),
-]
+# The segment queries declare no result columns for `media-store check`: it has no kind for
+# bytea (the packed seconds); the rows are read by name in _join.
 
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
@@ -70,13 +73,9 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     _delete = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
     _lock = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
     _tail = query("get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,))
-    _segments = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
-    _segments_for_job = query(
-        "list_word_segments_for_job", returns=_SEGMENT_COLUMNS, params=(_UUID,)
-    )
-    _segments_between = query(
-        "list_word_segments_between", returns=_SEGMENT_COLUMNS, params=(_UUID, float, float)
-    )
+    _segments = query("list_word_segments", params=(_UUID,))
+    _segments_for_job = query("list_word_segments_for_job", params=(_UUID,))
+    _segments_between = query("list_word_segments_between", params=(_UUID, float, float))
     _count = query(
         "count_words", returns=[("transcription_id", _UUID), ("word_count", int)], params=(_UUID,)
     )
@@ -315,11 +314,18 @@ async def _in_transaction(conn: Any) -> AsyncIterator[None]:
         raise translate(exc, conn) from exc
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         # If the connection is gone the server has already rolled back.
-        if not connection_lost(conn):
-            with contextlib.suppress(*DRIVER_ERRORS):
+        broken = connection_lost(conn)
+        if not broken:
+            try:
                 await tx.rollback()
+            except DRIVER_ERRORS:
+                broken = True
+        if broken and type(exc) is DatabaseError:
+            # A connection killed between two statements can surface as a protocol-state
+            # error on the next one; the failed rollback shows the connection is lost.
+            raise DatabaseUnavailable("database connection lost during the write") from exc
         raise
     try:
         await tx.commit()
@@ -342,7 +348,13 @@ def _model(row: asyncpg.Record, words: Words | None) -> Transcription:
 def _join(segments: Sequence[asyncpg.Record]) -> Words:
     """The words of consecutive segment rows as one :class:`Words`."""
     return concat(
-        Words._trusted(s["words"], s["starts"], s["ends"], s["confidences"], s["speakers"])
+        Words._trusted(
+            s["words"],
+            unpack_floats(s["starts"]),
+            unpack_floats(s["ends"]),
+            unpack_confidences(s["confidences"]),
+            s["speakers"],
+        )
         for s in segments
     )
 
