@@ -76,7 +76,8 @@ SET status = $2::text,
     locked_by = CASE WHEN $2::text = 'processing' THEN $9::text
                      WHEN $2::text = 'pending' THEN NULL
                      ELSE locked_by END,
-    locked_until = CASE WHEN $2::text = 'processing' THEN clock_timestamp() + $10::float8 * interval '1 second' END,
+    locked_until = CASE WHEN $2::text = 'processing'
+                        THEN clock_timestamp() + $10::float8 * interval '1 second' END,
     heartbeat_at = CASE WHEN $2::text = 'processing' THEN clock_timestamp()
                         WHEN $2::text = 'pending' THEN NULL
                         ELSE heartbeat_at END,
@@ -93,14 +94,15 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- no longer matches). Counts an attempt, as a claim does.
 UPDATE jobs
 SET status = 'processing',
-    started_at = clock_timestamp(),
+    started_at = clock.at,
     completed_at = NULL,
     processing_time_ms = NULL,
     attempts = attempts + 1,
     locked_by = $2::text,
-    locked_until = clock_timestamp() + $3::float8 * interval '1 second',
-    heartbeat_at = clock_timestamp(),
+    locked_until = clock.at + $3::float8 * interval '1 second',
+    heartbeat_at = clock.at,
     run_after = NULL
+FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'pending'
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -139,13 +141,13 @@ WITH picked AS MATERIALIZED (
 ), claimed AS (
     UPDATE jobs AS j
     SET status = 'processing',
-        started_at = clock_timestamp(),
+        started_at = clock.at,
         attempts = j.attempts + 1,
         locked_by = $1::text,
-        locked_until = clock_timestamp() + $3::float8 * interval '1 second',
-        heartbeat_at = clock_timestamp(),
+        locked_until = clock.at + $3::float8 * interval '1 second',
+        heartbeat_at = clock.at,
         run_after = NULL
-    FROM picked
+    FROM picked, (SELECT clock_timestamp() AS at) AS clock
     WHERE j.id = picked.id
     RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
               j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
@@ -173,13 +175,13 @@ WITH picked AS MATERIALIZED (
 ), claimed AS (
     UPDATE jobs AS j
     SET status = 'processing',
-        started_at = clock_timestamp(),
+        started_at = clock.at,
         attempts = j.attempts + 1,
         locked_by = $1::text,
-        locked_until = clock_timestamp() + $3::float8 * interval '1 second',
-        heartbeat_at = clock_timestamp(),
+        locked_until = clock.at + $3::float8 * interval '1 second',
+        heartbeat_at = clock.at,
         run_after = NULL
-    FROM picked
+    FROM picked, (SELECT clock_timestamp() AS at) AS clock
     WHERE j.id = picked.id
     RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
               j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
@@ -196,8 +198,9 @@ ORDER BY created_at, id;
 -- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2; returns their ids
 -- (the caller reports the others as lost).
 UPDATE jobs
-SET locked_until = clock_timestamp() + $3::float8 * interval '1 second',
-    heartbeat_at = clock_timestamp()
+SET locked_until = clock.at + $3::float8 * interval '1 second',
+    heartbeat_at = clock.at
+FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
 RETURNING id;
 
@@ -208,9 +211,10 @@ UPDATE jobs
 SET status = 'completed',
     result = $3::jsonb,
     error = NULL,
-    completed_at = clock_timestamp(),
-    processing_time_ms = floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int,
+    completed_at = clock.at,
+    processing_time_ms = floor(extract(epoch FROM clock.at - started_at) * 1000)::int,
     locked_until = NULL
+FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -225,16 +229,17 @@ SET status = CASE WHEN $4::bool AND attempts < max_attempts THEN 'pending' ELSE 
     error = $3::text,
     started_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL ELSE started_at END,
     completed_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL
-                        ELSE clock_timestamp() END,
+                        ELSE clock.at END,
     processing_time_ms = CASE
         WHEN $4::bool AND attempts < max_attempts THEN NULL
-        ELSE floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int END,
+        ELSE floor(extract(epoch FROM clock.at - started_at) * 1000)::int END,
     locked_by = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL ELSE locked_by END,
     locked_until = NULL,
     heartbeat_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL
                         ELSE heartbeat_at END,
     run_after = CASE WHEN $4::bool AND attempts < max_attempts
-                     THEN clock_timestamp() + $5::float8 * interval '1 second' END
+                     THEN clock.at + $5::float8 * interval '1 second' END
+FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -269,14 +274,14 @@ UPDATE jobs AS j
 SET status = CASE WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END,
     error = 'lease of ' || j.locked_by || ' expired at ' || j.locked_until::text,
     started_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.started_at END,
-    completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock_timestamp() END,
+    completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock.at END,
     processing_time_ms = CASE
         WHEN j.attempts < j.max_attempts THEN NULL
-        ELSE floor(extract(epoch FROM clock_timestamp() - j.started_at) * 1000)::int END,
+        ELSE floor(extract(epoch FROM clock.at - j.started_at) * 1000)::int END,
     locked_by = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.locked_by END,
     locked_until = NULL,
     heartbeat_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.heartbeat_at END
-FROM expired
+FROM expired, (SELECT clock_timestamp() AS at) AS clock
 WHERE j.id = expired.id
 RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
           j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,

@@ -1,0 +1,362 @@
+"""Running jobs: the loop every worker needs, so that no worker author rewrites it.
+
+:func:`run_worker` claims a batch, runs the handler on each job, and completes or fails it
+under the lease, while a background task heartbeats every job the worker holds and every
+worker in turn reclaims leases that expired (their holder crashed or hung).
+
+Why the heartbeat cannot be starved: the heartbeat is an asyncio task on the worker's own
+event loop and connection pool, and a *plain function* handler runs in a thread
+(``asyncio.to_thread``), so however long it computes, the loop stays free to beat (a thread
+spinning in Python code hands the interpreter lock back every few milliseconds). An ``async
+def`` handler runs on the loop itself and must therefore only await, never compute or block for
+long: give CPU-heavy or blocking work as a plain function. A heartbeat thread with its own
+loop would survive a misbehaving async handler too, but needs a connection outside the Store
+(and the DSN, which a Store does not keep); it would not help against code that holds the
+interpreter lock, which starves every Python thread alike.
+
+On cancellation the worker stops at once: the job in hand is abandoned (a thread running a
+plain-function handler finishes on its own, its result discarded) and every job it still holds
+is released in one statement, pending again without counting the interrupted attempt. If the
+release cannot run (connection gone, second cancellation), the leases simply expire and
+another worker reclaims them. Setting ``stop`` instead is graceful: the job in hand finishes,
+the rest of the batch is released, and the worker returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeAlias, cast
+
+import asyncpg
+
+from media_store.errors import LeaseLost, MediaStoreError, ValidationError
+from media_store.models import Job, JobType
+from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM
+from media_store.store import Store
+
+log = logging.getLogger("media_store.worker")
+
+# migrations/0002 notifies this channel (empty payload) after every INSERT into jobs.
+NOTIFY_CHANNEL = "media_store_jobs"
+
+JobResult: TypeAlias = Mapping[str, Any] | None
+Handler: TypeAlias = Callable[[Job], Awaitable[JobResult]] | Callable[[Job], JobResult]
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler to fail the job for good, without using its remaining attempts."""
+
+
+@dataclass
+class WorkerStats:
+    """What one :func:`run_worker` call did."""
+
+    worker_id: str
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0  # failed, back to pending for another attempt
+    failed: int = 0  # failed for good
+    lost: int = 0  # the lease was lost before the job could be finished
+    released: int = 0  # given back unfinished on stop or cancellation
+    reclaimed: int = 0  # expired leases of other workers this worker took back
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``: unique per worker, and says where to look when a lease is lost."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _seconds(name: str, value: timedelta | float) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:
+        raise ValidationError(f"{name} must be > 0, got {value!r}")
+    return seconds
+
+
+async def run_worker(
+    store: Store,
+    handler: Handler,
+    *,
+    worker_id: str | None = None,
+    job_types: Iterable[JobType | str] | None = None,
+    batch: int = 10,
+    lease: timedelta | float = DEFAULT_LEASE,
+    heartbeat_every: timedelta | float | None = None,
+    poll_interval: timedelta | float = 1.0,
+    reclaim_every: timedelta | float | None = None,
+    retry_in: timedelta | float | None = None,
+    listen: bool = False,
+    burst: bool = False,
+    stop: asyncio.Event | None = None,
+) -> WorkerStats:
+    """Process jobs until ``stop`` is set (or, with ``burst``, until none is left to claim).
+
+    ``handler(job)`` returns the job's result (a JSON object, or None) and is either an
+    ``async def`` (I/O only: it runs on the event loop) or a plain function (run in a thread:
+    use this for CPU-heavy or blocking work; see the module doc). A handler that raises fails
+    the job with ``"ExceptionType: message"`` as its error: retried (after ``retry_in``, default
+    at once) while attempts remain, failed for good after that, or at once if it raised
+    :class:`PermanentFailure`. A result that is not a JSON object fails the job for good.
+
+    Each round claims up to ``batch`` jobs (of ``job_types``; None: any) under a ``lease``
+    (timedelta or seconds), then runs them one after another. Every job held is heartbeaten
+    every ``heartbeat_every`` (default a third of the lease); a job whose lease was lost
+    anyway (e.g. the loop was blocked) is counted as lost, not completed. Expired leases are
+    reclaimed every ``reclaim_every`` (default: the lease) by every worker (safe at once).
+    When there is nothing to claim the worker sleeps ``poll_interval``.
+
+    ``listen=True`` also wakes the worker as soon as a job is created, through LISTEN on one
+    connection of the store's pool held for the worker's lifetime; polling continues, so a
+    lost notification only costs latency. It is off by default and does not work through
+    PgBouncer in transaction pooling mode (LISTEN needs a session of its own): there, leave it
+    off and shorten ``poll_interval``.
+
+    The store is the caller's: the worker borrows connections from its pool and closes
+    nothing. Raises :class:`ValidationError` on bad arguments; database errors while claiming,
+    heartbeating or finishing are logged and retried on the next round, not raised.
+    """
+    lease_s = _seconds("lease", lease)
+    beat_s = (
+        lease_s / 3 if heartbeat_every is None else _seconds("heartbeat_every", heartbeat_every)
+    )
+    if beat_s >= lease_s:
+        raise ValidationError(
+            f"heartbeat_every ({beat_s}s) must be shorter than the lease ({lease_s}s)"
+        )
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_CLAIM:
+        raise ValidationError(f"batch must be between 1 and {MAX_CLAIM}, got {batch!r}")
+    worker = _Worker(
+        store,
+        handler,
+        worker_id=worker_id or default_worker_id(),
+        job_types=None if job_types is None else list(job_types),
+        batch=batch,
+        lease_s=lease_s,
+        beat_s=beat_s,
+        poll_s=_seconds("poll_interval", poll_interval),
+        reclaim_s=lease_s if reclaim_every is None else _seconds("reclaim_every", reclaim_every),
+        retry_in=retry_in,
+        stop=stop or asyncio.Event(),
+    )
+    # A bad worker_id or job type is refused by the first claim, before any job is touched.
+    return await worker.run(listen=listen, burst=burst)
+
+
+class _Worker:
+    def __init__(
+        self,
+        store: Store,
+        handler: Handler,
+        *,
+        worker_id: str,
+        job_types: list[JobType | str] | None,
+        batch: int,
+        lease_s: float,
+        beat_s: float,
+        poll_s: float,
+        reclaim_s: float,
+        retry_in: timedelta | float | None,
+        stop: asyncio.Event,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.worker_id = worker_id
+        self.job_types = job_types
+        self.batch = batch
+        self.lease_s = lease_s
+        self.beat_s = beat_s
+        self.poll_s = poll_s
+        self.reclaim_s = reclaim_s
+        self.retry_in = retry_in
+        self.stop = stop
+        self.stats = WorkerStats(worker_id)
+        self.held: set[uuid.UUID] = set()  # claimed, not yet finished or released
+        self.wake = asyncio.Event()
+        self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
+        )
+
+    async def run(self, *, listen: bool, burst: bool) -> WorkerStats:
+        beats = asyncio.create_task(self._heartbeats(), name=f"heartbeat {self.worker_id}")
+        listener: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
+        try:
+            if listen:
+                listener = await self._listen()
+            next_reclaim = 0.0
+            while not self.stop.is_set():
+                if time.monotonic() >= next_reclaim:
+                    await self._reclaim()
+                    next_reclaim = time.monotonic() + self.reclaim_s
+                jobs = await self._claim()
+                if jobs is None:  # the database failed; try again after a pause
+                    await self._idle()
+                    continue
+                if not jobs:
+                    if burst and not await self._reclaim():
+                        break
+                    if not burst:
+                        await self._idle()
+                    continue
+                for job in jobs:
+                    if self.stop.is_set():
+                        break
+                    await self._process(job)
+                await self._release()  # what stop left unstarted
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+            # Also on cancellation: give back what is held rather than wait for its lease.
+            await self._release()
+            if listener is not None:
+                await self._unlisten(listener)
+        return self.stats
+
+    async def _claim(self) -> list[Job] | None:
+        try:
+            jobs = await self.store.jobs.claim(
+                self.worker_id, self.job_types, limit=self.batch, lease=self.lease_s
+            )
+        except ValidationError:
+            raise
+        except MediaStoreError:
+            log.exception("worker %s: claim failed", self.worker_id)
+            return None
+        self.held.update(job.id for job in jobs)
+        self.stats.claimed += len(jobs)
+        return jobs
+
+    async def _process(self, job: Job) -> None:
+        try:
+            result = await self._call(job)
+        except PermanentFailure as exc:
+            await self._fail(job, exc, retry=False)
+        except Exception as exc:  # the handler's failure is the job's failure, not ours
+            await self._fail(job, exc, retry=True)
+        else:
+            await self._complete(job, result)
+        # Not in a finally: a cancelled job stays held, so that run() releases it.
+        self.held.discard(job.id)
+
+    async def _complete(self, job: Job, result: JobResult) -> None:
+        try:
+            await self.store.jobs.complete(job.id, self.worker_id, result)
+        except LeaseLost:
+            self._lost(job)
+        except ValidationError as exc:  # a result that is no JSON object
+            await self._fail(job, exc, retry=False)
+        except MediaStoreError:
+            log.exception("worker %s: completing job %s failed", self.worker_id, job.id)
+        else:
+            self.stats.completed += 1
+
+    async def _call(self, job: Job) -> JobResult:
+        if self.is_async:
+            return await cast(Callable[[Job], Awaitable[JobResult]], self.handler)(job)
+        result = await asyncio.to_thread(self.handler, job)
+        if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
+            return await result
+        return result
+
+    async def _fail(self, job: Job, exc: BaseException, *, retry: bool) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            failed = await self.store.jobs.fail(
+                job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
+            )
+        except LeaseLost:
+            self._lost(job)
+            return
+        except MediaStoreError:
+            log.exception("worker %s: failing job %s failed", self.worker_id, job.id)
+            return
+        if failed.status == "pending":
+            self.stats.retried += 1
+        else:
+            self.stats.failed += 1
+
+    def _lost(self, job: Job) -> None:
+        self.stats.lost += 1
+        log.warning("worker %s lost the lease on job %s", self.worker_id, job.id)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.beat_s)
+            if not self.held:
+                continue
+            try:
+                beat = await self.store.jobs.heartbeat(
+                    self.worker_id, list(self.held), lease=self.lease_s
+                )
+            except MediaStoreError:
+                log.exception("worker %s: heartbeat failed", self.worker_id)
+                continue
+            for job_id in beat.lost:
+                if job_id in self.held:
+                    log.warning("worker %s: lease on job %s lost", self.worker_id, job_id)
+
+    async def _reclaim(self) -> int:
+        try:
+            reclaimed = await self.store.jobs.reclaim_expired()
+        except MediaStoreError:
+            log.exception("worker %s: reclaiming expired leases failed", self.worker_id)
+            return 0
+        for job in reclaimed:
+            log.warning("worker %s reclaimed job %s: %s", self.worker_id, job.id, job.error)
+        self.stats.reclaimed += len(reclaimed)
+        return len(reclaimed)
+
+    async def _release(self) -> None:
+        if not self.held:
+            return
+        held, self.held = list(self.held), set()
+        try:
+            released = await self.store.jobs.release(self.worker_id, held)
+        except MediaStoreError:
+            log.exception(
+                "worker %s: releasing jobs failed; their leases will expire", self.worker_id
+            )
+            return
+        self.stats.released += len(released)
+
+    async def _idle(self) -> None:
+        """Sleep until the poll interval ends, a job is announced, or stop is set."""
+        waits = [
+            asyncio.ensure_future(self.wake.wait()),
+            asyncio.ensure_future(self.stop.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            self.wake.clear()
+
+    async def _listen(self) -> asyncpg.pool.PoolConnectionProxy[asyncpg.Record]:
+        """LISTEN on a connection of the pool held for the worker's lifetime."""
+        conn = await self.store.pool.acquire()
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        except BaseException:
+            await self.store.pool.release(conn)
+            raise
+        return conn
+
+    def _notified(self, *_: object) -> None:
+        self.wake.set()
+
+    async def _unlisten(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+        try:
+            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+        finally:
+            await self.store.pool.release(conn)
