@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -110,7 +112,26 @@ def provide_server(source: Source, env: Mapping[str, str] = os.environ) -> Itera
 
             tmp = tempfile.mkdtemp(prefix="ms-pg-")
             server = get_server(Path(tmp), cleanup_mode="delete")
-        try:
-            yield Server("embedded", server.get_uri("postgres"))
-        finally:
-            server.cleanup()
+        with _exit_on_sigterm():
+            try:
+                yield Server("embedded", server.get_uri("postgres"))
+            finally:
+                server.cleanup()
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (e.g. from `timeout`) into SystemExit, so the embedded server is stopped
+    and its folder deleted instead of outliving the run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -245,7 +245,8 @@ async def test_password_absent_when_the_server_refuses_the_login(
 async def test_an_unusable_url_option_is_a_configuration_error_without_the_password(
     db_url: str,
 ) -> None:
-    settings = Settings(dsn=Dsn(url_with(db_url, user="app") + "?sslmode=sometimes"))
+    url = url_with(db_url, user="app")
+    settings = Settings(dsn=Dsn(url + ("&" if "?" in url else "?") + "sslmode=sometimes"))
     with pytest.raises(ConfigurationError, match="sslmode") as refused:
         await Store.open(settings=settings)
     assert_secret_absent(*exception_texts(refused.value))
