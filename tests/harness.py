@@ -11,6 +11,7 @@ If none can be had, the run fails with a message saying how to provide one.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import secrets
 import signal
@@ -39,18 +40,26 @@ class NoTestDatabase(RuntimeError):
 
 def docker_answers() -> bool:
     """True when a Docker engine answers a ping (what testcontainers needs)."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False  # nothing to ask; spares importing docker and a failed connect
     try:
         import docker  # type: ignore[import-untyped]  # installed with testcontainers
     except ImportError:
         return False
-    try:
-        client = docker.from_env(timeout=3)
+    with warnings.catch_warnings():
+        # A failed ping leaves the client's socket to the garbage collector; its
+        # ResourceWarning would surface later, as an error in whichever test is running.
+        warnings.simplefilter("ignore", ResourceWarning)
         try:
-            return bool(client.ping())
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:  # any failure to reach the engine means: no engine
+            return False
         finally:
-            client.close()
-    except Exception:  # any failure to reach the engine means: no engine
-        return False
+            gc.collect()
 
 
 def pgserver_installed() -> bool:

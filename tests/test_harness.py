@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +15,7 @@ from tests.harness import (
     TEST_DSN_ENV,
     NoTestDatabase,
     choose_source,
+    docker_answers,
     provide_server,
     random_name,
     with_database,
@@ -108,3 +110,13 @@ def test_provide_server_embedded_runs_a_real_postgresql_and_cleans_up() -> None:
     assert version is not None
     assert int(version[0]) >= 130000  # gen_random_uuid() is built in from 13 on
     assert not data_dir.exists()  # stopped and deleted on exit
+
+
+def test_docker_probe_is_false_without_an_engine_and_leaves_no_socket_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An engine address that cannot answer (this machine has no Docker): the probe must say
+    # no, and the failed client's socket must not surface later as a ResourceWarning.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert docker_answers() is False
+    gc.collect()  # with filterwarnings=error, a leaked socket fails this test here
