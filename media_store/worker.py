@@ -95,6 +95,7 @@ async def run_worker(
     poll_interval: timedelta | float = 1.0,
     reclaim_every: timedelta | float | None = None,
     retry_in: timedelta | float | None = None,
+    complete_within: timedelta | float = 0.05,
     listen: bool = False,
     burst: bool = False,
     stop: asyncio.Event | None = None,
@@ -114,6 +115,11 @@ async def run_worker(
     anyway (e.g. the loop was blocked) is counted as lost, not completed. Expired leases are
     reclaimed every ``reclaim_every`` (default: the lease) by every worker (safe at once).
     When there is nothing to claim the worker sleeps ``poll_interval``.
+
+    Completions are written together, in one statement per batch, as long as the jobs are
+    quick: a finished job waits at most ``complete_within`` (or until the batch is done) for
+    its completion to be written, holding its lease meanwhile. Slower jobs are completed one
+    by one as they finish. Failures are always written at once.
 
     ``listen=True`` also wakes the worker as soon as a job is created, through LISTEN on one
     connection of the store's pool held for the worker's lifetime; polling continues, so a
@@ -146,6 +152,11 @@ async def run_worker(
         poll_s=_seconds("poll_interval", poll_interval),
         reclaim_s=lease_s if reclaim_every is None else _seconds("reclaim_every", reclaim_every),
         retry_in=retry_in,
+        complete_s=(
+            complete_within.total_seconds()
+            if isinstance(complete_within, timedelta)
+            else float(complete_within)
+        ),
         stop=stop or asyncio.Event(),
     )
     # A bad worker_id or job type is refused by the first claim, before any job is touched.
@@ -166,6 +177,7 @@ class _Worker:
         poll_s: float,
         reclaim_s: float,
         retry_in: timedelta | float | None,
+        complete_s: float,
         stop: asyncio.Event,
     ) -> None:
         self.store = store
@@ -181,6 +193,10 @@ class _Worker:
         self.stop = stop
         self.stats = WorkerStats(worker_id)
         self.held: set[uuid.UUID] = set()  # claimed, not yet finished or released
+        self.complete_s = complete_s
+        # Finished jobs whose completion is not written yet, and when the first one finished.
+        self.finished: list[tuple[Job, JobResult]] = []
+        self.finished_since = 0.0
         self.wake = asyncio.Event()
         self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
@@ -211,12 +227,15 @@ class _Worker:
                     if self.stop.is_set():
                         break
                     await self._process(job)
+                await self._flush()
                 await self._release()  # what stop left unstarted
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
-            # Also on cancellation: give back what is held rather than wait for its lease.
+            # Also on cancellation: record what finished, and give back the rest rather than
+            # let its leases run out.
+            await self._flush()
             await self._release()
             if listener is not None:
                 await self._unlisten(listener)
@@ -244,9 +263,40 @@ class _Worker:
         except Exception as exc:  # the handler's failure is the job's failure, not ours
             await self._fail(job, exc, retry=True)
         else:
-            await self._complete(job, result)
+            if not self.finished:
+                self.finished_since = time.monotonic()
+            self.finished.append((job, result))
+            if time.monotonic() - self.finished_since >= self.complete_s:
+                await self._flush()
+            return  # still held until its completion is written
         # Not in a finally: a cancelled job stays held, so that run() releases it.
         self.held.discard(job.id)
+
+    async def _flush(self) -> None:
+        """Write the buffered completions in one statement."""
+        if not self.finished:
+            return
+        finished, self.finished = self.finished, []
+        if len(finished) == 1:
+            await self._complete(*finished[0])
+            return
+        try:
+            outcome = await self.store.jobs.complete_many(
+                self.worker_id, {job.id: result for job, result in finished}
+            )
+        except ValidationError:  # some result is no JSON object: sort them out one by one
+            for job, result in finished:
+                await self._complete(job, result)
+            return
+        except MediaStoreError:
+            log.exception("worker %s: completing %d jobs failed", self.worker_id, len(finished))
+            self.held.difference_update(job.id for job, _ in finished)
+            return
+        self.stats.completed += len(outcome.completed)
+        for job, _ in finished:
+            self.held.discard(job.id)
+            if job.id in outcome.lost:
+                self._lost(job)
 
     async def _complete(self, job: Job, result: JobResult) -> None:
         try:
@@ -259,6 +309,8 @@ class _Worker:
             log.exception("worker %s: completing job %s failed", self.worker_id, job.id)
         else:
             self.stats.completed += 1
+        finally:
+            self.held.discard(job.id)
 
     async def _call(self, job: Job) -> JobResult:
         if self.is_async:

@@ -195,14 +195,22 @@ FROM claimed
 ORDER BY created_at, id;
 
 -- name: extend_job_leases
--- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2; returns their ids
--- (the caller reports the others as lost).
-UPDATE jobs
+-- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2;
+-- returns their ids (the caller reports the others as lost). Rows are locked in id order, as
+-- by every multi-job write of a holder, so its concurrent writes cannot deadlock.
+WITH held AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE jobs AS j
 SET locked_until = clock.at + $3::float8 * interval '1 second',
     heartbeat_at = clock.at
-FROM (SELECT clock_timestamp() AS at) AS clock
-WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
-RETURNING id;
+FROM held, (SELECT clock_timestamp() AS at) AS clock
+WHERE j.id = held.id
+RETURNING j.id;
 
 -- name: complete_job
 -- Complete job $1 if holder $2 still holds it, storing result $3; processing_time_ms is
@@ -219,6 +227,29 @@ WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+
+-- name: complete_jobs
+-- complete_job for many jobs of holder $1 in one statement: jobs $2 with results $3 (same
+-- order). Returns the ids completed; the others' leases were lost (or the jobs are gone).
+WITH held AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE jobs AS j
+SET status = 'completed',
+    result = done.result,
+    error = NULL,
+    completed_at = clock.at,
+    processing_time_ms = floor(extract(epoch FROM clock.at - j.started_at) * 1000)::int,
+    locked_until = NULL
+FROM held
+JOIN unnest($2::uuid[], $3::jsonb[]) AS done (id, result) ON done.id = held.id,
+     (SELECT clock_timestamp() AS at) AS clock
+WHERE j.id = held.id
+RETURNING j.id;
 
 -- name: fail_job
 -- Record error $3 on job $1 if holder $2 still holds it. With $4 (retry) and attempts left it
@@ -247,17 +278,25 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 
 -- name: release_jobs
 -- Give back jobs $2 that holder $1 still holds, unfinished (a worker shutting down): they
--- return to pending at once and the interrupted attempt is not counted.
-UPDATE jobs
+-- return to pending at once and the interrupted attempt is not counted. Locks in id order.
+WITH held AS MATERIALIZED (
+    SELECT id
+    FROM jobs
+    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE jobs AS j
 SET status = 'pending',
     started_at = NULL,
-    attempts = greatest(attempts - 1, 0),
+    attempts = greatest(j.attempts - 1, 0),
     locked_by = NULL,
     locked_until = NULL,
     heartbeat_at = NULL,
     run_after = NULL
-WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
-RETURNING id;
+FROM held
+WHERE j.id = held.id
+RETURNING j.id;
 
 -- name: reclaim_expired_jobs
 -- Take back every job whose lease ran out: to pending with attempts left, else failed for

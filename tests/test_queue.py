@@ -142,6 +142,29 @@ async def test_writes_without_the_lease_raise_lease_lost_and_change_nothing(
     assert await job(store, created.id) == finished
 
 
+async def test_complete_many_completes_held_jobs_and_reports_lost_ones(store: Store) -> None:
+    a, b, c = await add_jobs(store, 3)
+    await store.jobs.claim("w1", limit=2)
+    await store.jobs.claim("w2", limit=1)
+    theirs = await job(store, c.id)
+    missing = uuid.uuid4()
+
+    outcome = await store.jobs.complete_many(
+        "w1", {b.id: {"n": 2}, a.id: None, c.id: {"stolen": True}, missing: {}}
+    )
+
+    assert outcome.completed == [b.id, a.id]
+    assert outcome.lost == [c.id, missing]
+    first, second = await job(store, a.id), await job(store, b.id)
+    assert (first.status, first.result) == (JobStatus.COMPLETED, None)
+    assert (second.status, second.result) == (JobStatus.COMPLETED, {"n": 2})
+    assert second.processing_time_ms is not None and second.completed_at is not None
+    assert await job(store, c.id) == theirs
+    with pytest.raises(ValidationError):
+        await store.jobs.complete_many("w2", {c.id: {"x": float("inf")}})
+    assert await job(store, c.id) == theirs
+
+
 async def test_writes_on_a_missing_job_raise_job_not_found(store: Store) -> None:
     missing = uuid.uuid4()
     with pytest.raises(JobNotFound):

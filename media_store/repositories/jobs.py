@@ -319,6 +319,24 @@ class JobRepository(Repository):
             raise await self._lease_refusal(job_id, holder)
         return from_row(Job, row)
 
+    async def complete_many(
+        self, worker_id: str, results: Mapping[uuid.UUID, Mapping[str, Any] | None]
+    ) -> Completed:
+        """:meth:`complete` for many jobs in one statement: ``results`` maps each job id to
+        its result. Returns which were completed and which ``worker_id`` no longer held
+        (lost or deleted: those are left unchanged, no error is raised for them). Raises
+        :class:`ValidationError` before any SQL if any result is invalid.
+        """
+        holder = _worker_id(worker_id)
+        ids = list(results)
+        values = [validate_input(StatusUpdate, {"result": results[i]}).result for i in ids]
+        if not ids:
+            return Completed(completed=[], lost=[])
+        done = {row["id"] for row in await self._fetch(_COMPLETE_MANY, holder, ids, values)}
+        return Completed(
+            completed=[i for i in ids if i in done], lost=[i for i in ids if i not in done]
+        )
+
     async def fail(
         self,
         job_id: uuid.UUID,
@@ -383,9 +401,22 @@ _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | N
 _CLAIM_OF_TYPE = query("claim_jobs_of_type", returns=Job, params=(str, int, float, str))
 _EXTEND = query("extend_job_leases", returns=[("id", _UUID)], params=(str, list[_UUID], float))
 _COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
+_COMPLETE_MANY = query(
+    "complete_jobs",
+    returns=[("id", _UUID)],
+    params=(str, list[_UUID], list[dict[str, Any] | None]),
+)
 _FAIL = query("fail_job", returns=Job, params=(_UUID, str, str, bool, float))
 _RELEASE = query("release_jobs", returns=[("id", _UUID)], params=(str, list[_UUID]))
 _RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """What :meth:`JobRepository.complete_many` did: jobs completed, and leases lost."""
+
+    completed: list[uuid.UUID]
+    lost: list[uuid.UUID]
 
 
 @dataclass(frozen=True, slots=True)
