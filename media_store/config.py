@@ -16,7 +16,7 @@ def redact(url: str) -> str:
     """Return ``url`` with its password, if any, replaced by ``***``."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
+        if not parts.password:  # none, or empty as in pgserver's URLs: nothing to hide
             return url
         user = parts.username or ""
         host = parts.hostname or ""

@@ -105,6 +105,7 @@ def test_an_explicit_dsn_wins_over_database_url() -> None:
         ("postgresql://app:Pw0rd@[::1]:5432/media?sslmode=disable",
          "postgresql://app:***@[::1]:5432/media?sslmode=disable"),
         ("postgresql://app@db/media", "postgresql://app@db/media"),
+        ("postgresql://postgres:@/media?host=/tmp/pg", "postgresql://postgres:@/media?host=/tmp/pg"),
         ("postgresql://app:Pw0rd@db:port/media", "<unparseable database URL>"),
     ],
 )  # fmt: skip
