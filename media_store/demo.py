@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from media_store.config import Dsn, Settings
+from media_store.demo_queue import demo_workers
 from media_store.demo_words import demo_words
 from media_store.models import JobStatus, JobType
 from media_store.store import Store
@@ -75,7 +76,7 @@ async def demo_job_with_results(store: Store) -> None:
     print("  jobs by status:", {status.value: n for status, n in counts.items()})
 
 
-SECTIONS = [demo_job_with_results, demo_words]
+SECTIONS = [demo_job_with_results, demo_words, demo_workers]
 
 
 async def run_demo(dsn: Dsn) -> None:
