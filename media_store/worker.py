@@ -41,7 +41,7 @@ import asyncpg
 
 from media_store.errors import LeaseLost, MediaStoreError, ValidationError
 from media_store.models import Job, JobType
-from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM
+from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
 from media_store.store import Store
 
 log = logging.getLogger("media_store.worker")
@@ -198,6 +198,7 @@ class _Worker:
         self.finished: list[tuple[Job, JobResult]] = []
         self.finished_since = 0.0
         self.wake = asyncio.Event()
+        self.jobs: JobRepository = store.jobs  # the worker's own connection while it has one
         self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
         )
@@ -208,27 +209,21 @@ class _Worker:
         try:
             if listen:
                 listener = await self._listen()
-            next_reclaim = 0.0
             while not self.stop.is_set():
-                if time.monotonic() >= next_reclaim:
-                    await self._reclaim()
-                    next_reclaim = time.monotonic() + self.reclaim_s
-                jobs = await self._claim()
-                if jobs is None:  # the database failed; try again after a pause
-                    await self._idle()
-                    continue
-                if not jobs:
-                    if burst and not await self._reclaim():
-                        break
-                    if not burst:
-                        await self._idle()
-                    continue
-                for job in jobs:
-                    if self.stop.is_set():
-                        break
-                    await self._process(job)
-                await self._flush()
-                await self._release()  # what stop left unstarted
+                # Claims and completions run on one connection held across rounds: a pooled
+                # call per statement would cost a second round trip (the pool's reset).
+                try:
+                    async with self.store.connection() as repos:
+                        self.jobs = repos.jobs
+                        if await self._serve(burst):
+                            break
+                except ValidationError:
+                    raise
+                except MediaStoreError:
+                    log.exception("worker %s: no database connection", self.worker_id)
+                finally:
+                    self.jobs = self.store.jobs
+                await self._idle()  # the database failed: pause, then a new connection
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,9 +236,34 @@ class _Worker:
                 await self._unlisten(listener)
         return self.stats
 
+    async def _serve(self, burst: bool) -> bool:
+        """Claim and process until stopped (True), out of work in burst mode (True), or the
+        database fails (False)."""
+        next_reclaim = 0.0
+        while not self.stop.is_set():
+            if time.monotonic() >= next_reclaim:
+                await self._reclaim()
+                next_reclaim = time.monotonic() + self.reclaim_s
+            jobs = await self._claim()
+            if jobs is None:
+                return False
+            if not jobs:
+                if burst and not await self._reclaim():
+                    return True
+                if not burst:
+                    await self._idle()
+                continue
+            for job in jobs:
+                if self.stop.is_set():
+                    break
+                await self._process(job)
+            await self._flush()
+            await self._release()  # what stop left unstarted
+        return True
+
     async def _claim(self) -> list[Job] | None:
         try:
-            jobs = await self.store.jobs.claim(
+            jobs = await self.jobs.claim(
                 self.worker_id, self.job_types, limit=self.batch, lease=self.lease_s
             )
         except ValidationError:
@@ -281,7 +301,7 @@ class _Worker:
             await self._complete(*finished[0])
             return
         try:
-            outcome = await self.store.jobs.complete_many(
+            outcome = await self.jobs.complete_many(
                 self.worker_id, {job.id: result for job, result in finished}
             )
         except ValidationError:  # some result is no JSON object: sort them out one by one
@@ -300,7 +320,7 @@ class _Worker:
 
     async def _complete(self, job: Job, result: JobResult) -> None:
         try:
-            await self.store.jobs.complete(job.id, self.worker_id, result)
+            await self.jobs.complete(job.id, self.worker_id, result)
         except LeaseLost:
             self._lost(job)
         except ValidationError as exc:  # a result that is no JSON object
@@ -323,7 +343,7 @@ class _Worker:
     async def _fail(self, job: Job, exc: BaseException, *, retry: bool) -> None:
         error = f"{type(exc).__name__}: {exc}"
         try:
-            failed = await self.store.jobs.fail(
+            failed = await self.jobs.fail(
                 job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
             )
         except LeaseLost:
@@ -359,7 +379,7 @@ class _Worker:
 
     async def _reclaim(self) -> int:
         try:
-            reclaimed = await self.store.jobs.reclaim_expired()
+            reclaimed = await self.jobs.reclaim_expired()
         except MediaStoreError:
             log.exception("worker %s: reclaiming expired leases failed", self.worker_id)
             return 0
@@ -373,7 +393,7 @@ class _Worker:
             return
         held, self.held = list(self.held), set()
         try:
-            released = await self.store.jobs.release(self.worker_id, held)
+            released = await self.jobs.release(self.worker_id, held)
         except MediaStoreError:
             log.exception(
                 "worker %s: releasing jobs failed; their leases will expire", self.worker_id
