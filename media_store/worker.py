@@ -127,9 +127,13 @@ async def run_worker(
     PgBouncer in transaction pooling mode (LISTEN needs a session of its own): there, leave it
     off and shorten ``poll_interval``.
 
-    The store is the caller's: the worker borrows connections from its pool and closes
-    nothing. Raises :class:`ValidationError` on bad arguments; database errors while claiming,
-    heartbeating or finishing are logged and retried on the next round, not raised.
+    The store is the caller's: the worker holds one connection of its pool for claims and
+    completions, borrows a second for heartbeats (and holds a third with ``listen``), so the
+    pool must allow that many per worker; it closes nothing.
+
+    Raises :class:`ValidationError` on bad arguments (a bad worker id or job type at the first
+    claim, before any job is touched). Database errors while claiming, heartbeating or
+    finishing are logged and retried on the next round (on a new connection), not raised.
     """
     lease_s = _seconds("lease", lease)
     beat_s = (
@@ -138,6 +142,12 @@ async def run_worker(
     if beat_s >= lease_s:
         raise ValidationError(
             f"heartbeat_every ({beat_s}s) must be shorter than the lease ({lease_s}s)"
+        )
+    needed = 3 if listen else 2
+    if store.pool.get_max_size() < needed:
+        raise ValidationError(
+            f"a worker needs a pool of at least {needed} connections (claims, heartbeats"
+            f"{', LISTEN' if listen else ''}); this store's pool has {store.pool.get_max_size()}"
         )
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_CLAIM:
         raise ValidationError(f"batch must be between 1 and {MAX_CLAIM}, got {batch!r}")

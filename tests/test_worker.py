@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from media_store import Job, JobStatus, LeaseLost, Settings, Store
+from media_store import Job, JobStatus, LeaseLost, Settings, Store, ValidationError
 from media_store.worker import JobResult, PermanentFailure, WorkerStats, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,3 +333,16 @@ async def test_listen_wakes_an_idle_worker_before_its_next_poll(store: Store) ->
     stats = await asyncio.wait_for(task, timeout=30)
     assert seen == [job.id]
     assert stats.completed == 1
+
+
+async def test_worker_refuses_a_pool_too_small_to_heartbeat(settings: Settings) -> None:
+    job = None
+    async with await Store.open(settings=Settings(dsn=settings.dsn, max_size=1)) as small:
+        job = await small.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+
+        async def handler(job: Job) -> JobResult:
+            return None
+
+        with pytest.raises(ValidationError, match="pool of at least 2"):
+            await run_worker(small, handler, burst=True)
+        assert (await small.jobs.get_by_id(job.id)) == job
