@@ -1,5 +1,5 @@
 -- Word timestamps move from transcriptions.word_timestamps (one JSONB array per transcription)
--- to segments of parallel columns: one row per run of up to 512 consecutive words. Measured
+-- to segments of parallel columns: one row per run of up to 256 consecutive words. Measured
 -- (see benchmarks/bench_words.py): segments are written by binary COPY near the server's
 -- ingest limit, take ~25 bytes a word with table, index and TOAST, and a time-window read
 -- fetches only the segments that overlap the window. A row per word costs 85-150 bytes and a
@@ -102,9 +102,9 @@ END;
 $$;
 
 COMMENT ON TABLE transcription_word_segments IS
-    'Word timestamps of a transcription, up to 512 consecutive words a row, as parallel columns';
+    'Word timestamps of a transcription, up to 256 consecutive words a row, as parallel columns';
 
--- Words already stored by the plan's design move to segments of 512 in their array order,
+-- Words already stored by the plan's design move to segments of 256 in their array order,
 -- leaving the '[]' marker behind.
 INSERT INTO transcription_word_segments
     (transcription_id, seq, first_start, last_start, word_count, words, starts, ends,
@@ -113,7 +113,7 @@ SELECT id, seq, first_start, last_start, word_count, words, starts, ends, confid
        CASE WHEN has_speaker THEN speakers END
 FROM (
     SELECT t.id,
-           ((w.n - 1) / 512)::integer AS seq,
+           ((w.n - 1) / 256)::integer AS seq,
            (array_agg((w.word ->> 'start')::double precision ORDER BY w.n))[1] AS first_start,
            (array_agg((w.word ->> 'start')::double precision ORDER BY w.n DESC))[1]
                AS last_start,
@@ -131,7 +131,7 @@ FROM (
     FROM transcriptions AS t
     CROSS JOIN LATERAL jsonb_array_elements(t.word_timestamps) WITH ORDINALITY AS w (word, n)
     WHERE jsonb_typeof(t.word_timestamps) = 'array'
-    GROUP BY t.id, (w.n - 1) / 512
+    GROUP BY t.id, (w.n - 1) / 256
 ) AS moved;
 
 UPDATE transcriptions SET word_timestamps = '[]'::jsonb

@@ -1,4 +1,4 @@
--- Word timestamps: segments of up to 512 consecutive words of one transcription, as parallel
+-- Word timestamps: segments of up to 256 consecutive words of one transcription, as parallel
 -- columns (migrations/0003; the seconds packed in bytea, decoded by media_store.words).
 -- Segments are written by binary COPY (copy_records_to_table), not by a query here. Same
 -- order as media_store/repositories/transcriptions.py.
