@@ -116,6 +116,8 @@ class JobCreate(_Input):
     media_url: NonEmptyText
     prompt: Text | None = None
     parameters: JsonObject = Field(default_factory=dict)
+    # How many claims a failing job gets before it is failed for good (the column's default).
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
 
 
 class Job(_Row):

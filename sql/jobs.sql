@@ -3,8 +3,8 @@
 
 -- name: create_job
 -- Insert a pending job; id, status and timestamps come from the database defaults.
-INSERT INTO jobs (job_type, media_url, prompt, parameters)
-VALUES ($1::text, $2::text, $3::text, $4::jsonb)
+INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts)
+VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::int)
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;

@@ -43,6 +43,11 @@ async def test_create_accepts_model_and_defaults_parameters_to_empty_object(stor
 
     job = await store.jobs.create(JobCreate(job_type=JobType.DOCUMENT, media_url="s3://b/d.pdf"))
     assert job.parameters == {}
+    assert (job.attempts, job.max_attempts) == (0, 3)
+    once = await store.jobs.create(
+        JobCreate(job_type=JobType.AUDIO, media_url="s3://b/a.mp3", max_attempts=1)
+    )
+    assert once.max_attempts == 1
     assert job.job_type is JobType.DOCUMENT
 
 

@@ -324,6 +324,11 @@ BAD_INPUTS: list[tuple[str, str, Callable[[uuid.UUID], dict[str, Any]]]] = [
         lambda j: {"job_type": "audio", "media_url": "u", "parameters": [1, 2]},
     ),
     (
+        "job: max_attempts below 1",
+        "jobs",
+        lambda j: {"job_type": "audio", "media_url": "u", "max_attempts": 0},
+    ),
+    (
         "job: unknown field",
         "jobs",
         lambda j: {"job_type": "audio", "media_url": "u", "status": "completed"},

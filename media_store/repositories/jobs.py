@@ -54,7 +54,7 @@ MAX_CLAIM = 1_000
 MAX_WORKER_ID = 200  # jobs.locked_by is varchar(200)
 
 _UUID = uuid.UUID
-_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any]))
+_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any], int))
 _GET = query("get_job", returns=Job, params=(_UUID,))
 _GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
 _BY_STATUS = query("list_jobs_by_status", returns=Job, params=(str, int))
@@ -131,7 +131,7 @@ class JobRepository(Repository):
         """Insert a pending job. Raises :class:`ValidationError` before any SQL on bad input."""
         job = validate_input(JobCreate, data)
         row = await self._fetchrow(
-            _CREATE, job.job_type.value, job.media_url, job.prompt, job.parameters
+            _CREATE, job.job_type.value, job.media_url, job.prompt, job.parameters, job.max_attempts
         )
         assert row is not None
         return from_row(Job, row)
