@@ -45,6 +45,7 @@ _PG_KINDS = {
     "timestamptz": "timestamptz",
     "timestamp": "timestamp (without time zone)",
     "interval": "interval",
+    "bytea": "bytes",
 }
 
 # Modules never imported by the check: entry points and dev tools with side effects.
@@ -75,6 +76,8 @@ def python_kinds(tp: Any) -> set[str]:
     if isinstance(tp, type):
         if issubclass(tp, bool):
             return {"bool"}
+        if issubclass(tp, bytes | bytearray | memoryview):
+            return {"bytes"}
         if issubclass(tp, enum.Enum) or issubclass(tp, str):
             return {"text"}
         if issubclass(tp, int):
