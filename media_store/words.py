@@ -28,7 +28,7 @@ import uuid
 from array import array
 from bisect import bisect_left
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
 from operator import itemgetter, le
 from typing import Annotated, Any, TypeAlias, overload
 
@@ -334,6 +334,20 @@ def _refuse(index: int, field: str | None, message: str) -> Any:
     )
 
 
+def _clean_text(text: str) -> bool:
+    """No NUL (PostgreSQL text cannot hold it) and valid Unicode (no lone surrogate, which
+    UTF-8 cannot encode)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _finite_sum(values: list[Any]) -> bool:
     try:
         return math.isfinite(sum(values))
@@ -357,7 +371,7 @@ def _columns_pass(
         start_types <= _NUMBER
         and end_types <= _NUMBER
         and set(map(type, words)) <= _STR
-        and "\x00" not in "".join(words)
+        and _clean_text("".join(words))
         # Finite sums: no NaN or infinity below, so the comparisons that follow are sound.
         and _finite_sum(starts)
         and _finite_sum(ends)
@@ -377,7 +391,7 @@ def _columns_pass(
         if not set(map(type, speakers)) <= _OPT_STR:
             return False
         named = [s for s in speakers if s is not None]
-        if named and ("\x00" in "".join(named) or max(map(len, named)) > MAX_SPEAKER_LENGTH):
+        if named and (not _clean_text("".join(named)) or max(map(len, named)) > MAX_SPEAKER_LENGTH):
             return False
     return True
 
@@ -407,8 +421,8 @@ def _find_problem(
         index = offset + i
         if type(word) is not str:
             _refuse(index, "word", f"must be a string, got {type(word).__name__}")
-        if "\x00" in word:
-            _refuse(index, "word", "must not contain NUL (\\x00) characters")
+        if not _clean_text(word):
+            _refuse(index, "word", "must not contain NUL (\\x00) characters or lone surrogates")
         start = _number(starts[i])
         if start is None:
             _refuse(index, "start", f"must be a finite number, got {starts[i]!r}")
@@ -432,7 +446,7 @@ def _find_problem(
             speaker = speakers[i]
             if type(speaker) is not str:
                 _refuse(index, "speaker", f"must be a string, got {type(speaker).__name__}")
-            if "\x00" in speaker or len(speaker) > MAX_SPEAKER_LENGTH:
+            if not _clean_text(speaker) or len(speaker) > MAX_SPEAKER_LENGTH:
                 _refuse(
                     index,
                     "speaker",
@@ -508,6 +522,7 @@ SEGMENT_COLUMNS = (
     "last_start",
     "word_count",
     "words",
+    "word_lengths",
     "starts",
     "ends",
     "confidences",
@@ -535,6 +550,24 @@ def unpack_floats(data: bytes) -> list[float]:
     return unpacked.tolist()
 
 
+def pack_lengths(words: list[str]) -> bytes:
+    """The length of each word in characters, as big-endian int4s (int4send's format)."""
+    packed = array("i", map(len, words))
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def split_words(text: str, lengths: bytes) -> list[str]:
+    """The words :func:`pack_lengths` and a concatenation made: the inverse of both."""
+    unpacked = array("i")
+    unpacked.frombytes(lengths)
+    if _SWAP:
+        unpacked.byteswap()
+    ends = list(accumulate(unpacked))
+    return list(map(text.__getitem__, map(slice, [0, *ends], ends)))
+
+
 def pack_confidences(values: list[float | None]) -> bytes:
     """Like :func:`pack_floats`, with NaN where a word has no confidence."""
     if None in values:
@@ -557,6 +590,7 @@ def segment_records(
     ``first_seq``, in the order of :data:`SEGMENT_COLUMNS`."""
     speakers = words.speakers
     # Packed once per column; a segment's bytes are then a slice (a memcpy).
+    lengths = pack_lengths(words.words)
     starts, ends = pack_floats(words.starts), pack_floats(words.ends)
     confidences = pack_confidences(words.confidences)
     for seq, lo in enumerate(range(0, len(words), SEGMENT_WORDS), first_seq):
@@ -567,7 +601,8 @@ def segment_records(
             words.starts[lo],
             words.starts[hi - 1],
             hi - lo,
-            words.words[lo:hi],
+            "".join(words.words[lo:hi]),
+            lengths[4 * lo : 4 * hi],
             starts[8 * lo : 8 * hi],
             ends[8 * lo : 8 * hi],
             confidences[8 * lo : 8 * hi],

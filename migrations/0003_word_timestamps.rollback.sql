@@ -13,7 +13,7 @@ FROM (
            ) AS words
     FROM transcription_word_segments AS s
     CROSS JOIN LATERAL unnest(
-        s.words,
+        media_store_unpack_words(s.words, s.word_lengths),
         media_store_unpack_float8(s.starts),
         media_store_unpack_float8(s.ends),
         media_store_unpack_float8(s.confidences),
@@ -25,5 +25,6 @@ FROM (
 WHERE t.id = moved.transcription_id;
 
 DROP TABLE IF EXISTS transcription_word_segments;
+DROP FUNCTION IF EXISTS media_store_unpack_words(text, bytea);
 DROP FUNCTION IF EXISTS media_store_unpack_float8(bytea);
 DROP FUNCTION IF EXISTS media_store_float8_at(bytea, integer);

@@ -1,5 +1,5 @@
 -- Word timestamps: segments of up to 256 consecutive words of one transcription, as parallel
--- columns (migrations/0003; the seconds packed in bytea, decoded by media_store.words).
+-- columns (migrations/0003; words and seconds packed, decoded by media_store.words).
 -- Segments are written by binary COPY (copy_records_to_table), not by a query here. Same
 -- order as media_store/repositories/transcriptions.py.
 
@@ -19,14 +19,15 @@ LIMIT 1;
 
 -- name: list_word_segments
 -- Every segment of one transcription, in word order (transcription_word_segments_pkey).
-SELECT transcription_id, words, starts, ends, confidences, speakers
+SELECT transcription_id, words, word_lengths, starts, ends, confidences, speakers
 FROM transcription_word_segments
 WHERE transcription_id = $1::uuid
 ORDER BY seq;
 
 -- name: list_word_segments_for_job
 -- Every segment of every transcription of a job, grouped by transcription, in word order.
-SELECT s.transcription_id, s.words, s.starts, s.ends, s.confidences, s.speakers
+SELECT s.transcription_id, s.words, s.word_lengths, s.starts, s.ends, s.confidences,
+       s.speakers
 FROM transcriptions AS t
 JOIN transcription_word_segments AS s ON s.transcription_id = t.id
 WHERE t.job_id = $1::uuid
@@ -35,7 +36,7 @@ ORDER BY s.transcription_id, s.seq;
 -- name: list_word_segments_between
 -- The segments holding a word with $2 <= start < $3: selected on first_start/last_start, so
 -- the arrays of the other segments are never read.
-SELECT transcription_id, words, starts, ends, confidences, speakers
+SELECT transcription_id, words, word_lengths, starts, ends, confidences, speakers
 FROM transcription_word_segments
 WHERE transcription_id = $1::uuid
   AND first_start < $3::float8

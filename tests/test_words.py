@@ -27,12 +27,15 @@ from media_store import (
 )
 from media_store.repositories import transcriptions as transcriptions_module
 from media_store.words import (
+    SEGMENT_COLUMNS,
     SEGMENT_WORDS,
     TranscriptionNotFound,
     WordOrderConflict,
     Words,
     pack_confidences,
     pack_floats,
+    pack_lengths,
+    split_words,
     validate_words,
 )
 
@@ -178,6 +181,7 @@ BAD_WORDS: dict[str, Any] = {
     "nan confidence": {**GOOD, "confidence": math.nan},
     "NUL in word": {**GOOD, "word": "a\x00b"},
     "NUL in speaker": {**GOOD, "speaker": "S\x00"},
+    "lone surrogate in word": {**GOOD, "word": "a\ud800"},
     "speaker too long": {**GOOD, "speaker": "s" * 51},
     "start as text": {**GOOD, "start": "1.0"},
     "start as bool": {**GOOD, "start": True},
@@ -540,35 +544,29 @@ async def test_packed_seconds_decode_in_sql_as_in_python(store: Store) -> None:
         "SELECT media_store_unpack_float8($1)", pack_confidences([0.5, None, 1.0])
     ) == [0.5, None, 1.0]
     assert await store.pool.fetchval("SELECT float8send($1) = $2", 0.1, pack_floats([0.1]))
+    words = ["naïve", "", "🎙️👋🏽", "שלום", "x"]
+    text, lengths = "".join(words), pack_lengths(words)
+    assert split_words(text, lengths) == words
+    assert (
+        await store.pool.fetchval("SELECT media_store_unpack_words($1, $2)", text, lengths) == words
+    )
 
 
 async def test_the_database_refuses_malformed_segments(store: Store, job: Job) -> None:
     created = await store.transcriptions.create(transcription(job.id))
-    one, two, nan = pack_floats([1.0]), pack_floats([2.0]), pack_confidences([None])
+    one, nan = pack_floats([1.0]), pack_confidences([None])
+    a, ab = pack_lengths(["a"]), pack_lengths(["a", "b"])
     for record in [
-        (created.id, 0, 1.0, 1.0, 2, ["a"], one, one, nan, None),  # count mismatch
-        (created.id, 0, 1.0, 1.0, 1, ["a"], one + one, one, nan, None),  # bytes mismatch
-        (created.id, 0, 2.0, 2.0, 1, ["a"], one, one, nan, None),  # bounds wrong
-        (created.id, 0, 1.0, 1.0, 1, ["a", "b"], one, one, nan, None),  # words mismatch
-        (uuid.uuid4(), 0, 1.0, 1.0, 1, ["a"], one, one, nan, None),  # no transcription
+        (created.id, 0, 1.0, 1.0, 2, "a", a, one, one, nan, None),  # count mismatch
+        (created.id, 0, 1.0, 1.0, 1, "a", a, one + one, one, nan, None),  # bytes mismatch
+        (created.id, 0, 2.0, 2.0, 1, "a", a, one, one, nan, None),  # bounds wrong
+        (created.id, 0, 1.0, 1.0, 1, "ab", ab, one, one, nan, None),  # lengths mismatch
+        (created.id, -1, 1.0, 1.0, 1, "a", a, one, one, nan, None),  # negative seq
+        (uuid.uuid4(), 0, 1.0, 1.0, 1, "a", a, one, one, nan, None),  # no transcription
     ]:
-        assert two != one
         with pytest.raises(asyncpg.IntegrityConstraintViolationError):
             await store.pool.copy_records_to_table(
-                "transcription_word_segments",
-                records=[record],
-                columns=[
-                    "transcription_id",
-                    "seq",
-                    "first_start",
-                    "last_start",
-                    "word_count",
-                    "words",
-                    "starts",
-                    "ends",
-                    "confidences",
-                    "speakers",
-                ],
+                "transcription_word_segments", records=[record], columns=SEGMENT_COLUMNS
             )
     assert await counts(store) == (1, 0, 0)
 

@@ -9,6 +9,7 @@ transaction), so a bad word or a lost connection midway leaves nothing of the ca
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import uuid
@@ -42,6 +43,7 @@ from media_store.words import (
     concat,
     segment_records,
     segments_count,
+    split_words,
     unpack_confidences,
     unpack_floats,
     validate_words,
@@ -281,6 +283,41 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             after = batch.starts[-1]
         return count
 
+    async def _copy(
+        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """The base COPY, abandoned as soon as the connection dies.
+
+        asyncpg 0.32 can wait forever on a COPY whose server connection is killed while the
+        socket's write buffer is full (its writing_allowed event is never set again). A
+        termination listener ends the wait: the COPY is cancelled and the caller gets
+        :class:`DatabaseUnavailable` (the server has rolled the transaction back).
+        """
+        db = self._db
+        if isinstance(db, asyncpg.Pool):  # pragma: no cover - COPY runs in _transaction
+            await super()._copy(table, records, columns)
+            return
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_lost(_: object) -> None:
+            if not lost.done():
+                lost.set_result(None)
+
+        db.add_termination_listener(on_lost)
+        copy = asyncio.ensure_future(super()._copy(table, records, columns))
+        try:
+            await asyncio.wait({copy, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if not copy.done():
+                copy.cancel()
+                with contextlib.suppress(BaseException):
+                    await copy
+                raise DatabaseUnavailable("database connection lost during the COPY")
+            copy.result()
+        finally:
+            lost.cancel()
+            with contextlib.suppress(*DRIVER_ERRORS):
+                db.remove_termination_listener(on_lost)
+
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[TranscriptionRepository]:
         """This repository on one connection inside a transaction: a new one on a connection
@@ -349,7 +386,7 @@ def _join(segments: Sequence[asyncpg.Record]) -> Words:
     """The words of consecutive segment rows as one :class:`Words`."""
     return concat(
         Words._trusted(
-            s["words"],
+            split_words(s["words"], s["word_lengths"]),
             unpack_floats(s["starts"]),
             unpack_floats(s["ends"]),
             unpack_confidences(s["confidences"]),
