@@ -162,8 +162,11 @@ def asr_json(n: int, seed: int, rate: float = 2.8) -> bytes:
     rng = random.Random(seed)
     t = 0.0
     words = []
+    # A word lasts 0.08-0.6 s (mean 0.34); the next starts 0.6 of that later plus a pause,
+    # so that starts are on average 1 / rate apart.
+    mean_pause = 1 / rate - 0.6 * 0.34
     for _ in range(n):
-        t += rng.expovariate(rate * 1.4)
+        t += rng.expovariate(1 / mean_pause)
         duration = rng.uniform(0.08, 0.6)
         words.append(
             {
