@@ -51,8 +51,15 @@ from media_store.words import (
 
 _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
-# The segment queries declare no result columns for `media-store check`: it has no kind for
-# bytea (the packed seconds); the rows are read by name in _join.
+_SEGMENT_COLUMNS = [
+    ("transcription_id", _UUID),
+    ("words", str),
+    ("word_lengths", bytes),
+    ("starts", bytes),
+    ("ends", bytes),
+    ("confidences", bytes),
+    ("speakers", list[str | None] | None),
+]
 
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
@@ -75,9 +82,13 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     _delete = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
     _lock = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
     _tail = query("get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,))
-    _segments = query("list_word_segments", params=(_UUID,))
-    _segments_for_job = query("list_word_segments_for_job", params=(_UUID,))
-    _segments_between = query("list_word_segments_between", params=(_UUID, float, float))
+    _segments = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
+    _segments_for_job = query(
+        "list_word_segments_for_job", returns=_SEGMENT_COLUMNS, params=(_UUID,)
+    )
+    _segments_between = query(
+        "list_word_segments_between", returns=_SEGMENT_COLUMNS, params=(_UUID, float, float)
+    )
     _count = query(
         "count_words", returns=[("transcription_id", _UUID), ("word_count", int)], params=(_UUID,)
     )
