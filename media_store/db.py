@@ -79,6 +79,12 @@ def _connect_failure(settings: Settings, exc: BaseException) -> MediaStoreError:
     return DatabaseUnavailable(f"cannot connect to {settings.dsn}: {message}")
 
 
+async def _rollback_only_reset(conn: Connection) -> None:
+    # Before calling a custom reset, asyncpg has already rolled back any open transaction and
+    # dropped the connection's listeners; nothing else is needed (see Settings.full_reset).
+    return None
+
+
 async def create_pool(settings: Settings) -> Pool:
     """Open a pool for ``settings``. The caller owns it and must close it.
 
@@ -93,6 +99,7 @@ async def create_pool(settings: Settings) -> Pool:
             min_size=settings.min_size,
             max_size=settings.max_size,
             init=init_connection,
+            reset=None if settings.full_reset else _rollback_only_reset,
             **connect_kwargs(settings),
         )
     except _CONNECT_ERRORS as exc:

@@ -14,6 +14,7 @@ from media_store import (
     AnalysisResult,
     Conflict,
     DatabaseUnavailable,
+    Dsn,
     Job,
     JobNotFound,
     MediaAsset,
@@ -483,4 +484,41 @@ async def test_a_repository_runs_on_a_pool_or_on_one_connection(settings: Settin
         assert seen is not None and seen.status == "processing"
     finally:
         await conn.close()
+        await pool.close()
+
+
+# --- what a pooled connection carries back -------------------------------------------------------
+
+
+@pytest.mark.parametrize("full_reset", [False, True])
+async def test_released_connection_never_keeps_an_open_transaction(
+    db_url: str, full_reset: bool
+) -> None:
+    pool = await create_pool(
+        Settings(dsn=Dsn(db_url), min_size=1, max_size=1, full_reset=full_reset)
+    )
+    try:
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("SET application_name = 'borrowed'")
+        await conn.execute("INSERT INTO jobs (job_type, media_url) VALUES ('audio', 'u')")
+        await pool.release(conn)
+        again = await pool.acquire()
+        try:
+            # the open transaction was rolled back, so the SET inside it is gone too
+            assert await again.fetchval("SELECT count(*) FROM jobs") == 0
+            assert await again.fetchval("SELECT current_setting('application_name')") == (
+                "media_store"
+            )
+            await again.execute("SET application_name = 'session-level'")
+        finally:
+            await pool.release(again)
+        last = await pool.acquire()
+        try:
+            name = await last.fetchval("SELECT current_setting('application_name')")
+        finally:
+            await pool.release(last)
+        # a session-level SET survives release only without full_reset (documented)
+        assert name == ("media_store" if full_reset else "session-level")
+    finally:
         await pool.close()
