@@ -113,6 +113,23 @@ async def test_check_passes_on_a_migrated_database(settings: Settings) -> None:
     assert set(USED) == set(QUERIES)
 
 
+async def test_every_query_declares_its_parameters_and_result_columns(db_url: str) -> None:
+    # The check can only compare what the code declares: a query without declarations would
+    # pass unchecked.
+    from media_store.check import _import_all
+
+    _import_all()
+    conn = await asyncpg.connect(db_url)
+    try:
+        for name, q in USED.items():
+            assert q.params is not None, f"{q.location} {name}: no params= declared"
+            stmt = await conn.prepare(q.sql)
+            if stmt.get_attributes():
+                assert q.returns is not None, f"{q.location} {name}: no returns= declared"
+    finally:
+        await conn.close()
+
+
 async def test_check_lists_every_mismatch_on_an_altered_database(db_url: str) -> None:
     conn = await asyncpg.connect(db_url)
     try:
