@@ -25,10 +25,12 @@ from benchmarks.common import Timer, fresh_database, median, print_table, write_
 from media_store import Dsn, JobStatus, Settings, Store
 from media_store.db import init_connection
 from media_store.queries import QUERIES
+from media_store.repositories.jobs import MANUAL_HOLDER, MANUAL_LEASE
 
 POOL_SIZE = 10
 ROUNDS = 3
 CYCLES = {1: 1000, 10: 3000}
+LEASE_S = MANUAL_LEASE.total_seconds()
 RESULT = {"summary": "ok", "scores": [0.9, 0.8], "frames": 12}
 
 Cycle = Callable[[int], Awaitable[None]]
@@ -145,8 +147,20 @@ def raw_cycle(pool: asyncpg.Pool[asyncpg.Record]) -> Cycle:
         assert row is not None
         job_id = row["id"]
         await pool.fetchrow(get, job_id)
-        await pool.fetchrow(start, job_id)
-        await pool.fetchrow(finish, job_id, "completed", False, None, True, RESULT, False, None)
+        await pool.fetchrow(start, job_id, MANUAL_HOLDER, LEASE_S)
+        await pool.fetchrow(
+            finish,
+            job_id,
+            "completed",
+            False,
+            None,
+            True,
+            RESULT,
+            False,
+            None,
+            MANUAL_HOLDER,
+            LEASE_S,
+        )
 
     return cycle
 
