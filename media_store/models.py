@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -268,6 +268,22 @@ def validate_input(model: type[InputT], data: InputT | Mapping[str, Any]) -> Inp
             for e in errors
         )
         raise ValidationError(f"invalid {model.__name__}: {detail}", errors) from exc
+
+
+def validate_batch(
+    model: type[InputT], items: Sequence[InputT | Mapping[str, Any]]
+) -> list[InputT]:
+    """Validate every item before anything is written; the error names the bad item's index."""
+    valid: list[InputT] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append(validate_input(model, item))
+        except ValidationError as exc:
+            raise ValidationError(
+                f"item {index}: {exc}",
+                [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
+            ) from exc
+    return valid
 
 
 def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from media_store.errors import JobNotFound, ValidationError
-from media_store.models import _Input, _Row, from_row, validate_input
+from media_store.models import _Input, _Row, from_row, validate_batch, validate_input
 from media_store.queries import Query
 from media_store.repositories.base import Repository
 
@@ -54,15 +54,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         if len(items) > MAX_BATCH:
             raise ValidationError(f"at most {MAX_BATCH} rows per batch, got {len(items)}")
         # Every item is validated before the single INSERT: one bad item writes nothing.
-        valid: list[CreateT] = []
-        for index, item in enumerate(items):
-            try:
-                valid.append(validate_input(self.create_model, item))
-            except ValidationError as exc:
-                raise ValidationError(
-                    f"item {index}: {exc}",
-                    [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
-                ) from exc
+        valid: list[CreateT] = validate_batch(self.create_model, items)
         if not valid:
             return []
         columns = list(zip(*(self._params(item) for item in valid), strict=True))

@@ -27,7 +27,13 @@ from media_store.errors import (
     connection_lost,
     translate,
 )
-from media_store.models import Transcription, TranscriptionCreate, from_row, validate_input
+from media_store.models import (
+    Transcription,
+    TranscriptionCreate,
+    from_row,
+    validate_batch,
+    validate_input,
+)
 from media_store.queries import query
 from media_store.repositories.base import DRIVER_ERRORS
 from media_store.repositories.children import MAX_BATCH, ChildRepository
@@ -131,15 +137,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         """
         if len(items) > MAX_BATCH:
             raise ValidationError(f"at most {MAX_BATCH} transcriptions per batch, got {len(items)}")
-        valid: list[TranscriptionCreate] = []
-        for index, raw in enumerate(items):
-            try:
-                valid.append(validate_input(TranscriptionCreate, raw))
-            except ValidationError as exc:
-                raise ValidationError(
-                    f"item {index}: {exc}",
-                    [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
-                ) from exc
+        valid = validate_batch(TranscriptionCreate, items)
         if not valid:
             return []
         words = [_words_of(item) for item in valid]
