@@ -91,3 +91,14 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def raw(db_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A plain asyncpg connection to this test's database (no media_store codecs): any other
+    client of the schema."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(db_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -500,16 +500,6 @@ REFUSALS: dict[str, Refusal] = {
         "jobs_status_transition",
     ),
 }
-
-
-@pytest.fixture
-async def raw(db_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    """A plain asyncpg connection (no media_store codecs): any other client of the schema."""
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def new_job(conn: asyncpg.Connection[asyncpg.Record]) -> uuid.UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -341,15 +340,6 @@ async def test_bad_queue_input_is_refused_before_sql(store: Store, call: Any) ->
     with pytest.raises(ValidationError):
         await call(store)
     assert await store.jobs.get_all() == before
-
-
-@pytest.fixture
-async def raw(db_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 CONSTRAINT_CASES = {
