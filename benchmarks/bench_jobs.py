@@ -151,7 +151,7 @@ def store_cycle(store: Store) -> Cycle:
 
 def raw_cycle(pool: asyncpg.Pool[asyncpg.Record]) -> Cycle:
     create = QUERIES["create_job"].sql
-    get = QUERIES["get_job"].sql
+    get = QUERIES["get_job_by_id"].sql
     start = QUERIES["start_job_processing"].sql
     finish = QUERIES["update_job_status"].sql
 

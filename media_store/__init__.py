@@ -11,7 +11,9 @@ from media_store.errors import (
     LeaseLost,
     MediaStoreError,
     NotFound,
+    TranscriptionNotFound,
     ValidationError,
+    WordOrderConflict,
 )
 from media_store.models import (
     AnalysisResult,
@@ -28,7 +30,7 @@ from media_store.models import (
 )
 from media_store.repositories import JobCursor, JobPage
 from media_store.store import Repositories, Store
-from media_store.words import WordTimestamp
+from media_store.words import Words, WordTimestamp
 
 __all__ = [
     "AnalysisResult",
@@ -57,6 +59,9 @@ __all__ = [
     "Store",
     "Transcription",
     "TranscriptionCreate",
+    "TranscriptionNotFound",
     "ValidationError",
+    "WordOrderConflict",
     "WordTimestamp",
+    "Words",
 ]

@@ -2,16 +2,15 @@
 
 Each query is prepared (nothing runs); its parameter types are compared with the Python types
 the code declares for it, and its result columns (names, types, order) with the fields of the
-model its rows become (see :func:`media_store.queries.query`). ``media-store check`` runs this
-against ``DATABASE_URL`` so an operator can verify, before deploying, that a database's schema
-is what this version of the library expects.
+model its rows become (see :func:`media_store.queries.query`). The declarations come from the
+``queries`` each repository lists; a query no repository lists is reported as unused.
+``media-store check`` runs this against ``DATABASE_URL`` so an operator can verify, before
+deploying, that a database's schema is what this version of the library expects.
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
-import pkgutil
 import types
 import uuid
 from collections.abc import Sequence
@@ -21,11 +20,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import asyncpg
 from pydantic import BaseModel
 
-import media_store
 from media_store import queries
 from media_store.config import Settings
 from media_store.db import connect
 from media_store.queries import Query
+from media_store.repositories import declared_queries
 
 _PG_KINDS = {
     "uuid": "uuid",
@@ -47,9 +46,6 @@ _PG_KINDS = {
     "interval": "interval",
     "bytea": "bytes",
 }
-
-# Modules never imported by the check: entry points and dev tools with side effects.
-_SKIP_MODULES = {"media_store.__main__", "media_store.cli"}
 
 
 def pg_kind(type_name: str) -> str:
@@ -138,20 +134,12 @@ def compare(q: Query, params: Sequence[Any], columns: Sequence[Any]) -> list[str
     return problems
 
 
-def _import_all() -> None:
-    # Queries are declared where repositories import them; import every module so that each
-    # declaration is known.
-    for module in pkgutil.walk_packages(media_store.__path__, "media_store."):
-        if module.name not in _SKIP_MODULES:
-            importlib.import_module(module.name)
-
-
 async def check_connection(conn: asyncpg.Connection[asyncpg.Record]) -> list[str]:
     """Every mismatch between the named queries and the schema ``conn`` sees."""
-    _import_all()
+    declared = declared_queries()
     problems: list[str] = []
     for name, loaded in queries.QUERIES.items():
-        q = queries.USED.get(name)
+        q = declared.get(name)
         if q is None:
             problems.append(f"{loaded.location} {name}: defined but no code uses it")
             q = loaded

@@ -1,20 +1,42 @@
-"""The asyncpg pool: opening it, its per-connection codecs, health check and close."""
+"""The asyncpg plumbing, in one place: opening pools and connections with their codecs,
+borrowing a connection, transactions, and the COPY that never hangs on a dead connection.
+
+Repositories and the Store use these; nothing else opens a transaction or runs a COPY.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 import orjson
 
 from media_store.config import Settings
-from media_store.errors import ConfigurationError, DatabaseUnavailable, MediaStoreError
+from media_store.errors import (
+    DRIVER_ERRORS,
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailable,
+    MediaStoreError,
+    connection_lost,
+    translate,
+)
 
 log = logging.getLogger("media_store")
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+# A pool and a single connection offer the same calls (fetch, fetchrow, fetchval, execute,
+# copy_records_to_table). With a pool each call takes a connection for just that statement;
+# with a connection every call runs on it (inside the caller's transaction, if any).
+Executor: TypeAlias = "Pool | Connection | PooledConnection"
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 _CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError)
 
@@ -124,3 +146,114 @@ async def connect(settings: Settings) -> Connection:
         await init_connection(conn)
         return conn
     raise failure
+
+
+# --- borrowing, transactions, COPY -------------------------------------------------------------
+
+
+@asynccontextmanager
+async def borrowed(pool: Pool) -> AsyncIterator[PooledConnection]:
+    """One connection of ``pool`` for the block, given back afterwards (also when it died:
+    asyncpg has then detached it and the pool opens a new one)."""
+    try:
+        conn = await pool.acquire()
+    except DRIVER_ERRORS as exc:
+        raise translate(exc) from exc
+    try:
+        yield conn
+    finally:
+        # A connection broken mid-statement may fail its reset on release; the pool then
+        # terminates it. The error that matters is the one already propagating.
+        with contextlib.suppress(*DRIVER_ERRORS):
+            await pool.release(conn)
+
+
+@asynccontextmanager
+async def transaction(
+    executor: Executor, *, isolation: IsolationLevel | None = None, readonly: bool = False
+) -> AsyncIterator[Connection | PooledConnection]:
+    """A connection inside a transaction for the block: committed when the block exits
+    normally, rolled back when it raises.
+
+    On a pool, a new transaction on a borrowed connection; on a connection, a new transaction,
+    or a savepoint when the caller already opened one. A connection lost midway surfaces as
+    :class:`DatabaseUnavailable` (the server has rolled back).
+    """
+    if isinstance(executor, asyncpg.Pool):
+        async with borrowed(executor) as conn, _in_transaction(conn, isolation, readonly):
+            yield conn
+    else:
+        async with _in_transaction(executor, isolation, readonly):
+            yield executor
+
+
+@asynccontextmanager
+async def _in_transaction(
+    conn: Connection | PooledConnection, isolation: IsolationLevel | None, readonly: bool
+) -> AsyncIterator[None]:
+    tx = conn.transaction(isolation=isolation, readonly=readonly)
+    try:
+        await tx.start()
+    except DRIVER_ERRORS as exc:
+        raise translate(exc, conn) from exc
+    try:
+        yield
+    except BaseException as exc:
+        # If the connection is gone the server has already rolled back.
+        broken = connection_lost(conn)
+        if not broken:
+            try:
+                await tx.rollback()
+            except DRIVER_ERRORS:
+                broken = True
+        if broken and type(exc) is DatabaseError:
+            # A connection killed between two statements can surface as a protocol-state
+            # error on the next one; the failed rollback shows the connection is lost.
+            raise DatabaseUnavailable("database connection lost during the transaction") from exc
+        raise
+    try:
+        await tx.commit()
+    except DRIVER_ERRORS as exc:
+        raise translate(exc, conn) from exc
+
+
+async def copy_records(
+    executor: Executor, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+) -> None:
+    """Binary COPY of ``records`` into ``table``, abandoned as soon as the connection dies.
+
+    asyncpg 0.32 can wait forever on a COPY whose server connection is killed while the
+    socket's write buffer is full (its writing_allowed event is never set again). A
+    termination listener ends the wait: the COPY is cancelled and the caller gets
+    :class:`DatabaseUnavailable` (the server has rolled the transaction back). Driver errors
+    are translated.
+    """
+    if isinstance(executor, asyncpg.Pool):
+        async with borrowed(executor) as conn:
+            await copy_records(conn, table, records, columns)
+        return
+    lost: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def on_lost(_: object) -> None:
+        if not lost.done():
+            lost.set_result(None)
+
+    executor.add_termination_listener(on_lost)
+    copy: asyncio.Future[object] = asyncio.ensure_future(
+        executor.copy_records_to_table(table, records=records, columns=columns)
+    )
+    try:
+        await asyncio.wait([copy, lost], return_when=asyncio.FIRST_COMPLETED)
+        if not copy.done():
+            copy.cancel()
+            with contextlib.suppress(BaseException):
+                await copy
+            raise DatabaseUnavailable("database connection lost during the COPY")
+        try:
+            copy.result()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, executor) from exc
+    finally:
+        lost.cancel()
+        with contextlib.suppress(*DRIVER_ERRORS):
+            executor.remove_termination_listener(on_lost)

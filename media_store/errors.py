@@ -77,6 +77,32 @@ class Conflict(MediaStoreError):
     """The write conflicts with existing data (unique key, overlapping append, ...)."""
 
 
+class TranscriptionNotFound(NotFound):
+    """The transcription does not exist (or was deleted)."""
+
+    def __init__(self, transcription_id: uuid.UUID) -> None:
+        super().__init__(f"transcription {transcription_id} does not exist")
+        self.transcription_id = transcription_id
+
+
+class WordOrderConflict(Conflict):
+    """An appended batch starts before the last stored word starts; nothing was written.
+
+    The rule: a batch may be appended when its first word starts at or after the start of
+    the last word stored (the same non-decreasing-start rule as within one batch, so the
+    words of a transcription are always what a single valid batch could have held).
+    """
+
+    def __init__(self, transcription_id: uuid.UUID, stored_last_start: float, first: float):
+        super().__init__(
+            f"transcription {transcription_id}: the appended batch starts at {first}, before "
+            f"the last stored word (start {stored_last_start})"
+        )
+        self.transcription_id = transcription_id
+        self.stored_last_start = stored_last_start
+        self.first_start = first
+
+
 class DatabaseUnavailable(MediaStoreError, ConnectionError):
     """The database could not be reached or the connection was lost."""
 
@@ -84,6 +110,15 @@ class DatabaseUnavailable(MediaStoreError, ConnectionError):
 class DatabaseError(MediaStoreError):
     """Any other database failure."""
 
+
+# Everything a driver call can raise that translate() turns into a library error.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,

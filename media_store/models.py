@@ -1,14 +1,13 @@
 """Pydantic v2 schemas: what callers send (``*Create``) and what the library returns.
 
-Validation happens here, before any SQL runs: lengths within the column sizes, no NUL
-characters in any text (PostgreSQL rejects them, mid-transaction), finite floats, ranges that
-mirror the database's CHECK constraints, and JSON fields that are JSON (no NaN/Infinity, string
-keys). Rows become response models in :func:`from_row`, and nowhere else.
+Validation happens here, before any SQL runs, through the field types of
+:mod:`media_store.fields` (and :mod:`media_store.words` for word timestamps). Caller input
+becomes a model in :func:`validate_input`; rows become response models in :func:`from_row`,
+and nowhere else.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -17,12 +16,24 @@ from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field
 
 from media_store.errors import ValidationError
-
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
+from media_store.fields import (
+    INT32_MAX,
+    INT64_MAX,
+    Confidence,
+    Input,
+    JsonObject,
+    Name50,
+    NonEmptyText,
+    Row,
+    Text,
+    Text10,
+    Text100,
+    TokenCount,
+)
+from media_store.words import WordsInput, WordsOutput
 
 
 class JobStatus(StrEnum):
@@ -45,73 +56,10 @@ class AssetType(StrEnum):
     TRANSCRIPTION = "transcription"
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL (\\x00) characters")
-    return value
-
-
-def _check_json(value: Any, path: str = "$") -> None:
-    if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, str):
-            _no_nul(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
-            raise ValueError(f"{path}: integer out of the 64-bit range JSON can carry here")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{path}: NaN and Infinity are not JSON")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{path}: object keys must be strings, got {type(key).__name__}")
-            _no_nul(key)
-            _check_json(item, f"{path}.{key}")
-        return
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
-        return
-    raise ValueError(f"{path}: {type(value).__name__} is not JSON-serialisable")
-
-
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
-    _check_json(value)
-    return value
-
-
-_NoNul = AfterValidator(_no_nul)
-Text = Annotated[str, _NoNul]
-NonEmptyText = Annotated[str, StringConstraints(min_length=1), _NoNul]
-Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), _NoNul]
-Text50 = Annotated[str, StringConstraints(max_length=50), _NoNul]
-Text100 = Annotated[str, StringConstraints(max_length=100), _NoNul]
-Text10 = Annotated[str, StringConstraints(max_length=10), _NoNul]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
-Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
-TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)]
-
-
-class _Input(BaseModel):
-    # Inputs are re-validated even when passed as model instances, so model_construct() or
-    # attribute assignment cannot smuggle bad values past the checks.
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        revalidate_instances="always",
-        validate_assignment=True,
-    )
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 # --- jobs -------------------------------------------------------------------------------
 
 
-class JobCreate(_Input):
+class JobCreate(Input):
     job_type: JobType
     media_url: NonEmptyText
     prompt: Text | None = None
@@ -120,7 +68,7 @@ class JobCreate(_Input):
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
 
 
-class Job(_Row):
+class Job(Row):
     id: uuid.UUID
     job_type: JobType
     status: JobStatus
@@ -145,7 +93,7 @@ class Job(_Row):
 JobResponse = Job
 
 
-class StatusUpdate(_Input):
+class StatusUpdate(Input):
     """The optional values of ``update_status``, validated like every other input."""
 
     error: Text | None = None
@@ -156,7 +104,7 @@ class StatusUpdate(_Input):
 # --- media assets -------------------------------------------------------------------------
 
 
-class MediaAssetCreate(_Input):
+class MediaAssetCreate(Input):
     job_id: uuid.UUID
     asset_type: AssetType
     file_path: NonEmptyText
@@ -165,7 +113,7 @@ class MediaAssetCreate(_Input):
     metadata: JsonObject = Field(default_factory=dict)
 
 
-class MediaAsset(_Row):
+class MediaAsset(Row):
     id: uuid.UUID
     job_id: uuid.UUID
     asset_type: AssetType
@@ -182,19 +130,19 @@ MediaAssetResponse = MediaAsset
 # --- transcriptions -----------------------------------------------------------------------
 
 
-class TranscriptionCreate(_Input):
+class TranscriptionCreate(Input):
     job_id: uuid.UUID
     provider: Name50
     text_content: Text
     language: Text10 | None = None
     confidence_score: Confidence | None = None
-    # Validated column-wise into media_store.words.Words (see words.py): a list of dicts as
+    # Validated column-wise into media_store.words.Words: a list of dicts as
     # an ASR gives them, or of WordTimestamp models. None: no word timestamps.
     word_timestamps: WordsInput | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
 
-class Transcription(_Row):
+class Transcription(Row):
     id: uuid.UUID
     job_id: uuid.UUID
     provider: str
@@ -215,7 +163,7 @@ TranscriptionResponse = Transcription
 # --- analysis results -----------------------------------------------------------------------
 
 
-class AnalysisResultCreate(_Input):
+class AnalysisResultCreate(Input):
     job_id: uuid.UUID
     analysis_type: Name50
     summary: Text | None = None
@@ -227,7 +175,7 @@ class AnalysisResultCreate(_Input):
     output_tokens: TokenCount | None = None
 
 
-class AnalysisResult(_Row):
+class AnalysisResult(Row):
     id: uuid.UUID
     job_id: uuid.UUID
     analysis_type: str
@@ -244,15 +192,10 @@ class AnalysisResult(_Row):
 AnalysisResultResponse = AnalysisResult
 
 
-from media_store.words import WordsInput, WordsOutput, WordTimestamp  # noqa: E402, F401  (words.py builds on the types above)
-
-TranscriptionCreate.model_rebuild()
-Transcription.model_rebuild()
-
 # --- the two crossings: input to validated model, row to response model ----------------------
 
-InputT = TypeVar("InputT", bound=_Input)
-RowT = TypeVar("RowT", bound=_Row)
+InputT = TypeVar("InputT", bound=Input)
+RowT = TypeVar("RowT", bound=Row)
 
 
 def validate_input(model: type[InputT], data: InputT | Mapping[str, Any]) -> InputT:

@@ -9,12 +9,14 @@ A file holds queries under headers::
 The first comment line after the header is the query's description. Everything up to the
 next header is the query. A duplicate name, an empty query, a malformed header, or a name the
 code asks for that no file defines fails at import, naming the file and line.
+
+Nothing here records who asked for what: each repository lists the queries it uses in its
+``queries`` attribute, and :mod:`media_store.check` reads those lists.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,25 +109,17 @@ def load_dir(directory: Path) -> dict[str, Query]:
 QUERIES: dict[str, Query] = load_dir(sql_dir())
 
 
-# The queries the code asked for, with what it declared about them (see Query.returns).
-USED: dict[str, Query] = {}
-
-
 def query(name: str, *, returns: Any = None, params: tuple[Any, ...] | None = None) -> Query:
-    """The query called ``name``. Called at module level by repositories, so a name that no
-    file defines fails at import, naming the Python file and line that asked for it.
+    """The query called ``name``, with what the code declares about it: ``returns``, the
+    model each row becomes (its fields must be the query's columns, in order), and
+    ``params``, the Python types the code passes. ``media-store check`` verifies both against
+    a database for every query a repository lists in its ``queries``.
 
-    ``returns`` is the model each row becomes (its fields must be the query's columns, in
-    order) and ``params`` the Python types the code passes; ``media-store check`` verifies
-    both against a database.
+    Called where a repository module is imported, so a name no file defines fails at import
+    (the traceback names the line that asked). Raises :class:`QueryFileError`.
     """
     try:
         found = QUERIES[name]
     except KeyError:
-        frame = sys._getframe(1)
-        raise QueryFileError(
-            f"{frame.f_code.co_filename}:{frame.f_lineno}: no query named {name!r} in {sql_dir()}"
-        ) from None
-    bound = replace(found, returns=returns, params=params)
-    USED[name] = bound
-    return bound
+        raise QueryFileError(f"no query named {name!r} in {sql_dir()}") from None
+    return replace(found, returns=returns, params=params)

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Literal
-
-import asyncpg
 
 from media_store.config import Dsn, Settings
-from media_store.db import Pool, create_pool
-from media_store.errors import connection_lost, translate
+from media_store.db import Executor, IsolationLevel, Pool, borrowed, create_pool, transaction
+from media_store.errors import DRIVER_ERRORS
 from media_store.repositories import (
     AnalysisResultRepository,
-    Executor,
     JobRepository,
     MediaAssetRepository,
     TranscriptionRepository,
 )
-from media_store.repositories.base import DRIVER_ERRORS
-
-IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
 class Repositories:
@@ -95,42 +87,13 @@ class Store(Repositories):
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Repositories]:
         """Repositories bound to one borrowed connection, outside any transaction."""
-        try:
-            conn = await self.pool.acquire()
-        except DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
-        try:
+        async with borrowed(self.pool) as conn:
             yield Repositories(conn)
-        finally:
-            if connection_lost(conn):
-                # asyncpg has already detached the dead connection; the pool opens a new one.
-                with contextlib.suppress(*DRIVER_ERRORS):
-                    await self.pool.release(conn)
-            else:
-                await self.pool.release(conn)
 
     @asynccontextmanager
     async def transaction(
         self, *, isolation: IsolationLevel = "read_committed", readonly: bool = False
     ) -> AsyncIterator[Repositories]:
         """Repositories bound to one connection in one transaction (see the class doc)."""
-        async with self.connection() as repos:
-            conn = repos.executor
-            assert not isinstance(conn, asyncpg.Pool)
-            tx = conn.transaction(isolation=isolation, readonly=readonly)
-            try:
-                await tx.start()
-            except DRIVER_ERRORS as exc:
-                raise translate(exc, conn) from exc
-            try:
-                yield repos
-            except BaseException:
-                # If the connection is gone the server has already rolled back.
-                if not connection_lost(conn):
-                    with contextlib.suppress(*DRIVER_ERRORS):
-                        await tx.rollback()
-                raise
-            try:
-                await tx.commit()
-            except DRIVER_ERRORS as exc:
-                raise translate(exc, conn) from exc
+        async with transaction(self.pool, isolation=isolation, readonly=readonly) as conn:
+            yield Repositories(conn)

@@ -23,31 +23,22 @@ same values, in the same order (a missing ``confidence`` or ``speaker`` equals N
 from __future__ import annotations
 
 import math
-import sys
-import uuid
-from array import array
 from bisect import bisect_left
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
-from itertools import accumulate, islice, repeat
+from itertools import islice, repeat
 from operator import itemgetter, le
 from typing import Annotated, Any, TypeAlias, overload
 
 import pydantic
 from pydantic import Field, PlainSerializer, PlainValidator
 
-from media_store.errors import Conflict, NotFound, ValidationError
-from media_store.models import Confidence, Text, Text50, _Input
+from media_store.errors import ValidationError
+from media_store.fields import Confidence, Input, Text, Text50
 
 MAX_SPEAKER_LENGTH = 50
 
-# Words a storage segment holds at most (migrations/0003). A 60-second window (~170 words)
-# touches one or two segments. Measured (benchmarks/bench_words.py, a 3-hour transcript):
-# 256 keeps a window read >= 20x faster than the whole transcript (512: ~17x) at about the
-# same write speed and size.
-SEGMENT_WORDS = 256
 
-
-class WordTimestamp(_Input):
+class WordTimestamp(Input):
     """One spoken word: seconds from the start of the media, 0 <= start <= end.
 
     The single-word model. Bulk paths validate the same rules column-wise (see the module
@@ -65,32 +56,6 @@ class WordTimestamp(_Input):
         if self.end < self.start:
             raise ValueError(f"word ends ({self.end}) before it starts ({self.start})")
         return self
-
-
-class TranscriptionNotFound(NotFound):
-    """The transcription does not exist (or was deleted)."""
-
-    def __init__(self, transcription_id: uuid.UUID) -> None:
-        super().__init__(f"transcription {transcription_id} does not exist")
-        self.transcription_id = transcription_id
-
-
-class WordOrderConflict(Conflict):
-    """An appended batch starts before the last stored word starts; nothing was written.
-
-    The rule: a batch may be appended when its first word starts at or after the start of
-    the last word stored (the same non-decreasing-start rule as within one batch, so the
-    words of a transcription are always what a single valid batch could have held).
-    """
-
-    def __init__(self, transcription_id: uuid.UUID, stored_last_start: float, first: float):
-        super().__init__(
-            f"transcription {transcription_id}: the appended batch starts at {first}, before "
-            f"the last stored word (start {stored_last_start})"
-        )
-        self.transcription_id = transcription_id
-        self.stored_last_start = stored_last_start
-        self.first_start = first
 
 
 # What the write operations accept: a sequence, an iterator or an async iterator of words,
@@ -144,7 +109,7 @@ class Words(Sequence[WordTimestamp]):
         self.speakers = speakers
 
     @classmethod
-    def _trusted(
+    def trusted(
         cls,
         words: list[str],
         starts: list[float],
@@ -169,12 +134,12 @@ class Words(Sequence[WordTimestamp]):
     def __getitem__(self, index: int | slice) -> WordTimestamp | Words:
         if isinstance(index, slice):
             speakers = self.speakers
-            return Words._trusted(
+            return Words.trusted(
                 self.words[index],
                 self.starts[index],
                 self.ends[index],
                 self.confidences[index],
-                None if speakers is None else _none_if_empty(speakers[index]),
+                None if speakers is None else none_if_empty(speakers[index]),
             )
         speaker = None if self.speakers is None else self.speakers[index]
         return WordTimestamp.model_construct(
@@ -244,7 +209,7 @@ class Words(Sequence[WordTimestamp]):
         return [w.model_dump() for w in self]
 
 
-def _none_if_empty(speakers: list[str | None]) -> list[str | None] | None:
+def none_if_empty(speakers: list[str | None]) -> list[str | None] | None:
     return speakers if speakers.count(None) != len(speakers) else None
 
 
@@ -266,7 +231,7 @@ def concat(parts: Iterable[Words]) -> Words:
         else:
             speakers += part.speakers
             any_speaker = True
-    return Words._trusted(words, starts, ends, confidences, speakers if any_speaker else None)
+    return Words.trusted(words, starts, ends, confidences, speakers if any_speaker else None)
 
 
 # --- column-wise validation -----------------------------------------------------------------
@@ -465,7 +430,7 @@ def validate_words(
     """
     words, starts, ends, confidences, speakers = _extract(items)
     if not words:
-        return Words._trusted([], [], [], [], None)
+        return Words.trusted([], [], [], [], None)
     if speakers is not None and speakers.count(None) == len(speakers):
         speakers = None
     types = (set(map(type, starts)), set(map(type, ends)), set(map(type, confidences)))
@@ -480,7 +445,7 @@ def validate_words(
         ends = list(map(float, ends))
     if int in types[2]:
         confidences = [None if c is None else float(c) for c in confidences]
-    return Words._trusted(words, starts, ends, confidences, speakers)
+    return Words.trusted(words, starts, ends, confidences, speakers)
 
 
 # --- the pydantic fields -----------------------------------------------------------------------
@@ -510,105 +475,3 @@ _SERIALIZER = PlainSerializer(_serialize, return_type=list[dict[str, Any]])
 WordsInput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_input), _SERIALIZER]
 # Transcription.word_timestamps: the Words the repository read or wrote.
 WordsOutput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_row), _SERIALIZER]
-
-
-# --- storage segments -----------------------------------------------------------------------
-
-SEGMENT_TABLE = "transcription_word_segments"
-SEGMENT_COLUMNS = (
-    "transcription_id",
-    "seq",
-    "first_start",
-    "last_start",
-    "word_count",
-    "words",
-    "word_lengths",
-    "starts",
-    "ends",
-    "confidences",
-    "speakers",
-)
-
-
-_SWAP = sys.byteorder == "little"  # packed doubles are big-endian, as float8send writes them
-_NAN = math.nan
-
-
-def pack_floats(values: list[float]) -> bytes:
-    """``values`` as big-endian IEEE-754 doubles (the segments' bytea format)."""
-    packed = array("d", values)
-    if _SWAP:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def unpack_floats(data: bytes) -> list[float]:
-    unpacked = array("d")
-    unpacked.frombytes(data)
-    if _SWAP:
-        unpacked.byteswap()
-    return unpacked.tolist()
-
-
-def pack_lengths(words: list[str]) -> bytes:
-    """The length of each word in characters, as big-endian int4s (int4send's format)."""
-    packed = array("i", map(len, words))
-    if _SWAP:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def split_words(text: str, lengths: bytes) -> list[str]:
-    """The words :func:`pack_lengths` and a concatenation made: the inverse of both."""
-    unpacked = array("i")
-    unpacked.frombytes(lengths)
-    if _SWAP:
-        unpacked.byteswap()
-    ends = list(accumulate(unpacked))
-    return list(map(text.__getitem__, map(slice, [0, *ends], ends)))
-
-
-def pack_confidences(values: list[float | None]) -> bytes:
-    """Like :func:`pack_floats`, with NaN where a word has no confidence."""
-    if None in values:
-        return pack_floats([_NAN if v is None else v for v in values])
-    return pack_floats(values)  # type: ignore[arg-type]  # no None in it
-
-
-def unpack_confidences(data: bytes) -> list[float | None]:
-    values: list[float | None] = unpack_floats(data)  # type: ignore[assignment]
-    # The sum is NaN when an element is (confidences are in [0, 1]: it cannot overflow).
-    if math.isnan(sum(values)):  # type: ignore[arg-type]
-        return [None if v != v else v for v in values]  # NaN is the only value != itself
-    return values
-
-
-def segment_records(
-    transcription_id: uuid.UUID, first_seq: int, words: Words
-) -> Iterator[tuple[Any, ...]]:
-    """COPY records of ``words`` cut into segments of :data:`SEGMENT_WORDS`, numbered from
-    ``first_seq``, in the order of :data:`SEGMENT_COLUMNS`."""
-    speakers = words.speakers
-    # Packed once per column; a segment's bytes are then a slice (a memcpy).
-    lengths = pack_lengths(words.words)
-    starts, ends = pack_floats(words.starts), pack_floats(words.ends)
-    confidences = pack_confidences(words.confidences)
-    for seq, lo in enumerate(range(0, len(words), SEGMENT_WORDS), first_seq):
-        hi = min(lo + SEGMENT_WORDS, len(words))
-        yield (
-            transcription_id,
-            seq,
-            words.starts[lo],
-            words.starts[hi - 1],
-            hi - lo,
-            "".join(words.words[lo:hi]),
-            lengths[4 * lo : 4 * hi],
-            starts[8 * lo : 8 * hi],
-            ends[8 * lo : 8 * hi],
-            confidences[8 * lo : 8 * hi],
-            None if speakers is None else _none_if_empty(speakers[lo:hi]),
-        )
-
-
-def segments_count(word_count: int) -> int:
-    return -(-word_count // SEGMENT_WORDS)

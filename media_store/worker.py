@@ -39,6 +39,7 @@ from typing import Any, TypeAlias, cast
 
 import asyncpg
 
+from media_store.arguments import bounded_int, duration
 from media_store.errors import LeaseLost, MediaStoreError, ValidationError
 from media_store.models import Job, JobType
 from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
@@ -74,13 +75,6 @@ class WorkerStats:
 def default_worker_id() -> str:
     """``host:pid:random``: unique per worker, and says where to look when a lease is lost."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _seconds(name: str, value: timedelta | float) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not seconds > 0:
-        raise ValidationError(f"{name} must be > 0, got {value!r}")
-    return seconds
 
 
 async def run_worker(
@@ -135,9 +129,11 @@ async def run_worker(
     claim, before any job is touched). Database errors while claiming, heartbeating or
     finishing are logged and retried on the next round (on a new connection), not raised.
     """
-    lease_s = _seconds("lease", lease)
+    lease_s = duration("lease", lease, positive=True)
     beat_s = (
-        lease_s / 3 if heartbeat_every is None else _seconds("heartbeat_every", heartbeat_every)
+        lease_s / 3
+        if heartbeat_every is None
+        else duration("heartbeat_every", heartbeat_every, positive=True)
     )
     if beat_s >= lease_s:
         raise ValidationError(
@@ -149,8 +145,7 @@ async def run_worker(
             f"a worker needs a pool of at least {needed} connections (claims, heartbeats"
             f"{', LISTEN' if listen else ''}); this store's pool has {store.pool.get_max_size()}"
         )
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_CLAIM:
-        raise ValidationError(f"batch must be between 1 and {MAX_CLAIM}, got {batch!r}")
+    bounded_int("batch", batch, 1, MAX_CLAIM)
     worker = _Worker(
         store,
         handler,
@@ -159,14 +154,12 @@ async def run_worker(
         batch=batch,
         lease_s=lease_s,
         beat_s=beat_s,
-        poll_s=_seconds("poll_interval", poll_interval),
-        reclaim_s=lease_s if reclaim_every is None else _seconds("reclaim_every", reclaim_every),
-        retry_in=retry_in,
-        complete_s=(
-            complete_within.total_seconds()
-            if isinstance(complete_within, timedelta)
-            else float(complete_within)
-        ),
+        poll_s=duration("poll_interval", poll_interval, positive=True),
+        reclaim_s=lease_s
+        if reclaim_every is None
+        else duration("reclaim_every", reclaim_every, positive=True),
+        retry_in=None if retry_in is None else duration("retry_in", retry_in),
+        complete_s=duration("complete_within", complete_within),
         stop=stop or asyncio.Event(),
     )
     # A bad worker_id or job type is refused by the first claim, before any job is touched.
@@ -186,7 +179,7 @@ class _Worker:
         beat_s: float,
         poll_s: float,
         reclaim_s: float,
-        retry_in: timedelta | float | None,
+        retry_in: float | None,
         complete_s: float,
         stop: asyncio.Event,
     ) -> None:
@@ -208,7 +201,6 @@ class _Worker:
         self.finished: list[tuple[Job, JobResult]] = []
         self.finished_since = 0.0
         self.wake = asyncio.Event()
-        self.jobs: JobRepository = store.jobs  # the worker's own connection while it has one
         self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
         )
@@ -224,15 +216,12 @@ class _Worker:
                 # call per statement would cost a second round trip (the pool's reset).
                 try:
                     async with self.store.connection() as repos:
-                        self.jobs = repos.jobs
-                        if await self._serve(burst):
+                        if await self._serve(repos.jobs, burst):
                             break
                 except ValidationError:
                     raise
                 except MediaStoreError:
                     log.exception("worker %s: no database connection", self.worker_id)
-                finally:
-                    self.jobs = self.store.jobs
                 await self._idle()  # the database failed: pause, then a new connection
         finally:
             beats.cancel()
@@ -240,40 +229,41 @@ class _Worker:
                 await beats
             # Also on cancellation: record what finished, and give back the rest rather than
             # let its leases run out.
-            await self._flush()
-            await self._release()
+            # On the pool: the held connection may be the one that failed.
+            await self._flush(self.store.jobs)
+            await self._release(self.store.jobs)
             if listener is not None:
                 await self._unlisten(listener)
         return self.stats
 
-    async def _serve(self, burst: bool) -> bool:
+    async def _serve(self, jobs: JobRepository, burst: bool) -> bool:
         """Claim and process until stopped (True), out of work in burst mode (True), or the
         database fails (False)."""
         next_reclaim = 0.0
         while not self.stop.is_set():
             if time.monotonic() >= next_reclaim:
-                await self._reclaim()
+                await self._reclaim(jobs)
                 next_reclaim = time.monotonic() + self.reclaim_s
-            jobs = await self._claim()
-            if jobs is None:
+            claimed = await self._claim(jobs)
+            if claimed is None:
                 return False
-            if not jobs:
-                if burst and not await self._reclaim():
+            if not claimed:
+                if burst and not await self._reclaim(jobs):
                     return True
                 if not burst:
                     await self._idle()
                 continue
-            for job in jobs:
+            for job in claimed:
                 if self.stop.is_set():
                     break
-                await self._process(job)
-            await self._flush()
-            await self._release()  # what stop left unstarted
+                await self._process(jobs, job)
+            await self._flush(jobs)
+            await self._release(jobs)  # what stop left unstarted
         return True
 
-    async def _claim(self) -> list[Job] | None:
+    async def _claim(self, jobs: JobRepository) -> list[Job] | None:
         try:
-            jobs = await self.jobs.claim(
+            claimed = await jobs.claim(
                 self.worker_id, self.job_types, limit=self.batch, lease=self.lease_s
             )
         except ValidationError:
@@ -281,42 +271,42 @@ class _Worker:
         except MediaStoreError:
             log.exception("worker %s: claim failed", self.worker_id)
             return None
-        self.held.update(job.id for job in jobs)
-        self.stats.claimed += len(jobs)
-        return jobs
+        self.held.update(job.id for job in claimed)
+        self.stats.claimed += len(claimed)
+        return claimed
 
-    async def _process(self, job: Job) -> None:
+    async def _process(self, jobs: JobRepository, job: Job) -> None:
         try:
             result = await self._call(job)
         except PermanentFailure as exc:
-            await self._fail(job, exc, retry=False)
+            await self._fail(jobs, job, exc, retry=False)
         except Exception as exc:  # the handler's failure is the job's failure, not ours
-            await self._fail(job, exc, retry=True)
+            await self._fail(jobs, job, exc, retry=True)
         else:
             if not self.finished:
                 self.finished_since = time.monotonic()
             self.finished.append((job, result))
             if time.monotonic() - self.finished_since >= self.complete_s:
-                await self._flush()
+                await self._flush(jobs)
             return  # still held until its completion is written
         # Not in a finally: a cancelled job stays held, so that run() releases it.
         self.held.discard(job.id)
 
-    async def _flush(self) -> None:
+    async def _flush(self, jobs: JobRepository) -> None:
         """Write the buffered completions in one statement."""
         if not self.finished:
             return
         finished, self.finished = self.finished, []
         if len(finished) == 1:
-            await self._complete(*finished[0])
+            await self._complete(jobs, *finished[0])
             return
         try:
-            outcome = await self.jobs.complete_many(
+            outcome = await jobs.complete_many(
                 self.worker_id, {job.id: result for job, result in finished}
             )
         except ValidationError:  # some result is no JSON object: sort them out one by one
             for job, result in finished:
-                await self._complete(job, result)
+                await self._complete(jobs, job, result)
             return
         except MediaStoreError:
             log.exception("worker %s: completing %d jobs failed", self.worker_id, len(finished))
@@ -328,13 +318,13 @@ class _Worker:
             if job.id in outcome.lost:
                 self._lost(job)
 
-    async def _complete(self, job: Job, result: JobResult) -> None:
+    async def _complete(self, jobs: JobRepository, job: Job, result: JobResult) -> None:
         try:
-            await self.jobs.complete(job.id, self.worker_id, result)
+            await jobs.complete(job.id, self.worker_id, result)
         except LeaseLost:
             self._lost(job)
         except ValidationError as exc:  # a result that is no JSON object
-            await self._fail(job, exc, retry=False)
+            await self._fail(jobs, job, exc, retry=False)
         except MediaStoreError:
             log.exception("worker %s: completing job %s failed", self.worker_id, job.id)
         else:
@@ -350,10 +340,12 @@ class _Worker:
             return await result
         return result
 
-    async def _fail(self, job: Job, exc: BaseException, *, retry: bool) -> None:
+    async def _fail(
+        self, jobs: JobRepository, job: Job, exc: BaseException, *, retry: bool
+    ) -> None:
         error = f"{type(exc).__name__}: {exc}"
         try:
-            failed = await self.jobs.fail(
+            failed = await jobs.fail(
                 job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
             )
         except LeaseLost:
@@ -387,9 +379,9 @@ class _Worker:
                 if job_id in self.held:
                     log.warning("worker %s: lease on job %s lost", self.worker_id, job_id)
 
-    async def _reclaim(self) -> int:
+    async def _reclaim(self, jobs: JobRepository) -> int:
         try:
-            reclaimed = await self.jobs.reclaim_expired()
+            reclaimed = await jobs.reclaim_expired()
         except MediaStoreError:
             log.exception("worker %s: reclaiming expired leases failed", self.worker_id)
             return 0
@@ -398,12 +390,12 @@ class _Worker:
         self.stats.reclaimed += len(reclaimed)
         return len(reclaimed)
 
-    async def _release(self) -> None:
+    async def _release(self, jobs: JobRepository) -> None:
         if not self.held:
             return
         held, self.held = list(self.held), set()
         try:
-            released = await self.jobs.release(self.worker_id, held)
+            released = await jobs.release(self.worker_id, held)
         except MediaStoreError:
             log.exception(
                 "worker %s: releasing jobs failed; their leases will expire", self.worker_id

@@ -9,7 +9,7 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
 
--- name: get_job
+-- name: get_job_by_id
 -- One job by id.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -21,7 +21,7 @@ WHERE id = $1::uuid;
 -- Only the status of one job: tells "absent" from "wrong state" after a refused update.
 SELECT status FROM jobs WHERE id = $1::uuid;
 
--- name: list_jobs_by_status
+-- name: get_jobs_by_status
 -- Jobs in one status, newest first (jobs_status_created_at_idx read backwards).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -31,7 +31,7 @@ WHERE status = $1::text
 ORDER BY created_at DESC, id DESC
 LIMIT $2::int;
 
--- name: list_jobs
+-- name: get_all_jobs
 -- All jobs, newest first, by LIMIT/OFFSET (the plan's get_all; prefer list_jobs_after deep in).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
@@ -194,7 +194,7 @@ SELECT id, job_type, status, media_url, prompt, parameters, result, error,
 FROM claimed
 ORDER BY created_at, id;
 
--- name: extend_job_leases
+-- name: heartbeat_jobs
 -- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2;
 -- returns their ids (the caller reports the others as lost). Rows are locked in id order, as
 -- by every multi-job write of a holder, so its concurrent writes cannot deadlock.
@@ -228,7 +228,7 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
 
--- name: complete_jobs
+-- name: complete_many_jobs
 -- complete_job for many jobs of holder $1 in one statement: jobs $2 with results $3 (same
 -- order). Returns the ids completed; the others' leases were lost (or the jobs are gone).
 WITH held AS MATERIALIZED (

@@ -25,19 +25,17 @@ from media_store import (
     WordTimestamp,
     migrate,
 )
+from media_store.errors import TranscriptionNotFound, WordOrderConflict
 from media_store.repositories import transcriptions as transcriptions_module
-from media_store.words import (
+from media_store.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_WORDS,
-    TranscriptionNotFound,
-    WordOrderConflict,
-    Words,
     pack_confidences,
     pack_floats,
     pack_lengths,
     split_words,
-    validate_words,
 )
+from media_store.words import Words, validate_words
 
 Word = dict[str, Any]
 

@@ -1,18 +1,34 @@
 """Thin repositories: choose a named query, pass parameters, turn rows into models."""
 
+from media_store.queries import Query
 from media_store.repositories.analysis_results import AnalysisResultRepository
-from media_store.repositories.base import Executor, Repository
+from media_store.repositories.base import Repository
 from media_store.repositories.jobs import JobCursor, JobPage, JobRepository
 from media_store.repositories.media_assets import MediaAssetRepository
 from media_store.repositories.transcriptions import TranscriptionRepository
 
+# Every repository, in the order the Store exposes them.
+REPOSITORIES: tuple[type[Repository], ...] = (
+    JobRepository,
+    MediaAssetRepository,
+    TranscriptionRepository,
+    AnalysisResultRepository,
+)
+
+
+def declared_queries() -> dict[str, Query]:
+    """Every named query some repository lists in its ``queries``, with its declarations."""
+    return {q.name: q for repository in REPOSITORIES for q in repository.queries}
+
+
 __all__ = [
+    "REPOSITORIES",
     "AnalysisResultRepository",
-    "Executor",
     "JobCursor",
     "JobPage",
     "JobRepository",
     "MediaAssetRepository",
     "Repository",
     "TranscriptionRepository",
+    "declared_queries",
 ]

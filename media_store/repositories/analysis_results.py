@@ -18,7 +18,7 @@ class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisRes
 
     create_model = AnalysisResultCreate
     row_model = AnalysisResult
-    _insert = query(
+    _create_query = query(
         "create_analysis_result",
         returns=AnalysisResult,
         params=(
@@ -33,7 +33,7 @@ class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisRes
             int | None,
         ),
     )
-    _insert_many = query(
+    _create_many_query = query(
         "create_analysis_results",
         returns=AnalysisResult,
         params=(
@@ -48,9 +48,18 @@ class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisRes
             list[int],
         ),
     )
-    _get = query("get_analysis_result", returns=AnalysisResult, params=(_UUID,))
-    _list = query("list_analysis_results_for_job", returns=AnalysisResult, params=(_UUID,))
-    _delete = query("delete_analysis_result", returns=[("id", _UUID)], params=(_UUID,))
+    _get_query = query("get_analysis_result", returns=AnalysisResult, params=(_UUID,))
+    _list_for_job_query = query(
+        "list_analysis_results_for_job", returns=AnalysisResult, params=(_UUID,)
+    )
+    _delete_query = query("delete_analysis_result", returns=[("id", _UUID)], params=(_UUID,))
+    queries = (
+        _create_query,
+        _create_many_query,
+        _get_query,
+        _list_for_job_query,
+        _delete_query,
+    )
 
     def _params(self, item: AnalysisResultCreate) -> tuple[Any, ...]:
         return (

@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Self
 
 import asyncpg
 
-from media_store.errors import translate
+from media_store.db import Executor, copy_records, transaction
+from media_store.errors import DRIVER_ERRORS, translate
 from media_store.queries import Query
-
-# A pool and a single connection offer the same calls (fetch, fetchrow, fetchval, execute,
-# copy_records_to_table). With a pool each call takes a connection for just that statement;
-# with a connection every call runs on it (inside the caller's transaction, if any).
-Executor: TypeAlias = (
-    "asyncpg.Pool[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
-    " | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-)
-
-DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
 
 
 class Repository:
     """Base of the four repositories. It never opens or closes its executor."""
 
     __slots__ = ("_db",)
+
+    # Every named query the repository runs, in the order of its .sql file(s): what
+    # ``media-store check`` verifies against a database.
+    queries: ClassVar[tuple[Query, ...]] = ()
 
     def __init__(self, executor: Executor) -> None:
         self._db = executor
@@ -60,7 +50,11 @@ class Repository:
     async def _copy(
         self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        try:
-            await self._db.copy_records_to_table(table, records=records, columns=columns)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, self._db) from exc
+        await copy_records(self._db, table, records, columns)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Self]:
+        """This repository on one connection inside a transaction (a savepoint when the
+        executor is a connection already in one); see :func:`media_store.db.transaction`."""
+        async with transaction(self._db) as conn:
+            yield type(self)(conn)

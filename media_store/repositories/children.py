@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from media_store.errors import JobNotFound, ValidationError
-from media_store.models import _Input, _Row, from_row, validate_batch, validate_input
+from media_store.fields import Input, Row
+from media_store.models import from_row, validate_batch, validate_input
 from media_store.queries import Query
 from media_store.repositories.base import Repository
 
-CreateT = TypeVar("CreateT", bound=_Input)
-RowT = TypeVar("RowT", bound=_Row)
+CreateT = TypeVar("CreateT", bound=Input)
+RowT = TypeVar("RowT", bound=Row)
 
 MAX_BATCH = 10_000
 
@@ -27,11 +28,11 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
 
     create_model: ClassVar[type[Any]]
     row_model: ClassVar[type[Any]]
-    _insert: ClassVar[Query]
-    _insert_many: ClassVar[Query | None] = None
-    _get: ClassVar[Query]
-    _list: ClassVar[Query]
-    _delete: ClassVar[Query]
+    _create_query: ClassVar[Query]
+    _create_many_query: ClassVar[Query | None] = None
+    _get_query: ClassVar[Query]
+    _list_for_job_query: ClassVar[Query]
+    _delete_query: ClassVar[Query]
 
     def _params(self, item: CreateT) -> tuple[Any, ...]:
         raise NotImplementedError
@@ -41,7 +42,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         :class:`JobNotFound` when its job does not exist."""
         item: CreateT = validate_input(self.create_model, data)
         try:
-            row = await self._fetchrow(self._insert, *self._params(item))
+            row = await self._fetchrow(self._create_query, *self._params(item))
         except JobNotFound as exc:
             raise JobNotFound(getattr(item, "job_id", None)) from exc
         assert row is not None
@@ -49,7 +50,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         return result
 
     async def _create_many(self, items: Sequence[CreateT | Mapping[str, Any]]) -> list[RowT]:
-        if self._insert_many is None:  # pragma: no cover - subclasses that batch set it
+        if self._create_many_query is None:  # pragma: no cover - subclasses that batch set it
             raise NotImplementedError
         if len(items) > MAX_BATCH:
             raise ValidationError(f"at most {MAX_BATCH} rows per batch, got {len(items)}")
@@ -59,7 +60,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
             return []
         columns = list(zip(*(self._params(item) for item in valid), strict=True))
         try:
-            rows = await self._fetch(self._insert_many, *map(list, columns))
+            rows = await self._fetch(self._create_many_query, *map(list, columns))
         except JobNotFound as exc:
             missing = {getattr(item, "job_id", None) for item in valid}
             raise JobNotFound(
@@ -69,7 +70,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         return [from_row(self.row_model, row) for row in rows]
 
     async def get(self, row_id: uuid.UUID) -> RowT | None:
-        row = await self._fetchrow(self._get, row_id)
+        row = await self._fetchrow(self._get_query, row_id)
         if row is None:
             return None
         result: RowT = from_row(self.row_model, row)
@@ -77,8 +78,11 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
 
     async def list_for_job(self, job_id: uuid.UUID) -> list[RowT]:
         """The job's rows in creation order."""
-        return [from_row(self.row_model, row) for row in await self._fetch(self._list, job_id)]
+        return [
+            from_row(self.row_model, row)
+            for row in await self._fetch(self._list_for_job_query, job_id)
+        ]
 
     async def delete(self, row_id: uuid.UUID) -> bool:
         """Delete one row. True if it existed."""
-        return await self._fetchval(self._delete, row_id) is not None
+        return await self._fetchval(self._delete_query, row_id) is not None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
-import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from media_store.arguments import bounded_int, duration
+from media_store.arguments import worker_id as worker_id_arg
 from media_store.errors import InvalidTransition, JobNotFound, LeaseLost, ValidationError
+from media_store.fields import INT64_MAX
 from media_store.models import (
     Job,
     JobCreate,
@@ -51,14 +53,14 @@ MANUAL_HOLDER: Final = "media_store:manual"
 MANUAL_LEASE: Final = timedelta(hours=1)
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
-MAX_WORKER_ID = 200  # jobs.locked_by is varchar(200)
 
+# The queries of sql/jobs.sql, in that file's order, each named after its method.
 _UUID = uuid.UUID
 _CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any], int))
-_GET = query("get_job", returns=Job, params=(_UUID,))
+_GET_BY_ID = query("get_job_by_id", returns=Job, params=(_UUID,))
 _GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
-_BY_STATUS = query("list_jobs_by_status", returns=Job, params=(str, int))
-_LIST = query("list_jobs", returns=Job, params=(int, int))
+_GET_BY_STATUS = query("get_jobs_by_status", returns=Job, params=(str, int))
+_GET_ALL = query("get_all_jobs", returns=Job, params=(int, int))
 _LIST_AFTER = query("list_jobs_after", returns=Job, params=(datetime, _UUID, int))
 _UPDATE_STATUS = query(
     "update_job_status",
@@ -79,6 +81,18 @@ _UPDATE_STATUS = query(
 _START = query("start_job_processing", returns=Job, params=(_UUID, str, float))
 _DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
 _COUNT = query("count_jobs_by_status", returns=[("status", str), ("count", int)], params=())
+_CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
+_CLAIM_OF_TYPE = query("claim_jobs_of_type", returns=Job, params=(str, int, float, str))
+_HEARTBEAT = query("heartbeat_jobs", returns=[("id", _UUID)], params=(str, list[_UUID], float))
+_COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
+_COMPLETE_MANY = query(
+    "complete_many_jobs",
+    returns=[("id", _UUID)],
+    params=(str, list[_UUID], list[dict[str, Any] | None]),
+)
+_FAIL = query("fail_job", returns=Job, params=(_UUID, str, str, bool, float))
+_RELEASE = query("release_jobs", returns=[("id", _UUID)], params=(str, list[_UUID]))
+_RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +125,7 @@ class JobPage:
 
 
 def _limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-    return limit
+    return bounded_int("limit", limit, 1, MAX_PAGE)
 
 
 class JobRepository(Repository):
@@ -127,6 +139,27 @@ class JobRepository(Repository):
 
     __slots__ = ()
 
+    queries = (
+        _CREATE,
+        _GET_BY_ID,
+        _GET_STATUS,
+        _GET_BY_STATUS,
+        _GET_ALL,
+        _LIST_AFTER,
+        _UPDATE_STATUS,
+        _START,
+        _DELETE,
+        _COUNT,
+        _CLAIM,
+        _CLAIM_OF_TYPE,
+        _HEARTBEAT,
+        _COMPLETE,
+        _COMPLETE_MANY,
+        _FAIL,
+        _RELEASE,
+        _RECLAIM,
+    )
+
     async def create(self, data: JobCreate | Mapping[str, Any]) -> Job:
         """Insert a pending job. Raises :class:`ValidationError` before any SQL on bad input."""
         job = validate_input(JobCreate, data)
@@ -137,26 +170,26 @@ class JobRepository(Repository):
         return from_row(Job, row)
 
     async def get_by_id(self, job_id: uuid.UUID) -> Job | None:
-        row = await self._fetchrow(_GET, job_id)
+        row = await self._fetchrow(_GET_BY_ID, job_id)
         return None if row is None else from_row(Job, row)
 
     async def get_by_status(self, status: JobStatus | str, limit: int = 100) -> list[Job]:
         """Jobs in ``status``, newest first, at most ``limit``."""
-        rows = await self._fetch(_BY_STATUS, _status(status).value, _limit(limit))
+        rows = await self._fetch(_GET_BY_STATUS, _status(status).value, _limit(limit))
         return [from_row(Job, row) for row in rows]
 
     async def get_all(self, limit: int = 100, offset: int = 0) -> list[Job]:
         """All jobs, newest first, by offset. Deep pages: use :meth:`list_jobs`."""
-        if offset < 0:
-            raise ValidationError(f"offset must be >= 0, got {offset}")
-        rows = await self._fetch(_LIST, _limit(limit), offset)
+        rows = await self._fetch(
+            _GET_ALL, _limit(limit), bounded_int("offset", offset, 0, INT64_MAX)
+        )
         return [from_row(Job, row) for row in rows]
 
     async def list_jobs(self, after: JobCursor | str | None = None, limit: int = 100) -> JobPage:
         """One page of jobs, newest first, after ``after`` (a cursor or its string form)."""
         _limit(limit)
         if after is None:
-            rows = await self._fetch(_LIST, limit, 0)
+            rows = await self._fetch(_GET_ALL, limit, 0)
         else:
             cursor = JobCursor.decode(after) if isinstance(after, str) else after
             rows = await self._fetch(_LIST_AFTER, cursor.created_at, cursor.id, limit)
@@ -203,7 +236,7 @@ class JobRepository(Repository):
             "processing_time_ms" in given,
             values.processing_time_ms,
             MANUAL_HOLDER,
-            _duration("lease", MANUAL_LEASE),
+            duration("lease", MANUAL_LEASE),
         )
         if row is None:
             raise await self._refusal(job_id, target)
@@ -223,8 +256,8 @@ class JobRepository(Repository):
         (default :data:`MANUAL_LEASE`, long because nothing heartbeats it). Workers should
         use :meth:`claim` and :meth:`heartbeat` instead.
         """
-        holder = _worker_id(worker_id or MANUAL_HOLDER)
-        span = _duration("lease", MANUAL_LEASE if lease is None else lease, positive=True)
+        holder = worker_id_arg(worker_id or MANUAL_HOLDER)
+        span = duration("lease", MANUAL_LEASE if lease is None else lease, positive=True)
         row = await self._fetchrow(_START, job_id, holder, span)
         if row is None:
             raise await self._refusal(job_id, JobStatus.PROCESSING)
@@ -266,9 +299,9 @@ class JobRepository(Repository):
         the claimed jobs oldest first, possibly none. Raises :class:`ValidationError` before
         any SQL on bad input.
         """
-        holder = _worker_id(worker_id)
-        count = _claim_limit(limit)
-        span = _duration("lease", lease, positive=True)
+        holder = worker_id_arg(worker_id)
+        count = bounded_int("limit", limit, 1, MAX_CLAIM)
+        span = duration("lease", lease, positive=True)
         types = _job_types(job_types)
         if types is not None and len(types) == 1:
             rows = await self._fetch(_CLAIM_OF_TYPE, holder, count, span, types[0])
@@ -289,12 +322,12 @@ class JobRepository(Repository):
         a worker should stop working on a lost job, whose completion would raise
         :class:`LeaseLost`.
         """
-        holder = _worker_id(worker_id)
-        span = _duration("lease", lease, positive=True)
+        holder = worker_id_arg(worker_id)
+        span = duration("lease", lease, positive=True)
         wanted = list(dict.fromkeys(job_ids))
         if not wanted:
             return Heartbeat(extended=[], lost=[])
-        rows = await self._fetch(_EXTEND, holder, wanted, span)
+        rows = await self._fetch(_HEARTBEAT, holder, wanted, span)
         kept = {row["id"] for row in rows}
         return Heartbeat(
             extended=[job_id for job_id in wanted if job_id in kept],
@@ -312,7 +345,7 @@ class JobRepository(Repository):
         claim. Raises :class:`LeaseLost` (nothing changed) when ``worker_id`` no longer holds
         the job, :class:`JobNotFound` when it is gone, :class:`ValidationError` before any SQL.
         """
-        holder = _worker_id(worker_id)
+        holder = worker_id_arg(worker_id)
         values = validate_input(StatusUpdate, {"result": result})
         row = await self._fetchrow(_COMPLETE, job_id, holder, values.result)
         if row is None:
@@ -327,7 +360,7 @@ class JobRepository(Repository):
         (lost or deleted: those are left unchanged, no error is raised for them). Raises
         :class:`ValidationError` before any SQL if any result is invalid.
         """
-        holder = _worker_id(worker_id)
+        holder = worker_id_arg(worker_id)
         ids = list(results)
         values = [validate_input(StatusUpdate, {"result": results[i]}).result for i in ids]
         if not ids:
@@ -353,11 +386,11 @@ class JobRepository(Repository):
         with this error. Raises :class:`LeaseLost` (nothing changed), :class:`JobNotFound`,
         or :class:`ValidationError` before any SQL.
         """
-        holder = _worker_id(worker_id)
+        holder = worker_id_arg(worker_id)
         values = validate_input(StatusUpdate, {"error": error})
         if values.error is None:
             raise ValidationError("error must be a string")
-        delay = 0.0 if retry_in is None else _duration("retry_in", retry_in)
+        delay = 0.0 if retry_in is None else duration("retry_in", retry_in)
         row = await self._fetchrow(_FAIL, job_id, holder, values.error, retry, delay)
         if row is None:
             raise await self._lease_refusal(job_id, holder)
@@ -367,7 +400,7 @@ class JobRepository(Repository):
         """Give back unfinished jobs ``worker_id`` still holds (e.g. on shutdown): they are
         pending again at once and the interrupted attempt is not counted. Returns the ids
         released; jobs it no longer held are left alone."""
-        holder = _worker_id(worker_id)
+        holder = worker_id_arg(worker_id)
         wanted = list(dict.fromkeys(job_ids))
         if not wanted:
             return []
@@ -395,22 +428,6 @@ def _status(value: JobStatus | str) -> JobStatus:
         ) from None
 
 
-# --- the work queue -----------------------------------------------------------------------
-
-_CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
-_CLAIM_OF_TYPE = query("claim_jobs_of_type", returns=Job, params=(str, int, float, str))
-_EXTEND = query("extend_job_leases", returns=[("id", _UUID)], params=(str, list[_UUID], float))
-_COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
-_COMPLETE_MANY = query(
-    "complete_jobs",
-    returns=[("id", _UUID)],
-    params=(str, list[_UUID], list[dict[str, Any] | None]),
-)
-_FAIL = query("fail_job", returns=Job, params=(_UUID, str, str, bool, float))
-_RELEASE = query("release_jobs", returns=[("id", _UUID)], params=(str, list[_UUID]))
-_RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
-
-
 @dataclass(frozen=True, slots=True)
 class Completed:
     """What :meth:`JobRepository.complete_many` did: jobs completed, and leases lost."""
@@ -425,30 +442,6 @@ class Heartbeat:
 
     extended: list[uuid.UUID]
     lost: list[uuid.UUID]
-
-
-def _worker_id(value: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_WORKER_ID or "\x00" in value:
-        raise ValidationError(
-            f"worker_id must be a string of 1 to {MAX_WORKER_ID} characters without NUL"
-        )
-    return value
-
-
-def _claim_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
-        raise ValidationError(f"limit must be between 1 and {MAX_CLAIM}, got {limit!r}")
-    return limit
-
-
-def _duration(name: str, value: timedelta | float, *, positive: bool = False) -> float:
-    """Seconds from a timedelta or a number; finite, never negative, > 0 when ``positive``."""
-    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
-        raise ValidationError(f"{name} must be a timedelta or seconds, got {value!r}")
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
-        raise ValidationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return seconds
 
 
 def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:

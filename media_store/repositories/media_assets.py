@@ -18,19 +18,26 @@ class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
 
     create_model = MediaAssetCreate
     row_model = MediaAsset
-    _insert = query(
+    _create_query = query(
         "create_media_asset",
         returns=MediaAsset,
         params=(_UUID, str, str, int | None, str | None, dict[str, Any]),
     )
-    _insert_many = query(
+    _create_many_query = query(
         "create_media_assets",
         returns=MediaAsset,
         params=(list[_UUID], list[str], list[str], list[int], list[str], list[dict[str, Any]]),
     )
-    _get = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
-    _list = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
-    _delete = query("delete_media_asset", returns=[("id", _UUID)], params=(_UUID,))
+    _get_query = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
+    _list_for_job_query = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
+    _delete_query = query("delete_media_asset", returns=[("id", _UUID)], params=(_UUID,))
+    queries = (
+        _create_query,
+        _create_many_query,
+        _get_query,
+        _list_for_job_query,
+        _delete_query,
+    )
 
     def _params(self, item: MediaAssetCreate) -> tuple[Any, ...]:
         return (

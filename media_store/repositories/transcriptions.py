@@ -2,15 +2,14 @@
 sql/words.sql.
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
-:data:`~media_store.words.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
-Every write that touches words runs in one transaction (a savepoint inside the caller's
-transaction), so a bad word or a lost connection midway leaves nothing of the call behind.
+:data:`~media_store.segments.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
+Every write that touches words runs in one transaction (``_transaction``: a savepoint inside
+the caller's transaction), so a bad word or a lost connection midway leaves nothing of the
+call behind. The codec between words and segment rows is :mod:`media_store.segments`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -20,12 +19,10 @@ from typing import Any
 import asyncpg
 
 from media_store.errors import (
-    DatabaseError,
-    DatabaseUnavailable,
     JobNotFound,
+    TranscriptionNotFound,
     ValidationError,
-    connection_lost,
-    translate,
+    WordOrderConflict,
 )
 from media_store.models import (
     Transcription,
@@ -35,25 +32,16 @@ from media_store.models import (
     validate_input,
 )
 from media_store.queries import query
-from media_store.repositories.base import DRIVER_ERRORS
 from media_store.repositories.children import MAX_BATCH, ChildRepository
-from media_store.words import (
+from media_store.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
     SEGMENT_WORDS,
-    TranscriptionNotFound,
-    WordInput,
-    WordOrderConflict,
-    Words,
-    WordSource,
-    concat,
     segment_records,
     segments_count,
-    split_words,
-    unpack_confidences,
-    unpack_floats,
-    validate_words,
+    segments_words,
 )
+from media_store.words import WordInput, Words, WordSource, validate_words
 
 _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
@@ -77,26 +65,44 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     create_model = TranscriptionCreate
     row_model = Transcription
-    _insert = query("create_transcription", returns=Transcription, params=_ROW_PARAMS)
-    _insert_many = query(
+    _create_query = query("create_transcription", returns=Transcription, params=_ROW_PARAMS)
+    _create_many_query = query(
         "create_transcriptions",
         returns=Transcription,
         params=tuple(list[t] for t in _ROW_PARAMS),  # type: ignore[valid-type]
     )
-    _get = query("get_transcription", returns=Transcription, params=(_UUID,))
-    _list = query("list_transcriptions_for_job", returns=Transcription, params=(_UUID,))
-    _delete = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
-    _lock = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
-    _tail = query("get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,))
-    _segments = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
-    _segments_for_job = query(
+    _get_query = query("get_transcription", returns=Transcription, params=(_UUID,))
+    _list_for_job_query = query(
+        "list_transcriptions_for_job", returns=Transcription, params=(_UUID,)
+    )
+    _delete_query = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
+    # sql/words.sql
+    _lock_words_query = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
+    _word_tail_query = query(
+        "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,)
+    )
+    _segments_query = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
+    _segments_for_job_query = query(
         "list_word_segments_for_job", returns=_SEGMENT_COLUMNS, params=(_UUID,)
     )
-    _segments_between = query(
+    _segments_between_query = query(
         "list_word_segments_between", returns=_SEGMENT_COLUMNS, params=(_UUID, float, float)
     )
-    _count = query(
+    _count_words_query = query(
         "count_words", returns=[("transcription_id", _UUID), ("word_count", int)], params=(_UUID,)
+    )
+    queries = (
+        _create_query,
+        _create_many_query,
+        _get_query,
+        _list_for_job_query,
+        _delete_query,
+        _lock_words_query,
+        _word_tail_query,
+        _segments_query,
+        _segments_for_job_query,
+        _segments_between_query,
+        _count_words_query,
     )
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
@@ -144,7 +150,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         columns = [list(c) for c in zip(*(self._params(item) for item in valid), strict=True)]
         async with self._transaction() as tx:
             try:
-                rows = await tx._fetch(self._insert_many, *columns)
+                rows = await tx._fetch(self._create_many_query, *columns)
             except JobNotFound as exc:
                 missing = sorted({str(item.job_id) for item in valid})
                 raise JobNotFound(
@@ -185,24 +191,24 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def get(self, row_id: uuid.UUID) -> Transcription | None:
         """One transcription with all its words, or None."""
-        row = await self._fetchrow(self._get, row_id)
+        row = await self._fetchrow(self._get_query, row_id)
         if row is None:
             return None
-        segments = await self._fetch(self._segments, row_id)
-        return _model(row, _join(segments) if segments else None)
+        segments = await self._fetch(self._segments_query, row_id)
+        return _model(row, segments_words(segments) if segments else None)
 
     async def list_for_job(self, job_id: uuid.UUID) -> list[Transcription]:
         """The job's transcriptions in creation order, each with all its words."""
-        rows = await self._fetch(self._list, job_id)
+        rows = await self._fetch(self._list_for_job_query, job_id)
         if not rows:
             return []
         by_transcription: dict[uuid.UUID, list[asyncpg.Record]] = {}
-        for segment in await self._fetch(self._segments_for_job, job_id):
+        for segment in await self._fetch(self._segments_for_job_query, job_id):
             by_transcription.setdefault(segment["transcription_id"], []).append(segment)
         result = []
         for row in rows:
             segments = by_transcription.get(row["id"])
-            result.append(_model(row, _join(segments) if segments else None))
+            result.append(_model(row, segments_words(segments) if segments else None))
         return result
 
     # --- words -------------------------------------------------------------------------------
@@ -217,9 +223,9 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         number of words appended.
         """
         async with self._transaction() as tx:
-            if await tx._fetchval(self._lock, transcription_id) is None:
+            if await tx._fetchval(self._lock_words_query, transcription_id) is None:
                 raise TranscriptionNotFound(transcription_id)
-            tail = await tx._fetchrow(self._tail, transcription_id)
+            tail = await tx._fetchrow(self._word_tail_query, transcription_id)
             return await tx._stream(
                 transcription_id,
                 0 if tail is None else tail["seq"] + 1,
@@ -229,11 +235,11 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def words(self, transcription_id: uuid.UUID) -> Words:
         """All words of a transcription, in order. Raises :class:`TranscriptionNotFound`."""
-        segments = await self._fetch(self._segments, transcription_id)
+        segments = await self._fetch(self._segments_query, transcription_id)
         if not segments:
             await self.count_words(transcription_id)  # raises when it does not exist
-            return Words._trusted([], [], [], [], None)
-        return _join(segments)
+            return Words.trusted([], [], [], [], None)
+        return segments_words(segments)
 
     async def words_between(self, transcription_id: uuid.UUID, t0: float, t1: float) -> Words:
         """The words with ``t0 <= start < t1``, in order, reading only the segments that
@@ -243,15 +249,15 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         for name, value in (("t0", t0), ("t1", t1)):
             if type(value) not in (int, float) or not math.isfinite(value):
                 raise ValidationError(f"{name} must be a finite number, got {value!r}")
-        segments = await self._fetch(self._segments_between, transcription_id, t0, t1)
+        segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
         if not segments:
             await self.count_words(transcription_id)
-            return Words._trusted([], [], [], [], None)
-        return _join(segments).window(t0, t1)
+            return Words.trusted([], [], [], [], None)
+        return segments_words(segments).window(t0, t1)
 
     async def count_words(self, transcription_id: uuid.UUID) -> int:
         """Number of words of a transcription. Raises :class:`TranscriptionNotFound`."""
-        row = await self._fetchrow(self._count, transcription_id)
+        row = await self._fetchrow(self._count_words_query, transcription_id)
         if row is None:
             raise TranscriptionNotFound(transcription_id)
         return int(row["word_count"])
@@ -260,7 +266,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def _insert_row(self, item: TranscriptionCreate) -> asyncpg.Record:
         try:
-            row = await self._fetchrow(self._insert, *self._params(item))
+            row = await self._fetchrow(self._create_query, *self._params(item))
         except JobNotFound as exc:
             raise JobNotFound(item.job_id) from exc
         assert row is not None
@@ -292,92 +298,6 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             after = batch.starts[-1]
         return count
 
-    async def _copy(
-        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
-    ) -> None:
-        """The base COPY, abandoned as soon as the connection dies.
-
-        asyncpg 0.32 can wait forever on a COPY whose server connection is killed while the
-        socket's write buffer is full (its writing_allowed event is never set again). A
-        termination listener ends the wait: the COPY is cancelled and the caller gets
-        :class:`DatabaseUnavailable` (the server has rolled the transaction back).
-        """
-        db = self._db
-        if isinstance(db, asyncpg.Pool):  # pragma: no cover - COPY runs in _transaction
-            await super()._copy(table, records, columns)
-            return
-        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_lost(_: object) -> None:
-            if not lost.done():
-                lost.set_result(None)
-
-        db.add_termination_listener(on_lost)
-        copy = asyncio.ensure_future(super()._copy(table, records, columns))
-        try:
-            await asyncio.wait({copy, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if not copy.done():
-                copy.cancel()
-                with contextlib.suppress(BaseException):
-                    await copy
-                raise DatabaseUnavailable("database connection lost during the COPY")
-            copy.result()
-        finally:
-            lost.cancel()
-            with contextlib.suppress(*DRIVER_ERRORS):
-                db.remove_termination_listener(on_lost)
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[TranscriptionRepository]:
-        """This repository on one connection inside a transaction: a new one on a connection
-        borrowed from the pool, or a savepoint in the caller's transaction. Committed when
-        the block exits normally, rolled back when it raises."""
-        db = self._db
-        if not isinstance(db, asyncpg.Pool):
-            async with _in_transaction(db):
-                yield TranscriptionRepository(db)
-            return
-        try:
-            conn = await db.acquire()
-        except DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
-        try:
-            async with _in_transaction(conn):
-                yield TranscriptionRepository(conn)
-        finally:
-            # A connection broken mid-COPY may fail its reset on release; the pool then
-            # terminates it and opens a new one. The error that matters is already raised.
-            with contextlib.suppress(*DRIVER_ERRORS):
-                await db.release(conn)
-
-
-@contextlib.asynccontextmanager
-async def _in_transaction(conn: Any) -> AsyncIterator[None]:
-    tx = conn.transaction()
-    try:
-        await tx.start()
-    except DRIVER_ERRORS as exc:
-        raise translate(exc, conn) from exc
-    try:
-        yield
-    except BaseException as exc:
-        # If the connection is gone the server has already rolled back.
-        broken = connection_lost(conn)
-        if not broken:
-            try:
-                await tx.rollback()
-            except DRIVER_ERRORS:
-                broken = True
-        if broken and type(exc) is DatabaseError:
-            # A connection killed between two statements can surface as a protocol-state
-            # error on the next one; the failed rollback shows the connection is lost.
-            raise DatabaseUnavailable("database connection lost during the write") from exc
-        raise
-    try:
-        await tx.commit()
-    except DRIVER_ERRORS as exc:
-        raise translate(exc, conn) from exc
-
 
 def _words_of(item: TranscriptionCreate) -> Words | None:
     words = item.word_timestamps
@@ -387,22 +307,8 @@ def _words_of(item: TranscriptionCreate) -> Words | None:
 
 def _model(row: asyncpg.Record, words: Words | None) -> Transcription:
     if words is None and row["word_timestamps"] is not None:
-        words = Words._trusted([], [], [], [], None)
+        words = Words.trusted([], [], [], [], None)
     return from_row(Transcription, {**dict(row), "word_timestamps": words})
-
-
-def _join(segments: Sequence[asyncpg.Record]) -> Words:
-    """The words of consecutive segment rows as one :class:`Words`."""
-    return concat(
-        Words._trusted(
-            split_words(s["words"], s["word_lengths"]),
-            unpack_floats(s["starts"]),
-            unpack_floats(s["ends"]),
-            unpack_confidences(s["confidences"]),
-            s["speakers"],
-        )
-        for s in segments
-    )
 
 
 async def _chunks(source: WordSource) -> AsyncIterator[Sequence[WordInput]]:
