@@ -16,12 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, Integer, String, Text, select, update
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from benchmarks.plan_orm import PlanJob
 from media_store import Dsn, JobStatus, Settings, Store
 from media_store.db import _rollback_only_reset, init_connection
 from media_store.queries import QUERIES
@@ -37,36 +36,6 @@ Cycle = Callable[[int], Awaitable[None]]
 
 
 # --- the plan's design ---------------------------------------------------------------------------
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class PlanJob(Base):
-    __tablename__ = "jobs"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    job_type: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
-    status: Mapped[str] = mapped_column(String(50), nullable=False, default="pending", index=True)
-    media_url: Mapped[str] = mapped_column(Text, nullable=False)
-    prompt: Mapped[str | None] = mapped_column(Text)
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC), index=True
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
-    # Not in the plan: the migrated table requires a processing job to have a holder and a
-    # lease (0002), so the plan's start_processing sets them and its finish clears the lease.
-    locked_by: Mapped[str | None] = mapped_column(Text)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PlanRepository:

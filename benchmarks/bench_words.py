@@ -26,17 +26,14 @@ import statistics
 import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import DateTime, Float, ForeignKey, String, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from benchmarks.plan_orm import Base, PlanJob, PlanTranscription
 from media_store import Dsn, Settings, Store
 
 TRANSCRIPTS = 100
@@ -186,40 +183,6 @@ def parse(blob: bytes) -> list[dict[str, Any]]:
 
 
 # --- the plan's design ---------------------------------------------------------------------------
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class PlanJob(Base):
-    __tablename__ = "jobs"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    job_type: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
-    status: Mapped[str] = mapped_column(String(50), nullable=False, default="pending", index=True)
-    media_url: Mapped[str] = mapped_column(Text, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
-
-
-class PlanTranscription(Base):
-    __tablename__ = "transcriptions"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    provider: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
-    text_content: Mapped[str] = mapped_column(Text, nullable=False)
-    language: Mapped[str | None] = mapped_column(String(10))
-    confidence_score: Mapped[float | None] = mapped_column(Float)
-    word_timestamps: Mapped[Any] = mapped_column(JSONB)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
 
 
 def orm_url(url: str) -> str:
