@@ -299,7 +299,14 @@ async def test_concurrent_appends_to_one_transcription_are_serialised(
         await tx.transcriptions.append_words(created.id, first)
         # a second appender waits for the lock held by this transaction
         waiting = asyncio.create_task(store.transcriptions.append_words(created.id, second))
-        await asyncio.sleep(0.3)
+        # wait until the server reports the second appender blocked on a lock (asked on
+        # another connection: inside a transaction pg_stat_activity is one snapshot)
+        while not await store.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            assert not waiting.done()
+            await asyncio.sleep(0.01)
         assert not waiting.done()
     assert await waiting == 600
     assert await store.transcriptions.words(created.id) == [*first, *second]

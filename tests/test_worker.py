@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from media_store import Job, JobStatus, LeaseLost, Settings, Store, ValidationError
+from media_store.queries import QUERIES
 from media_store.worker import JobResult, PermanentFailure, WorkerStats, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -328,7 +329,17 @@ async def test_listen_wakes_an_idle_worker_before_its_next_poll(store: Store) ->
     task = asyncio.create_task(
         run_worker(store, handler, worker_id="w", listen=True, poll_interval=60, stop=stop)
     )
-    await asyncio.sleep(0.3)
+    # Wait until the server reports the worker's first claim done (its connection idle after
+    # it) and its LISTEN in place: a job created now can only reach it through NOTIFY.
+    claim_sql = QUERIES["claim_jobs"].sql[:200]
+    while await store.pool.fetchval(
+        "SELECT count(*) FILTER (WHERE state = 'idle' AND left(query, 200) = $1) = 0"
+        " OR count(*) FILTER (WHERE query LIKE 'LISTEN %') = 0"
+        " FROM pg_stat_activity WHERE datname = current_database()",
+        claim_sql,
+    ):
+        assert not task.done()
+        await asyncio.sleep(0.01)
     job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/new.mp3"})
     stats = await asyncio.wait_for(task, timeout=30)
     assert seen == [job.id]
