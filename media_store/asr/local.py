@@ -1,0 +1,204 @@
+"""Adapters for the engines that run in-process or on one's own machines: the Whisper family
+(openai-whisper, faster-whisper, whisper-timestamped, whisperX, whisper.cpp) and Vosk.
+
+Each takes the engine's output as emitted (parsed JSON, or the Python objects the library
+returns) and yields the store's word dicts lazily, in the engine's order: nothing is sorted,
+dropped or invented here (see :mod:`media_store.asr.repair` for that). Word text is kept
+exactly, leading space included (Whisper's ``" Jane?"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from media_store.asr.units import (
+    StoreWord,
+    clock,
+    confidence,
+    field,
+    items,
+    mapping,
+    milliseconds,
+    refuse,
+    seconds,
+    speaker,
+    text,
+)
+
+
+def _segment_words(
+    engine: str, segments: Iterable[Any], text_key: str, confidence_key: str, fix: str
+) -> Iterator[StoreWord]:
+    """The words of Whisper-style ``segments[].words[]`` (mappings or objects)."""
+    for s, segment in enumerate(segments):
+        words = field(segment, "words")
+        if words is None:
+            refuse(engine, f"segments[{s}].words", "missing: no word timestamps", fix)
+        for w, word in enumerate(items(words, engine, f"segments[{s}].words")):
+            path = f"segments[{s}].words[{w}]"
+            yield {
+                "word": text(field(word, text_key), engine, f"{path}.{text_key}"),
+                "start": seconds(field(word, "start"), engine, f"{path}.start"),
+                "end": seconds(field(word, "end"), engine, f"{path}.end"),
+                "confidence": confidence(
+                    field(word, confidence_key), engine, f"{path}.{confidence_key}"
+                ),
+                "speaker": None,
+            }
+
+
+def openai_whisper(result: Mapping[str, Any]) -> Iterator[StoreWord]:
+    """openai-whisper's ``transcribe(..., word_timestamps=True)`` result, as returned (numpy
+    floats) or as written to JSON: ``segments[].words[]`` with ``word``, ``start``, ``end``
+    and ``probability`` (the confidence)."""
+    engine = "openai-whisper"
+    segments = items(mapping(result, engine, "$").get("segments"), engine, "segments")
+    return _segment_words(
+        engine, segments, "word", "probability", "transcribe with word_timestamps=True"
+    )
+
+
+def faster_whisper(segments: Iterable[Any]) -> Iterator[StoreWord]:
+    """faster-whisper's segments: the generator ``WhisperModel.transcribe`` returns (first
+    item of its tuple), consumed lazily so a long file streams, or the same as dicts (JSON).
+    Each segment's ``words`` holds ``Word(start, end, word, probability)``."""
+    engine = "faster-whisper"
+    if isinstance(segments, Mapping):  # a JSON dump that kept the transcribe() result shape
+        segments = items(segments.get("segments"), engine, "segments")
+    if isinstance(segments, str | bytes) or not isinstance(segments, Iterable):
+        refuse(engine, "$", f"expected the segments, got {type(segments).__name__}", "pass them")
+    return _segment_words(
+        engine, segments, "word", "probability", "transcribe with word_timestamps=True"
+    )
+
+
+def whisper_timestamped(result: Mapping[str, Any]) -> Iterator[StoreWord]:
+    """whisper-timestamped: ``segments[].words[]`` with ``text``, ``start``, ``end``,
+    ``confidence``. Whitespace-only words (seen in Japanese output) are kept as they are."""
+    engine = "whisper-timestamped"
+    segments = items(mapping(result, engine, "$").get("segments"), engine, "segments")
+    return _segment_words(engine, segments, "text", "confidence", "run with word timestamps on")
+
+
+def whisperx(result: Mapping[str, Any]) -> Iterator[StoreWord]:
+    """whisperX after alignment (and diarization): ``segments[].words[]`` (else the flat
+    ``word_segments[]``) with ``word``, ``start``, ``end``, ``score`` and ``speaker``
+    (``"SPEAKER_00"``, absent on some words).
+
+    Words whisperX could not align (numerals, some symbols) have no ``start`` / ``end`` /
+    ``score``: they come out with ``start`` and ``end`` None, for the untimed policy.
+    """
+    engine = "whisperx"
+    result = mapping(result, engine, "$")
+    if result.get("segments") is not None:
+        segments = items(result["segments"], engine, "segments")
+        return _whisperx_words(
+            ((f"segments[{s}].words", field(seg, "words")) for s, seg in enumerate(segments)),
+        )
+    if result.get("word_segments") is not None:
+        return _whisperx_words(iter([("word_segments", result["word_segments"])]))
+    refuse(engine, "segments", "missing (and no word_segments)", "pass whisperX's aligned result")
+
+
+def _whisperx_words(groups: Iterator[tuple[str, Any]]) -> Iterator[StoreWord]:
+    engine = "whisperx"
+    for where, words in groups:
+        if words is None:
+            refuse(engine, where, "missing: the segment was not aligned", "run whisperx.align")
+        for w, word in enumerate(items(words, engine, where)):
+            path = f"{where}[{w}]"
+            yield {
+                "word": text(field(word, "word"), engine, f"{path}.word"),
+                "start": seconds(field(word, "start"), engine, f"{path}.start"),
+                "end": seconds(field(word, "end"), engine, f"{path}.end"),
+                "confidence": confidence(field(word, "score"), engine, f"{path}.score"),
+                "speaker": speaker(field(word, "speaker"), engine, f"{path}.speaker"),
+            }
+
+
+def whisper_cpp(output: Mapping[str, Any]) -> Iterator[StoreWord]:
+    """whisper.cpp's ``-oj`` / ``-ojf`` JSON, run with one word per entry (``-ml 1``):
+    ``transcription[]`` with ``text`` and ``offsets.from`` / ``offsets.to`` in milliseconds
+    (else the ``timestamps`` strings ``"00:00:08,110"``).
+
+    Confidence: with ``-ojf`` each entry lists its ``tokens[]`` with ``p``; the word's
+    confidence is the mean ``p`` of its text tokens (special tokens, ``[_BEG_]``,
+    ``[_TT_150]``, are left out: they are timing markers, not the word), as openai-whisper
+    computes a word's probability. ``-oj`` output has no confidence: None.
+    """
+    engine = "whisper.cpp"
+    entries = items(mapping(output, engine, "$").get("transcription"), engine, "transcription")
+    return _whisper_cpp_words(entries)
+
+
+def _whisper_cpp_words(entries: Iterable[Any]) -> Iterator[StoreWord]:
+    engine = "whisper.cpp"
+    for i, raw in enumerate(entries):
+        path = f"transcription[{i}]"
+        entry = mapping(raw, engine, path)
+        offsets = entry.get("offsets")
+        if isinstance(offsets, Mapping):
+            start = milliseconds(offsets.get("from"), engine, f"{path}.offsets.from")
+            end = milliseconds(offsets.get("to"), engine, f"{path}.offsets.to")
+        else:
+            stamps = mapping(entry.get("timestamps") or {}, engine, f"{path}.timestamps")
+            start = clock(stamps.get("from"), engine, f"{path}.timestamps.from")
+            end = clock(stamps.get("to"), engine, f"{path}.timestamps.to")
+        yield {
+            "word": text(entry.get("text"), engine, f"{path}.text"),
+            "start": start,
+            "end": end,
+            "confidence": _token_mean(entry.get("tokens"), f"{path}.tokens"),
+            "speaker": None,
+        }
+
+
+def _token_mean(tokens: object, path: str) -> float | None:
+    if tokens is None:
+        return None
+    engine = "whisper.cpp"
+    total = 0.0
+    count = 0
+    for t, token in enumerate(items(tokens, engine, path)):
+        token = mapping(token, engine, f"{path}[{t}]")
+        token_text = token.get("text")
+        if isinstance(token_text, str) and token_text.startswith("[_"):
+            continue
+        p = confidence(token.get("p"), engine, f"{path}[{t}].p")
+        if p is not None:
+            total += p
+            count += 1
+    return total / count if count else None
+
+
+def vosk(output: Mapping[str, Any] | list[Any]) -> Iterator[StoreWord]:
+    """Vosk / Kaldi: ``result[]`` with ``word``, ``start``, ``end``, ``conf``, from one
+    ``Result()`` / ``FinalResult()``, or a list of them (one per utterance), in order."""
+    engine = "vosk"
+    if isinstance(output, list):
+        return _vosk_words(
+            (f"[{r}].result", mapping(each, engine, f"[{r}]").get("result"))
+            for r, each in enumerate(output)
+        )
+    result = mapping(output, engine, "$").get("result")
+    if result is None:
+        refuse(engine, "result", "missing: no word times", "call SetWords(True) on the recogniser")
+    return _vosk_words(iter([("result", result)]))
+
+
+def _vosk_words(groups: Iterable[tuple[str, Any]]) -> Iterator[StoreWord]:
+    engine = "vosk"
+    for where, words in groups:
+        if words is None:  # an utterance with no words ({"text": ""})
+            continue
+        for w, raw in enumerate(items(words, engine, where)):
+            path = f"{where}[{w}]"
+            word = mapping(raw, engine, path)
+            yield {
+                "word": text(word.get("word"), engine, f"{path}.word"),
+                "start": seconds(word.get("start"), engine, f"{path}.start"),
+                "end": seconds(word.get("end"), engine, f"{path}.end"),
+                "confidence": confidence(word.get("conf"), engine, f"{path}.conf"),
+                "speaker": None,
+            }

@@ -1,0 +1,522 @@
+"""Adapters for the hosted speech APIs: Deepgram, AssemblyAI, AWS Transcribe, Google Cloud
+Speech-to-Text (v1), Microsoft Azure Speech and IBM Watson Speech to Text.
+
+Each takes the parsed JSON response as the service returns it and yields the store's word
+dicts lazily. Units are converted (see :mod:`media_store.asr.units`); multichannel output is
+merged in start order with the channel in the speaker (see :mod:`media_store.asr`), unless
+``channel=`` picks one channel, whose words then keep their own speakers unprefixed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+from media_store.asr.units import (
+    StoreWord,
+    confidence,
+    duration,
+    from_ticks,
+    items,
+    mapping,
+    milliseconds,
+    refuse,
+    required,
+    seconds,
+    seconds_text,
+    speaker,
+    text,
+    ticks,
+)
+
+
+def channel_speaker(channel: object, own: str | None) -> str:
+    """The speaker of a word in merged multichannel output: ``ch{channel}`` (the engine's own
+    channel number), then ``:{speaker}`` when the engine also diarized the channel (a speaker
+    that only repeats the channel number, as AssemblyAI writes, adds nothing)."""
+    label = f"ch{channel}"
+    return label if own is None or own == str(channel) else f"{label}:{own}"
+
+
+def merge_channels(channels: Sequence[tuple[object, Iterator[StoreWord]]]) -> Iterator[StoreWord]:
+    """Merge per-channel word streams (each in start order) lazily by start; on equal starts
+    the lower channel first. One channel passes through with its speakers untouched."""
+    if len(channels) == 1:
+        return channels[0][1]
+    labelled = [_labelled(number, words) for number, words in channels]
+    return map(itemgetter(1), heapq.merge(*labelled, key=itemgetter(0)))
+
+
+def _labelled(channel: object, words: Iterator[StoreWord]) -> Iterator[tuple[float, StoreWord]]:
+    # An untimed word sorts with the word before it in its channel, so it stays beside it.
+    last = 0.0
+    for word in words:
+        word["speaker"] = channel_speaker(channel, word["speaker"])
+        start = word["start"]
+        if start is not None:
+            last = start
+        yield last, word
+
+
+# --- Deepgram --------------------------------------------------------------------------------
+
+
+def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iterator[StoreWord]:
+    """Deepgram pre-recorded: ``results.channels[c].alternatives[0].words[]`` with ``word``
+    (lowercase), ``punctuated_word`` (when punctuate / smart_format is on), ``start``,
+    ``end`` (seconds), ``confidence`` and, when diarized, ``speaker`` (an integer).
+
+    The stored text is ``punctuated_word`` when present (what the transcript shows), else
+    ``word``. ``speaker_confidence`` has no place in the store's word and is not kept.
+    Multichannel (one word list per channel, each starting at 0): merged, speaker ``ch0``,
+    ``ch1`` (``ch0:1`` when diarized too); ``channel=`` selects one channel.
+    """
+    engine = "deepgram"
+    results = mapping(required(mapping(response, engine, "$"), "results", engine, ""), engine, "")
+    channels = items(required(results, "channels", engine, "results"), engine, "results.channels")
+    chosen = range(len(channels)) if channel is None else [channel]
+    streams = []
+    for c in chosen:
+        if not 0 <= c < len(channels):
+            refuse(engine, "results.channels", f"no channel {c}", f"pick 0..{len(channels) - 1}")
+        where = f"results.channels[{c}].alternatives"
+        alternatives = items(
+            mapping(channels[c], engine, f"results.channels[{c}]").get("alternatives"),
+            engine,
+            where,
+        )
+        if not alternatives:
+            continue
+        best = mapping(alternatives[0], engine, f"{where}[0]")
+        words = items(required(best, "words", engine, f"{where}[0]"), engine, f"{where}[0].words")
+        streams.append((c, _deepgram_words(words, f"{where}[0].words")))
+    return merge_channels(streams) if streams else iter(())
+
+
+def _deepgram_words(words: Sequence[Any], where: str) -> Iterator[StoreWord]:
+    engine = "deepgram"
+    for w, raw in enumerate(words):
+        path = f"{where}[{w}]"
+        word = mapping(raw, engine, path)
+        key = "punctuated_word" if word.get("punctuated_word") is not None else "word"
+        yield {
+            "word": text(word.get(key), engine, f"{path}.{key}"),
+            "start": seconds(word.get("start"), engine, f"{path}.start"),
+            "end": seconds(word.get("end"), engine, f"{path}.end"),
+            "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
+            "speaker": speaker(word.get("speaker"), engine, f"{path}.speaker"),
+        }
+
+
+# --- AssemblyAI ------------------------------------------------------------------------------
+
+
+def assemblyai(transcript: Mapping[str, Any], *, channel: str | None = None) -> Iterator[StoreWord]:
+    """AssemblyAI's transcript: ``words[]`` with ``text``, ``start`` / ``end`` in
+    milliseconds, ``confidence`` and ``speaker`` (``"A"``; null unless speaker_labels).
+
+    Multichannel transcripts already interleave the channels' words by time, each word with
+    its ``channel`` (``"1"``, ``"2"``: AssemblyAI counts from 1); their speaker becomes
+    ``ch1`` / ``ch1:A``, the same form as Deepgram's merged channels. ``channel=`` keeps only
+    that channel's words, with their own speakers.
+    """
+    engine = "assemblyai"
+    transcript = mapping(transcript, engine, "$")
+    words = items(required(transcript, "words", engine, ""), engine, "words")
+    channels = transcript.get("audio_channels")
+    multichannel = (isinstance(channels, int) and channels > 1) or any(
+        isinstance(w, Mapping) and w.get("channel") is not None for w in words[:1]
+    )
+    return _assemblyai_words(words, multichannel, channel)
+
+
+def _assemblyai_words(
+    words: Sequence[Any], multichannel: bool, only: str | None
+) -> Iterator[StoreWord]:
+    engine = "assemblyai"
+    for w, raw in enumerate(words):
+        path = f"words[{w}]"
+        word = mapping(raw, engine, path)
+        own = speaker(word.get("speaker"), engine, f"{path}.speaker")
+        if multichannel or only is not None:
+            number = speaker(word.get("channel"), engine, f"{path}.channel")
+            if number is None:
+                refuse(engine, f"{path}.channel", "missing in a multichannel transcript", "fix")
+            if only is not None:
+                if number != str(only):
+                    continue
+            else:
+                own = channel_speaker(number, own)
+        yield {
+            "word": text(word.get("text"), engine, f"{path}.text"),
+            "start": milliseconds(word.get("start"), engine, f"{path}.start"),
+            "end": milliseconds(word.get("end"), engine, f"{path}.end"),
+            "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
+            "speaker": own,
+        }
+
+
+# --- AWS Transcribe --------------------------------------------------------------------------
+
+
+def aws_transcribe(job: Mapping[str, Any], *, channel: str | None = None) -> Iterator[StoreWord]:
+    """AWS Transcribe's output file: ``results.items[]``; a ``pronunciation`` item is a word
+    (``alternatives[0].content``, ``start_time`` / ``end_time`` and ``confidence`` as
+    numeric strings), a ``punctuation`` item has no times and is appended to the word before
+    it (``"Hello"`` + ``","`` -> ``"Hello,"``; punctuation before any word is prepended to
+    the first word).
+
+    Speakers: ``speaker_label`` on the item (newer output), else looked up by start time in
+    ``results.speaker_labels.segments[].items[]`` (older output); kept as given (``spk_0``).
+    Channel identification (``results.channel_labels.channels[]``, each with its
+    ``channel_label`` ``ch_0`` and ``items``): merged, speaker ``ch0`` / ``ch0:spk_1``;
+    ``channel="ch_1"`` selects one.
+    """
+    engine = "aws-transcribe"
+    results = mapping(required(mapping(job, engine, "$"), "results", engine, ""), engine, "results")
+    speakers = _aws_speakers(results)
+    labels = results.get("channel_labels")
+    if labels is None:
+        item_list = items(required(results, "items", engine, "results"), engine, "results.items")
+        return _aws_words(item_list, "results.items", speakers)
+    where = "results.channel_labels.channels"
+    channels = items(
+        mapping(labels, engine, "results.channel_labels").get("channels"), engine, where
+    )
+    streams = []
+    for c, raw in enumerate(channels):
+        entry = mapping(raw, engine, f"{where}[{c}]")
+        label = text(entry.get("channel_label"), engine, f"{where}[{c}].channel_label")
+        if channel is not None and label != channel:
+            continue
+        item_list = items(entry.get("items"), engine, f"{where}[{c}].items")
+        number = label.removeprefix("ch_")
+        streams.append((number, _aws_words(item_list, f"{where}[{c}].items", speakers)))
+    if channel is not None and not streams:
+        refuse(engine, where, f"no channel labelled {channel!r}", "pick a channel_label present")
+    if channel is not None:
+        return streams[0][1]
+    return merge_channels(streams) if streams else iter(())
+
+
+def _aws_speakers(results: Mapping[str, Any]) -> dict[str, str]:
+    """Older output: start_time (the string, as the items carry it) -> speaker_label."""
+    engine = "aws-transcribe"
+    labels = results.get("speaker_labels")
+    if labels is None:
+        return {}
+    where = "results.speaker_labels.segments"
+    found: dict[str, str] = {}
+    for s, segment in enumerate(
+        items(mapping(labels, engine, where).get("segments") or [], engine, where)
+    ):
+        for i, raw in enumerate(
+            items(
+                mapping(segment, engine, f"{where}[{s}]").get("items") or [],
+                engine,
+                f"{where}[{s}].items",
+            )
+        ):
+            item = mapping(raw, engine, f"{where}[{s}].items[{i}]")
+            start, label = item.get("start_time"), item.get("speaker_label")
+            if isinstance(start, str) and isinstance(label, str):
+                found[start] = label
+    return found
+
+
+def _aws_words(
+    item_list: Sequence[Any], where: str, speakers: Mapping[str, str]
+) -> Iterator[StoreWord]:
+    engine = "aws-transcribe"
+    pending: StoreWord | None = None  # held back until we know no punctuation follows
+    leading = ""  # punctuation seen before the first word
+    for i, raw in enumerate(item_list):
+        path = f"{where}[{i}]"
+        item = mapping(raw, engine, path)
+        alternatives = items(
+            required(item, "alternatives", engine, path), engine, f"{path}.alternatives"
+        )
+        if not alternatives:
+            refuse(engine, f"{path}.alternatives", "empty", "check the file")
+        best = mapping(alternatives[0], engine, f"{path}.alternatives[0]")
+        content = text(best.get("content"), engine, f"{path}.alternatives[0].content")
+        kind = item.get("type")
+        if kind == "punctuation":
+            if pending is None:
+                leading += content
+            else:
+                pending["word"] += content
+            continue
+        if kind != "pronunciation":
+            refuse(engine, f"{path}.type", f"unknown item type {kind!r}", "expected pronunciation")
+        if pending is not None:
+            yield pending
+        start_text = item.get("start_time")
+        label = item.get("speaker_label")
+        if label is None and isinstance(start_text, str):
+            label = speakers.get(start_text)
+        pending = {
+            "word": leading + content,
+            "start": seconds_text(start_text, engine, f"{path}.start_time"),
+            "end": seconds_text(item.get("end_time"), engine, f"{path}.end_time"),
+            "confidence": confidence(
+                best.get("confidence"), engine, f"{path}.alternatives[0].confidence"
+            ),
+            "speaker": speaker(label, engine, f"{path}.speaker_label"),
+        }
+        leading = ""
+    if pending is not None:
+        yield pending
+
+
+# --- Google Cloud Speech-to-Text v1 --------------------------------------------------------------
+
+
+def google_stt(response: Mapping[str, Any], *, channel: int | None = None) -> Iterator[StoreWord]:
+    """Google Cloud Speech-to-Text v1 (recognize / longrunningrecognize):
+    ``results[].alternatives[0].words[]`` with ``word``, ``startTime`` / ``endTime`` as
+    ``"12.300s"`` (JSON) or ``{"seconds": "12", "nanos": 300000000}`` (REST / JS objects),
+    ``confidence`` only when word confidence was requested (otherwise None: the
+    alternative's confidence is the whole result's, not a word's) and ``speakerTag`` (an
+    integer; ``speakerLabel`` in newer responses).
+
+    Results are consecutive pieces of the audio and are read in order. With diarization the
+    last result repeats every word of the audio with its speaker: then only that result is
+    read. With separate recognition per channel each result has a ``channelTag``: merged,
+    speaker ``ch1`` / ``ch1:2`` (Google counts channels from 1); ``channel=`` selects one.
+    """
+    engine = "google-stt"
+    results = items(
+        required(mapping(response, engine, "$"), "results", engine, ""), engine, "results"
+    )
+    indexed = list(enumerate(results))
+    if indexed and _google_diarized(indexed[-1][1]):
+        indexed = indexed[-1:]
+    by_channel: dict[int, list[tuple[int, Any]]] = {}
+    for r, result in indexed:
+        tag = mapping(result, engine, f"results[{r}]").get("channelTag")
+        by_channel.setdefault(int(tag) if isinstance(tag, int) else 0, []).append((r, result))
+    if channel is not None:
+        if channel not in by_channel:
+            refuse(
+                engine, "results", f"no channelTag {channel}", f"pick one of {sorted(by_channel)}"
+            )
+        return _google_words(by_channel[channel])
+    streams = [(tag, _google_words(group)) for tag, group in sorted(by_channel.items())]
+    return merge_channels(streams) if streams else iter(())
+
+
+def _google_diarized(result: object) -> bool:
+    alternatives = result.get("alternatives") if isinstance(result, Mapping) else None
+    if not alternatives or not isinstance(alternatives[0], Mapping):
+        return False
+    words = alternatives[0].get("words") or []
+    return any(isinstance(w, Mapping) and ("speakerTag" in w or "speakerLabel" in w) for w in words)
+
+
+def _google_words(results: Iterable[tuple[int, Any]]) -> Iterator[StoreWord]:
+    engine = "google-stt"
+    for r, result in results:
+        where = f"results[{r}].alternatives"
+        alternatives = items(
+            mapping(result, engine, f"results[{r}]").get("alternatives") or [], engine, where
+        )
+        if not alternatives:
+            continue
+        best = mapping(alternatives[0], engine, f"{where}[0]")
+        for w, raw in enumerate(items(best.get("words") or [], engine, f"{where}[0].words")):
+            path = f"{where}[0].words[{w}]"
+            word = mapping(raw, engine, path)
+            label = word.get("speakerLabel") or word.get("speakerTag")
+            yield {
+                "word": text(word.get("word"), engine, f"{path}.word"),
+                "start": duration(
+                    word.get("startTime", word.get("startOffset")), engine, f"{path}.startTime"
+                ),
+                "end": duration(
+                    word.get("endTime", word.get("endOffset")), engine, f"{path}.endTime"
+                ),
+                "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
+                "speaker": speaker(label, engine, f"{path}.speakerTag"),
+            }
+
+
+# --- Microsoft Azure Speech --------------------------------------------------------------------
+
+
+def azure_speech(
+    result: Mapping[str, Any] | list[Any], *, channel: int | None = None
+) -> Iterator[StoreWord]:
+    """Azure Speech, detailed output with word-level timestamps: ``NBest[0].Words[]`` with
+    ``Word``, ``Offset`` and ``Duration`` in 100-ns ticks and ``Confidence``; one result, or
+    a list of them (continuous recognition). Also the batch transcription file:
+    ``recognizedPhrases[].nBest[0].words[]`` with ``offsetInTicks`` / ``durationInTicks``,
+    the phrase's ``speaker`` (an integer, when diarized) and ``channel``.
+
+    A word ends at ``(Offset + Duration) / 10**7`` seconds, added as ticks then divided
+    once. Batch multichannel: merged, speaker ``ch0`` / ``ch0:1``; ``channel=`` selects one.
+    """
+    engine = "azure-speech"
+    if isinstance(result, Mapping) and "recognizedPhrases" in result:
+        return _azure_batch(result, channel)
+    results = result if isinstance(result, list) else [mapping(result, engine, "$")]
+    return _azure_words(results, isinstance(result, list))
+
+
+def _azure_words(results: list[Any], is_list: bool) -> Iterator[StoreWord]:
+    engine = "azure-speech"
+    for r, raw in enumerate(results):
+        where = f"[{r}].NBest" if is_list else "NBest"
+        one = mapping(raw, engine, where.removesuffix(".NBest") or "$")
+        nbest = one.get("NBest")
+        if nbest is None:
+            if one.get("RecognitionStatus") not in (None, "Success"):
+                continue  # NoMatch / InitialSilenceTimeout: nothing was recognised
+            refuse(engine, where, "missing", "request OutputFormat.Detailed with word timestamps")
+        best = mapping(items(nbest, engine, where)[0], engine, f"{where}[0]")
+        words = items(required(best, "Words", engine, f"{where}[0]"), engine, f"{where}[0].Words")
+        for w, raw_word in enumerate(words):
+            path = f"{where}[0].Words[{w}]"
+            word = mapping(raw_word, engine, path)
+            offset = ticks(required(word, "Offset", engine, path), engine, f"{path}.Offset")
+            length = ticks(required(word, "Duration", engine, path), engine, f"{path}.Duration")
+            yield {
+                "word": text(word.get("Word"), engine, f"{path}.Word"),
+                "start": from_ticks(offset),
+                "end": from_ticks(offset + length),
+                "confidence": confidence(word.get("Confidence"), engine, f"{path}.Confidence"),
+                "speaker": None,
+            }
+
+
+def _azure_batch(result: Mapping[str, Any], channel: int | None) -> Iterator[StoreWord]:
+    engine = "azure-speech"
+    phrases = items(result.get("recognizedPhrases"), engine, "recognizedPhrases")
+    by_channel: dict[int, list[int]] = {}
+    for p, phrase in enumerate(phrases):
+        number = mapping(phrase, engine, f"recognizedPhrases[{p}]").get("channel", 0)
+        by_channel.setdefault(number if isinstance(number, int) else 0, []).append(p)
+    if channel is not None:
+        if channel not in by_channel:
+            refuse(engine, "recognizedPhrases", f"no channel {channel}", "pick a channel present")
+        return _azure_phrase_words(phrases, by_channel[channel])
+    streams = [(c, _azure_phrase_words(phrases, group)) for c, group in sorted(by_channel.items())]
+    return merge_channels(streams) if streams else iter(())
+
+
+def _azure_phrase_words(phrases: Sequence[Any], indexes: list[int]) -> Iterator[StoreWord]:
+    engine = "azure-speech"
+    for p in indexes:
+        where = f"recognizedPhrases[{p}]"
+        phrase = phrases[p]
+        own = speaker(phrase.get("speaker"), engine, f"{where}.speaker")
+        nbest = items(required(phrase, "nBest", engine, where), engine, f"{where}.nBest")
+        if not nbest:
+            continue
+        best = mapping(nbest[0], engine, f"{where}.nBest[0]")
+        words = items(
+            required(best, "words", engine, f"{where}.nBest[0]"), engine, f"{where}.nBest[0].words"
+        )
+        for w, raw in enumerate(words):
+            path = f"{where}.nBest[0].words[{w}]"
+            word = mapping(raw, engine, path)
+            offset = ticks(
+                required(word, "offsetInTicks", engine, path), engine, f"{path}.offsetInTicks"
+            )
+            length = ticks(
+                required(word, "durationInTicks", engine, path), engine, f"{path}.durationInTicks"
+            )
+            yield {
+                "word": text(word.get("word"), engine, f"{path}.word"),
+                "start": from_ticks(offset),
+                "end": from_ticks(offset + length),
+                "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
+                "speaker": own,
+            }
+
+
+# --- IBM Watson Speech to Text -------------------------------------------------------------------
+
+
+def ibm_watson(response: Mapping[str, Any]) -> Iterator[StoreWord]:
+    """IBM Watson Speech to Text: ``results[].alternatives[0].timestamps`` =
+    ``[[word, start, end], ...]`` (seconds) with the parallel ``word_confidence`` =
+    ``[[word, confidence], ...]`` (when requested), and the top-level ``speaker_labels[]``
+    (``from``, ``to``, ``speaker`` an integer) matched to words by their start time.
+    Word text is kept as given (a trailing space has been seen: ``"Chapter "``)."""
+    engine = "ibm-watson"
+    response = mapping(response, engine, "$")
+    results = items(required(response, "results", engine, ""), engine, "results")
+    speakers: dict[float, str | None] = {}
+    for s, raw in enumerate(items(response.get("speaker_labels") or [], engine, "speaker_labels")):
+        label = mapping(raw, engine, f"speaker_labels[{s}]")
+        start = seconds(label.get("from"), engine, f"speaker_labels[{s}].from")
+        if start is not None:
+            speakers[start] = speaker(label.get("speaker"), engine, f"speaker_labels[{s}].speaker")
+    return _watson_words(results, speakers)
+
+
+def _watson_words(
+    results: Sequence[Any], speakers: Mapping[float, str | None]
+) -> Iterator[StoreWord]:
+    engine = "ibm-watson"
+    for r, result in enumerate(results):
+        where = f"results[{r}].alternatives"
+        alternatives = items(
+            mapping(result, engine, f"results[{r}]").get("alternatives") or [], engine, where
+        )
+        if not alternatives:
+            continue
+        best = mapping(alternatives[0], engine, f"{where}[0]")
+        stamps = items(
+            required(best, "timestamps", engine, f"{where}[0]"), engine, f"{where}[0].timestamps"
+        )
+        confidences = best.get("word_confidence")
+        if confidences is not None:
+            confidences = items(confidences, engine, f"{where}[0].word_confidence")
+            if len(confidences) != len(stamps):
+                refuse(
+                    engine,
+                    f"{where}[0].word_confidence",
+                    f"{len(confidences)} entries for {len(stamps)} timestamps",
+                    "give one [word, confidence] per timestamp",
+                )
+        for w, raw in enumerate(stamps):
+            path = f"{where}[0].timestamps[{w}]"
+            entry = items(raw, engine, path)
+            if len(entry) != 3:
+                refuse(engine, path, f"expected [word, start, end], got {entry!r}", "fix it")
+            word = text(entry[0], engine, f"{path}[0]")
+            start = seconds(entry[1], engine, f"{path}[1]")
+            score = None
+            if confidences is not None:
+                pair = items(confidences[w], engine, f"{where}[0].word_confidence[{w}]")
+                if len(pair) != 2 or pair[0] != word:
+                    refuse(
+                        engine,
+                        f"{where}[0].word_confidence[{w}]",
+                        f"expected [{word!r}, confidence], got {pair!r}",
+                        "keep word_confidence parallel to timestamps",
+                    )
+                score = confidence(pair[1], engine, f"{where}[0].word_confidence[{w}][1]")
+            yield {
+                "word": word,
+                "start": start,
+                "end": seconds(entry[2], engine, f"{path}[2]"),
+                "confidence": score,
+                "speaker": speakers.get(start) if start is not None else None,
+            }
+
+
+__all__ = [
+    "assemblyai",
+    "aws_transcribe",
+    "azure_speech",
+    "channel_speaker",
+    "deepgram",
+    "google_stt",
+    "ibm_watson",
+    "merge_channels",
+]
