@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## migrate DATABASE_URL (or an embedded dev PostgreSQL) and run the example flow
+demo: $(STAMP)  ## migrate DATABASE_URL (or an embedded dev PostgreSQL, left running) and run the example flow on rows of its own
 	$(BIN)/media-store demo
 
-test: $(STAMP)  ## the whole suite (MEDIA_STORE_TEST_DSN, else Docker, else embedded PostgreSQL)
+test: $(STAMP)  ## the whole suite; its header names the server (MEDIA_STORE_TEST_DSN, else Docker, else embedded PostgreSQL)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -32,7 +32,7 @@ format: $(STAMP)
 migrate: $(STAMP)  ## apply every pending migration to DATABASE_URL
 	$(BIN)/media-store migrate
 
-rollback: $(STAMP)  ## revert exactly the latest migration on DATABASE_URL
+rollback: $(STAMP)  ## revert exactly the latest migration on DATABASE_URL (the first one only with `media-store rollback --yes`)
 	$(BIN)/media-store rollback
 
 migrate-status: $(STAMP)

@@ -1,8 +1,11 @@
-"""``media-store``: migrate, rollback, migrate-status, check, demo.
+"""media-store: migrate and inspect the schema, check the queries, run the demo.
 
-The database is ``DATABASE_URL`` (never a command-line argument, which would show the password
-in process listings). ``demo`` alone falls back to an embedded development PostgreSQL.
+The database is DATABASE_URL, never a command-line argument (which would show the password in
+process listings). Only the demo falls back to an embedded development PostgreSQL when
+DATABASE_URL is unset.
 """
+
+# This docstring is the description of `media-store --help`: plain text, no markup.
 
 from __future__ import annotations
 
@@ -15,6 +18,16 @@ from collections.abc import Sequence
 from media_store import migrate
 from media_store.config import DATABASE_URL, Dsn, Settings
 from media_store.errors import MediaStoreError
+
+_ROLLBACK_HELP = """\
+Revert the latest --count applied migrations (default 1), newest first. Reverting the first
+migration drops every table and all their data: that needs --yes."""
+
+_DEMO_HELP = """\
+Migrate DATABASE_URL and run the example flow: a job and what it produced, streamed word
+timestamps, and two workers sharing a queue (in a private database the demo creates and drops,
+so that its workers claim only the demo's own jobs). With DATABASE_URL unset it starts an
+embedded development PostgreSQL whose data lives in .dev-postgres/ and keeps it running."""
 
 
 def _dsn() -> Dsn:
@@ -30,6 +43,19 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     dsn = _dsn()
+    first = migrate.migration_ids()[0]
+    applied = [state.id for state in migrate.status(dsn) if state.applied]
+    doomed = applied[-args.count :] if args.count > 0 else []  # rollback() refuses count < 1
+    # Checked before the rollback, outside its lock: a migration applied meanwhile by another
+    # run only moves the first one further from the latest, never closer.
+    if first in doomed and not args.yes:
+        print(
+            f"media-store rollback: reverting {', '.join(reversed(doomed))} on {dsn} would revert "
+            f"{first}, which drops every table and all their data. Nothing was done; run again "
+            f"with --yes to do it.",
+            file=sys.stderr,
+        )
+        return 2
     reverted = migrate.rollback(dsn, count=args.count)
     if not reverted:
         print(f"{dsn}: nothing to roll back")
@@ -40,8 +66,9 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     dsn = _dsn()
+    states = migrate.status(dsn)  # before any output: a failure prints the error alone
     print(f"{dsn}:")
-    for state in migrate.status(dsn):
+    for state in states:
         print(f"  [{'applied' if state.applied else 'pending'}] {state.id}")
     return 0
 
@@ -61,43 +88,66 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from media_store.demo import run_demo
+    from media_store.demo import EmbeddedServer, bundled_psql, run_demo
+    from media_store.demo_output import row
 
-    server = None
+    embedded = None
     url = os.environ.get(DATABASE_URL)
     if url:
         dsn = Dsn(url)
-        print(f"demo database: DATABASE_URL = {dsn}")
+        row("database", f"DATABASE_URL = {dsn}")
     else:
         from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
 
-        server = start_embedded(DEFAULT_DIR)
+        # Kept running after the demo, so that the psql command it prints at the end works;
+        # the next `make demo` finds it running and uses it again.
+        server = start_embedded(DEFAULT_DIR, keep_running=True)
         dsn = Dsn(embedded_url(server))
-        print(
-            f"demo database: DATABASE_URL is unset, using the embedded development "
-            f"PostgreSQL in {DEFAULT_DIR.resolve()} ({dsn})"
-        )
+        embedded = EmbeddedServer(DEFAULT_DIR.resolve(), dsn, psql=bundled_psql())
+        row("database", f"embedded development PostgreSQL (DATABASE_URL is unset): {dsn}")
     applied = migrate.apply(dsn)
-    print(f"migrations applied now: {applied or 'none (already up to date)'}")
-    asyncio.run(run_demo(dsn))
-    del server  # the embedded server stops when this process exits
+    row("migrations", ", ".join(applied) + " applied" if applied else "up to date")
+    asyncio.run(run_demo(dsn, embedded=embedded))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="media-store", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply every pending migration").set_defaults(func=_cmd_migrate)
-    rb = sub.add_parser("rollback", help="revert the latest migration")
-    rb.add_argument("--count", type=int, default=1, help="how many to revert (default 1)")
-    rb.set_defaults(func=_cmd_rollback)
-    sub.add_parser("migrate-status", help="list applied and pending migrations").set_defaults(
+    parser = argparse.ArgumentParser(
+        prog="media-store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary[0].upper() + summary[1:] + ".",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("migrate", "apply every pending migration to DATABASE_URL").set_defaults(
+        func=_cmd_migrate
+    )
+    rollback = command("rollback", "revert the latest migration(s)", _ROLLBACK_HELP)
+    rollback.add_argument("--count", type=int, default=1, help="how many to revert (default 1)")
+    rollback.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a rollback that reverts the first migration (drops every table)",
+    )
+    rollback.set_defaults(func=_cmd_rollback)
+    command("migrate-status", "list the applied and pending migrations").set_defaults(
         func=_cmd_status
     )
-    sub.add_parser(
-        "check", help="prepare every named query and compare it with its model"
+    command(
+        "check",
+        "prepare every named query and compare it with its model",
+        "Prepare every named query against DATABASE_URL (nothing runs) and compare its "
+        "parameter and\nresult types with the model the rows become. Exits 1 on a mismatch.",
     ).set_defaults(func=_cmd_check)
-    sub.add_parser("demo", help="run the example worker flow").set_defaults(func=_cmd_demo)
+    command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

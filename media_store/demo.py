@@ -1,31 +1,55 @@
-"""The example worker flow run by ``make demo``: what a worker does, end to end."""
+"""The example flow run by ``make demo``: what a worker does, end to end.
+
+The demo may be pointed at a database that holds real work (``DATABASE_URL``), so it touches
+only rows it created, by their ids, and counts nothing else:
+
+- its jobs are created inside the transaction that completes them, so no worker on that
+  database ever sees them pending and none can claim them; they stay behind, completed, for a
+  person to look at;
+- the queue section runs real workers, and a worker claims any pending job of its types: that
+  section therefore runs in a private database the demo creates, migrates and drops (see
+  :mod:`media_store.demo_queue`).
+"""
 
 from __future__ import annotations
 
-from media_store.config import Dsn, Settings
+import shlex
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from media_store import Dsn, JobStatus, JobType, Settings, Store
+from media_store.demo_output import heading, quoted, row
 from media_store.demo_queue import demo_workers
 from media_store.demo_words import demo_words
-from media_store.models import JobStatus, JobType
-from media_store.store import Store
 
 
-def _show(label: str, model: object) -> None:
-    print(f"  {label}: {model!r}")
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The embedded development server the demo ran on: where its data lives, its URL."""
+
+    data_dir: Path
+    dsn: Dsn
+    psql: str = "psql"  # the client to name in the closing note (bundled when none is on PATH)
 
 
-async def demo_job_with_results(store: Store) -> None:
-    """Create a job, then in one transaction: claim it, attach an asset, a transcription and
-    an analysis result, and complete it. Print everything back."""
-    print("\n== a job and what it produced, written in one transaction ==")
-    job = await store.jobs.create(
-        {
-            "job_type": JobType.AUDIO,
-            "media_url": "https://example.com/talk.mp3",
-            "prompt": "Summarise the talk",
-            "parameters": {"language": "en"},
-        }
-    )
+async def demo_job_with_results(store: Store) -> uuid.UUID:
+    """Create a job and, in the same transaction, process it: attach an asset, a
+    transcription and an analysis result, and complete it. Print it back; return its id."""
+    heading("1. A job and everything it produced, written in one transaction")
+    # Created inside the transaction that completes it: on a shared database no worker ever
+    # sees this job pending, so none can claim it.
     async with store.transaction() as tx:
+        job = await tx.jobs.create(
+            {
+                "job_type": JobType.AUDIO,
+                "media_url": "https://example.com/talk.mp3",
+                "prompt": "Summarise the talk",
+                "parameters": {"language": "en", "demo": True},
+            }
+        )
         await tx.jobs.start_processing(job.id)
         await tx.media_assets.create(
             {
@@ -63,26 +87,82 @@ async def demo_job_with_results(store: Store) -> None:
                 "output_tokens": 64,
             }
         )
-        await tx.jobs.update_status(job.id, JobStatus.COMPLETED, result={"summary_id": 1})
+        await tx.jobs.update_status(job.id, JobStatus.COMPLETED, result={"summary": "ready"})
+
     done = await store.jobs.get_by_id(job.id)
-    _show("job", done)
+    assert done is not None
+    row(
+        "job",
+        done.id,
+        done.job_type.value,
+        f"{done.status.value} in {done.processing_time_ms} ms",
+    )
     for asset in await store.media_assets.list_for_job(job.id):
-        _show("asset", asset)
+        row(
+            "media asset",
+            asset.asset_type.value,
+            asset.file_path,
+            f"{asset.file_size_bytes:,} bytes",
+            asset.mime_type,
+        )
     for transcription in await store.transcriptions.list_for_job(job.id):
-        _show("transcription", transcription)
+        words = transcription.word_timestamps or []
+        row(
+            "transcription",
+            transcription.provider,
+            transcription.language,
+            f"{len(words)} words",
+            quoted(transcription.text_content),
+        )
     for result in await store.analysis_results.list_for_job(job.id):
-        _show("analysis result", result)
-    counts = await store.jobs.count_by_status()
-    print("  jobs by status:", {status.value: n for status, n in counts.items()})
+        row(
+            "analysis",
+            f"{result.analysis_type} by {result.model_used}",
+            f"{result.input_tokens} + {result.output_tokens} tokens",
+            quoted(result.summary or ""),
+        )
+    return job.id
 
 
-SECTIONS = [demo_job_with_results, demo_words, demo_workers]
-
-
-async def run_demo(dsn: Dsn) -> None:
+async def run_demo(dsn: Dsn, *, embedded: EmbeddedServer | None = None) -> None:
+    """Run every section on ``dsn`` (already migrated), then say what was left behind."""
     store = await Store.open(settings=Settings(dsn=dsn, min_size=1, max_size=4))
     async with store:
-        if not await store.ping():  # pragma: no cover - Store.open already connected
-            raise SystemExit("database does not answer")
-        for section in SECTIONS:
-            await section(store)
+        left = {
+            await demo_job_with_results(store): "a job and its results",
+            await demo_words(store): "a transcription with streamed words",
+        }
+        await demo_workers(dsn)
+        heading(f"Left in the database by this run: {len(left)} jobs, none pending")
+        for job_id, what in left.items():
+            job = await store.jobs.get_by_id(job_id)
+            row(job.status.value if job else "deleted", job_id, what)
+    if embedded is None:
+        row("open it with", 'psql "$DATABASE_URL"')
+        return
+    heading("The embedded PostgreSQL keeps running")
+    row("its data", embedded.data_dir)
+    row("open it with", psql_command(embedded.dsn, embedded.psql))
+    pid_file = shlex.quote(str(embedded.data_dir / "postmaster.pid"))
+    row("stop it with", f"kill -INT $(head -1 {pid_file})")
+
+
+def psql_command(dsn: Dsn, psql: str = "psql") -> str:
+    """The shell command that opens ``dsn``, given as a URL with its socket folder in ``host=``
+    the way pgserver hands them out (``postgresql://postgres:@/media_store?host=/path``)."""
+    parts = urlsplit(dsn.reveal())
+    host = parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[0]
+    port = ["-p", str(parts.port)] if parts.port else []
+    user = parts.username or "postgres"
+    return shlex.join([psql, "-h", host, *port, "-U", user, parts.path.lstrip("/")])
+
+
+def bundled_psql() -> str:
+    """``psql`` when one is on PATH, else the one inside the pgserver wheel."""
+    if shutil.which("psql"):
+        return "psql"
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH  # pgserver exports no public name
+    except ImportError:  # pragma: no cover - depends on the environment
+        return "psql"
+    return str(POSTGRES_BIN_PATH / "psql")

@@ -12,19 +12,40 @@ from media_store import Dsn, Settings, Store, migrate
 from tests.harness import (
     NoTestDatabase,
     Server,
+    Source,
     choose_source,
+    describe_source,
     provide_server,
     random_name,
     with_database,
 )
 
+_SOURCE = pytest.StashKey["Source | NoTestDatabase"]()
+
+
+def chosen_source(config: pytest.Config) -> Source | NoTestDatabase:
+    """Where this run's server comes from, chosen once: the header reports what the fixture
+    then uses."""
+    if _SOURCE not in config.stash:
+        try:
+            config.stash[_SOURCE] = choose_source(os.environ)
+        except NoTestDatabase as exc:
+            config.stash[_SOURCE] = exc
+    return config.stash[_SOURCE]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    source = chosen_source(config)
+    if isinstance(source, NoTestDatabase):
+        return f"media_store test server: none ({source})"
+    return f"media_store test server: {describe_source(source)}"
+
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    try:
-        source = choose_source(os.environ)
-    except NoTestDatabase as exc:
-        pytest.fail(str(exc), pytrace=False)
+def pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    source = chosen_source(request.config)
+    if isinstance(source, NoTestDatabase):
+        pytest.fail(str(source), pytrace=False)
     with provide_server(source) as server:
         yield server
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from media_store.config import redact
+
 TEST_DSN_ENV = "MEDIA_STORE_TEST_DSN"
 Source = Literal["env", "container", "embedded"]
 
@@ -85,6 +87,15 @@ def choose_source(
     if embedded():
         return "embedded"
     raise NoTestDatabase(HOW_TO_PROVIDE)
+
+
+def describe_source(source: Source, env: Mapping[str, str] = os.environ) -> str:
+    """Which server the run uses, in words, for the report header: never the password."""
+    if source == "env":
+        return f"{TEST_DSN_ENV} = {redact(env[TEST_DSN_ENV])}"
+    if source == "container":
+        return "a PostgreSQL 16 container, through Docker (testcontainers)"
+    return "an embedded PostgreSQL from the pgserver wheel, in a temporary folder"
 
 
 def with_database(url: str, database: str) -> str:
