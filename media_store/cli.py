@@ -16,7 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from media_store import migrate
+from media_store.check import check_database
 from media_store.config import DATABASE_URL, Dsn, Settings
+from media_store.demo import EmbeddedServer, bundled_psql, run_demo
+from media_store.demo_output import row
+from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
 from media_store.errors import MediaStoreError
 
 _ROLLBACK_HELP = """\
@@ -74,8 +78,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from media_store.check import check_database
-
     dsn = _dsn()
     problems = asyncio.run(check_database(Settings.from_env(dsn)))
     if problems:
@@ -88,17 +90,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from media_store.demo import EmbeddedServer, bundled_psql, run_demo
-    from media_store.demo_output import row
-
     embedded = None
     url = os.environ.get(DATABASE_URL)
     if url:
         dsn = Dsn(url)
         row("database", f"DATABASE_URL = {dsn}")
     else:
-        from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
-
         # Kept running after the demo, so that the psql command it prints at the end works;
         # the next `make demo` finds it running and uses it again.
         server = start_embedded(DEFAULT_DIR, keep_running=True)
