@@ -1,0 +1,98 @@
+"""The package's layout: no import cycles, and every import of the package at the top of its
+module (so that ``import media_store`` never depends on the order modules happen to load)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import media_store
+
+PACKAGE = Path(media_store.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(imported media_store module, line, at module level) for each import in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    found: list[tuple[str, int, bool]] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from media_store.asr import local` imports the module local; names that are no
+            # module come from the package's own __init__
+            modules = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [name for name in modules if _exists(name)]
+            if len(names) < len(modules):
+                names.append(node.module)
+        for name in names:
+            if name.split(".")[0] == "media_store" and _exists(name):
+                found.append((name, node.lineno, id(node) in top))
+    return found
+
+
+def _exists(name: str) -> bool:
+    relative = Path(*name.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").exists() or (
+        PACKAGE / relative / "__init__.py"
+    ).exists()
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        graph[_module_name(path)] = {
+            name for name, _, _ in _imports(path) if name != _module_name(path)
+        }
+    return graph
+
+
+def test_no_module_imports_a_module_that_imports_it() -> None:
+    graph = _graph()
+    cycles: list[list[str]] = []
+    state: dict[str, str] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if target == "media_store" or module == "media_store":
+                continue  # the package's __init__ re-exports; nothing imports it back
+            if state.get(target) == "open":
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_every_import_of_the_package_is_at_the_top_of_its_module() -> None:
+    late = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name, line, at_top in _imports(path)
+        if not at_top
+    ]
+    assert late == []
+
+
+def test_the_package_imports_in_a_fresh_interpreter() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import media_store, media_store.cli, media_store.check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
