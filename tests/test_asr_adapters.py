@@ -460,6 +460,15 @@ def test_a_bad_value_is_refused_naming_its_path(name: str, edit: Any, where: str
         list(words_from(ENGINE_OF[name], payload))
 
 
+def test_whisper_cpp_segment_output_is_refused_asking_for_one_word_per_entry() -> None:
+    payload = load("whisper-cpp-oj.json")
+    payload["transcription"][1]["text"] = " not what"
+    with pytest.raises(
+        ValidationError, match=r"transcription\[1\]\.text: ' not what' is several.*-ml 1"
+    ):
+        list(words_from("whisper.cpp", payload))
+
+
 def test_missing_word_timestamps_say_which_option_to_turn_on() -> None:
     payload = load("openai-whisper.json")
     del payload["segments"][1]["words"]

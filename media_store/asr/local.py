@@ -120,7 +120,8 @@ def _whisperx_words(groups: Iterator[tuple[str, Any]]) -> Iterator[StoreWord]:
 def whisper_cpp(output: Mapping[str, Any]) -> Iterator[StoreWord]:
     """whisper.cpp's ``-oj`` / ``-ojf`` JSON, run with one word per entry (``-ml 1``):
     ``transcription[]`` with ``text`` and ``offsets.from`` / ``offsets.to`` in milliseconds
-    (else the ``timestamps`` strings ``"00:00:08,110"``).
+    (else the ``timestamps`` strings ``"00:00:08,110"``). An entry holding several words
+    (output made without ``-ml 1``) is refused: its times are a segment's, not a word's.
 
     Confidence: with ``-ojf`` each entry lists its ``tokens[]`` with ``p``; the word's
     confidence is the mean ``p`` of its text tokens (special tokens, ``[_BEG_]``,
@@ -145,8 +146,16 @@ def _whisper_cpp_words(entries: Iterable[Any]) -> Iterator[StoreWord]:
             stamps = mapping(entry.get("timestamps") or {}, engine, f"{path}.timestamps")
             start = clock(stamps.get("from"), engine, f"{path}.timestamps.from")
             end = clock(stamps.get("to"), engine, f"{path}.timestamps.to")
+        word = text(entry.get("text"), engine, f"{path}.text")
+        if any(c.isspace() for c in word.strip()):
+            refuse(
+                engine,
+                f"{path}.text",
+                f"{word!r} is several words: this is segment-level output",
+                "run whisper.cpp with -ml 1 so that each entry is one word",
+            )
         yield {
-            "word": text(entry.get("text"), engine, f"{path}.text"),
+            "word": word,
             "start": start,
             "end": end,
             "confidence": _token_mean(entry.get("tokens"), f"{path}.tokens"),

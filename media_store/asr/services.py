@@ -369,7 +369,7 @@ def _azure_words(results: list[Any], is_list: bool) -> Iterator[StoreWord]:
     engine = "azure-speech"
     for r, raw in enumerate(results):
         where = f"[{r}].NBest" if is_list else "NBest"
-        one = mapping(raw, engine, where.removesuffix(".NBest") or "$")
+        one = mapping(raw, engine, f"[{r}]" if is_list else "$")
         nbest = one.get("NBest")
         if nbest is None:
             if one.get("RecognitionStatus") not in (None, "Success"):
