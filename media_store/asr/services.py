@@ -74,7 +74,9 @@ def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iter
     ``ch1`` (``ch0:1`` when diarized too); ``channel=`` selects one channel.
     """
     engine = "deepgram"
-    results = mapping(required(mapping(response, engine, "$"), "results", engine, ""), engine, "")
+    results = mapping(
+        required(mapping(response, engine, "$"), "results", engine, ""), engine, "results"
+    )
     channels = items(required(results, "channels", engine, "results"), engine, "results.channels")
     chosen = range(len(channels)) if channel is None else [channel]
     streams = []
