@@ -25,6 +25,8 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
     found: list[tuple[str, int, bool]] = []
     for node in ast.walk(tree):
         names: list[str] = []
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
