@@ -1,4 +1,4 @@
-"""media-store: migrate and inspect the schema, check the queries, run the demo.
+"""media-store: migrate and inspect the schema, check the queries, import ASR output, run the demo.
 
 The database is DATABASE_URL, never a command-line argument (which would show the password in
 process listings). Only the demo falls back to an embedded development PostgreSQL when
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from media_store import migrate
+from media_store.asr import importer
 from media_store.check import check_database
 from media_store.config import DATABASE_URL, Dsn, Settings
 from media_store.demo import EmbeddedServer, bundled_psql, run_demo
@@ -145,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parameter and\nresult types with the model the rows become. Exits 1 on a mismatch.",
     ).set_defaults(func=_cmd_check)
     command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
+    importer.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

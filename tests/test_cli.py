@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from tests.harness import TEST_DSN_ENV, describe_source
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_IDS = migrate.migration_ids()
-COMMANDS = ["migrate", "rollback", "migrate-status", "check", "demo"]
+COMMANDS = ["migrate", "rollback", "migrate-status", "check", "demo", "import"]
+FIXTURES = Path(__file__).parent / "fixtures" / "asr"
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -199,3 +201,38 @@ def test_the_test_run_header_names_the_server_without_its_password() -> None:
 def test_the_other_servers_are_named_in_words() -> None:
     assert "Docker" in describe_source("container", {})
     assert "embedded PostgreSQL" in describe_source("embedded", {})
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+def run_command(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+async def test_import_runs_from_the_command_line_and_a_second_run_stores_nothing(
+    db_url: str,
+) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        job_id = await conn.fetchval(
+            "INSERT INTO jobs (job_type, media_url) VALUES ('audio', 's3://b/a') RETURNING id"
+        )
+        env = {**os.environ, "DATABASE_URL": db_url}
+        argv = [sys.executable, "-m", "media_store", "import", "--job", str(job_id)]
+        argv += ["--no-progress", str(FIXTURES / "deepgram.json"), str(FIXTURES / "vosk.json")]
+        first = await asyncio.to_thread(run_command, argv, env)
+        assert first.returncode == 0, first.stderr
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM transcriptions WHERE job_id = $1", job_id
+        )
+        words = await conn.fetchval("SELECT sum(word_count) FROM transcription_word_segments")
+        assert stored == 2 and words > 0
+        again = await asyncio.to_thread(run_command, argv, env)
+        assert again.returncode == 0, again.stderr
+        assert await conn.fetchval("SELECT count(*) FROM transcriptions") == 2
+        assert (
+            await conn.fetchval("SELECT sum(word_count) FROM transcription_word_segments") == words
+        )
+    finally:
+        await conn.close()
