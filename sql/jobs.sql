@@ -1,5 +1,8 @@
 -- Jobs: the plan's JobRepository operations, in the order of media_store/repositories/jobs.py.
 -- Columns are listed in the order of media_store.models.Job.
+-- Every UPDATE sets updated_at = statement_timestamp(), the database's time of the statement:
+-- jobs_touch_updated_at (migrations/0005) then has nothing to do for the row, and skips the
+-- PL/pgSQL call it makes for any other update.
 
 -- name: create_job
 -- Insert a pending job; id, status and timestamps come from the database defaults.
@@ -60,6 +63,7 @@ LIMIT $3::int;
 -- last holder in locked_by); back to pending clears the holder and any backoff.
 UPDATE jobs
 SET status = $2::text,
+    updated_at = statement_timestamp(),
     error = CASE WHEN $3::bool THEN $4::text ELSE error END,
     result = CASE WHEN $5::bool THEN $6::jsonb ELSE result END,
     started_at = CASE WHEN $2::text = 'processing' THEN clock_timestamp()
@@ -94,6 +98,7 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- no longer matches). Counts an attempt, as a claim does.
 UPDATE jobs
 SET status = 'processing',
+    updated_at = statement_timestamp(),
     started_at = clock.at,
     completed_at = NULL,
     processing_time_ms = NULL,
@@ -126,72 +131,23 @@ GROUP BY status;
 
 -- name: claim_jobs
 -- Claim up to $2 runnable pending jobs, oldest first, of the types $4 (NULL: any) for holder $1
--- under a lease of $3 seconds. One statement: the MATERIALIZED CTE picks and row-locks ids on the
--- partial jobs_claim_idx, SKIP LOCKED so concurrent claimers never wait for or share a row;
--- a row claimed meanwhile by another worker no longer matches status = 'pending' when locked.
-WITH picked AS MATERIALIZED (
-    SELECT id
-    FROM jobs
-    WHERE status = 'pending'
-      AND ($4::text[] IS NULL OR job_type = any($4::text[]))
-      AND (run_after IS NULL OR run_after <= clock_timestamp())
-    ORDER BY created_at, id
-    LIMIT $2::int
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE jobs AS j
-    SET status = 'processing',
-        started_at = clock.at,
-        attempts = j.attempts + 1,
-        locked_by = $1::text,
-        locked_until = clock.at + $3::float8 * interval '1 second',
-        heartbeat_at = clock.at,
-        run_after = NULL
-    FROM picked, (SELECT clock_timestamp() AS at) AS clock
-    WHERE j.id = picked.id
-    RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
-              j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
-              j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
-              j.heartbeat_at, j.run_after
-)
+-- under a lease of $3 seconds, in one statement. media_store_claim_jobs (migrations/0005)
+-- picks and row-locks them SKIP LOCKED, so concurrent claimers never wait for or share a row,
+-- always by a range scan of a partial pending index: its plan cannot fall back on a scan and
+-- sort of the whole backlog when the table has no statistics yet.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
-FROM claimed
+FROM media_store_claim_jobs($1::text, $2::int, $3::float8, $4::text[])
 ORDER BY created_at, id;
 
 -- name: claim_jobs_of_type
--- As claim_jobs for one job type $4, on jobs_claim_type_idx: a worker of a rare type reads
--- only that type's backlog in order instead of filtering its way through everyone else's.
-WITH picked AS MATERIALIZED (
-    SELECT id
-    FROM jobs
-    WHERE status = 'pending'
-      AND job_type = $4::text
-      AND (run_after IS NULL OR run_after <= clock_timestamp())
-    ORDER BY created_at, id
-    LIMIT $2::int
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE jobs AS j
-    SET status = 'processing',
-        started_at = clock.at,
-        attempts = j.attempts + 1,
-        locked_by = $1::text,
-        locked_until = clock.at + $3::float8 * interval '1 second',
-        heartbeat_at = clock.at,
-        run_after = NULL
-    FROM picked, (SELECT clock_timestamp() AS at) AS clock
-    WHERE j.id = picked.id
-    RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
-              j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
-              j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
-              j.heartbeat_at, j.run_after
-)
+-- As claim_jobs for the one job type $4: the function then reads jobs_claim_type_idx, so a
+-- worker of a rare type reads only that type's backlog instead of everyone else's.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
-FROM claimed
+FROM media_store_claim_jobs($1::text, $2::int, $3::float8, ARRAY[$4::text])
 ORDER BY created_at, id;
 
 -- name: heartbeat_jobs
@@ -207,6 +163,7 @@ WITH held AS MATERIALIZED (
 )
 UPDATE jobs AS j
 SET locked_until = clock.at + $3::float8 * interval '1 second',
+    updated_at = statement_timestamp(),
     heartbeat_at = clock.at
 FROM held, (SELECT clock_timestamp() AS at) AS clock
 WHERE j.id = held.id
@@ -217,6 +174,7 @@ RETURNING j.id;
 -- measured on the database clock from the claim. Zero rows: the lease was lost (or no job).
 UPDATE jobs
 SET status = 'completed',
+    updated_at = statement_timestamp(),
     result = $3::jsonb,
     error = NULL,
     completed_at = clock.at,
@@ -240,6 +198,7 @@ WITH held AS MATERIALIZED (
 )
 UPDATE jobs AS j
 SET status = 'completed',
+    updated_at = statement_timestamp(),
     result = done.result,
     error = NULL,
     completed_at = clock.at,
@@ -257,6 +216,7 @@ RETURNING j.id;
 -- keeping its holder and timing. Zero rows: the lease was lost (or no job).
 UPDATE jobs
 SET status = CASE WHEN $4::bool AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    updated_at = statement_timestamp(),
     error = $3::text,
     started_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL ELSE started_at END,
     completed_at = CASE WHEN $4::bool AND attempts < max_attempts THEN NULL
@@ -288,6 +248,7 @@ WITH held AS MATERIALIZED (
 )
 UPDATE jobs AS j
 SET status = 'pending',
+    updated_at = statement_timestamp(),
     started_at = NULL,
     attempts = greatest(j.attempts - 1, 0),
     locked_by = NULL,
@@ -300,9 +261,10 @@ RETURNING j.id;
 
 -- name: reclaim_expired_jobs
 -- Take back every job whose lease ran out: to pending with attempts left, else failed for
--- good; the error names the lost holder. Expired rows are found on jobs_lease_expiry_idx and
--- locked SKIP LOCKED, so every worker may run this at once; a lease extended by a heartbeat
--- that committed meanwhile no longer matches when locked, and is left alone.
+-- good; the error names the lost holder. Expired rows are found among the processing jobs
+-- (as many as the leases held) on jobs_status_created_at_idx and locked SKIP LOCKED, so every
+-- worker may run this at once; a lease extended by a heartbeat that committed meanwhile no
+-- longer matches when locked, and is left alone.
 WITH expired AS MATERIALIZED (
     SELECT id
     FROM jobs
@@ -311,6 +273,7 @@ WITH expired AS MATERIALIZED (
 )
 UPDATE jobs AS j
 SET status = CASE WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END,
+    updated_at = statement_timestamp(),
     error = 'lease of ' || j.locked_by || ' expired at ' || j.locked_until::text,
     started_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE j.started_at END,
     completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock.at END,
