@@ -20,6 +20,19 @@ is released in one statement, pending again without counting the interrupted att
 release cannot run (connection gone, second cancellation), the leases simply expire and
 another worker reclaims them. Setting ``stop`` instead is graceful: the job in hand finishes,
 the rest of the batch is released, and the worker returns.
+
+Why a failed outcome is retried, and claiming paused: a job's outcome (completion or failure)
+that cannot be written leaves the job processing under a lease nobody will finish, so it runs
+again once the lease expires. A connection lost in a server restart or a killed backend is
+over in a second or two, far within a lease, so the write is retried on a new connection
+(short growing pauses) for as long as the lease may still hold: every write after the claim is
+guarded by the lease, so a retry can never finish a job someone else holds, and a retry after
+an attempt that did commit (its answer lost with the connection) changes nothing. Only a
+worker that could not write before its lease ran out gives the job up. A worker whose outcomes
+keep failing (e.g. behind a pooler that breaks its statements while claims still get through)
+must not go on claiming: every claim it cannot finish is a job run again. It pauses before
+each claim, poll_interval doubling up to :data:`MAX_CLAIM_PAUSE`, and claims one job at a time,
+until an outcome is written again.
 """
 
 from __future__ import annotations
@@ -32,16 +45,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeAlias, cast
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import asyncpg
 
 from media_store.arguments import bounded_int, duration
-from media_store.errors import LeaseLost, MediaStoreError, ValidationError
-from media_store.models import Job, JobType
+from media_store.errors import JobNotFound, LeaseLost, MediaStoreError, ValidationError
+from media_store.models import Job, JobStatus, JobType
 from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
 from media_store.store import Store
 
@@ -50,8 +63,16 @@ log = logging.getLogger("media_store.worker")
 # migrations/0002 notifies this channel (empty payload) after every INSERT into jobs.
 NOTIFY_CHANNEL = "media_store_jobs"
 
+# Pauses between retries of an outcome that could not be written: short, since a lost
+# connection is usually replaced at once; bounded by what remains of the lease.
+RETRY_FIRST = 0.05
+RETRY_MAX = 1.0
+# The longest pause before a claim while outcomes cannot be written (see the module doc).
+MAX_CLAIM_PAUSE = 60.0
+
 JobResult: TypeAlias = Mapping[str, Any] | None
 Handler: TypeAlias = Callable[[Job], Awaitable[JobResult]] | Callable[[Job], JobResult]
+T = TypeVar("T")
 
 
 class PermanentFailure(Exception):
@@ -70,6 +91,8 @@ class WorkerStats:
     lost: int = 0  # the lease was lost before the job could be finished
     released: int = 0  # given back unfinished on stop or cancellation
     reclaimed: int = 0  # expired leases of other workers this worker took back
+    unwritten: int = 0  # finished, but the outcome could not be written while the lease held
+    paused: int = 0  # claims put off because outcomes could not be written
 
 
 def default_worker_id() -> str:
@@ -113,7 +136,12 @@ async def run_worker(
     Completions are written together, in one statement per batch, as long as the jobs are
     quick: a finished job waits at most ``complete_within`` (or until the batch is done) for
     its completion to be written, holding its lease meanwhile. Slower jobs are completed one
-    by one as they finish. Failures are always written at once.
+    by one as they finish. Failures are always written at once. An outcome the database
+    fails to write is retried on a new connection while the lease may still hold (at most one
+    lease long); one that could not be written by then is counted ``unwritten`` and the job
+    runs again after its lease expires. While outcomes cannot be written the worker pauses
+    before each claim (``poll_interval``, doubling up to :data:`MAX_CLAIM_PAUSE`, logged with
+    the reason) and claims one job at a time, rather than claim work it cannot finish.
 
     ``listen=True`` also wakes the worker as soon as a job is created, through LISTEN on one
     connection of the store's pool held for the worker's lifetime; polling continues, so a
@@ -126,8 +154,9 @@ async def run_worker(
     pool must allow that many per worker; it closes nothing.
 
     Raises :class:`ValidationError` on bad arguments (a bad worker id or job type at the first
-    claim, before any job is touched). Database errors while claiming, heartbeating or
-    finishing are logged and retried on the next round (on a new connection), not raised.
+    claim, before any job is touched). Database errors are logged, not raised: a failed claim,
+    heartbeat or reclaim is tried again on the next round (on a new connection), a failed
+    outcome as said above.
     """
     lease_s = duration("lease", lease, positive=True)
     beat_s = (
@@ -166,6 +195,15 @@ async def run_worker(
     return await worker.run(listen=listen, burst=burst)
 
 
+@dataclass(frozen=True, slots=True)
+class _Written(Generic[T]):
+    """What an outcome write returned, and whether it had failed before: then an earlier
+    attempt may have committed although its answer was lost."""
+
+    value: T
+    retried: bool
+
+
 class _Worker:
     def __init__(
         self,
@@ -195,11 +233,21 @@ class _Worker:
         self.retry_in = retry_in
         self.stop = stop
         self.stats = WorkerStats(worker_id)
-        self.held: set[uuid.UUID] = set()  # claimed, not yet finished or released
+        # Claimed, not yet finished or released: each job id with the monotonic time until
+        # which its lease surely holds (the lease was taken or extended by a statement sent
+        # after ``that time - lease``, and the database counts it from when it ran).
+        self.held: dict[uuid.UUID, float] = {}
         self.complete_s = complete_s
         # Finished jobs whose completion is not written yet, and when the first one finished.
         self.finished: list[tuple[Job, JobResult]] = []
         self.finished_since = 0.0
+        # Outcomes given up in a row (not written while their lease held): claims wait.
+        self.write_failures = 0
+        # The held connection failed a write: the rest of the round uses the pool, then the
+        # worker takes a new connection.
+        self.reconnect = False
+        # False once cancelled: what is left gets one attempt, no retries.
+        self.patient = True
         self.wake = asyncio.Event()
         self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
@@ -216,13 +264,19 @@ class _Worker:
                 # call per statement would cost a second round trip (the pool's reset).
                 try:
                     async with self.store.connection() as repos:
+                        self.reconnect = False
                         if await self._serve(repos.jobs, burst):
                             break
+                    if self.reconnect:
+                        continue  # the connection broke, but a new one answered: no pause
                 except ValidationError:
                     raise
                 except MediaStoreError:
                     log.exception("worker %s: no database connection", self.worker_id)
                 await self._idle()  # the database failed: pause, then a new connection
+        except asyncio.CancelledError:
+            self.patient = False
+            raise
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -244,6 +298,10 @@ class _Worker:
             if time.monotonic() >= next_reclaim:
                 await self._reclaim(jobs)
                 next_reclaim = time.monotonic() + self.reclaim_s
+            if self.write_failures:
+                await self._pause_claims()
+                if self.stop.is_set():
+                    break
             claimed = await self._claim(jobs)
             if claimed is None:
                 return False
@@ -259,21 +317,41 @@ class _Worker:
                 await self._process(jobs, job)
             await self._flush(jobs)
             await self._release(jobs)  # what stop left unstarted
+            if self.reconnect:
+                return False
         return True
 
     async def _claim(self, jobs: JobRepository) -> list[Job] | None:
+        # One job at a time while outcomes cannot be written: each claim risks a rerun.
+        limit = 1 if self.write_failures else self.batch
+        sent = time.monotonic()
         try:
             claimed = await jobs.claim(
-                self.worker_id, self.job_types, limit=self.batch, lease=self.lease_s
+                self.worker_id, self.job_types, limit=limit, lease=self.lease_s
             )
         except ValidationError:
             raise
         except MediaStoreError:
             log.exception("worker %s: claim failed", self.worker_id)
             return None
-        self.held.update(job.id for job in claimed)
+        self.held.update((job.id, sent + self.lease_s) for job in claimed)
         self.stats.claimed += len(claimed)
         return claimed
+
+    async def _pause_claims(self) -> None:
+        """Wait before claiming while outcomes cannot be written (woken only by stop)."""
+        pause = min(self.poll_s * 2 ** min(self.write_failures - 1, 30), MAX_CLAIM_PAUSE)
+        log.warning(
+            "worker %s: %d job outcome(s) in a row could not be written before their leases "
+            "ran out; not claiming new work for %.2fs, then one job at a time until an outcome "
+            "is written again",
+            self.worker_id,
+            self.write_failures,
+            pause,
+        )
+        self.stats.paused += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=pause)
 
     async def _process(self, jobs: JobRepository, job: Job) -> None:
         try:
@@ -288,49 +366,66 @@ class _Worker:
             self.finished.append((job, result))
             if time.monotonic() - self.finished_since >= self.complete_s:
                 await self._flush(jobs)
-            return  # still held until its completion is written
-        # Not in a finally: a cancelled job stays held, so that run() releases it.
-        self.held.discard(job.id)
+            # Still held until its completion is written.
 
     async def _flush(self, jobs: JobRepository) -> None:
         """Write the buffered completions in one statement."""
         if not self.finished:
             return
-        finished, self.finished = self.finished, []
+        # They stay buffered until written, so that a worker cancelled meanwhile still tries
+        # to write them (run()) instead of releasing finished jobs to run again.
+        finished = list(self.finished)
         if len(finished) == 1:
             await self._complete(jobs, *finished[0])
+            self.finished = []
             return
+        results = {job.id: result for job, result in finished}
         try:
-            outcome = await jobs.complete_many(
-                self.worker_id, {job.id: result for job, result in finished}
+            written = await self._write(
+                f"completing {len(finished)} jobs",
+                results.keys(),
+                jobs,
+                lambda repo: repo.complete_many(self.worker_id, results),
             )
         except ValidationError:  # some result is no JSON object: sort them out one by one
             for job, result in finished:
                 await self._complete(jobs, job, result)
+            self.finished = []
             return
-        except MediaStoreError:
-            log.exception("worker %s: completing %d jobs failed", self.worker_id, len(finished))
-            self.held.difference_update(job.id for job, _ in finished)
-            return
-        self.stats.completed += len(outcome.completed)
+        self.finished = []
         for job, _ in finished:
-            self.held.discard(job.id)
-            if job.id in outcome.lost:
-                self._lost(job)
+            self.held.pop(job.id, None)
+        if written is None:
+            return
+        self.stats.completed += len(written.value.completed)
+        lost = set(written.value.lost)
+        for job, _ in finished:
+            if job.id in lost:
+                if written.retried and await self._completed_by_us(job):
+                    self.stats.completed += 1
+                else:
+                    self._lost(job)
 
     async def _complete(self, jobs: JobRepository, job: Job, result: JobResult) -> None:
+        async def complete(repo: JobRepository) -> bool:
+            try:
+                await repo.complete(job.id, self.worker_id, result)
+            except (LeaseLost, JobNotFound):
+                return False
+            return True
+
         try:
-            await jobs.complete(job.id, self.worker_id, result)
-        except LeaseLost:
-            self._lost(job)
+            written = await self._write(f"completing job {job.id}", [job.id], jobs, complete)
         except ValidationError as exc:  # a result that is no JSON object
             await self._fail(jobs, job, exc, retry=False)
-        except MediaStoreError:
-            log.exception("worker %s: completing job %s failed", self.worker_id, job.id)
-        else:
+            return
+        self.held.pop(job.id, None)
+        if written is None:
+            return
+        if written.value or (written.retried and await self._completed_by_us(job)):
             self.stats.completed += 1
-        finally:
-            self.held.discard(job.id)
+        else:
+            self._lost(job)
 
     async def _call(self, job: Job) -> JobResult:
         if self.is_async:
@@ -343,21 +438,124 @@ class _Worker:
     async def _fail(
         self, jobs: JobRepository, job: Job, exc: BaseException, *, retry: bool
     ) -> None:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _describe(exc)
+
+        async def fail(repo: JobRepository) -> Job | None:
+            try:
+                return await repo.fail(
+                    job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
+                )
+            except (LeaseLost, JobNotFound):
+                return None
+
         try:
-            failed = await jobs.fail(
-                job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
-            )
-        except LeaseLost:
+            written = await self._write(f"failing job {job.id}", [job.id], jobs, fail)
+        except ValidationError:  # not expected: the error text and retry_in are checked
+            log.exception("worker %s: failing job %s was refused", self.worker_id, job.id)
+            written = None
+        # Not in a finally: a job cancelled meanwhile stays held, so that run() releases it.
+        self.held.pop(job.id, None)
+        if written is None:
+            return
+        failed = written.value
+        if failed is None and written.retried:
+            failed = await self._failed_by_us(job, error)
+        if failed is None:
             self._lost(job)
-            return
-        except MediaStoreError:
-            log.exception("worker %s: failing job %s failed", self.worker_id, job.id)
-            return
-        if failed.status == "pending":
+        elif failed.status is JobStatus.PENDING:
             self.stats.retried += 1
         else:
             self.stats.failed += 1
+
+    async def _write(
+        self,
+        what: str,
+        job_ids: Collection[uuid.UUID],
+        jobs: JobRepository,
+        write: Callable[[JobRepository], Awaitable[T]],
+    ) -> _Written[T] | None:
+        """Run ``write``, the outcome of the held jobs ``job_ids``, on ``jobs``; when the
+        database fails, again on a new connection of the pool after a growing pause, for as
+        long as their leases may hold, and at most one lease from the first failure (however
+        long heartbeats extend the lease: a write that keeps failing gives the job up rather
+        than hold it forever). None when it gave up. Raises :class:`ValidationError` (input
+        refused before any SQL: retrying cannot help)."""
+        first_failure: float | None = None
+        pause = RETRY_FIRST
+        if self.reconnect:
+            jobs = self.store.jobs
+        while True:
+            try:
+                value = await write(jobs)
+            except ValidationError:
+                raise
+            except MediaStoreError as exc:
+                now = time.monotonic()
+                if first_failure is None:
+                    first_failure = now
+                until = min(
+                    max((self.held.get(job_id, 0.0) for job_id in job_ids), default=0.0),
+                    first_failure + self.lease_s,
+                )
+                if not self.patient or now >= until:
+                    log.error(
+                        "worker %s: %s failed (%s: %s) and its lease may have run out: "
+                        "given up; the job(s) will run again once the lease expires",
+                        self.worker_id,
+                        what,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    self.write_failures += 1
+                    self.stats.unwritten += len(job_ids)
+                    return None
+                wait = min(pause, until - now)
+                log.warning(
+                    "worker %s: %s failed (%s: %s); retrying in %.2fs on a new connection",
+                    self.worker_id,
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                pause = min(pause * 2, RETRY_MAX)
+                jobs = self.store.jobs
+                self.reconnect = True
+            else:
+                self.write_failures = 0
+                # After a cancellation an attempt may have been cut off after its commit.
+                return _Written(value, first_failure is not None or not self.patient)
+
+    async def _completed_by_us(self, job: Job) -> bool:
+        """After a retried completion found the lease gone: whether an earlier attempt of it
+        committed (the job completed by this worker in this attempt)."""
+        try:
+            now = await self.store.jobs.get_by_id(job.id)
+        except MediaStoreError:
+            return False
+        return (
+            now is not None
+            and now.status is JobStatus.COMPLETED
+            and now.locked_by == self.worker_id
+            and now.attempts == job.attempts
+        )
+
+    async def _failed_by_us(self, job: Job, error: str) -> Job | None:
+        """After a retried failure found the lease gone: the job as an earlier attempt of it
+        left it (this attempt's error, pending again or failed), if that attempt committed."""
+        try:
+            now = await self.store.jobs.get_by_id(job.id)
+        except MediaStoreError:
+            return None
+        if (
+            now is not None
+            and now.status in (JobStatus.PENDING, JobStatus.FAILED)
+            and now.error == error
+            and now.attempts == job.attempts
+        ):
+            return now
+        return None
 
     def _lost(self, job: Job) -> None:
         self.stats.lost += 1
@@ -368,6 +566,7 @@ class _Worker:
             await asyncio.sleep(self.beat_s)
             if not self.held:
                 continue
+            sent = time.monotonic()
             try:
                 beat = await self.store.jobs.heartbeat(
                     self.worker_id, list(self.held), lease=self.lease_s
@@ -375,6 +574,9 @@ class _Worker:
             except MediaStoreError:
                 log.exception("worker %s: heartbeat failed", self.worker_id)
                 continue
+            for job_id in beat.extended:
+                if job_id in self.held:
+                    self.held[job_id] = sent + self.lease_s
             for job_id in beat.lost:
                 if job_id in self.held:
                     log.warning("worker %s: lease on job %s lost", self.worker_id, job_id)
@@ -393,7 +595,7 @@ class _Worker:
     async def _release(self, jobs: JobRepository) -> None:
         if not self.held:
             return
-        held, self.held = list(self.held), set()
+        held, self.held = list(self.held), {}
         try:
             released = await jobs.release(self.worker_id, held)
         except MediaStoreError:
@@ -434,3 +636,14 @@ class _Worker:
             await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
         finally:
             await self.store.pool.release(conn)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"ExceptionType: message"`` as a job's error, storable whatever the message holds (a
+    NUL or a lone surrogate would be refused, leaving the job to its lease)."""
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not keep the failure from being recorded
+        message = "<unprintable message>"
+    text = f"{type(exc).__name__}: {message}".replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
