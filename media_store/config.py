@@ -2,34 +2,124 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from media_store.errors import ConfigurationError
 
 DATABASE_URL = "DATABASE_URL"
 
+# libpq parameters whose values are secrets: the password, and the client key's passphrase.
+SECRET_PARAMETERS = ("password", "sslpassword")
+_SECRET_NAMES = "|".join(SECRET_PARAMETERS)
+# In a URL's query string: ?password=... or &sslpassword=...
+_QUERY_SECRET = re.compile(rf"(?<=[?&])({_SECRET_NAMES})=[^&#]*", re.IGNORECASE)
+# In a key=value conninfo string: password=word or password='quoted \' value'
+_CONNINFO_SECRET = re.compile(rf"\b({_SECRET_NAMES})\s*=\s*('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
 
-def redact(url: str) -> str:
-    """Return ``url`` with its password, if any, replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        if not parts.password:  # none, or empty as in pgserver's URLs: nothing to hide
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # a malformed netloc (bad port, unbalanced IPv6 brackets)
-        return "<unparseable database URL>"
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, ""))
+
+@dataclass(frozen=True)
+class _UrlParts:
+    """A URL cut where libpq and asyncpg would look for the credentials, without decoding.
+
+    ``userinfo`` ends at the last ``@`` before the query string. The parsers stop earlier
+    (at the first ``/``), but a password typed without percent-encoding its ``@`` or ``/`` is
+    then still hidden whole; a database name containing ``@`` is the price (shown redacted).
+    """
+
+    scheme: str  # "postgresql://"
+    userinfo: str  # "user:password" (may be empty)
+    rest: str  # "host:port,host2/db?query"
+
+    @classmethod
+    def of(cls, url: str) -> _UrlParts | None:
+        scheme, sep, after = url.partition("://")
+        if not sep:
+            return None
+        at = after.partition("?")[0].rfind("@")
+        if at < 0:
+            return cls(scheme + sep, "", after)
+        return cls(scheme + sep, after[:at], after[at + 1 :])
+
+    @property
+    def raw_password(self) -> str | None:
+        _, colon, password = self.userinfo.partition(":")
+        return password if colon else None
+
+    def redacted(self) -> str:
+        userinfo = self.userinfo
+        if self.raw_password:  # none, or empty as in pgserver's URLs: nothing to hide
+            userinfo = userinfo.partition(":")[0] + ":***"
+        head = f"{self.scheme}{userinfo}@" if self.userinfo else self.scheme
+        return head + _QUERY_SECRET.sub(r"\1=***", self.rest)
+
+
+def redact(conninfo: str) -> str:
+    """``conninfo`` (a ``postgresql://`` URL or a ``key=value`` string) with every password
+    (in the user info, ``?password=``, ``password=``, ``sslpassword``) replaced by ``***``.
+
+    Never raises, even on a malformed URL: it only cuts the text where a parser would find a
+    password, and hides more rather than less when the URL is ambiguous.
+    """
+    parts = _UrlParts.of(conninfo)
+    if parts is None:
+        return _CONNINFO_SECRET.sub(r"\1=***", conninfo)
+    return parts.redacted()
+
+
+def _secrets(url: str) -> set[str]:
+    """Every form in which ``url``'s secrets may be quoted: as written, decoded, re-encoded."""
+    found: set[str] = set()
+    parts = _UrlParts.of(url)
+    if parts is not None:
+        if parts.raw_password:
+            found.add(parts.raw_password)
+        query = parts.rest.partition("?")[2].partition("#")[0]
+        for pair in query.split("&"):
+            name, _, value = pair.partition("=")
+            if name.lower() in SECRET_PARAMETERS and value:
+                found.add(value)
+    else:
+        for match in _CONNINFO_SECRET.finditer(url):
+            value = match.group(2)
+            if value:
+                found |= {value, value.strip("'")}
+    found |= {unquote(form) for form in found} | {quote(unquote(form), safe="") for form in found}
+    return {form for form in found if form}
+
+
+def _parse(url: str) -> dict[str, str]:
+    """libpq's reading of ``url`` (what psycopg and the migrations see), query options kept
+    as given. Raises ``psycopg.ProgrammingError`` on a malformed URL.
+
+    The query string is read here, not by libpq: libpq refuses parameters it does not know,
+    which asyncpg passes to the server as settings (``?search_path=...``).
+    """
+    base, _, query = url.partition("?")
+    params = {key: str(value) for key, value in conninfo_to_dict(base).items()}
+    params.update(parse_qsl(query.partition("#")[0], keep_blank_values=True))
+    return params
+
+
+def _bad_ports(params: Mapping[str, str]) -> list[str]:
+    # One port per host, or one for all; an empty entry means the default (5432).
+    ports = params.get("port", "").split(",")
+    return [p for p in ports if p and not (p.isdigit() and 0 < int(p) < 65536)]
 
 
 class Dsn:
     """A ``postgresql://`` URL whose ``str`` and ``repr`` never contain the password.
+
+    Any URL libpq and asyncpg accept is accepted, including several hosts for failover
+    (``postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write``) and a password in
+    the query string (``?password=...``); both places are hidden.
 
     ``reveal()`` is the only way to get the full URL; it is called where the driver is
     handed the URL, and nowhere else.
@@ -43,15 +133,18 @@ class Dsn:
             raise ConfigurationError(
                 f"database URL must start with postgresql:// (got {redact(url)!r})"
             )
+        problem: str | None = None
         try:
-            urlsplit(url).port  # noqa: B018 - parsing the port validates it (and IPv6 brackets)
-            malformed = False
-        except ValueError:
-            malformed = True
-        if malformed:  # raised outside the handler: the parser's message may quote the URL
-            raise ConfigurationError(
-                f"database URL is malformed (bad host or port): {redact(url)!r}"
-            )
+            params = _parse(url)
+        except psycopg.ProgrammingError as exc:
+            # libpq's message may quote the URL or a fragment of the password
+            problem = _scrub(url, str(exc).strip())
+        else:
+            bad = _bad_ports(params)
+            if bad:
+                problem = f"bad port {bad[0]!r}"
+        if problem is not None:  # raised outside the handler: nothing chained quotes the URL
+            raise ConfigurationError(f"database URL is malformed ({problem}): {redact(url)!r}")
         self._url = url
 
     def reveal(self) -> str:
@@ -59,17 +152,15 @@ class Dsn:
 
     @property
     def password(self) -> str | None:
-        return urlsplit(self._url).password
+        """The password, from the user info or the query string (decoded), if any."""
+        try:
+            return _parse(self._url).get("password") or None
+        except psycopg.ProgrammingError:  # not reached: the URL was parsed on creation
+            return None
 
     def scrub(self, text: str) -> str:
         """Remove this DSN's password (and the full URL) from ``text``."""
-        text = text.replace(self._url, str(self))
-        pw = self.password
-        if pw:
-            # the URL carries it percent-encoded; a driver may quote it either way
-            for form in {pw, unquote(pw)}:
-                text = text.replace(form, "***")
-        return text
+        return _scrub(self._url, text)
 
     def __str__(self) -> str:
         return redact(self._url)
@@ -82,6 +173,14 @@ class Dsn:
 
     def __hash__(self) -> int:
         return hash(self._url)
+
+
+def _scrub(url: str, text: str) -> str:
+    text = text.replace(url, redact(url))
+    # longest first: a secret's encoded form may contain its decoded one
+    for form in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -104,12 +203,41 @@ def _float_env(env: Mapping[str, str], name: str, default: float | None) -> floa
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
+AUTO = "auto"
+DEFAULT_STATEMENT_CACHE_SIZE = 100  # asyncpg's default, used when no pooler is detected
+
+
+def _cache_size_env(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw.strip().lower() in ("", AUTO):
+        return None
+    return _int_env(env, name, DEFAULT_STATEMENT_CACHE_SIZE)
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive number of seconds or None")
+
+
 @dataclass(frozen=True)
 class Settings:
     """How to reach PostgreSQL and size the pool.
 
-    ``statement_cache_size=0`` is required behind PgBouncer in transaction pooling mode,
-    where consecutive statements may run on different server connections.
+    ``acquire_timeout``: the longest a caller waits for a connection of the pool (seconds;
+    default 30; ``None`` waits forever). When every connection is held (by slow or stuck
+    transactions), the wait ends with :class:`~media_store.errors.PoolExhausted`, which names
+    the pool's size; a connection that could not be opened in time ends it with
+    :class:`~media_store.errors.DatabaseUnavailable`. It covers every borrow: repository calls
+    on the Store, ``store.connection()``, ``store.transaction()`` and ``store.pool.acquire()``.
+
+    ``statement_cache_size``: asyncpg's per-connection cache of prepared statements. ``None``
+    (the default, ``auto``) detects a connection pooler between media_store and PostgreSQL
+    when the first connection opens (the backend process id the server reports at login
+    differs from ``pg_backend_pid()``, as behind PgBouncer, which hands out its own) and then
+    disables the cache (0); without a pooler it is 100. A number is used as given: ``0`` is
+    required behind PgBouncer in transaction pooling mode (before 1.21, or without
+    ``max_prepared_statements``), where consecutive statements may run on different server
+    connections and a cached statement is missing, or a different one, on the next.
 
     ``full_reset``: when a connection goes back to the pool, asyncpg always rolls back an open
     transaction. With ``full_reset`` it also runs its full session reset (``RESET ALL``,
@@ -123,10 +251,11 @@ class Settings:
     min_size: int = 1
     max_size: int = 10
     command_timeout: float | None = 30.0
-    statement_cache_size: int = 100
+    statement_cache_size: int | None = None
     application_name: str = "media_store"
     server_settings: Mapping[str, str] = field(default_factory=dict)
     full_reset: bool = False
+    acquire_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.min_size < 0 or self.max_size < 1 or self.min_size > self.max_size:
@@ -134,10 +263,10 @@ class Settings:
                 f"pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1 "
                 f"(got {self.min_size}, {self.max_size})"
             )
-        if self.statement_cache_size < 0:
-            raise ConfigurationError("statement_cache_size must be >= 0")
-        if self.command_timeout is not None and self.command_timeout <= 0:
-            raise ConfigurationError("command_timeout must be positive or None")
+        if self.statement_cache_size is not None and self.statement_cache_size < 0:
+            raise ConfigurationError("statement_cache_size must be >= 0 (or None: auto)")
+        _check_timeout("command_timeout", self.command_timeout)
+        _check_timeout("acquire_timeout", self.acquire_timeout)
 
     @classmethod
     def from_env(
@@ -149,8 +278,10 @@ class Settings:
         neither, :class:`ConfigurationError` says how to provide one.
 
         Other variables: ``MEDIA_STORE_POOL_MIN_SIZE``, ``MEDIA_STORE_POOL_MAX_SIZE``,
-        ``MEDIA_STORE_COMMAND_TIMEOUT`` (seconds), ``MEDIA_STORE_STATEMENT_CACHE_SIZE``,
-        ``MEDIA_STORE_POOL_FULL_RESET`` (1 to reset the whole session on release).
+        ``MEDIA_STORE_POOL_ACQUIRE_TIMEOUT`` (seconds, default 30),
+        ``MEDIA_STORE_COMMAND_TIMEOUT`` (seconds), ``MEDIA_STORE_STATEMENT_CACHE_SIZE``
+        (a number, or ``auto``, the default), ``MEDIA_STORE_POOL_FULL_RESET`` (1 to reset the
+        whole session on release).
         """
         env = os.environ if env is None else env
         if dsn is None:
@@ -165,6 +296,7 @@ class Settings:
             min_size=_int_env(env, "MEDIA_STORE_POOL_MIN_SIZE", 1),
             max_size=_int_env(env, "MEDIA_STORE_POOL_MAX_SIZE", 10),
             command_timeout=_float_env(env, "MEDIA_STORE_COMMAND_TIMEOUT", 30.0),
-            statement_cache_size=_int_env(env, "MEDIA_STORE_STATEMENT_CACHE_SIZE", 100),
+            statement_cache_size=_cache_size_env(env, "MEDIA_STORE_STATEMENT_CACHE_SIZE"),
             full_reset=bool(_int_env(env, "MEDIA_STORE_POOL_FULL_RESET", 0)),
+            acquire_timeout=_float_env(env, "MEDIA_STORE_POOL_ACQUIRE_TIMEOUT", 30.0),
         )

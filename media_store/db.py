@@ -1,5 +1,7 @@
-"""The asyncpg plumbing, in one place: opening pools and connections with their codecs,
-borrowing a connection, transactions, and the COPY that never hangs on a dead connection.
+"""The asyncpg plumbing, in one place: opening pools and connections with their codecs (and
+the statement cache that works where the server is), borrowing a connection within the acquire
+timeout, the error boundary around each statement, transactions, and the COPY that never hangs
+on a dead connection.
 
 Repositories and the Store use these; nothing else opens a transaction or runs a COPY.
 """
@@ -11,18 +13,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import asyncpg
 import orjson
 
-from media_store.config import Settings
+from media_store.config import DEFAULT_STATEMENT_CACHE_SIZE, Settings
 from media_store.errors import (
     DRIVER_ERRORS,
     ConfigurationError,
     DatabaseError,
     DatabaseUnavailable,
     MediaStoreError,
+    PoolExhausted,
+    connection_broken,
     connection_lost,
     translate,
 )
@@ -77,11 +81,11 @@ async def init_connection(conn: Connection) -> None:
 
 
 def connect_kwargs(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments every media_store connection is opened with."""
+    """The keyword arguments every media_store connection is opened with (the statement
+    cache size is decided per pool, see :class:`_Connector`)."""
     return {
         "dsn": settings.dsn.reveal(),
         "command_timeout": settings.command_timeout,
-        "statement_cache_size": settings.statement_cache_size,
         # Sessions run in UTC so that text casts of timestamps agree with what the driver
         # returns (asyncpg already returns timezone-aware UTC datetimes for timestamptz).
         "server_settings": {
@@ -107,27 +111,142 @@ async def _rollback_only_reset(conn: Connection) -> None:
     return None
 
 
-async def create_pool(settings: Settings) -> Pool:
+async def _backend_pid(conn: Connection) -> int:
+    # COPY ... TO STDOUT runs as a simple query: no statement is prepared (and left behind on
+    # a pooler's server connection), whatever the connection's statement cache.
+    out = bytearray()
+
+    async def collect(chunk: bytes) -> None:
+        out.extend(chunk)
+
+    await conn.copy_from_query("SELECT pg_backend_pid()", output=collect)
+    return int(out)
+
+
+class _Connector:
+    """Opens the connections of one pool (asyncpg's ``connect=`` hook) or one connection,
+    with the statement cache size ``settings`` ask for, or, when they leave it to the library
+    (``None``), the one that works where the server is.
+
+    PostgreSQL reports its backend's process id at login (BackendKeyData); a pooler such as
+    PgBouncer reports one of its own making instead, because it may pass each transaction to
+    another server connection. So the first connection compares the login's id with
+    ``pg_backend_pid()``: equal means PostgreSQL itself, and the cache stays on (100); unequal
+    means a pooler, and every connection of the pool runs without it (0), which transaction
+    pooling requires. The first connection is then replaced by one without a cache.
+    """
+
+    __slots__ = ("_cache_size", "_deciding", "_dsn")
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = settings.dsn
+        self._cache_size = settings.statement_cache_size
+        self._deciding = asyncio.Lock()
+
+    @property
+    def statement_cache_size(self) -> int | None:
+        """The cache size connections are opened with; ``None`` until the first is open."""
+        return self._cache_size
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Connection:
+        if self._cache_size is None:
+            async with self._deciding:
+                if self._cache_size is None:
+                    conn = await self._open(args, kwargs, DEFAULT_STATEMENT_CACHE_SIZE)
+                    try:
+                        behind_pooler = conn.get_server_pid() != await _backend_pid(conn)
+                    except BaseException:
+                        conn.terminate()
+                        raise
+                    if not behind_pooler:
+                        self._cache_size = DEFAULT_STATEMENT_CACHE_SIZE
+                        return conn
+                    self._cache_size = 0
+                    await conn.close()
+                    log.info(
+                        "media_store: a connection pooler answers on %s (the backend id at "
+                        "login is not the server's): prepared statements are not cached",
+                        self._dsn,
+                    )
+        return await self._open(args, kwargs, self._cache_size)
+
+    @staticmethod
+    async def _open(args: tuple[Any, ...], kwargs: dict[str, Any], cache_size: int) -> Connection:
+        conn: Connection = await asyncpg.connect(
+            *args, **{**kwargs, "statement_cache_size": cache_size}
+        )
+        return conn
+
+
+if TYPE_CHECKING:
+    _AsyncpgPool = asyncpg.Pool[asyncpg.Record]
+else:
+    _AsyncpgPool = asyncpg.Pool
+
+
+class ManagedPool(_AsyncpgPool):
+    """The pool :func:`create_pool` opens: asyncpg's, with the library's acquire timeout as
+    the default of every borrow (``acquire()``, and so ``fetch()`` and the like too) and the
+    settings it was opened with, for error messages."""
+
+    __slots__ = ("_connector", "acquire_timeout", "settings")
+
+    def __init__(self, settings: Settings, connector: _Connector, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.acquire_timeout = settings.acquire_timeout
+        self._connector = connector
+
+    @property
+    def statement_cache_size(self) -> int | None:
+        """The statement cache size of its connections (decided with the first one when the
+        settings leave it to the library; ``None`` until then)."""
+        return self._connector.statement_cache_size
+
+    def acquire(
+        self, *, timeout: float | None = None
+    ) -> asyncpg.pool.PoolAcquireContext[asyncpg.Record]:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(settings: Settings) -> ManagedPool:
     """Open a pool for ``settings``. The caller owns it and must close it.
 
     Raises :class:`DatabaseUnavailable` when the server cannot be reached and
     :class:`ConfigurationError` when the URL cannot be used; the driver's message is repeated
     with the password scrubbed, and the driver's exception is not chained (neither
-    ``__cause__`` nor ``__context__``) because its text may quote the URL.
+    ``__cause__`` nor ``__context__``) because its text and its frames' variables may hold the
+    URL and the password.
     """
     failure: MediaStoreError
+    connector = _Connector(settings)
     try:
-        pool: Pool = await asyncpg.create_pool(
+        pool = ManagedPool(
+            settings,
+            connector,
+            connect=connector,
             min_size=settings.min_size,
             max_size=settings.max_size,
+            # asyncpg's defaults (asyncpg.create_pool's), spelled out for the constructor
+            max_queries=50000,
+            max_inactive_connection_lifetime=300.0,
             init=init_connection,
             reset=None if settings.full_reset else _rollback_only_reset,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
             **connect_kwargs(settings),
         )
+        await pool
     except _CONNECT_ERRORS as exc:
         failure = _connect_failure(settings, exc)
     else:
-        log.info("media_store pool opened on %s (max_size=%d)", settings.dsn, settings.max_size)
+        log.info(
+            "media_store pool opened on %s (max_size=%d, acquire_timeout=%s)",
+            settings.dsn,
+            settings.max_size,
+            settings.acquire_timeout,
+        )
         return pool
     raise failure
 
@@ -139,26 +258,62 @@ async def connect(settings: Settings) -> Connection:
     """
     failure: MediaStoreError
     try:
-        conn: Connection = await asyncpg.connect(**connect_kwargs(settings))
+        conn: Connection = await _Connector(settings)(**connect_kwargs(settings))
     except _CONNECT_ERRORS as exc:
         failure = _connect_failure(settings, exc)
     else:
-        await init_connection(conn)
+        try:
+            await init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
         return conn
     raise failure
 
 
-# --- borrowing, transactions, COPY -------------------------------------------------------------
+# --- borrowing, statements, transactions, COPY -------------------------------------------------
+
+
+async def _acquire(pool: Pool) -> PooledConnection:
+    """A connection of ``pool``, within its acquire timeout (a :class:`ManagedPool`'s).
+
+    Failures are raised outside the handler, unchained: a failed acquire is usually a failed
+    connect, whose driver frames hold the password.
+    """
+    failure: MediaStoreError
+    try:
+        return await pool.acquire()
+    except TimeoutError:
+        failure = _acquire_timed_out(pool)
+    except DRIVER_ERRORS as exc:
+        if isinstance(pool, ManagedPool) and not pool.is_closing():
+            failure = _connect_failure(pool.settings, exc)
+        else:
+            failure = translate(exc)
+    raise failure
+
+
+def _acquire_timed_out(pool: Pool) -> MediaStoreError:
+    timeout = getattr(pool, "acquire_timeout", None)
+    max_size = pool.get_max_size()
+    if pool.get_size() >= max_size and pool.get_idle_size() == 0:
+        return PoolExhausted(max_size, timeout)
+    # Not every connection was open and busy: the wait was for a new one the server did not
+    # accept in time.
+    where = f" to {pool.settings.dsn}" if isinstance(pool, ManagedPool) else ""
+    return DatabaseUnavailable(f"cannot connect{where}: no connection within {timeout} s")
 
 
 @asynccontextmanager
 async def borrowed(pool: Pool) -> AsyncIterator[PooledConnection]:
     """One connection of ``pool`` for the block, given back afterwards (also when it died:
-    asyncpg has then detached it and the pool opens a new one)."""
-    try:
-        conn = await pool.acquire()
-    except DRIVER_ERRORS as exc:
-        raise translate(exc) from exc
+    asyncpg has then detached it and the pool opens a new one).
+
+    Raises :class:`PoolExhausted` when every connection stays in use for the pool's acquire
+    timeout (``Settings.acquire_timeout``), :class:`DatabaseUnavailable` when no connection
+    can be opened.
+    """
+    conn = await _acquire(pool)
     try:
         yield conn
     finally:
@@ -166,6 +321,34 @@ async def borrowed(pool: Pool) -> AsyncIterator[PooledConnection]:
         # terminates it. The error that matters is the one already propagating.
         with contextlib.suppress(*DRIVER_ERRORS):
             await pool.release(conn)
+
+
+@asynccontextmanager
+async def statement(executor: Executor) -> AsyncIterator[Connection | PooledConnection]:
+    """The connection to run one statement on, inside the library's error boundary:
+    ``executor`` itself when it is a connection, else one borrowed from the pool for the
+    statement (see :func:`borrowed`).
+
+    Driver errors raised in the block become :mod:`media_store.errors` (``from`` the driver's
+    exception). A connection the driver can no longer use although its socket is open is
+    closed here, so that it is not used again and the pool replaces it.
+    """
+    if isinstance(executor, asyncpg.Pool):
+        async with borrowed(executor) as conn, _boundary(conn):
+            yield conn
+    else:
+        async with _boundary(executor):
+            yield executor
+
+
+@asynccontextmanager
+async def _boundary(conn: Connection | PooledConnection) -> AsyncIterator[None]:
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        if connection_broken(exc) and not connection_lost(conn):
+            conn.terminate()
+        raise translate(exc, conn) from exc
 
 
 @asynccontextmanager
@@ -192,10 +375,8 @@ async def _in_transaction(
     conn: Connection | PooledConnection, isolation: IsolationLevel | None, readonly: bool
 ) -> AsyncIterator[None]:
     tx = conn.transaction(isolation=isolation, readonly=readonly)
-    try:
+    async with _boundary(conn):
         await tx.start()
-    except DRIVER_ERRORS as exc:
-        raise translate(exc, conn) from exc
     try:
         yield
     except BaseException as exc:
@@ -211,10 +392,8 @@ async def _in_transaction(
             # error on the next one; the failed rollback shows the connection is lost.
             raise DatabaseUnavailable("database connection lost during the transaction") from exc
         raise
-    try:
+    async with _boundary(conn):
         await tx.commit()
-    except DRIVER_ERRORS as exc:
-        raise translate(exc, conn) from exc
 
 
 async def copy_records(
@@ -249,10 +428,8 @@ async def copy_records(
             with contextlib.suppress(BaseException):
                 await copy
             raise DatabaseUnavailable("database connection lost during the COPY")
-        try:
+        async with _boundary(executor):
             copy.result()
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, executor) from exc
     finally:
         lost.cancel()
         with contextlib.suppress(*DRIVER_ERRORS):

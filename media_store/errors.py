@@ -1,7 +1,9 @@
 """The library's exceptions, and the one place where driver errors become them.
 
-Driver errors are matched on their class (SQLSTATE) and constraint name, never on message
-text. Every translated error keeps the driver error as ``__cause__``.
+Driver errors are matched on their class (SQLSTATE), severity and constraint name, never on
+message text. Every error translated from a statement keeps the driver error as ``__cause__``;
+errors of connecting (opening a pool, or a pool opening a connection) do not, because the
+driver's frames hold the connection parameters, the password among them.
 """
 
 from __future__ import annotations
@@ -107,6 +109,41 @@ class DatabaseUnavailable(MediaStoreError, ConnectionError):
     """The database could not be reached or the connection was lost."""
 
 
+class PoolExhausted(DatabaseUnavailable):
+    """No connection of the pool became free within the acquire timeout: every one is held
+    (by long or stuck transactions, or more concurrent callers than the pool's size).
+
+    Retrying later may succeed; a pool that is often exhausted is too small, or something
+    holds its connections too long (``MEDIA_STORE_POOL_ACQUIRE_TIMEOUT``,
+    ``MEDIA_STORE_POOL_MAX_SIZE``).
+    """
+
+    def __init__(self, max_size: int, timeout: float | None) -> None:
+        super().__init__(
+            f"connection pool exhausted: all {max_size} connections stayed in use for "
+            f"{timeout} s (the acquire timeout, MEDIA_STORE_POOL_ACQUIRE_TIMEOUT); raise "
+            f"MEDIA_STORE_POOL_MAX_SIZE or release connections sooner"
+        )
+        self.max_size = max_size
+        self.timeout = timeout
+
+
+class PreparedStatementConflict(ConfigurationError):
+    """The server did not find (or found another) prepared statement where the driver's cache
+    put one: a pooler in transaction mode (PgBouncer) sits between the library and PostgreSQL
+    and the statement cache is on. Retrying does not help; the configuration must change."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(
+            f"prepared statement conflict ({sqlstate}): statements prepared on one server "
+            f"connection were used on another, as happens behind a connection pooler in "
+            f"transaction mode (PgBouncer). Set MEDIA_STORE_STATEMENT_CACHE_SIZE=0 "
+            f"(Settings.statement_cache_size=0), or leave it unset (auto) so media_store "
+            f"detects the pooler"
+        )
+        self.sqlstate = sqlstate
+
+
 class DatabaseError(MediaStoreError):
     """Any other database failure."""
 
@@ -145,16 +182,40 @@ def connection_lost(executor: object) -> bool:
     return False
 
 
+# What the server says when a statement name the driver cached means nothing, or something
+# else, on the server connection the statement reached (see PreparedStatementConflict).
+_STATEMENT_CACHE_CONFLICTS = (
+    asyncpg.InvalidSQLStatementNameError,  # 26000: prepared statement does not exist
+    asyncpg.DuplicatePreparedStatementError,  # 42P05: prepared statement already exists
+)
+
+
+def _severity(exc: asyncpg.PostgresError) -> str | None:
+    # severity_en is never localized (PostgreSQL >= 9.6); poolers send only severity.
+    return exc.severity_en or exc.severity
+
+
 def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
     """Map a driver (or socket) exception to a :class:`MediaStoreError`.
 
     ``executor`` is what the failed call ran on, if known. The caller raises the result
-    ``from exc``.
+    ``from exc``. An ``InternalClientError`` (the driver lost track of the protocol state,
+    as when the server's termination notice arrives on an idle connection) means the
+    connection cannot be used again: :class:`DatabaseUnavailable`, and the caller
+    (:mod:`media_store.db`) closes the connection so the pool replaces it.
     """
     if isinstance(exc, MediaStoreError):
         return exc
     if isinstance(exc, asyncpg.PostgresError):
         constraint = getattr(exc, "constraint_name", None)
+        if isinstance(exc, _STATEMENT_CACHE_CONFLICTS):
+            return PreparedStatementConflict(exc.sqlstate)
+        if isinstance(exc, asyncpg.ProtocolViolationError) and _severity(exc) == "ERROR":
+            # 08P01 as a plain ERROR leaves the session alive: the server refused one message,
+            # as a Bind to a cached statement that is another one on this server connection
+            # ("bind message supplies 0 parameters"). A pooler's own 08P01 errors (timeouts,
+            # limits) are FATAL and end the session: those are outages, below.
+            return PreparedStatementConflict(exc.sqlstate)
         if isinstance(exc, asyncpg.ForeignKeyViolationError) and constraint in JOB_FOREIGN_KEYS:
             return JobNotFound(None, "the job this row belongs to does not exist")
         if isinstance(exc, asyncpg.CheckViolationError) and constraint == JOB_TRANSITION_RULE:
@@ -180,11 +241,20 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
         return DatabaseError("database command timed out")
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError) and connection_lost(
-        executor
-    ):
+    if isinstance(exc, asyncpg.InternalClientError):
+        return DatabaseUnavailable(
+            "database connection broken: the driver lost track of the protocol "
+            "(InternalClientError), as after the server ended the session"
+        )
+    if isinstance(exc, asyncpg.InterfaceError) and connection_lost(executor):
         return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
     if isinstance(exc, asyncpg.InterfaceError):
         # Misuse of a connection (closed, released, busy): a bug in the caller, not an outage.
         return DatabaseError(f"connection misuse: {type(exc).__name__}")
     return DatabaseError(f"unexpected driver error: {type(exc).__name__}")
+
+
+def connection_broken(exc: BaseException) -> bool:
+    """True when, after ``exc``, the connection the statement ran on must not be used again
+    even though its socket may still be open (see :func:`translate`)."""
+    return isinstance(exc, asyncpg.InternalClientError)

@@ -8,8 +8,16 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 
 from media_store.config import Dsn, Settings
-from media_store.db import Executor, IsolationLevel, Pool, borrowed, create_pool, transaction
-from media_store.errors import DRIVER_ERRORS
+from media_store.db import (
+    Executor,
+    IsolationLevel,
+    Pool,
+    borrowed,
+    create_pool,
+    statement,
+    transaction,
+)
+from media_store.errors import MediaStoreError
 from media_store.repositories import (
     AnalysisResultRepository,
     JobRepository,
@@ -41,6 +49,13 @@ class Store(Repositories):
 
     The Store owns its pool when it opened it (:meth:`open`) and closes it in :meth:`close`;
     a pool passed to the constructor stays the caller's to close.
+
+    Every borrow (a repository call, :meth:`connection`, :meth:`transaction`) waits at most the
+    pool's acquire timeout (``Settings.acquire_timeout``, for a pool of
+    :func:`~media_store.db.create_pool`'s making; a plain asyncpg pool waits as it was told),
+    then raises :class:`~media_store.errors.PoolExhausted`. A connection found broken is
+    closed and replaced by the pool; the call that found it raises
+    :class:`~media_store.errors.DatabaseUnavailable`, and the next one gets a new connection.
     """
 
     __slots__ = ("_owns_pool", "pool")
@@ -77,16 +92,20 @@ class Store(Repositories):
         await self.close()
 
     async def ping(self, timeout: float = 5.0) -> bool:
-        """True when a connection can be borrowed and answers ``SELECT 1`` in time."""
+        """True when a connection can be borrowed and answers ``SELECT 1`` in time.
+
+        A broken connection found on the way is dropped (see the class doc)."""
         try:
-            async with asyncio.timeout(timeout):
-                return bool(await self.pool.fetchval("SELECT 1") == 1)
-        except DRIVER_ERRORS:
+            async with asyncio.timeout(timeout), statement(self.pool) as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+        except (MediaStoreError, TimeoutError):
             return False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Repositories]:
-        """Repositories bound to one borrowed connection, outside any transaction."""
+        """Repositories bound to one borrowed connection, outside any transaction.
+
+        Raises :class:`~media_store.errors.PoolExhausted` when none is free in time."""
         async with borrowed(self.pool) as conn:
             yield Repositories(conn)
 
@@ -94,6 +113,8 @@ class Store(Repositories):
     async def transaction(
         self, *, isolation: IsolationLevel = "read_committed", readonly: bool = False
     ) -> AsyncIterator[Repositories]:
-        """Repositories bound to one connection in one transaction (see the class doc)."""
+        """Repositories bound to one connection in one transaction (see the class doc).
+
+        Raises :class:`~media_store.errors.PoolExhausted` when no connection is free in time."""
         async with transaction(self.pool, isolation=isolation, readonly=readonly) as conn:
             yield Repositories(conn)

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from media_store import (
     ConfigurationError,
@@ -60,6 +61,13 @@ BAD_ENV: dict[str, tuple[dict[str, str], str]] = {
     "not a postgresql url": ({"DATABASE_URL": "mysql://u:Pw0rd@db/app"}, "postgresql://"),
     "port not a number": ({"DATABASE_URL": "postgresql://u:Pw0rd@db:port/app"}, "port"),
     "unbalanced ipv6 host": ({"DATABASE_URL": "postgresql://u:Pw0rd@[::1/app"}, "malformed"),
+    "port out of range": ({"DATABASE_URL": "postgresql://u:Pw0rd@h1:5432,h2:99999/app"}, "port"),
+    # libpq's own messages quote the offending text, here the password itself
+    "bad percent-encoding": ({"DATABASE_URL": "postgresql://u:Pw0rd%zz@db/app"}, "malformed"),
+    "space in the password": ({"DATABASE_URL": "postgresql://u:Pw0rd x@db/app"}, "malformed"),
+    "key=value conninfo": ({"DATABASE_URL": "host=db user=u password=Pw0rd"}, "password=\\*\\*\\*"),
+    "acquire timeout zero": ({"MEDIA_STORE_POOL_ACQUIRE_TIMEOUT": "0"}, "acquire_timeout"),
+    "cache size not a number": ({"MEDIA_STORE_STATEMENT_CACHE_SIZE": "many"}, "CACHE_SIZE"),
 }
 
 
@@ -91,6 +99,75 @@ def test_settings_are_read_from_the_environment() -> None:
     assert (settings.command_timeout, settings.statement_cache_size) == (2.5, 0)
 
 
+@pytest.mark.parametrize(("raw", "size"), [("", None), ("auto", None), ("AUTO", None), ("0", 0)])
+def test_the_statement_cache_size_is_auto_unless_a_number_is_given(
+    raw: str, size: int | None
+) -> None:
+    env = {"DATABASE_URL": "postgresql://app@db/media", "MEDIA_STORE_STATEMENT_CACHE_SIZE": raw}
+    assert Settings.from_env(env=env).statement_cache_size == size
+
+
+MULTI_HOST = [
+    "postgresql://app@h1,h2/media?target_session_attrs=read-write",
+    "postgresql://app@h1:5432,h2:5433/media",
+    "postgresql://app@[::1]:5432,h2/media",
+    "postgresql://app@/media?host=h1,h2&port=5432,5433",
+]
+
+
+@pytest.mark.parametrize("url", MULTI_HOST)
+def test_multi_host_urls_are_accepted(url: str) -> None:
+    dsn = Dsn(url)
+    assert (dsn.reveal(), str(dsn), repr(dsn)) == (url, url, f"Dsn({url!r})")
+
+
+async def test_a_multi_host_url_connects_to_the_host_that_answers(db_url: str) -> None:
+    params = conninfo_to_dict(db_url)
+    host, port, database = params.get("host"), params.get("port") or "5432", params["dbname"]
+    user = params.get("user", "postgres")
+    if host and not str(host).startswith("/"):
+        url = f"postgresql://{user}@127.0.0.1:1,{host}:{port}/{database}"
+    else:  # a Unix socket directory: hosts as a query parameter
+        url = f"postgresql://{user}@/{database}?host=127.0.0.1,{host or ''}&port=1,{port}"
+    settings = Settings(dsn=Dsn(url + ("&" if "?" in url else "?") + "target_session_attrs=any"))
+    async with await Store.open(settings=settings) as store:
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a.mp3"})
+        assert await store.jobs.get_by_id(job.id) == job
+
+
+ODD_URLS = [
+    "postgresql://",
+    "postgresql://@",
+    "postgresql://:@",
+    "postgresql://u:Pw0rd@",
+    "postgresql://u:Pw0rd@[",
+    "postgresql://u:Pw0rd@db:99999999999999999999/x",
+    "postgresql://u:Pw0rd@db/x?password",
+    "postgresql://u:Pw0rd@db/x?password=Pw0rd&password=Pw0rd",
+    "postgresql://u:Pw0rd@db/x#frag@ment",
+    "postgresql://u:Pw0rd@db/x?a=@&b=:",
+    "postgresql://u:Pw0rd@db/\udcff",
+    "password=Pw0rd",
+    "password='Pw0rd",
+    "://u:Pw0rd@",
+    "",
+]
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+def test_redact_never_raises_and_never_shows_the_password(url: str) -> None:
+    assert "Pw0rd" not in redact(url)
+
+
+def test_a_dsn_never_fails_to_show_itself() -> None:
+    # Whatever a Dsn holds (the constructor refuses malformed URLs; a subclass or a pickle
+    # might not), str and repr work and hide the password.
+    dsn = Dsn("postgresql://u:Pw0rd@db/x")
+    for odd in ODD_URLS:
+        object.__setattr__(dsn, "_url", odd)
+        assert "Pw0rd" not in str(dsn) + repr(dsn)
+
+
 def test_an_explicit_dsn_wins_over_database_url() -> None:
     settings = Settings.from_env(
         "postgresql://explicit@db/one", env={"DATABASE_URL": "postgresql://env@db/two"}
@@ -106,7 +183,19 @@ def test_an_explicit_dsn_wins_over_database_url() -> None:
          "postgresql://app:***@[::1]:5432/media?sslmode=disable"),
         ("postgresql://app@db/media", "postgresql://app@db/media"),
         ("postgresql://postgres:@/media?host=/tmp/pg", "postgresql://postgres:@/media?host=/tmp/pg"),
-        ("postgresql://app:Pw0rd@db:port/media", "<unparseable database URL>"),
+        # redact never parses ports: a malformed URL is redacted like any other
+        ("postgresql://app:Pw0rd@db:port/media", "postgresql://app:***@db:port/media"),
+        ("postgresql://app:Pw0rd@[::1/media", "postgresql://app:***@[::1/media"),
+        ("postgresql://app@db/media?password=Pw0rd", "postgresql://app@db/media?password=***"),
+        ("postgresql://app@db/media?sslmode=require&PASSWORD=Pw0rd&application_name=x",
+         "postgresql://app@db/media?sslmode=require&PASSWORD=***&application_name=x"),
+        ("postgresql://app:Pw0rd@h1:5432,h2:5433/media?target_session_attrs=read-write",
+         "postgresql://app:***@h1:5432,h2:5433/media?target_session_attrs=read-write"),
+        ("postgresql://app:Pw@0rd/x@db/media", "postgresql://app:***@db/media"),  # unencoded
+        ("host=db user=app password=Pw0rd dbname=media",
+         "host=db user=app password=*** dbname=media"),
+        ("host=db password = 'Pw 0\\'rd' sslpassword=Key0 dbname=media",
+         "host=db password=*** sslpassword=*** dbname=media"),
     ],
 )  # fmt: skip
 def test_redact_hides_only_the_password(url: str, shown: str) -> None:
@@ -118,12 +207,25 @@ def test_redact_hides_only_the_password(url: str, shown: str) -> None:
 SECRET = f"Sx{secrets.token_hex(8)}@/pw"  # '@' and '/' must be percent-encoded in the URL
 
 
-def url_with(base: str, *, user: str, password: str = SECRET, netloc: str | None = None) -> str:
+# Where a URL may carry the password: libpq and asyncpg read both.
+PLACES = ["userinfo", "query"]
+
+
+def url_with(
+    base: str,
+    *,
+    user: str,
+    password: str = SECRET,
+    netloc: str | None = None,
+    place: str = "userinfo",
+) -> str:
     parts = urlsplit(base)
     host = netloc or parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(
-        (parts.scheme, f"{user}:{quote(password, safe='')}@{host}", parts.path, parts.query, "")
-    )
+    encoded = quote(password, safe="")
+    if place == "query":
+        query = "&".join(q for q in (parts.query, f"password={encoded}") if q)
+        return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, query, ""))
+    return urlunsplit((parts.scheme, f"{user}:{encoded}@{host}", parts.path, parts.query, ""))
 
 
 def assert_secret_absent(*texts: str) -> None:
@@ -145,6 +247,29 @@ def exception_texts(exc: BaseException) -> list[str]:
             continue
         seen.add(id(current))
         texts += [str(current), repr(current), *map(repr, current.args)]
+        todo += [current.__cause__, current.__context__]
+    return texts
+
+
+def frame_variables(exc: BaseException) -> list[str]:
+    """repr of every variable of the library's and the driver's frames in the tracebacks of
+    ``exc`` and everything chained to it: what an error reporter that captures locals ships.
+    (The test's own frames are left out: they hold the URL the test built.)"""
+    texts: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for frame, _ in traceback.walk_tb(current.__traceback__):
+            if Path(frame.f_code.co_filename).parent == Path(__file__).parent:
+                continue
+            texts += [
+                f"{frame.f_code.co_name}: {name}={value!r}"
+                for name, value in frame.f_locals.items()
+            ]
         todo += [current.__cause__, current.__context__]
     return texts
 
@@ -184,10 +309,11 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+@pytest.mark.parametrize("place", PLACES)
 async def test_password_absent_from_settings_logs_and_a_working_pool(
-    db_url: str, secret_role: str, debug_logs: pytest.LogCaptureFixture
+    db_url: str, secret_role: str, debug_logs: pytest.LogCaptureFixture, place: str
 ) -> None:
-    settings = Settings.from_env(url_with(db_url, user=secret_role), env={})
+    settings = Settings.from_env(url_with(db_url, user=secret_role, place=place), env={})
     assert settings.dsn.password is not None  # the URL really carries it
 
     async with await Store.open(settings=settings) as store:
@@ -207,40 +333,59 @@ UNREACHABLE = {
 }
 
 
+@pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("netloc", UNREACHABLE.values(), ids=UNREACHABLE.keys())
 async def test_password_absent_when_the_server_cannot_be_reached(
-    netloc: str, debug_logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    netloc: str, place: str, debug_logs: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    url = url_with("postgresql://x@h/media", user="app", netloc=netloc)
+    url = url_with("postgresql://x@h/media", user="app", netloc=netloc, place=place)
     settings = Settings(dsn=Dsn(url), min_size=1, max_size=2)
 
     with pytest.raises(DatabaseUnavailable) as by_pool:
         await Store.open(settings=settings)
+    # A pool that opened without connecting (min_size=0) connects on the first borrow.
+    lazy = await create_pool(Settings(dsn=Dsn(url), min_size=0, max_size=1))
+    try:
+        with pytest.raises(DatabaseUnavailable) as by_borrow:
+            await Store(lazy).jobs.count_by_status()
+    finally:
+        await lazy.close()
     with pytest.raises(DatabaseUnavailable) as by_migrate:
         migrate.apply(settings.dsn)
     monkeypatch.setenv("DATABASE_URL", url)
     assert cli_main(["migrate"]) == 2
     printed = capsys.readouterr()
 
-    assert "cannot connect to postgresql://app:***@" in str(by_pool.value)
+    for failure in (by_pool.value, by_borrow.value):
+        assert "cannot connect to postgresql://app" in str(failure)
+        # Not chained: the driver's frames hold the connection parameters.
+        assert failure.__cause__ is None
+        assert failure.__context__ is None
     assert_secret_absent(
-        *exception_texts(by_pool.value), *exception_texts(by_migrate.value),
+        *exception_texts(by_pool.value), *exception_texts(by_borrow.value),
+        *exception_texts(by_migrate.value),
+        *frame_variables(by_pool.value), *frame_variables(by_borrow.value),
         *log_texts(debug_logs.records), printed.out, printed.err,
         repr(settings), str(settings.dsn), repr(settings.dsn),
     )  # fmt: skip
     assert "DatabaseUnavailable" in printed.err
 
 
+@pytest.mark.parametrize("place", PLACES)
 async def test_password_absent_when_the_server_refuses_the_login(
-    db_url: str, debug_logs: pytest.LogCaptureFixture
+    db_url: str, debug_logs: pytest.LogCaptureFixture, place: str
 ) -> None:
-    settings = Settings(dsn=Dsn(url_with(db_url, user=f"no_such_role_{secrets.token_hex(3)}")))
+    role = f"no_such_role_{secrets.token_hex(3)}"
+    settings = Settings(dsn=Dsn(url_with(db_url, user=role, place=place)))
 
     with pytest.raises(DatabaseUnavailable) as refused:
         await Store.open(settings=settings)
 
-    assert_secret_absent(*exception_texts(refused.value), *log_texts(debug_logs.records))
+    assert_secret_absent(
+        *exception_texts(refused.value), *frame_variables(refused.value),
+        *log_texts(debug_logs.records),
+    )  # fmt: skip
 
 
 async def test_an_unusable_url_option_is_a_configuration_error_without_the_password(

@@ -1,4 +1,5 @@
-"""What every repository shares: its executor and the error boundary around each call."""
+"""What every repository shares: its executor and the error boundary around each call
+(:func:`media_store.db.statement`: on a pool, a connection borrowed within the acquire timeout)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from typing import Any, ClassVar, Self
 
 import asyncpg
 
-from media_store.db import Executor, copy_records, transaction
-from media_store.errors import DRIVER_ERRORS, translate
+from media_store.db import Executor, copy_records, statement, transaction
 from media_store.queries import Query
 
 
@@ -30,22 +30,16 @@ class Repository:
         return self._db
 
     async def _fetch(self, query: Query, *args: Any) -> list[asyncpg.Record]:
-        try:
-            return await self._db.fetch(query.sql, *args)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, self._db) from exc
+        async with statement(self._db) as conn:
+            return await conn.fetch(query.sql, *args)
 
     async def _fetchrow(self, query: Query, *args: Any) -> asyncpg.Record | None:
-        try:
-            return await self._db.fetchrow(query.sql, *args)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, self._db) from exc
+        async with statement(self._db) as conn:
+            return await conn.fetchrow(query.sql, *args)
 
     async def _fetchval(self, query: Query, *args: Any) -> Any:
-        try:
-            return await self._db.fetchval(query.sql, *args)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, self._db) from exc
+        async with statement(self._db) as conn:
+            return await conn.fetchval(query.sql, *args)
 
     async def _copy(
         self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
