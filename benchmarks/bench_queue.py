@@ -1,20 +1,28 @@
-"""The work queue: drain throughput against pgqueuer, and claim latency as the table grows.
+"""The work queue: drain throughput against pgqueuer and against the bare-SQL limit, in the
+conditions users meet, and claim latency as the table grows.
 
-Drain: 10,000 jobs are enqueued, then 4 workers (coroutines of this process, each on its own
-connections) claim 1 or 10 at a time and finish every job with a no-op handler. jobs/s is
-measured from the end of the enqueue to the moment every job is finished. Contenders:
-- media_store: ``run_worker`` (claim, lease, heartbeat task, guarded completion) on a Store
-  per worker;
+Drain: 5,000 jobs are enqueued, then 4 workers (coroutines of this process) claim 10 at a
+time and finish every job with a no-op handler. jobs/s is measured from the end of the
+enqueue to the moment every job is finished. Contenders:
+- media_store: ``run_worker`` (claim, lease, heartbeat task, guarded batch completion) with
+  the 4 workers sharing one Store, as the README recommends (one per process), and with a
+  Store each;
 - pgqueuer 1.6.0: a QueueManager per worker on its own asyncpg connection, its own schema
-  (``Queries.install``) in the same database, ``mode=drain``.
-Each run gets a fresh database holding both schemas; contenders alternate, medians of rounds.
-The database is ANALYZEd after the enqueue, for both: on a table that was never analyzed the
-planner, guessing a handful of pending rows, bitmap-scans and sorts the whole backlog for
-each claim (measured: ~8 ms per claim at 10k pending instead of ~0.5 ms) until autovacuum's
-first analyze, which on a live table has long happened.
+  (``Queries.install``) in the same database, ``mode=drain``;
+- the bare-SQL limit: a loop of the same two statements a worker needs (a SKIP LOCKED claim
+  of 10, one guarded batch completion) on a narrow table with a primary key and the partial
+  pending index, no trigger, no constraint, returning ids only.
+Each contender runs in both table states: "never analyzed" (the burst lands in a table
+autovacuum has not analyzed yet: a new deployment, a bulk load; nothing is analyzed by hand)
+and "analyzed" (ANALYZE after the enqueue, as autovacuum does a minute or so later). Each run
+gets a fresh database holding every contender's schema; contenders rotate their position
+from round to round; medians of rounds. Pools and connections are opened before the clock
+starts, for every contender alike (a long-running worker's are open). The targets are
+reported on the worse condition and arrangement.
 
-Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs, and with 1,000,000
-finished + 100,000 pending jobs (inserted with generate_series).
+Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs and with 1,000,000
+finished + 100,000 pending jobs (inserted with generate_series), both before any ANALYZE and
+after one.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
@@ -34,36 +43,83 @@ from benchmarks.common import Timer, fresh_database, median, print_table, write_
 from media_store import Dsn, Job, Settings, Store
 from media_store.worker import JobResult, run_worker
 
-JOBS = 10_000
+JOBS = 5_000
 WORKERS = 4
-BATCHES = (1, 10)
+BATCH = 10
 ROUNDS = 5
 CLAIMS = 300
+CONDITIONS = ("never analyzed", "analyzed")
+TARGET_VS_PGQUEUER = 1.2
+TARGET_VS_LIMIT = 0.7
 
-Contender = Callable[[str, int], Awaitable[float]]
+SHARED = "media_store, one Store"
+EACH = "media_store, a Store each"
+PGQUEUER = "pgqueuer 1.6.0"
+LIMIT = "bare-SQL limit"
+
+Contender = Callable[[str, bool], Awaitable[float]]
+
+BARE_SCHEMA = """
+CREATE TABLE bare_jobs (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    status text NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    locked_by text
+);
+CREATE INDEX bare_jobs_pending_idx ON bare_jobs (created_at, id) WHERE status = 'pending'
+"""
+BARE_CLAIM = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM bare_jobs WHERE status = 'pending'
+    ORDER BY created_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED
+)
+UPDATE bare_jobs AS j SET status = 'processing', locked_by = $1::text
+FROM picked WHERE j.id = picked.id
+RETURNING j.id
+"""
+BARE_COMPLETE = """
+UPDATE bare_jobs SET status = 'completed'
+WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+"""
 
 
-async def install_pgqueuer(url: str) -> None:
+async def prepare_schemas(url: str) -> None:
+    """pgqueuer's schema and the bare table, beside media_store's (already migrated)."""
     conn = await asyncpg.connect(url)
     try:
         await Queries.from_asyncpg_connection(conn).install()
+        await conn.execute(BARE_SCHEMA)
     finally:
         await conn.close()
 
 
-async def drain_media_store(url: str, batch: int) -> float:
+async def enqueue(url: str, sql: str, table: str, analyze: bool) -> None:
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            "INSERT INTO jobs (job_type, media_url) SELECT 'audio', 'https://x/' || g"
-            " FROM generate_series(1, $1::int) AS g",
-            JOBS,
-        )
-        await conn.execute("ANALYZE")
+        await conn.execute(sql, JOBS)
+        if analyze:
+            await conn.execute(f"ANALYZE {table}")
     finally:
         await conn.close()
-    settings = Settings(dsn=Dsn(url), min_size=2, max_size=2)
-    stores = [await Store.open(settings=settings) for _ in range(WORKERS)]
+
+
+async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> float:
+    await enqueue(
+        url,
+        "INSERT INTO jobs (job_type, media_url) SELECT 'audio', 'https://x/' || g"
+        " FROM generate_series(1, $1::int) AS g",
+        "jobs",
+        analyze,
+    )
+    # A worker holds one connection for claims and completions and borrows one to heartbeat.
+    if shared:
+        settings = Settings(dsn=Dsn(url), min_size=2 * WORKERS, max_size=max(10, 2 * WORKERS))
+        stores = [await Store.open(settings=settings)]
+        per_worker = stores * WORKERS
+    else:
+        settings = Settings(dsn=Dsn(url), min_size=2, max_size=2)
+        stores = [await Store.open(settings=settings) for _ in range(WORKERS)]
+        per_worker = stores
 
     async def noop(job: Job) -> JobResult:
         return None
@@ -71,7 +127,7 @@ async def drain_media_store(url: str, batch: int) -> float:
     try:
         with Timer() as timer:
             stats = await asyncio.gather(
-                *(run_worker(s, noop, batch=batch, lease=30, burst=True) for s in stores)
+                *(run_worker(s, noop, batch=BATCH, lease=30, burst=True) for s in per_worker)
             )
     finally:
         for s in stores:
@@ -81,13 +137,22 @@ async def drain_media_store(url: str, batch: int) -> float:
     return JOBS / timer.elapsed
 
 
-async def drain_pgqueuer(url: str, batch: int) -> float:
+async def drain_shared(url: str, analyze: bool) -> float:
+    return await drain_media_store(url, analyze, shared=True)
+
+
+async def drain_each(url: str, analyze: bool) -> float:
+    return await drain_media_store(url, analyze, shared=False)
+
+
+async def drain_pgqueuer(url: str, analyze: bool) -> float:
     conn = await asyncpg.connect(url)
     try:
         await Queries.from_asyncpg_connection(conn).enqueue(
             ["bench"] * JOBS, [None] * JOBS, [0] * JOBS
         )
-        await conn.execute("ANALYZE")
+        if analyze:
+            await conn.execute("ANALYZE pgqueuer")
     finally:
         await conn.close()
     done = 0
@@ -107,7 +172,7 @@ async def drain_pgqueuer(url: str, batch: int) -> float:
             await asyncio.gather(
                 *(
                     m.run(
-                        batch_size=batch,
+                        batch_size=BATCH,
                         mode=QueueExecutionMode.drain,
                         dequeue_timeout=timedelta(seconds=1),
                     )
@@ -121,10 +186,60 @@ async def drain_pgqueuer(url: str, batch: int) -> float:
     return JOBS / timer.elapsed
 
 
-async def one_run(server_url: str, contender: Contender, batch: int) -> float:
+async def drain_limit(url: str, analyze: bool) -> float:
+    await enqueue(
+        url,
+        "INSERT INTO bare_jobs (status) SELECT 'pending' FROM generate_series(1, $1::int)",
+        "bare_jobs",
+        analyze,
+    )
+    connections = [await asyncpg.connect(url) for _ in range(WORKERS)]
+    done = 0
+
+    async def worker(conn: asyncpg.Connection[asyncpg.Record], holder: str) -> None:
+        nonlocal done
+        while rows := await conn.fetch(BARE_CLAIM, holder, BATCH):
+            ids = [row["id"] for row in rows]
+            await conn.execute(BARE_COMPLETE, holder, ids)
+            done += len(ids)
+
+    try:
+        with Timer() as timer:
+            await asyncio.gather(*(worker(c, f"w{i}") for i, c in enumerate(connections)))
+    finally:
+        for conn in connections:
+            await conn.close()
+    assert done == JOBS, f"the bare loop completed {done} of {JOBS}"
+    return JOBS / timer.elapsed
+
+
+async def table_analyzed(url: str, table: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT FROM pg_statistic WHERE starelid = $1::regclass)", table
+            )
+        )
+    finally:
+        await conn.close()
+
+
+TABLES = {SHARED: "jobs", EACH: "jobs", PGQUEUER: "pgqueuer", LIMIT: "bare_jobs"}
+
+
+async def one_run(
+    server_url: str, name: str, contender: Contender, analyze: bool
+) -> tuple[float, bool]:
+    """jobs/s, and whether the table had statistics at the end (autovacuum may analyze a
+    "never analyzed" table during the run: then the run is reported as such)."""
     async with fresh_database(server_url) as url:
-        await install_pgqueuer(url)
-        return await contender(url, batch)
+        await prepare_schemas(url)
+        rate = await contender(url, analyze)
+        return rate, await table_analyzed(url, TABLES[name])
+
+
+# --- claim latency ----------------------------------------------------------------------------
 
 
 async def fill(url: str, finished: int, pending: int) -> None:
@@ -144,23 +259,18 @@ async def fill(url: str, finished: int, pending: int) -> None:
             " FROM generate_series(1, $1::int) AS g",
             pending,
         )
-        await conn.execute("VACUUM ANALYZE jobs")
     finally:
         await conn.close()
 
 
-async def claim_p50_ms(small_url: str, large_url: str) -> tuple[float, float]:
-    """p50 of claim(limit=10) on each database, claims alternating between the two so that
-    load from elsewhere on the machine falls on both alike."""
+async def claim_p50_ms(urls: list[str]) -> list[float]:
+    """p50 of claim(limit=10) on each database, claims alternating between them so that
+    load from elsewhere on the machine falls on all alike."""
     stores = [
-        await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1))
-        for url in (small_url, large_url)
+        await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1)) for url in urls
     ]
-    times: list[list[float]] = [[], []]
+    times: list[list[float]] = [[] for _ in urls]
     try:
-        for store in stores:
-            for _ in range(20):  # warm up: prepared statements, caches
-                await store.jobs.claim("w", limit=10)
         for _ in range(CLAIMS):
             for index, store in enumerate(stores):
                 start = time.perf_counter()
@@ -169,66 +279,137 @@ async def claim_p50_ms(small_url: str, large_url: str) -> tuple[float, float]:
     finally:
         for store in stores:
             await store.close()
-    return statistics.median(times[0]), statistics.median(times[1])
+    return [statistics.median(t) for t in times]
+
+
+async def claim_latency(server_url: str) -> dict[str, Any]:
+    async with fresh_database(server_url) as small_url, fresh_database(server_url) as large_url:
+        urls = [small_url, large_url]
+        await fill(small_url, 0, 10_000)
+        with Timer() as filling:
+            await fill(large_url, 1_000_000, 100_000)
+        print(f"\n  (filling the large table took {filling.elapsed:.0f} s)")
+        result: dict[str, Any] = {}
+        rows = []
+        for condition in CONDITIONS:
+            if condition == "analyzed":
+                for url in urls:
+                    conn = await asyncpg.connect(url)
+                    try:
+                        await conn.execute("ANALYZE jobs")
+                    finally:
+                        await conn.close()
+            small, large = await claim_p50_ms(urls)
+            stats = [await table_analyzed(url, "jobs") for url in urls]
+            result[condition] = {
+                "small_p50_ms": small,
+                "large_p50_ms": large,
+                "ratio": large / small,
+                "tables_had_statistics": stats,
+            }
+            rows.append([condition, small, large, f"{large / small:.2f}x", str(stats)])
+    print_table(
+        f"claim(limit=10) p50 latency, ms ({CLAIMS} claims each, alternating)",
+        ["table state", "10k pending", "1M finished + 100k pending", "ratio", "had stats"],
+        rows,
+    )
+    return {"claims": CLAIMS, **result}
+
+
+# --- main -------------------------------------------------------------------------------------
 
 
 async def main(server_url: str) -> None:
     contenders: dict[str, Contender] = {
-        "media_store": drain_media_store,
-        "pgqueuer 1.6.0": drain_pgqueuer,
+        SHARED: drain_shared,
+        EACH: drain_each,
+        PGQUEUER: drain_pgqueuer,
+        LIMIT: drain_limit,
     }
-    drains: dict[int, dict[str, list[float]]] = {
-        batch: {name: [] for name in contenders} for batch in BATCHES
-    }
+    names = list(contenders)
+    runs: dict[str, dict[str, list[float]]] = {c: {n: [] for n in names} for c in CONDITIONS}
+    mislabelled: dict[str, dict[str, int]] = {c: dict.fromkeys(names, 0) for c in CONDITIONS}
     for round_no in range(ROUNDS):
-        for batch in BATCHES:
-            order = list(contenders.items())
-            if round_no % 2:
-                order.reverse()
-            for name, contender in order:
-                drains[batch][name].append(await one_run(server_url, contender, batch))
+        shift = round_no % len(names)
+        order = names[shift:] + names[:shift]
+        for condition in CONDITIONS:
+            analyze = condition == "analyzed"
+            for name in order:
+                rate, had_stats = await one_run(server_url, name, contenders[name], analyze)
+                runs[condition][name].append(rate)
+                if had_stats != analyze:
+                    mislabelled[condition][name] += 1
+
+    medians = {c: {n: median(runs[c][n]) for n in names} for c in CONDITIONS}
+
+    def paired(condition: str, name: str, other: str) -> float:
+        """Median over rounds of the ratio of two runs of one round (run back to back, so a
+        slow spell of the machine falls on both): steadier than a ratio of medians."""
+        pairs = zip(runs[condition][name], runs[condition][other], strict=True)
+        return median([a / b for a, b in pairs])
 
     rows = []
-    results: dict[str, object] = {}
-    for batch in BATCHES:
-        ours = median(drains[batch]["media_store"])
-        theirs = median(drains[batch]["pgqueuer 1.6.0"])
-        rows.append([f"drain, batch {batch}", ours, theirs, f"{ours / theirs:.2f}x"])
-        results[f"drain_batch_{batch}"] = {
-            "media_store_jobs_per_s": drains[batch]["media_store"],
-            "pgqueuer_jobs_per_s": drains[batch]["pgqueuer 1.6.0"],
-            "median_media_store": ours,
-            "median_pgqueuer": theirs,
-            "ratio": ours / theirs,
+    results: dict[str, Any] = {}
+    for condition in CONDITIONS:
+        m = medians[condition]
+        for name in names:
+            rows.append(
+                [
+                    condition,
+                    name,
+                    m[name],
+                    f"{paired(condition, name, PGQUEUER):.2f}x",
+                    f"{paired(condition, name, LIMIT):.2f}x",
+                ]
+            )
+        results[condition] = {
+            name: {
+                "jobs_per_s": runs[condition][name],
+                "median": m[name],
+                "vs_pgqueuer": paired(condition, name, PGQUEUER),
+                "vs_limit": paired(condition, name, LIMIT),
+                "vs_pgqueuer_of_medians": m[name] / m[PGQUEUER],
+                "vs_limit_of_medians": m[name] / m[LIMIT],
+                "runs_whose_table_state_differed": mislabelled[condition][name],
+            }
+            for name in names
         }
     print_table(
-        f"Drain {JOBS:,} jobs, {WORKERS} workers, jobs/s (median of {ROUNDS} rounds)",
-        ["case", "media_store", "pgqueuer 1.6.0", "ratio"],
+        f"Drain {JOBS:,} jobs, {WORKERS} workers, batch {BATCH}, jobs/s (median of {ROUNDS});"
+        " ratios: median of the rounds' ratios",
+        ["table state", "contender", "jobs/s", "vs pgqueuer", "vs limit"],
         rows,
     )
+    # The targets, on the worse condition and arrangement.
+    targets: dict[str, Any] = {}
+    for key, other, target in (
+        ("vs_pgqueuer", PGQUEUER, TARGET_VS_PGQUEUER),
+        ("vs_limit", LIMIT, TARGET_VS_LIMIT),
+    ):
+        ratio, condition, name = min(
+            (paired(c, n, other), c, n) for c in CONDITIONS for n in (SHARED, EACH)
+        )
+        targets[key] = {
+            "worst": ratio,
+            "at": [condition, name],
+            "target": target,
+            "met": ratio >= target,
+        }
+        print(
+            f"  target >= {target}x {other}: worst {ratio:.2f}x ({condition}, {name})"
+            f" {'met' if ratio >= target else 'NOT met'}"
+        )
 
-    async with fresh_database(server_url) as small_url, fresh_database(server_url) as large_url:
-        await fill(small_url, 0, 10_000)
-        with Timer() as filling:
-            await fill(large_url, 1_000_000, 100_000)
-        small, large = await claim_p50_ms(small_url, large_url)
-    print_table(
-        f"claim(limit=10) p50 latency, ms ({CLAIMS} claims each)",
-        ["table", "p50 ms"],
-        [
-            ["10k pending", small],
-            ["1M finished + 100k pending", large],
-            ["ratio large / small", f"{large / small:.2f}x"],
-        ],
-    )
-    print(f"  (filling the large table took {filling.elapsed:.0f} s)")
-    results["claim_latency"] = {
-        "small_p50_ms": small,
-        "large_p50_ms": large,
-        "ratio": large / small,
-        "claims": CLAIMS,
-    }
+    latency = await claim_latency(server_url)
     write_results(
         "queue",
-        {"jobs": JOBS, "workers": WORKERS, "rounds": ROUNDS, **results},
+        {
+            "jobs": JOBS,
+            "workers": WORKERS,
+            "batch": BATCH,
+            "rounds": ROUNDS,
+            "drain": results,
+            "targets": targets,
+            "claim_latency": latency,
+        },
     )

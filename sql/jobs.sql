@@ -128,6 +128,12 @@ GROUP BY status;
 -- reclaiming expired leases. Every time comes from the database clock. Every write after the
 -- claim is guarded by the lease (id, status 'processing', holder), so a worker that lost its
 -- lease changes nothing.
+-- The writes on a holder's jobs find them by primary key. Their status guard is written
+-- `status IS NOT DISTINCT FROM 'processing'` (status is NOT NULL: the same test) because
+-- `status = 'processing'` lets the planner read the processing range of
+-- jobs_status_created_at_idx instead, which until the next vacuum holds an entry for every
+-- job processed since: measured, a drain's completions slowed as it went, and most on a
+-- table not analyzed yet (bitmap scans never mark those entries dead).
 
 -- name: claim_jobs
 -- Claim up to $2 runnable pending jobs, oldest first, of the types $4 (NULL: any) for holder $1
@@ -157,7 +163,9 @@ ORDER BY created_at, id;
 WITH held AS MATERIALIZED (
     SELECT id
     FROM jobs
-    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    WHERE id = any($2::uuid[])
+      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the queue notes
+      AND locked_by = $1::text
     ORDER BY id
     FOR UPDATE
 )
@@ -192,7 +200,9 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 WITH held AS MATERIALIZED (
     SELECT id
     FROM jobs
-    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    WHERE id = any($2::uuid[])
+      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the queue notes
+      AND locked_by = $1::text
     ORDER BY id
     FOR UPDATE
 )
@@ -242,7 +252,9 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 WITH held AS MATERIALIZED (
     SELECT id
     FROM jobs
-    WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
+    WHERE id = any($2::uuid[])
+      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the queue notes
+      AND locked_by = $1::text
     ORDER BY id
     FOR UPDATE
 )
