@@ -13,7 +13,8 @@
 -- * jobs_lease_expiry_idx took an entry on every claim and made every heartbeat a non-HOT
 --   update writing an entry into every index (it indexes locked_until, which heartbeats
 --   move). Reclaiming reads the processing jobs through jobs_status_created_at_idx instead:
---   they are as many as the leases held, however large the table.
+--   they are as many as the leases held, however large the table (plus, as in the dropped
+--   index, entries of jobs processed since the last vacuum).
 --
 -- Kept, because they earn their cost: jobs_pkey; jobs_claim_idx and jobs_claim_type_idx
 -- (written on insert only: a claimed row leaves their predicate); jobs_status_created_at_idx
