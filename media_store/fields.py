@@ -1,15 +1,16 @@
 """Field types and model bases that the schemas (models.py) and the words (words.py) share.
 
-Validation happens in these types, before any SQL runs: lengths within the column sizes, no
-NUL characters in any text (PostgreSQL rejects them, mid-transaction), finite floats, ranges
-that mirror the database's CHECK constraints, and JSON fields that are JSON (no NaN/Infinity,
-string keys). Neither models.py nor words.py is imported here, so both can build on it.
+Validation happens in these types, before any SQL runs: lengths within the column sizes, text
+PostgreSQL can store (no NUL character, no lone surrogate), finite floats, ranges that mirror
+the database's CHECK constraints, and JSON fields that are JSON the database stores as given
+(no NaN/Infinity, string keys, 64-bit integers, at most :data:`MAX_JSON_DEPTH` levels deep).
+Neither models.py nor words.py is imported here, so both can build on it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import reprlib
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -17,37 +18,111 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
+# How deep JSON values (parameters, results, metadata, detailed_analysis) may nest: an object
+# or array counts one level, so {"a": [1]} is 2 deep. Deep enough for any real document, and
+# far below the nesting where the JSON encoder (orjson: 255) or the Python stack gives up.
+MAX_JSON_DEPTH = 64
 
-def no_nul(value: str) -> str:
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = 60
+_SHOWN.maxother = 60
+
+
+def shown(value: object) -> str:
+    """``value`` as an error message shows it: a short repr that any stream can print.
+
+    Long values are elided, huge ints are described rather than converted, and a lone
+    surrogate appears as its escape: a message must never fail to build or to be logged.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    try:
+        text = _SHOWN.repr(value)
+    except Exception:  # a repr that raises is still a value to name
+        text = f"<{type(value).__name__} object>"
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with any lone surrogate escaped (``\\ud800``), so that it can be encoded."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(value: str) -> str:
+    """Text PostgreSQL can store: no NUL (it rejects it, mid-transaction) and valid Unicode
+    (a lone surrogate has no UTF-8 encoding). Raises ValueError otherwise."""
     if "\x00" in value:
         raise ValueError("text must not contain NUL (\\x00) characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must not contain lone surrogates (not valid Unicode)") from None
     return value
 
 
-def check_json(value: Any, path: str = "$") -> None:
-    """Raise ValueError when ``value`` is not JSON the database can store as it is."""
-    if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, str):
-            no_nul(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
-            raise ValueError(f"{path}: integer out of the 64-bit range JSON can carry here")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{path}: NaN and Infinity are not JSON")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{path}: object keys must be strings, got {type(key).__name__}")
-            no_nul(key)
-            check_json(item, f"{path}.{key}")
-        return
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]")
-        return
-    raise ValueError(f"{path}: {type(value).__name__} is not JSON-serialisable")
+def check_json(value: Any) -> None:
+    """Raise ValueError when ``value`` is not JSON the database can store as it is.
+
+    JSON is ``None``, ``bool``, ``int`` (64-bit), finite ``float``, :func:`storable` ``str``,
+    ``dict`` with such string keys, ``list`` or ``tuple``, nested at most
+    :data:`MAX_JSON_DEPTH` deep. Walked with an explicit stack, so no input, however deep,
+    exhausts the Python stack; the message names the path of the first problem found.
+    """
+    # (value, depth of the container holding it, the entry of that container, key in it)
+    stack: list[tuple[Any, int, tuple[Any, ...] | None, object]] = [(value, 0, None, None)]
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if item is None or isinstance(item, bool):
+            continue
+        problem: str | None = None
+        if isinstance(item, str):
+            problem = _text_problem(item)
+        elif isinstance(item, int):
+            if abs(item) > INT64_MAX:
+                problem = "integer out of the 64-bit range JSON can carry here"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                problem = "NaN and Infinity are not JSON"
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                problem = f"nested deeper than {MAX_JSON_DEPTH} levels"
+            elif isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        problem = f"object keys must be strings, got {type(key).__name__}"
+                    elif (key_problem := _text_problem(key)) is not None:
+                        problem = f"object key {shown(key)}: {key_problem}"
+                    if problem is not None:
+                        break
+                    stack.append((child, depth + 1, entry, key))
+            else:
+                stack.extend((child, depth + 1, entry, i) for i, child in enumerate(item))
+        else:
+            problem = f"{type(item).__name__} is not JSON"
+        if problem is not None:
+            raise ValueError(f"{_json_path(entry)}: {problem}")
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        storable(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _json_path(entry: tuple[Any, ...]) -> str:
+    """``$["a"][0]``: where ``entry`` sits in the checked value (keys shown safely)."""
+    parts: list[str] = []
+    while entry[2] is not None:
+        key = entry[3]
+        parts.append(f"[{key}]" if isinstance(key, int) else f"[{shown(key)}]")
+        entry = entry[2]
+    return "$" + "".join(reversed(parts))
 
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +130,13 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-_NoNul = AfterValidator(no_nul)
-Text = Annotated[str, _NoNul]
-NonEmptyText = Annotated[str, StringConstraints(min_length=1), _NoNul]
-Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), _NoNul]
-Text50 = Annotated[str, StringConstraints(max_length=50), _NoNul]
-Text100 = Annotated[str, StringConstraints(max_length=100), _NoNul]
-Text10 = Annotated[str, StringConstraints(max_length=10), _NoNul]
+_Storable = AfterValidator(storable)
+Text = Annotated[str, _Storable]
+NonEmptyText = Annotated[str, StringConstraints(min_length=1), _Storable]
+Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), _Storable]
+Text50 = Annotated[str, StringConstraints(max_length=50), _Storable]
+Text100 = Annotated[str, StringConstraints(max_length=100), _Storable]
+Text10 = Annotated[str, StringConstraints(max_length=10), _Storable]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)]

@@ -32,6 +32,7 @@ from media_store.fields import (
     Text10,
     Text100,
     TokenCount,
+    printable,
 )
 from media_store.words import WordsInput, WordsOutput
 
@@ -210,7 +211,8 @@ def validate_input(model: type[InputT], data: InputT | Mapping[str, Any]) -> Inp
             f"{'.'.join(map(str, e['loc'])) or model.__name__}: {e['msg']}"  # type: ignore[call-overload]
             for e in errors
         )
-        raise ValidationError(f"invalid {model.__name__}: {detail}", errors) from exc
+        # A key of the input may hold a lone surrogate: the message must still print.
+        raise ValidationError(f"invalid {model.__name__}: {printable(detail)}", errors) from exc
 
 
 def validate_batch(

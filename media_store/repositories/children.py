@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from media_store.errors import JobNotFound, ValidationError
+from media_store import arguments
+from media_store.errors import JobNotFound
 from media_store.fields import Input, Row
 from media_store.models import from_row, validate_batch, validate_input
 from media_store.queries import Query
@@ -52,8 +53,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
     async def _create_many(self, items: Sequence[CreateT | Mapping[str, Any]]) -> list[RowT]:
         if self._create_many_query is None:  # pragma: no cover - subclasses that batch set it
             raise NotImplementedError
-        if len(items) > MAX_BATCH:
-            raise ValidationError(f"at most {MAX_BATCH} rows per batch, got {len(items)}")
+        arguments.sequence("items", items, MAX_BATCH)
         # Every item is validated before the single INSERT: one bad item writes nothing.
         valid: list[CreateT] = validate_batch(self.create_model, items)
         if not valid:
@@ -70,7 +70,8 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
         return [from_row(self.row_model, row) for row in rows]
 
     async def get(self, row_id: uuid.UUID) -> RowT | None:
-        row = await self._fetchrow(self._get_query, row_id)
+        """One row, or None. Raises :class:`ValidationError` when ``row_id`` is no UUID."""
+        row = await self._fetchrow(self._get_query, arguments.identifier("row_id", row_id))
         if row is None:
             return None
         result: RowT = from_row(self.row_model, row)
@@ -78,6 +79,7 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
 
     async def list_for_job(self, job_id: uuid.UUID) -> list[RowT]:
         """The job's rows in creation order."""
+        job_id = arguments.identifier("job_id", job_id)
         return [
             from_row(self.row_model, row)
             for row in await self._fetch(self._list_for_job_query, job_id)
@@ -85,4 +87,5 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
 
     async def delete(self, row_id: uuid.UUID) -> bool:
         """Delete one row. True if it existed."""
+        row_id = arguments.identifier("row_id", row_id)
         return await self._fetchval(self._delete_query, row_id) is not None

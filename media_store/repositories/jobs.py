@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from media_store.arguments import bounded_int, duration
-from media_store.arguments import worker_id as worker_id_arg
+from media_store import arguments
 from media_store.errors import InvalidTransition, JobNotFound, LeaseLost, ValidationError
-from media_store.fields import INT64_MAX
+from media_store.fields import INT32_MAX, shown
 from media_store.models import (
     Job,
     JobCreate,
@@ -46,6 +45,7 @@ class _Unset:
 UNSET: Final = _Unset()
 
 MAX_PAGE = 10_000
+MAX_OFFSET = INT32_MAX  # get_all_jobs takes OFFSET as an int
 
 # Who holds a job started by the plan's start_processing / update_status, and for how long:
 # nothing heartbeats those, so the lease is long.
@@ -53,6 +53,8 @@ MANUAL_HOLDER: Final = "media_store:manual"
 MANUAL_LEASE: Final = timedelta(hours=1)
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
+_STATUSES = tuple(s.value for s in JobStatus)
+_TYPES = tuple(t.value for t in JobType)
 
 # The queries of sql/jobs.sql, in that file's order, each named after its method.
 _UUID = uuid.UUID
@@ -108,14 +110,17 @@ class JobCursor:
 
     @classmethod
     def decode(cls, token: str) -> JobCursor:
+        """The cursor :meth:`encode` made. Raises :class:`ValidationError` for anything else."""
+        if not isinstance(token, str):
+            raise ValidationError(f"invalid job cursor {shown(token)}")
         try:
             created_at, job_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
             parsed = datetime.fromisoformat(created_at)
-            if parsed.tzinfo is None:
+            if parsed.utcoffset() is None:
                 raise ValueError("naive timestamp")
             return cls(parsed, uuid.UUID(job_id))
-        except ValueError as exc:
-            raise ValidationError(f"invalid job cursor {token!r}") from exc
+        except ValueError as exc:  # bad base64, UTF-8, separator, timestamp or UUID
+            raise ValidationError(f"invalid job cursor {shown(token)}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +130,24 @@ class JobPage:
 
 
 def _limit(limit: int) -> int:
-    return bounded_int("limit", limit, 1, MAX_PAGE)
+    return arguments.bounded_int("limit", limit, 1, MAX_PAGE)
+
+
+def _cursor(after: JobCursor | str) -> JobCursor:
+    """``after`` of :meth:`JobRepository.list_jobs` as a cursor whose fields the SQL takes."""
+    if isinstance(after, str):
+        return JobCursor.decode(after)
+    if (
+        isinstance(after, JobCursor)
+        and isinstance(after.created_at, datetime)
+        and after.created_at.utcoffset() is not None
+        and isinstance(after.id, uuid.UUID)
+    ):
+        return after
+    raise ValidationError(
+        f"after must be a JobCursor (an aware created_at and a UUID) or its string form, "
+        f"got {shown(after)}"
+    )
 
 
 class JobRepository(Repository):
@@ -170,7 +192,8 @@ class JobRepository(Repository):
         return from_row(Job, row)
 
     async def get_by_id(self, job_id: uuid.UUID) -> Job | None:
-        row = await self._fetchrow(_GET_BY_ID, job_id)
+        """One job, or None. Raises :class:`ValidationError` when ``job_id`` is no UUID."""
+        row = await self._fetchrow(_GET_BY_ID, arguments.identifier("job_id", job_id))
         return None if row is None else from_row(Job, row)
 
     async def get_by_status(self, status: JobStatus | str, limit: int = 100) -> list[Job]:
@@ -179,19 +202,20 @@ class JobRepository(Repository):
         return [from_row(Job, row) for row in rows]
 
     async def get_all(self, limit: int = 100, offset: int = 0) -> list[Job]:
-        """All jobs, newest first, by offset. Deep pages: use :meth:`list_jobs`."""
+        """All jobs, newest first, by offset (at most :data:`MAX_OFFSET`). Deep pages: use
+        :meth:`list_jobs`."""
         rows = await self._fetch(
-            _GET_ALL, _limit(limit), bounded_int("offset", offset, 0, INT64_MAX)
+            _GET_ALL, _limit(limit), arguments.bounded_int("offset", offset, 0, MAX_OFFSET)
         )
         return [from_row(Job, row) for row in rows]
 
     async def list_jobs(self, after: JobCursor | str | None = None, limit: int = 100) -> JobPage:
         """One page of jobs, newest first, after ``after`` (a cursor or its string form)."""
-        _limit(limit)
+        limit = _limit(limit)
         if after is None:
             rows = await self._fetch(_GET_ALL, limit, 0)
         else:
-            cursor = JobCursor.decode(after) if isinstance(after, str) else after
+            cursor = _cursor(after)
             rows = await self._fetch(_LIST_AFTER, cursor.created_at, cursor.id, limit)
         jobs = [from_row(Job, row) for row in rows]
         last = jobs[-1] if len(jobs) == limit else None
@@ -214,6 +238,7 @@ class JobRepository(Repository):
         clock. Raises :class:`JobNotFound`, :class:`InvalidTransition` (nothing changed) or
         :class:`ValidationError` (before any SQL).
         """
+        job_id = arguments.identifier("job_id", job_id)
         target = _status(status)
         given = {
             name: value
@@ -236,7 +261,7 @@ class JobRepository(Repository):
             "processing_time_ms" in given,
             values.processing_time_ms,
             MANUAL_HOLDER,
-            duration("lease", MANUAL_LEASE),
+            arguments.lease(MANUAL_LEASE),
         )
         if row is None:
             raise await self._refusal(job_id, target)
@@ -253,11 +278,15 @@ class JobRepository(Repository):
         succeeds, the others get :class:`InvalidTransition`.
 
         The job is leased to ``worker_id`` (default :data:`MANUAL_HOLDER`) for ``lease``
-        (default :data:`MANUAL_LEASE`, long because nothing heartbeats it). Workers should
-        use :meth:`claim` and :meth:`heartbeat` instead.
+        (default :data:`MANUAL_LEASE`, long because nothing heartbeats it; at most
+        :data:`~media_store.arguments.MAX_LEASE`). Workers should use :meth:`claim` and
+        :meth:`heartbeat` instead. Raises :class:`JobNotFound`, or :class:`ValidationError`
+        before any SQL.
         """
-        holder = worker_id_arg(worker_id or MANUAL_HOLDER)
-        span = duration("lease", MANUAL_LEASE if lease is None else lease, positive=True)
+        job_id = arguments.identifier("job_id", job_id)
+        default = isinstance(worker_id, str) and worker_id == ""
+        holder = MANUAL_HOLDER if default else arguments.worker_id(worker_id)
+        span = arguments.lease(MANUAL_LEASE if lease is None else lease)
         row = await self._fetchrow(_START, job_id, holder, span)
         if row is None:
             raise await self._refusal(job_id, JobStatus.PROCESSING)
@@ -265,7 +294,7 @@ class JobRepository(Repository):
 
     async def delete(self, job_id: uuid.UUID) -> bool:
         """Delete a job and everything it produced. True if it existed."""
-        return await self._fetchval(_DELETE, job_id) is not None
+        return await self._fetchval(_DELETE, arguments.identifier("job_id", job_id)) is not None
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         """Number of jobs in every status, zero counts included."""
@@ -294,14 +323,15 @@ class JobRepository(Repository):
 
         One statement (``FOR UPDATE SKIP LOCKED``): concurrent claimers never wait for each
         other and never get the same job. Each claimed job is processing, leased to
-        ``worker_id`` until ``lease`` (a timedelta or seconds) from now on the database clock,
-        with one more attempt counted. ``job_types`` (None: any) restricts the types. Returns
+        ``worker_id`` until ``lease`` (a timedelta or seconds, at most
+        :data:`~media_store.arguments.MAX_LEASE`) from now on the database clock, with one more
+        attempt counted. ``job_types`` (None: any) restricts the types. Returns
         the claimed jobs oldest first, possibly none. Raises :class:`ValidationError` before
         any SQL on bad input.
         """
-        holder = worker_id_arg(worker_id)
-        count = bounded_int("limit", limit, 1, MAX_CLAIM)
-        span = duration("lease", lease, positive=True)
+        holder = arguments.worker_id(worker_id)
+        count = arguments.bounded_int("limit", limit, 1, MAX_CLAIM)
+        span = arguments.lease(lease)
         types = _job_types(job_types)
         if types is not None and len(types) == 1:
             rows = await self._fetch(_CLAIM_OF_TYPE, holder, count, span, types[0])
@@ -320,11 +350,11 @@ class JobRepository(Repository):
 
         Returns which were extended and which were lost (reclaimed, finished or deleted):
         a worker should stop working on a lost job, whose completion would raise
-        :class:`LeaseLost`.
+        :class:`LeaseLost`. ``job_ids`` is an iterable of ids (duplicates count once).
         """
-        holder = worker_id_arg(worker_id)
-        span = duration("lease", lease, positive=True)
-        wanted = list(dict.fromkeys(job_ids))
+        holder = arguments.worker_id(worker_id)
+        span = arguments.lease(lease)
+        wanted = arguments.identifiers("job_ids", job_ids)
         if not wanted:
             return Heartbeat(extended=[], lost=[])
         rows = await self._fetch(_HEARTBEAT, holder, wanted, span)
@@ -345,7 +375,8 @@ class JobRepository(Repository):
         claim. Raises :class:`LeaseLost` (nothing changed) when ``worker_id`` no longer holds
         the job, :class:`JobNotFound` when it is gone, :class:`ValidationError` before any SQL.
         """
-        holder = worker_id_arg(worker_id)
+        job_id = arguments.identifier("job_id", job_id)
+        holder = arguments.worker_id(worker_id)
         values = validate_input(StatusUpdate, {"result": result})
         row = await self._fetchrow(_COMPLETE, job_id, holder, values.result)
         if row is None:
@@ -358,11 +389,17 @@ class JobRepository(Repository):
         """:meth:`complete` for many jobs in one statement: ``results`` maps each job id to
         its result. Returns which were completed and which ``worker_id`` no longer held
         (lost or deleted: those are left unchanged, no error is raised for them). Raises
-        :class:`ValidationError` before any SQL if any result is invalid.
+        :class:`ValidationError` before any SQL if any id or result is invalid, or an id is
+        given twice (e.g. as a UUID and as its string).
         """
-        holder = worker_id_arg(worker_id)
-        ids = list(results)
-        values = [validate_input(StatusUpdate, {"result": results[i]}).result for i in ids]
+        holder = arguments.worker_id(worker_id)
+        given = arguments.mapping("results", results)
+        ids = arguments.identifiers("results", given)
+        if len(ids) != len(given):
+            raise ValidationError("results: a job id is given twice")
+        values = [
+            validate_input(StatusUpdate, {"result": result}).result for result in given.values()
+        ]
         if not ids:
             return Completed(completed=[], lost=[])
         done = {row["id"] for row in await self._fetch(_COMPLETE_MANY, holder, ids, values)}
@@ -382,16 +419,19 @@ class JobRepository(Repository):
         """Record ``error`` on a job ``worker_id`` holds.
 
         With ``retry`` and attempts left (``attempts < max_attempts``) the job returns to
-        pending, claimable after ``retry_in`` (None: at once); otherwise it is failed for good
-        with this error. Raises :class:`LeaseLost` (nothing changed), :class:`JobNotFound`,
-        or :class:`ValidationError` before any SQL.
+        pending, claimable after ``retry_in`` (None: at once; at most
+        :data:`~media_store.arguments.MAX_DURATION`); otherwise it is failed for good with this
+        error. Raises :class:`LeaseLost` (nothing changed), :class:`JobNotFound`, or
+        :class:`ValidationError` before any SQL.
         """
-        holder = worker_id_arg(worker_id)
+        job_id = arguments.identifier("job_id", job_id)
+        holder = arguments.worker_id(worker_id)
         values = validate_input(StatusUpdate, {"error": error})
         if values.error is None:
             raise ValidationError("error must be a string")
-        delay = 0.0 if retry_in is None else duration("retry_in", retry_in)
-        row = await self._fetchrow(_FAIL, job_id, holder, values.error, retry, delay)
+        again = arguments.flag("retry", retry)
+        delay = 0.0 if retry_in is None else arguments.duration("retry_in", retry_in)
+        row = await self._fetchrow(_FAIL, job_id, holder, values.error, again, delay)
         if row is None:
             raise await self._lease_refusal(job_id, holder)
         return from_row(Job, row)
@@ -400,8 +440,8 @@ class JobRepository(Repository):
         """Give back unfinished jobs ``worker_id`` still holds (e.g. on shutdown): they are
         pending again at once and the interrupted attempt is not counted. Returns the ids
         released; jobs it no longer held are left alone."""
-        holder = worker_id_arg(worker_id)
-        wanted = list(dict.fromkeys(job_ids))
+        holder = arguments.worker_id(worker_id)
+        wanted = arguments.identifiers("job_ids", job_ids)
         if not wanted:
             return []
         released = {row["id"] for row in await self._fetch(_RELEASE, holder, wanted)}
@@ -420,12 +460,11 @@ class JobRepository(Repository):
 
 
 def _status(value: JobStatus | str) -> JobStatus:
-    try:
+    # Only strings reach the enum: its own error message reprs the value whole, which for a
+    # deeply nested one exhausts the stack.
+    if isinstance(value, str) and value in _STATUSES:
         return JobStatus(value)
-    except ValueError:
-        raise ValidationError(
-            f"unknown job status {value!r}; expected one of {[s.value for s in JobStatus]}"
-        ) from None
+    raise ValidationError(f"unknown job status {shown(value)}; expected one of {list(_STATUSES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,14 +488,17 @@ def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
         return None
     if isinstance(values, str):  # one type given bare: accept it rather than its letters
         values = [values]
+    if isinstance(values, bytes) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"job_types must be job types (or one, or None for any), got {shown(values)}"
+        )
     types: list[str] = []
     for value in values:
-        try:
-            types.append(JobType(value).value)
-        except ValueError:
+        if not (isinstance(value, str) and value in _TYPES):
             raise ValidationError(
-                f"unknown job type {value!r}; expected one of {[t.value for t in JobType]}"
-            ) from None
+                f"unknown job type {shown(value)}; expected one of {list(_TYPES)}"
+            )
+        types.append(JobType(value).value)
     if not types:
         raise ValidationError("job_types must name at least one type (or be None for any)")
     return sorted(set(types))

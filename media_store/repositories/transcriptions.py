@@ -10,7 +10,6 @@ call behind. The codec between words and segment rows is :mod:`media_store.segme
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
@@ -18,12 +17,14 @@ from typing import Any
 
 import asyncpg
 
+from media_store import arguments
 from media_store.errors import (
     JobNotFound,
     TranscriptionNotFound,
     ValidationError,
     WordOrderConflict,
 )
+from media_store.fields import shown
 from media_store.models import (
     Transcription,
     TranscriptionCreate,
@@ -141,8 +142,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         Every item (and every word) is validated before anything is written; then one INSERT
         for the transcriptions and one binary COPY for all their words.
         """
-        if len(items) > MAX_BATCH:
-            raise ValidationError(f"at most {MAX_BATCH} transcriptions per batch, got {len(items)}")
+        arguments.sequence("items", items, MAX_BATCH)
         valid = validate_batch(TranscriptionCreate, items)
         if not valid:
             return []
@@ -176,6 +176,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         """
         item = validate_input(TranscriptionCreate, data)
         first = _words_of(item)
+        _word_source(words)
         async with self._transaction() as tx:
             if item.word_timestamps is None:
                 item = item.model_copy(update={"word_timestamps": []})
@@ -191,6 +192,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def get(self, row_id: uuid.UUID) -> Transcription | None:
         """One transcription with all its words, or None."""
+        row_id = arguments.identifier("row_id", row_id)
         row = await self._fetchrow(self._get_query, row_id)
         if row is None:
             return None
@@ -199,6 +201,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def list_for_job(self, job_id: uuid.UUID) -> list[Transcription]:
         """The job's transcriptions in creation order, each with all its words."""
+        job_id = arguments.identifier("job_id", job_id)
         rows = await self._fetch(self._list_for_job_query, job_id)
         if not rows:
             return []
@@ -222,6 +225,8 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         hold (:class:`ValidationError`). Raises :class:`TranscriptionNotFound`. Returns the
         number of words appended.
         """
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        _word_source(words)
         async with self._transaction() as tx:
             if await tx._fetchval(self._lock_words_query, transcription_id) is None:
                 raise TranscriptionNotFound(transcription_id)
@@ -235,6 +240,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def words(self, transcription_id: uuid.UUID) -> Words:
         """All words of a transcription, in order. Raises :class:`TranscriptionNotFound`."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
         segments = await self._fetch(self._segments_query, transcription_id)
         if not segments:
             await self.count_words(transcription_id)  # raises when it does not exist
@@ -246,9 +252,8 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         hold such words. A word straddling ``t0`` (start < t0 < end) is not in the window; a
         word straddling ``t1`` (start < t1 < end) is. Raises :class:`TranscriptionNotFound`.
         """
-        for name, value in (("t0", t0), ("t1", t1)):
-            if type(value) not in (int, float) or not math.isfinite(value):
-                raise ValidationError(f"{name} must be a finite number, got {value!r}")
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        t0, t1 = arguments.number("t0", t0), arguments.number("t1", t1)
         segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
         if not segments:
             await self.count_words(transcription_id)
@@ -257,6 +262,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def count_words(self, transcription_id: uuid.UUID) -> int:
         """Number of words of a transcription. Raises :class:`TranscriptionNotFound`."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
         row = await self._fetchrow(self._count_words_query, transcription_id)
         if row is None:
             raise TranscriptionNotFound(transcription_id)
@@ -297,6 +303,14 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             count += len(batch)
             after = batch.starts[-1]
         return count
+
+
+def _word_source(words: WordSource) -> None:
+    """Refuse, before any SQL, a ``words`` argument that is no collection of words at all."""
+    if isinstance(words, str | bytes | Mapping) or not isinstance(words, Iterable | AsyncIterable):
+        raise ValidationError(
+            f"words must be a list, an iterator or an async iterator of words, got {shown(words)}"
+        )
 
 
 def _words_of(item: TranscriptionCreate) -> Words | None:
