@@ -52,7 +52,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import asyncpg
 
-from media_store.arguments import MAX_LEASE, bounded_int, duration
+from media_store.arguments import bounded_int, duration
 from media_store.errors import JobNotFound, LeaseLost, MediaStoreError, ValidationError
 from media_store.models import Job, JobStatus, JobType
 from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
@@ -158,7 +158,7 @@ async def run_worker(
     heartbeat or reclaim is tried again on the next round (on a new connection), a failed
     outcome as said above.
     """
-    lease_s = duration("lease", lease, positive=True, maximum=MAX_LEASE)
+    lease_s = duration("lease", lease, positive=True)
     beat_s = (
         lease_s / 3
         if heartbeat_every is None
@@ -292,7 +292,7 @@ class _Worker:
 
     async def _serve(self, jobs: JobRepository, burst: bool) -> bool:
         """Claim and process until stopped (True), out of work in burst mode (True), or the
-        database fails (False)."""
+        database fails (False; with ``reconnect`` set when only the held connection did)."""
         next_reclaim = 0.0
         while not self.stop.is_set():
             if time.monotonic() >= next_reclaim:
@@ -316,7 +316,8 @@ class _Worker:
                     break
                 await self._process(jobs, job)
             await self._flush(jobs)
-            await self._release(jobs)  # what stop left unstarted
+            # What stop left unstarted; on the pool if the held connection broke.
+            await self._release(self.store.jobs if self.reconnect else jobs)
             if self.reconnect:
                 return False
         return True
