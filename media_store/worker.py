@@ -52,7 +52,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import asyncpg
 
-from media_store.arguments import bounded_int, duration
+from media_store.arguments import MAX_LEASE, bounded_int, duration
 from media_store.errors import JobNotFound, LeaseLost, MediaStoreError, ValidationError
 from media_store.models import Job, JobStatus, JobType
 from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
@@ -158,7 +158,7 @@ async def run_worker(
     heartbeat or reclaim is tried again on the next round (on a new connection), a failed
     outcome as said above.
     """
-    lease_s = duration("lease", lease, positive=True)
+    lease_s = duration("lease", lease, positive=True, maximum=MAX_LEASE)
     beat_s = (
         lease_s / 3
         if heartbeat_every is None
