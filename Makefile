@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format migrate rollback migrate-status check bench clean
+.PHONY: install demo api test lint format migrate rollback migrate-status check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,20 @@ install: $(STAMP)
 demo: $(STAMP)  ## migrate DATABASE_URL (or an embedded dev PostgreSQL, left running) and run the example flow on rows of its own
 	$(BIN)/media-store demo
 
+api: $(STAMP)  ## serve the example HTTP service (examples/api.py) on 127.0.0.1:8000, on DATABASE_URL or the demo's embedded PostgreSQL, migrated first
+	$(BIN)/python -m examples.api
+
 test: $(STAMP)  ## the whole suite; its header names the server (MEDIA_STORE_TEST_DSN, else Docker, else embedded PostgreSQL)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check media_store tests benchmarks
-	$(BIN)/ruff format --check media_store tests benchmarks
+	$(BIN)/ruff check media_store tests benchmarks examples
+	$(BIN)/ruff format --check media_store tests benchmarks examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix media_store tests benchmarks
-	$(BIN)/ruff format media_store tests benchmarks
+	$(BIN)/ruff check --fix media_store tests benchmarks examples
+	$(BIN)/ruff format media_store tests benchmarks examples
 
 migrate: $(STAMP)  ## apply every pending migration to DATABASE_URL
 	$(BIN)/media-store migrate

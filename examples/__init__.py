@@ -1,0 +1,1 @@
+"""Examples to copy: ``python -m examples.api`` runs the example HTTP service."""

@@ -1,0 +1,203 @@
+"""An HTTP service on media_store, to copy: jobs, their analysis results, transcriptions and
+their words, on FastAPI with the integration of :mod:`media_store.fastapi`.
+
+Run it with one command (``make api``, or ``python -m examples.api``): against
+``DATABASE_URL`` when it is set, else against the embedded development PostgreSQL that
+``make demo`` uses (started if needed and left running, its data in ``.dev-postgres/``). The
+command applies pending migrations first, as ``make demo`` does, then serves on
+http://127.0.0.1:8000 (the OpenAPI page at ``/docs``). In production, migrate as an operator
+(``media-store migrate``) and serve the application alone: ``uvicorn examples.api:app``.
+
+Endpoints hold no try/except: the library's errors become HTTP answers in one place
+(:func:`media_store.fastapi.exception_handlers`): bad input 422, a missing job or
+transcription 404, a refused status change or out-of-order words 409, no database 503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from functools import partial
+from typing import Annotated
+
+import uvicorn
+from fastapi import APIRouter, Body, FastAPI, Query, status
+from pydantic import BaseModel, Field
+
+from media_store import (
+    AnalysisResult,
+    AnalysisResultCreate,
+    DatabaseUnavailable,
+    Dsn,
+    Job,
+    JobCreate,
+    JobNotFound,
+    JobStatus,
+    Repositories,
+    Settings,
+    Transcription,
+    TranscriptionCreate,
+    Words,
+    migrate,
+)
+from media_store.config import DATABASE_URL
+from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
+from media_store.fastapi import (
+    StoreDep,
+    TransactionDep,
+    exception_handlers,
+    lifespan,
+    transaction,
+)
+from media_store.repositories.jobs import MAX_PAGE
+from media_store.words import WordsInput, WordsOutput
+
+# A consistent read of several statements: one snapshot, no writes.
+SnapshotDep = Annotated[Repositories, transaction(isolation="repeatable_read", readonly=True)]
+
+router = APIRouter()
+
+
+class JobsPage(BaseModel):
+    """One page of jobs, newest first."""
+
+    jobs: list[Job]
+    next: str | None = Field(description="pass as ?after= for the next page; null on the last page")
+
+
+class Health(BaseModel):
+    database: str
+
+
+@router.get("/health")
+async def health(store: StoreDep) -> Health:
+    """200 when a connection answers, else 503 (for a load balancer's readiness check)."""
+    if not await store.ping():
+        raise DatabaseUnavailable("the database did not answer the health check")
+    return Health(database="ok")
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED)
+async def create_job(job: JobCreate, store: StoreDep) -> Job:
+    """Create a pending job."""
+    return await store.jobs.create(job)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    store: StoreDep,
+    after: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> JobsPage:
+    """Jobs newest first, a page at a time (keyset pagination: deep pages cost no more)."""
+    page = await store.jobs.list_jobs(after=after, limit=limit)
+    return JobsPage(jobs=page.jobs, next=None if page.next is None else page.next.encode())
+
+
+# Before /jobs/{job_id}, which would otherwise take "counts" for an id.
+@router.get("/jobs/counts")
+async def count_jobs(store: StoreDep) -> dict[JobStatus, int]:
+    """How many jobs are in each status (every status present, zeros included)."""
+    return await store.jobs.count_by_status()
+
+
+@router.get("/jobs/{job_id}")
+async def read_job(job_id: uuid.UUID, store: StoreDep) -> Job:
+    job = await store.jobs.get_by_id(job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+@router.post("/jobs/{job_id}/start")
+async def start_job(job_id: uuid.UUID, store: StoreDep) -> Job:
+    """Move a pending job to processing (409 when it is not pending)."""
+    return await store.jobs.start_processing(job_id)
+
+
+@router.get("/jobs/{job_id}/analysis-results")
+async def list_analysis_results(job_id: uuid.UUID, tx: SnapshotDep) -> list[AnalysisResult]:
+    """The job's analysis results, oldest first (404 when the job does not exist)."""
+    if await tx.jobs.get_by_id(job_id) is None:
+        raise JobNotFound(job_id)
+    return await tx.analysis_results.list_for_job(job_id)
+
+
+@router.post("/analysis-results", status_code=status.HTTP_201_CREATED)
+async def deliver_analysis(analysis: AnalysisResultCreate, tx: TransactionDep) -> AnalysisResult:
+    """Store an analysis result and complete its job with it, all or nothing.
+
+    When the job is not processing, the status change is refused (409) after the result
+    was inserted: the transaction rolls back, and nothing is stored.
+    """
+    stored = await tx.analysis_results.create(analysis)
+    await tx.jobs.update_status(
+        analysis.job_id,
+        JobStatus.COMPLETED,
+        result={"analysis_result_id": str(stored.id), "summary": stored.summary},
+    )
+    return stored
+
+
+@router.post("/transcriptions", status_code=status.HTTP_201_CREATED)
+async def create_transcription(
+    transcription: TranscriptionCreate, store: StoreDep
+) -> Transcription:
+    """Store a transcription with its word timestamps (a JSON array of words)."""
+    return await store.transcriptions.create(transcription)
+
+
+@router.post("/transcriptions/{transcription_id}/words")
+async def append_words(
+    transcription_id: uuid.UUID, words: Annotated[WordsInput, Body()], store: StoreDep
+) -> int:
+    """Append words as a recording is transcribed; returns how many were appended (409 when
+    the batch starts before the last stored word)."""
+    return await store.transcriptions.append_words(transcription_id, words)
+
+
+@router.get("/transcriptions/{transcription_id}/words", response_model=WordsOutput)
+async def words_between(
+    transcription_id: uuid.UUID,
+    store: StoreDep,
+    t0: Annotated[float, Query(description="seconds; words starting at or after t0")],
+    t1: Annotated[float, Query(description="seconds; words starting before t1")],
+) -> Words:
+    """The words spoken in a window of the media, read from the segments that hold them."""
+    return await store.transcriptions.words_between(transcription_id, t0, t1)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application; its Store is opened from ``settings`` (default: the environment)
+    when the server starts."""
+    app = FastAPI(
+        title="media_store example",
+        lifespan=lifespan if settings is None else partial(lifespan, settings=settings),
+        exception_handlers=exception_handlers(),
+    )
+    app.include_router(router)
+    return app
+
+
+app = create_app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples.api", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    if not os.environ.get(DATABASE_URL):
+        server = start_embedded(DEFAULT_DIR, keep_running=True)
+        os.environ[DATABASE_URL] = embedded_url(server)
+        print("database: embedded development PostgreSQL (DATABASE_URL is unset)")
+    dsn = Dsn(os.environ[DATABASE_URL])
+    applied = migrate.apply(dsn)
+    done = ", ".join(applied) + " applied" if applied else "up to date"
+    print(f"database: {dsn}; migrations: {done}")
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
