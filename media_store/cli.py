@@ -1,4 +1,5 @@
-"""media-store: migrate and inspect the schema, check the queries, import ASR output, run the demo.
+"""media-store: migrate and inspect the schema, grant a runtime role, check the queries, import
+ASR output, run the demo.
 
 The database is DATABASE_URL, never a command-line argument (which would show the password in
 process listings). Only the demo falls back to an embedded development PostgreSQL when
@@ -15,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from media_store import migrate
+from media_store import grants, migrate
 from media_store.asr import importer
 from media_store.check import check_database
 from media_store.config import DATABASE_URL, Dsn, Settings
@@ -23,6 +24,13 @@ from media_store.demo import EmbeddedServer, bundled_psql, run_demo
 from media_store.demo_output import row
 from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
 from media_store.errors import MediaStoreError
+
+_GRANT_HELP = """\
+Give ROLE the rights a worker needs on DATABASE_URL, and no more: CONNECT on the database,
+USAGE on the schema, SELECT/INSERT/UPDATE/DELETE on the library's tables, EXECUTE on its
+functions. Run it as the owner role (the one that runs the migrations), after every migrate:
+a migration that adds a table gives ROLE nothing on it. Idempotent. ROLE must exist and must
+not be a superuser or the owner role."""
 
 _ROLLBACK_HELP = """\
 Revert the latest --count applied migrations (default 1), newest first. Reverting the first
@@ -109,6 +117,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grant(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    statements = grants.grant_runtime(dsn, args.role, dry_run=args.dry_run)
+    done = "would run (nothing was run)" if args.dry_run else "granted"
+    print(f"{dsn}: {done}" + "".join(f"\n  {statement};" for statement in statements))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="media-store",
@@ -139,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command("migrate-status", "list the applied and pending migrations").set_defaults(
         func=_cmd_status
     )
+    grant = command("grant", "give a runtime role the rights a worker needs", _GRANT_HELP)
+    grant.add_argument("role", metavar="ROLE", help="the runtime role (it must exist)")
+    grant.add_argument(
+        "--dry-run", action="store_true", help="print the GRANT statements, run nothing"
+    )
+    grant.set_defaults(func=_cmd_grant)
     command(
         "check",
         "prepare every named query and compare it with its model",

@@ -17,7 +17,7 @@ from tests.harness import TEST_DSN_ENV, describe_source
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_IDS = migrate.migration_ids()
-COMMANDS = ["migrate", "rollback", "migrate-status", "check", "demo", "import"]
+COMMANDS = ["migrate", "rollback", "migrate-status", "grant", "check", "demo", "import"]
 FIXTURES = Path(__file__).parent / "fixtures" / "asr"
 
 
@@ -235,4 +235,30 @@ async def test_import_runs_from_the_command_line_and_a_second_run_stores_nothing
             await conn.fetchval("SELECT sum(word_count) FROM transcription_word_segments") == words
         )
     finally:
+        await conn.close()
+
+
+# --- grant ----------------------------------------------------------------------------------------
+
+
+async def test_grant_gives_a_runtime_role_table_rights_and_a_dry_run_gives_none(
+    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role = f"ms_cli_{os.urandom(4).hex()}"
+    conn = await asyncpg.connect(db_url)
+    await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        rights = "SELECT has_table_privilege($1, 'jobs', 'INSERT')"
+        code, out, err = await asyncio.to_thread(run_cli, ["grant", role, "--dry-run"], capsys)
+        assert (code, err) == (0, "") and "GRANT" in out
+        assert await conn.fetchval(rights, role) is False
+        code, out, err = await asyncio.to_thread(run_cli, ["grant", role], capsys)
+        assert (code, err) == (0, "") and "granted" in out
+        assert await conn.fetchval(rights, role) is True
+        code, out, err = await asyncio.to_thread(run_cli, ["grant", "no_such_role_here"], capsys)
+        assert code == 2 and "no_such_role_here" in err
+    finally:
+        await conn.execute(f'DROP OWNED BY "{role}"')
+        await conn.execute(f'DROP ROLE "{role}"')
         await conn.close()
