@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -332,16 +333,22 @@ async def test_listen_wakes_an_idle_worker_before_its_next_poll(store: Store) ->
     # Wait until the server reports the worker's first claim done (its connection idle after
     # it) and its LISTEN in place: a job created now can only reach it through NOTIFY.
     claim_sql = QUERIES["claim_jobs"].sql[:200]
-    while await store.pool.fetchval(
-        "SELECT count(*) FILTER (WHERE state = 'idle' AND left(query, 200) = $1) = 0"
-        " OR count(*) FILTER (WHERE query LIKE 'LISTEN %') = 0"
-        " FROM pg_stat_activity WHERE datname = current_database()",
-        claim_sql,
-    ):
-        assert not task.done()
-        await asyncio.sleep(0.01)
-    job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/new.mp3"})
-    stats = await asyncio.wait_for(task, timeout=30)
+    try:
+        async with asyncio.timeout(30):  # a broken worker fails the test, never hangs it
+            while await store.pool.fetchval(
+                "SELECT count(*) FILTER (WHERE state = 'idle' AND left(query, 200) = $1) = 0"
+                " OR count(*) FILTER (WHERE query LIKE 'LISTEN %') = 0"
+                " FROM pg_stat_activity WHERE datname = current_database()",
+                claim_sql,
+            ):
+                assert not task.done()
+                await asyncio.sleep(0.01)
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/new.mp3"})
+        stats = await asyncio.wait_for(task, timeout=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert seen == [job.id]
     assert stats.completed == 1
 
