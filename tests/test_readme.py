@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import re
 from dataclasses import dataclass
@@ -78,6 +79,13 @@ async def test_readme_block_runs_as_written(
             await run_block(earlier, namespace)
         await run_block(BLOCKS[index], namespace)
     finally:
+        # A block that failed may leave a worker task running: stop it before closing the
+        # store, whose close would otherwise wait for the task's connections for ever.
+        for value in namespace.values():
+            if isinstance(value, asyncio.Task) and not value.done():
+                value.cancel()
+                with contextlib.suppress(BaseException):
+                    await value
         # A block before the one that closes the store leaves it open.
         for value in namespace.values():
             if isinstance(value, Store):
