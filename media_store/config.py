@@ -237,7 +237,9 @@ class Settings:
     disables the cache (0); without a pooler it is 100. A number is used as given: ``0`` is
     required behind PgBouncer in transaction pooling mode (before 1.21, or without
     ``max_prepared_statements``), where consecutive statements may run on different server
-    connections and a cached statement is missing, or a different one, on the next.
+    connections and a cached statement is missing, or a different one, on the next. Behind a
+    session-mode pooler, or PgBouncer >= 1.21 with ``max_prepared_statements`` set, give a
+    number to keep the cache the detection would turn off.
 
     ``full_reset``: when a connection goes back to the pool, asyncpg always rolls back an open
     transaction. With ``full_reset`` it also runs its full session reset (``RESET ALL``,

@@ -134,6 +134,12 @@ class _Connector:
     ``pg_backend_pid()``: equal means PostgreSQL itself, and the cache stays on (100); unequal
     means a pooler, and every connection of the pool runs without it (0), which transaction
     pooling requires. The first connection is then replaced by one without a cache.
+
+    Why detect rather than ask: a user who forgets the setting gets jobs claimed and then
+    completions failing (the issue this fixes); the probe costs one round trip per pool and
+    needs no privilege and no pooler-specific command. A session-mode pooler, or PgBouncer
+    >= 1.21 with ``max_prepared_statements``, would keep a cache working: there the cache is
+    off needlessly (one more round trip per statement) unless the settings give a number.
     """
 
     __slots__ = ("_cache_size", "_deciding", "_dsn")

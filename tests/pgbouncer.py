@@ -119,7 +119,9 @@ def running_pgbouncer(
 
     ``settings`` add to or override the ``[pgbouncer]`` section. Skips the calling test when
     the binary is absent. PgBouncer refuses to run as root: as root it is started with
-    ``-u postgres`` (the files are made readable for that user).
+    ``-u postgres`` (the files are made readable for that user), which must then be able to
+    reach the server: over TCP (``MEDIA_STORE_TEST_DSN=postgresql://...@127.0.0.1:5432/...``),
+    or a Unix socket directory it may enter (the embedded server's, under root's home, is not).
     """
     binary = pgbouncer_binary()
     if binary is None:
