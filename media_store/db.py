@@ -423,7 +423,10 @@ async def copy_records(
         if not lost.done():
             lost.set_result(None)
 
-    executor.add_termination_listener(on_lost)
+    # A connection that died before the COPY (between the transaction's statements) has been
+    # detached from its pool proxy already: adding the listener is then the call that fails.
+    async with _boundary(executor):
+        executor.add_termination_listener(on_lost)
     copy: asyncio.Future[object] = asyncio.ensure_future(
         executor.copy_records_to_table(table, records=records, columns=columns)
     )
