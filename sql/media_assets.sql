@@ -31,3 +31,27 @@ ORDER BY created_at, id;
 -- name: delete_media_asset
 -- Delete one asset.
 DELETE FROM media_assets WHERE id = $1::uuid RETURNING id;
+
+-- name: lock_asset_import
+-- Serialise imports of one source file (SHA-256 $2) into job $1 until the transaction ends: a
+-- transaction-level advisory lock on a 64-bit hash of the pair, so imports of other files or
+-- into other jobs never wait, and the job row (which workers update) is not locked. Two pairs
+-- sharing a hash only wait for each other. Returns the key (pg_locks: classid, objid).
+SELECT k.key AS lock_key
+FROM (SELECT hashtextextended($1::uuid::text || '/' || $2::text, 0) AS key) AS k,
+     pg_advisory_xact_lock(k.key);
+
+-- name: find_imported_asset
+-- The newest source-file asset recording an import of the file with SHA-256 $2 into job $1
+-- (metadata.asr_import, as media-store import writes it) whose transcription still exists, or
+-- no row. Reads the job's assets and transcriptions by their job_id indexes, never words.
+SELECT a.id, a.job_id, a.asset_type, a.file_path, a.file_size_bytes, a.mime_type, a.metadata,
+       a.created_at
+FROM media_assets AS a
+WHERE a.job_id = $1::uuid
+  AND a.metadata -> 'asr_import' ->> 'sha256' = $2::text
+  AND EXISTS (SELECT FROM transcriptions AS t
+              WHERE t.job_id = a.job_id
+                AND t.id::text = a.metadata -> 'asr_import' ->> 'transcription_id')
+ORDER BY a.created_at DESC, a.id DESC
+LIMIT 1;

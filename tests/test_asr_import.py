@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from media_store import Job, JobNotFound, Store
+from media_store import Job, JobNotFound, Store, ValidationError
 from media_store.asr.importer import (
     ImportOptions,
     ImportReport,
@@ -157,6 +157,105 @@ async def test_a_deleted_transcription_can_be_imported_again(
     await store.transcriptions.delete(first.files[0].transcription_id)
     again, _ = await run(store, job, folder)
     assert again.count("stored") == 1
+
+
+async def advisory_waiters(store: Store) -> int:
+    """Transactions waiting for an advisory lock (an import waiting for its file's lock)."""
+    count = await store.pool.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    )
+    return int(count)
+
+
+async def until_waiting(store: Store, waiters: int) -> None:
+    for _ in range(400):
+        if await advisory_waiters(store) >= waiters:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{waiters} import(s) never waited for the lock")
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_concurrent_imports_of_the_same_file_store_it_once(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json"])
+    before = await counts(store)
+    # Hold the file's import lock so that both imports pass the check before parsing and
+    # meet inside their transactions: the race the lock is for, made certain.
+    async with store.transaction() as tx:
+        assert await tx.media_assets.lock_import(job.id, sha256_of(folder / "vosk.json")) is None
+        both = asyncio.ensure_future(
+            asyncio.gather(run(store, job, folder), run(store, job, folder))
+        )
+        await until_waiting(store, 2)
+        assert not both.done()
+    (first, _), (second, _) = await both
+
+    statuses = sorted(r.files[0].status for r in (first, second))
+    assert statuses == ["skipped", "stored"]
+    stored = next(r.files[0] for r in (first, second) if r.files[0].status == "stored")
+    skipped = next(r.files[0] for r in (first, second) if r.files[0].status == "skipped")
+    assert skipped.transcription_id == stored.transcription_id
+    assert skipped.reason == f"already imported (transcription {stored.transcription_id})"
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + 1
+    assert after["assets"] == before["assets"] + 1
+    assert after["words"] == before["words"] + 5
+
+
+async def test_imports_racing_over_a_directory_store_each_file_once(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, GOOD)
+    before = await counts(store)
+    reports = await asyncio.gather(*(run(store, job, folder) for _ in range(3)))
+    for name in GOOD:
+        statuses = sorted(f.status for r, _ in reports for f in r.files if f.path.name == name)
+        assert statuses == ["skipped", "skipped", "stored"], name
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + len(GOOD)
+    assert after["words"] == before["words"] + GOOD_WORDS
+
+
+async def test_an_import_waits_only_for_the_same_file_into_the_same_job(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json", "deepgram.json"])
+    other_job = await new_job(store)
+    async with store.transaction() as tx:
+        await tx.media_assets.lock_import(job.id, sha256_of(folder / "vosk.json"))
+        # Another file into the job, and the same file into another job: neither waits.
+        other_file, _ = await asyncio.wait_for(run(store, job, folder / "deepgram.json"), 30)
+        other_into, _ = await asyncio.wait_for(run(store, other_job, folder / "vosk.json"), 30)
+        assert other_file.count("stored") == other_into.count("stored") == 1
+        # The job's row is not locked: its status still changes.
+        started = await asyncio.wait_for(store.jobs.start_processing(job.id), 30)
+        assert started.status == "processing"
+        same = asyncio.ensure_future(run(store, job, folder / "vosk.json"))
+        await until_waiting(store, 1)
+        assert not same.done()
+    report, _ = await same
+    assert report.count("stored") == 1
+
+
+async def test_lock_import_runs_only_in_a_transaction_and_takes_a_sha256(
+    store: Store, job: Job
+) -> None:
+    digest = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(ValidationError, match=r"inside a transaction \(store.transaction\(\)\)"):
+        await store.media_assets.lock_import(job.id, digest)
+    async with store.transaction() as tx:
+        for bad in (digest.upper(), digest[:-1], "", b"x" * 64, None):
+            with pytest.raises(ValidationError, match="sha256 must be 64 lowercase hex digits"):
+                await tx.media_assets.lock_import(job.id, bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="job_id must be a UUID"):
+            await tx.media_assets.lock_import("nope", digest)  # type: ignore[arg-type]
+        assert await tx.media_assets.lock_import(job.id, digest) is None
+    assert await store.media_assets.find_import(job.id, digest) is None
 
 
 async def test_stored_transcription_records_its_source(

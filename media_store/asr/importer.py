@@ -26,8 +26,12 @@ Decisions:
   transcription's metadata (``asr_import``) and as a ``transcription`` media asset of the
   job (the source file, with the same ``asr_import`` metadata). A file whose hash the job
   already holds, for a transcription that still exists, is skipped ("already imported"),
-  whatever its name and whatever policies are given now. The assets are the index: listing
-  a job's assets reads no words, where listing its transcriptions would read them all.
+  whatever its name and whatever policies are given now. The lookup is one named query
+  per file (``media_assets.find_import``: the job's assets by index, no words read), run
+  once before the file is parsed (a re-run skips without parsing) and again inside the
+  file's transaction after ``media_assets.lock_import`` (an advisory lock on job + hash):
+  two imports of the same file into the same job running at once store it once, the
+  second waits for the first to commit and then finds it.
 * **Strict by default**: the three repair policies are ``refuse`` unless given; a refused
   file's reason names the word and the option that would store it.
 * **Exit status**: 0 when every file was stored or already there, 1 when any file was
@@ -75,11 +79,12 @@ from media_store.asr.repair import (
     UntimedPolicy,
     repair,
 )
-from media_store.errors import JobNotFound, NotFound, ValidationError
-from media_store.models import AssetType
+from media_store.errors import JobNotFound, ValidationError
+from media_store.models import AssetType, MediaAsset
 from media_store.store import Store
 
-# The metadata key of an imported transcription and of its source-file asset.
+# The metadata key of an imported transcription and of its source-file asset (the query
+# find_imported_asset in sql/media_assets.sql reads the asset's under this name).
 IMPORT_KEY = "asr_import"
 # How often (in words) the progress bar is updated while a file streams.
 PROGRESS_EVERY = 1024
@@ -221,7 +226,6 @@ async def import_files(
     if await store.jobs.get_by_id(options.job_id) is None:
         raise JobNotFound(options.job_id)
     files, results = _collect(options.paths)
-    imported = await _imported(store, options.job_id)
     started = time.monotonic()
     progress = Progress(
         TextColumn("[bold]import"),
@@ -241,7 +245,7 @@ async def import_files(
         meter = _Meter(progress, task, started)
         for path in files:
             progress.update(task, file=path.name)
-            result = await _import_one(store, options, path, imported, meter)
+            result = await _import_one(store, options, path, meter)
             results.append(result)
             meter.file_done(result)
     report = ImportReport(results, time.monotonic() - started)
@@ -293,45 +297,17 @@ def _collect(paths: Sequence[Path]) -> tuple[list[Path], list[FileResult]]:
     return files, refused
 
 
-async def _imported(store: Store, job_id: uuid.UUID) -> dict[str, uuid.UUID]:
-    """SHA-256 -> transcription of the files already imported into the job (from its
-    source-file assets; a transcription deleted since does not count)."""
-    found: dict[str, uuid.UUID] = {}
-    for asset in await store.media_assets.list_for_job(job_id):
-        record = asset.metadata.get(IMPORT_KEY)
-        if not isinstance(record, Mapping):
-            continue
-        digest, transcription = record.get("sha256"), record.get("transcription_id")
-        if not isinstance(digest, str) or not isinstance(transcription, str):
-            continue
-        transcription_id = uuid.UUID(transcription)
-        try:
-            await store.transcriptions.count_words(transcription_id)
-        except NotFound:
-            continue
-        found[digest] = transcription_id
-    return found
-
-
 async def _import_one(
-    store: Store,
-    options: ImportOptions,
-    path: Path,
-    imported: dict[str, uuid.UUID],
-    meter: _Meter,
+    store: Store, options: ImportOptions, path: Path, meter: _Meter
 ) -> FileResult:
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         return FileResult(path, "refused", reason=f"cannot read it: {exc.strerror or exc}")
     digest = hashlib.sha256(data).hexdigest()
-    if digest in imported:
-        return FileResult(
-            path,
-            "skipped",
-            reason=f"already imported (transcription {imported[digest]})",
-            transcription_id=imported[digest],
-        )
+    earlier = await store.media_assets.find_import(options.job_id, digest)
+    if earlier is not None:
+        return _already(path, earlier)
     try:
         payload = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -360,6 +336,11 @@ async def _import_one(
             "metadata": {IMPORT_KEY: record},
         }
         async with store.transaction() as tx:
+            # Another import of this file into this job may have committed since the check
+            # above, or be running now: wait for it, then look again.
+            earlier = await tx.media_assets.lock_import(options.job_id, digest)
+            if earlier is not None:
+                return _already(path, earlier, engine)
             created, count = await tx.transcriptions.create_streamed(
                 transcription, meter.counted(words)
             )
@@ -375,8 +356,21 @@ async def _import_one(
             )
     except ValidationError as exc:
         return FileResult(path, "refused", engine=engine, repairs=repairs, reason=str(exc))
-    imported[digest] = created.id
     return FileResult(path, "stored", engine, count, repairs, transcription_id=created.id)
+
+
+def _already(path: Path, asset: MediaAsset, engine: str | None = None) -> FileResult:
+    """A file the job already holds: skipped, naming the transcription it became."""
+    record = asset.metadata.get(IMPORT_KEY)
+    found = record.get("transcription_id") if isinstance(record, Mapping) else None
+    transcription_id = uuid.UUID(found) if isinstance(found, str) else None
+    return FileResult(
+        path,
+        "skipped",
+        engine=engine,
+        reason=f"already imported (transcription {transcription_id})",
+        transcription_id=transcription_id,
+    )
 
 
 def _absolute(path: Path) -> str:
