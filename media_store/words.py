@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice, repeat
-from operator import itemgetter, le
+from functools import partial
+from itertools import repeat
+from operator import is_not, itemgetter, le
 from typing import Annotated, Any, TypeAlias, overload
 
 import pydantic
@@ -67,9 +68,9 @@ WordSource: TypeAlias = (
 )
 
 _STR = frozenset({str})
-_OPT_STR = frozenset({str, type(None)})
 _NUMBER = frozenset({float, int})
 _OPT_NUMBER = frozenset({float, int, type(None)})
+_NOT_NONE = partial(is_not, None)
 
 Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
 
@@ -210,6 +211,9 @@ class Words(Sequence[WordTimestamp]):
 
 
 def none_if_empty(speakers: list[str | None]) -> list[str | None] | None:
+    """``speakers``, or None when no word has one (the first word mostly tells at once)."""
+    if speakers and speakers[0] is not None:
+        return speakers
     return speakers if speakers.count(None) != len(speakers) else None
 
 
@@ -340,7 +344,9 @@ def _columns_pass(
         # Finite sums: no NaN or infinity below, so the comparisons that follow are sound.
         and _finite_sum(starts)
         and _finite_sum(ends)
-        and all(map(le, starts, islice(starts, 1, None)))
+        # In order: sorting a sorted list finds one run (a comparison a word, in C) and gives
+        # back the same objects, which the list comparison matches by identity.
+        and sorted(starts) == starts
         and starts[0] >= 0  # the smallest start, as they are in order
         and all(map(le, starts, ends))
     ):
@@ -352,12 +358,35 @@ def _columns_pass(
     )
     if given and not (_finite_sum(given) and min(given) >= 0 and max(given) <= 1):
         return False
-    if speakers is not None:
-        if not set(map(type, speakers)) <= _OPT_STR:
-            return False
-        named = [s for s in speakers if s is not None]
-        if named and (not _clean_text("".join(named)) or max(map(len, named)) > MAX_SPEAKER_LENGTH):
-            return False
+    return speakers is None or _speakers_pass(speakers)
+
+
+def _speakers_pass(speakers: list[Any]) -> bool:
+    """The speaker rules, checked on the distinct values: diarized output has a handful of
+    speakers, so this costs one pass to build the set (in C) whatever the number of words."""
+    try:
+        named = set(speakers)
+    except TypeError:  # an unhashable value: no string
+        return False
+    some_none = None in named
+    named.discard(None)
+    if not named:
+        return True
+    return (
+        set(map(type, named)) <= _STR
+        and _clean_text("".join(named))
+        and max(map(len, named)) <= MAX_SPEAKER_LENGTH
+        # Every value besides None is a str (join refuses anything else), so each equals one
+        # of the strings just checked: none can hide behind an equal value of another type.
+        and _joins(filter(_NOT_NONE, speakers) if some_none else speakers)
+    )
+
+
+def _joins(values: Iterable[Any]) -> bool:
+    try:
+        "".join(values)
+    except TypeError:
+        return False
     return True
 
 
@@ -431,8 +460,8 @@ def validate_words(
     words, starts, ends, confidences, speakers = _extract(items)
     if not words:
         return Words.trusted([], [], [], [], None)
-    if speakers is not None and speakers.count(None) == len(speakers):
-        speakers = None
+    if speakers is not None:
+        speakers = none_if_empty(speakers)
     types = (set(map(type, starts)), set(map(type, ends)), set(map(type, confidences)))
     if not _columns_pass(words, starts, ends, confidences, speakers, types):
         _find_problem(words, starts, ends, confidences, speakers, offset)

@@ -1,5 +1,5 @@
 -- Word timestamps: segments of up to 256 consecutive words of one transcription, as parallel
--- columns (migrations/0003; words and seconds packed, decoded by media_store.words).
+-- packed columns (migrations/0003 and 0006), encoded and decoded by media_store.segments.
 -- Segments are written by binary COPY (copy_records_to_table), not by a query here. Same
 -- order as media_store/repositories/transcriptions.py.
 
@@ -34,13 +34,22 @@ WHERE t.job_id = $1::uuid
 ORDER BY s.transcription_id, s.seq;
 
 -- name: list_word_segments_between
--- The segments holding a word with $2 <= start < $3: selected on first_start/last_start, so
--- the arrays of the other segments are never read.
+-- The segments holding a word with $2 <= start < $3. Starts never decrease along seq, so
+-- these run from the first segment whose last start is >= $2 to the first whose last start
+-- is >= $3 (two probes of transcription_word_segments_time), read on the primary key: only
+-- those rows are visited, however long the transcription.
 SELECT transcription_id, words, word_lengths, starts, ends, confidences, speakers
 FROM transcription_word_segments
 WHERE transcription_id = $1::uuid
+  AND seq >= (SELECT seq FROM transcription_word_segments
+              WHERE transcription_id = $1::uuid AND last_start >= $2::float8
+              ORDER BY last_start, seq
+              LIMIT 1)
+  AND seq <= coalesce((SELECT seq FROM transcription_word_segments
+                       WHERE transcription_id = $1::uuid AND last_start >= $3::float8
+                       ORDER BY last_start, seq
+                       LIMIT 1), 2147483647)
   AND first_start < $3::float8
-  AND last_start >= $2::float8
 ORDER BY seq;
 
 -- name: count_words

@@ -40,6 +40,7 @@ from media_store.segments import (
     SEGMENT_WORDS,
     segment_records,
     segments_count,
+    segments_window,
     segments_words,
 )
 from media_store.words import WordInput, Words, WordSource, validate_words
@@ -53,7 +54,7 @@ _SEGMENT_COLUMNS = [
     ("starts", bytes),
     ("ends", bytes),
     ("confidences", bytes),
-    ("speakers", list[str | None] | None),
+    ("speakers", bytes | None),
 ]
 
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
@@ -258,7 +259,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         if not segments:
             await self.count_words(transcription_id)
             return Words.trusted([], [], [], [], None)
-        return segments_words(segments).window(t0, t1)
+        return segments_window(segments, t0, t1)
 
     async def count_words(self, transcription_id: uuid.UUID) -> int:
         """Number of words of a transcription. Raises :class:`TranscriptionNotFound`."""
