@@ -8,10 +8,11 @@ import dataclasses
 import unicodedata
 from collections.abc import Iterator
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
@@ -538,3 +539,104 @@ def test_integer_speakers_become_their_decimal_string() -> None:
     assert units.speaker("SPEAKER_00", E, "x") == "SPEAKER_00"
     with pytest.raises(ValidationError, match="speaker label"):
         units.speaker(1.5, E, "x")
+
+
+def test_times_too_large_for_a_float_are_refused_not_overflowing() -> None:
+    huge = 10**400
+    with pytest.raises(ValidationError, match=r"x: .* is too large to be a time"):
+        units.milliseconds(huge, E, "x")
+    with pytest.raises(ValidationError, match=r"x: .* ticks is out of range"):
+        units.ticks(2**63, E, "x")
+    with pytest.raises(ValidationError, match="expected a duration"):
+        units.duration(f"{huge}.5s", E, "x")
+    payload = load("assemblyai.json")
+    payload["words"][2]["end"] = huge
+    with pytest.raises(ValidationError, match=r"words\[2\]\.end: .* too large"):
+        list(words_from("assemblyai", payload))
+
+
+# --- the fast path and the checked path agree ---------------------------------------------------
+#
+# Every adapter takes words whose values need no conversion (a str, finite builtin floats, a
+# confidence in [0, 1], the engine's usual units) without calling the converters; anything
+# else goes down the checked path. Frozen payloads (mappings that are not dicts, tuples for
+# lists) take the checked path only: whatever one value is changed to, both must give the
+# same words, bit for bit, or the same refusal.
+
+
+def frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+def leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in ``value`` (a dict's key can also be deleted)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*path, key)
+            yield from leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*path, index)
+            yield from leaves(item, (*path, index))
+
+
+def exact(value: object) -> tuple[str, str]:
+    """A value with its type, a float by every bit (and the sign of zero)."""
+    return type(value).__name__, value.hex() if isinstance(value, float) else repr(value)
+
+
+def outcome(engine: str, payload: Any) -> tuple[str, Any]:
+    try:
+        words = list(words_from(engine, payload))
+    except ValidationError as exc:
+        # The same refusal, whatever the container types shown in it.
+        return "refused", str(exc).replace("mappingproxy", "").translate(NO_BRACKETS)
+    return "stored", [[(key, exact(value)) for key, value in w.items()] for w in words]
+
+
+NO_BRACKETS = str.maketrans("", "", "()[]")
+
+
+def checked_only(payload: Any) -> Any:
+    """``payload`` frozen inside; a list at the top stays a list (its shape means something
+    there: Azure's continuous results, Vosk's utterances)."""
+    if isinstance(payload, list):
+        return [frozen(item) for item in payload]
+    return frozen(payload)
+
+
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**400, -0.0, 0.5, 1.0, 1.5, 97.0, 2.0**63]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "0.5", "1.230s", "nan", "inf", "1e3", " 2.5", "x", "00:00:01,000"]),
+    st.text(max_size=8),
+)
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE_OF))
+def test_the_fast_path_gives_what_the_checked_path_gives(name: str) -> None:
+    engine = ENGINE_OF[name]
+    assert outcome(engine, load(name)) == outcome(engine, checked_only(load(name)))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(sorted(ENGINE_OF)), st.data())
+def test_any_one_changed_value_gives_the_same_on_both_paths(name: str, data: st.DataObject) -> None:
+    engine = ENGINE_OF[name]
+    payload = load(name)
+    path = data.draw(st.sampled_from(list(leaves(payload))))
+    parent = payload
+    for step in path[:-1]:
+        parent = parent[step]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(ODD_VALUES)
+    assert outcome(engine, payload) == outcome(engine, checked_only(payload))

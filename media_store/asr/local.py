@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from media_store.asr.units import (
+    MAX_FAST_MS,
     StoreWord,
     clock,
     confidence,
@@ -20,6 +21,7 @@ from media_store.asr.units import (
     items,
     mapping,
     milliseconds,
+    plain,
     refuse,
     seconds,
     speaker,
@@ -36,6 +38,18 @@ def _segment_words(
         if words is None:
             refuse(engine, f"segments[{s}].words", "missing: no word timestamps", fix)
         for w, word in enumerate(items(words, engine, f"segments[{s}].words")):
+            if type(word) is dict:
+                t, start, end = word.get(text_key), word.get("start"), word.get("end")
+                score = word.get(confidence_key)
+                if plain(t, start, end, score):
+                    yield {
+                        "word": t,
+                        "start": start,
+                        "end": end,
+                        "confidence": score,
+                        "speaker": None,
+                    }
+                    continue
             path = f"segments[{s}].words[{w}]"
             yield {
                 "word": text(field(word, text_key), engine, f"{path}.{text_key}"),
@@ -107,6 +121,23 @@ def _whisperx_words(groups: Iterator[tuple[str, Any]]) -> Iterator[StoreWord]:
         if words is None:
             refuse(engine, where, "missing: the segment was not aligned", "run whisperx.align")
         for w, word in enumerate(items(words, engine, where)):
+            if type(word) is dict:
+                t, start, end, score = (
+                    word.get("word"),
+                    word.get("start"),
+                    word.get("end"),
+                    word.get("score"),
+                )
+                label = word.get("speaker")
+                if plain(t, start, end, score) and (label is None or type(label) is str):
+                    yield {
+                        "word": t,
+                        "start": start,
+                        "end": end,
+                        "confidence": score,
+                        "speaker": label,
+                    }
+                    continue
             path = f"{where}[{w}]"
             yield {
                 "word": text(field(word, "word"), engine, f"{path}.word"),
@@ -136,6 +167,25 @@ def whisper_cpp(output: Mapping[str, Any]) -> Iterator[StoreWord]:
 def _whisper_cpp_words(entries: Iterable[Any]) -> Iterator[StoreWord]:
     engine = "whisper.cpp"
     for i, raw in enumerate(entries):
+        if type(raw) is dict:  # the fast path: offsets in whole milliseconds, one word
+            offsets, word = raw.get("offsets"), raw.get("text")
+            if type(offsets) is dict and type(word) is str and len(word.split()) <= 1:
+                start, end = offsets.get("from"), offsets.get("to")
+                score = _plain_token_mean(raw.get("tokens"))
+                if (
+                    type(start) is int
+                    and type(end) is int
+                    and max(abs(start), abs(end)) <= MAX_FAST_MS
+                    and score != _CHECK
+                ):
+                    yield {
+                        "word": word,
+                        "start": start / 1000,
+                        "end": end / 1000,
+                        "confidence": score,
+                        "speaker": None,
+                    }
+                    continue
         path = f"transcription[{i}]"
         entry = mapping(raw, engine, path)
         offsets = entry.get("offsets")
@@ -147,7 +197,7 @@ def _whisper_cpp_words(entries: Iterable[Any]) -> Iterator[StoreWord]:
             start = clock(stamps.get("from"), engine, f"{path}.timestamps.from")
             end = clock(stamps.get("to"), engine, f"{path}.timestamps.to")
         word = text(entry.get("text"), engine, f"{path}.text")
-        if any(c.isspace() for c in word.strip()):
+        if len(word.split()) > 1:  # whitespace inside the word (str.split: str.isspace)
             refuse(
                 engine,
                 f"{path}.text",
@@ -161,6 +211,36 @@ def _whisper_cpp_words(entries: Iterable[Any]) -> Iterator[StoreWord]:
             "confidence": _token_mean(entry.get("tokens"), f"{path}.tokens"),
             "speaker": None,
         }
+
+
+# What _plain_token_mean returns for tokens it cannot read without the checks (never a
+# mean: means of probabilities are in [0, 1]).
+_CHECK = -1.0
+
+
+def _plain_token_mean(tokens: object) -> float | None:
+    """:func:`_token_mean` of tokens that need no conversion (a list of dicts, each ``p``
+    None or a float in [0, 1]), else :data:`_CHECK`: the caller then takes the checked path."""
+    if tokens is None:
+        return None
+    if type(tokens) is not list:
+        return _CHECK
+    total = 0.0
+    count = 0
+    for token in tokens:
+        if type(token) is not dict:
+            return _CHECK
+        token_text = token.get("text")
+        if isinstance(token_text, str) and token_text.startswith("[_"):
+            continue
+        p = token.get("p")
+        if p is None:
+            continue
+        if type(p) is not float or not 0.0 <= p <= 1.0:
+            return _CHECK
+        total += p
+        count += 1
+    return total / count if count else None
 
 
 def _token_mean(tokens: object, path: str) -> float | None:
@@ -202,6 +282,22 @@ def _vosk_words(groups: Iterable[tuple[str, Any]]) -> Iterator[StoreWord]:
         if words is None:  # an utterance with no words ({"text": ""})
             continue
         for w, raw in enumerate(items(words, engine, where)):
+            if type(raw) is dict:
+                t, start, end, score = (
+                    raw.get("word"),
+                    raw.get("start"),
+                    raw.get("end"),
+                    raw.get("conf"),
+                )
+                if plain(t, start, end, score):
+                    yield {
+                        "word": t,
+                        "start": start,
+                        "end": end,
+                        "confidence": score,
+                        "speaker": None,
+                    }
+                    continue
             path = f"{where}[{w}]"
             word = mapping(raw, engine, path)
             yield {

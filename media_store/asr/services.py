@@ -15,13 +15,17 @@ from operator import itemgetter
 from typing import Any
 
 from media_store.asr.units import (
+    MAX_FAST_MS,
+    MAX_TICKS,
     StoreWord,
     confidence,
     duration,
+    duration_text,
     from_ticks,
     items,
     mapping,
     milliseconds,
+    plain,
     refuse,
     required,
     seconds,
@@ -30,6 +34,9 @@ from media_store.asr.units import (
     text,
     ticks,
 )
+
+# Speaker types the fast paths take as they are (an int becomes its decimal string).
+_LABEL = (str, int)
 
 
 def channel_speaker(channel: object, own: str | None) -> str:
@@ -100,6 +107,21 @@ def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iter
 def _deepgram_words(words: Sequence[Any], where: str) -> Iterator[StoreWord]:
     engine = "deepgram"
     for w, raw in enumerate(words):
+        if type(raw) is dict:
+            t = raw.get("punctuated_word")
+            if t is None:
+                t = raw.get("word")
+            start, end, score = raw.get("start"), raw.get("end"), raw.get("confidence")
+            label = raw.get("speaker")
+            if plain(t, start, end, score) and (label is None or type(label) in _LABEL):
+                yield {
+                    "word": t,
+                    "start": start,
+                    "end": end,
+                    "confidence": score,
+                    "speaker": label if type(label) is not int else str(label),
+                }
+                continue
         path = f"{where}[{w}]"
         word = mapping(raw, engine, path)
         key = "punctuated_word" if word.get("punctuated_word") is not None else "word"
@@ -138,7 +160,13 @@ def _assemblyai_words(
     words: Sequence[Any], multichannel: bool, only: str | None
 ) -> Iterator[StoreWord]:
     engine = "assemblyai"
+    channelled = multichannel or only is not None
     for w, raw in enumerate(words):
+        if type(raw) is dict and not channelled:
+            fast = _assemblyai_plain(raw)
+            if fast is not None:
+                yield fast
+                continue
         path = f"words[{w}]"
         word = mapping(raw, engine, path)
         own = speaker(word.get("speaker"), engine, f"{path}.speaker")
@@ -158,6 +186,30 @@ def _assemblyai_words(
             "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
             "speaker": own,
         }
+
+
+def _assemblyai_plain(word: dict[str, Any]) -> StoreWord | None:
+    """The fast path of one word (see :func:`~media_store.asr.units.plain`): whole
+    milliseconds, else None for the checked path."""
+    start, end = word.get("start"), word.get("end")
+    if not (
+        type(start) is int
+        and type(end) is int
+        and -MAX_FAST_MS <= start <= MAX_FAST_MS
+        and -MAX_FAST_MS <= end <= MAX_FAST_MS
+    ):
+        return None
+    t, score, label = word.get("text"), word.get("confidence"), word.get("speaker")
+    start_s, end_s = start / 1000, end / 1000
+    if not plain(t, start_s, end_s, score) or not (label is None or type(label) in _LABEL):
+        return None
+    return {
+        "word": t,
+        "start": start_s,
+        "end": end_s,
+        "confidence": score,
+        "speaker": label if type(label) is not int else str(label),
+    }
 
 
 # --- AWS Transcribe --------------------------------------------------------------------------
@@ -231,46 +283,94 @@ def _aws_speakers(results: Mapping[str, Any]) -> dict[str, str]:
 def _aws_words(
     item_list: Sequence[Any], where: str, speakers: Mapping[str, str]
 ) -> Iterator[StoreWord]:
-    engine = "aws-transcribe"
     pending: StoreWord | None = None  # held back until we know no punctuation follows
     leading = ""  # punctuation seen before the first word
     for i, raw in enumerate(item_list):
-        path = f"{where}[{i}]"
-        item = mapping(raw, engine, path)
-        alternatives = items(
-            required(item, "alternatives", engine, path), engine, f"{path}.alternatives"
-        )
-        if not alternatives:
-            refuse(engine, f"{path}.alternatives", "empty", "check the file")
-        best = mapping(alternatives[0], engine, f"{path}.alternatives[0]")
-        content = text(best.get("content"), engine, f"{path}.alternatives[0].content")
-        kind = item.get("type")
-        if kind == "punctuation":
+        item = _aws_plain(raw, speakers)
+        if item is None:
+            item = _aws_item(raw, f"{where}[{i}]", speakers)
+        if isinstance(item, str):  # punctuation
             if pending is None:
-                leading += content
+                leading += item
             else:
-                pending["word"] += content
+                pending["word"] += item
             continue
-        if kind != "pronunciation":
-            refuse(engine, f"{path}.type", f"unknown item type {kind!r}", "expected pronunciation")
+        word = item
         if pending is not None:
             yield pending
-        start_text = item.get("start_time")
-        label = item.get("speaker_label")
-        if label is None and isinstance(start_text, str):
-            label = speakers.get(start_text)
-        pending = {
-            "word": leading + content,
-            "start": seconds_text(start_text, engine, f"{path}.start_time"),
-            "end": seconds_text(item.get("end_time"), engine, f"{path}.end_time"),
-            "confidence": confidence(
-                best.get("confidence"), engine, f"{path}.alternatives[0].confidence"
-            ),
-            "speaker": speaker(label, engine, f"{path}.speaker_label"),
-        }
-        leading = ""
+        if leading:
+            word["word"] = leading + word["word"]
+            leading = ""
+        pending = word
     if pending is not None:
         yield pending
+
+
+def _aws_plain(raw: object, speakers: Mapping[str, str]) -> StoreWord | str | None:
+    """The fast path of one item: a word (its times and confidence numeric strings), a
+    punctuation item's text, or None for the checked path (:func:`_aws_item`)."""
+    if type(raw) is not dict:
+        return None
+    alternatives = raw.get("alternatives")
+    if type(alternatives) is not list or not alternatives or type(alternatives[0]) is not dict:
+        return None
+    best = alternatives[0]
+    content, kind = best.get("content"), raw.get("type")
+    if type(content) is not str:
+        return None
+    if kind == "punctuation":
+        return content
+    start_text, end_text, score_text = (
+        raw.get("start_time"),
+        raw.get("end_time"),
+        best.get("confidence"),
+    )
+    if kind != "pronunciation" or not (
+        type(start_text) is str and type(end_text) is str and type(score_text) is str
+    ):
+        return None
+    try:
+        start, end, score = float(start_text), float(end_text), float(score_text)
+    except ValueError:
+        return None
+    label = raw.get("speaker_label")
+    if label is None:
+        label = speakers.get(start_text)
+    if not plain(content, start, end, score) or not (label is None or type(label) is str):
+        return None
+    return {"word": content, "start": start, "end": end, "confidence": score, "speaker": label}
+
+
+def _aws_item(raw: object, path: str, speakers: Mapping[str, str]) -> StoreWord | str:
+    """One item, every value checked (refusals name ``path``): a word, or a punctuation
+    item's text."""
+    engine = "aws-transcribe"
+    item = mapping(raw, engine, path)
+    alternatives = items(
+        required(item, "alternatives", engine, path), engine, f"{path}.alternatives"
+    )
+    if not alternatives:
+        refuse(engine, f"{path}.alternatives", "empty", "check the file")
+    best = mapping(alternatives[0], engine, f"{path}.alternatives[0]")
+    content = text(best.get("content"), engine, f"{path}.alternatives[0].content")
+    kind = item.get("type")
+    if kind == "punctuation":
+        return content
+    if kind != "pronunciation":
+        refuse(engine, f"{path}.type", f"unknown item type {kind!r}", "expected pronunciation")
+    start_text = item.get("start_time")
+    label = item.get("speaker_label")
+    if label is None and isinstance(start_text, str):
+        label = speakers.get(start_text)
+    return {
+        "word": content,
+        "start": seconds_text(start_text, engine, f"{path}.start_time"),
+        "end": seconds_text(item.get("end_time"), engine, f"{path}.end_time"),
+        "confidence": confidence(
+            best.get("confidence"), engine, f"{path}.alternatives[0].confidence"
+        ),
+        "speaker": speaker(label, engine, f"{path}.speaker_label"),
+    }
 
 
 # --- Google Cloud Speech-to-Text v1 --------------------------------------------------------------
@@ -311,10 +411,15 @@ def google_stt(response: Mapping[str, Any], *, channel: int | None = None) -> It
 
 
 def _google_diarized(result: object) -> bool:
+    # Only a well-formed last result is looked at here; a malformed one is refused when read.
     alternatives = result.get("alternatives") if isinstance(result, Mapping) else None
-    if not alternatives or not isinstance(alternatives[0], Mapping):
+    if not isinstance(alternatives, list | tuple) or not alternatives:
+        return False
+    if not isinstance(alternatives[0], Mapping):
         return False
     words = alternatives[0].get("words") or []
+    if not isinstance(words, list | tuple):
+        return False
     return any(isinstance(w, Mapping) and ("speakerTag" in w or "speakerLabel" in w) for w in words)
 
 
@@ -329,6 +434,11 @@ def _google_words(results: Iterable[tuple[int, Any]]) -> Iterator[StoreWord]:
             continue
         best = mapping(alternatives[0], engine, f"{where}[0]")
         for w, raw in enumerate(items(best.get("words") or [], engine, f"{where}[0].words")):
+            if type(raw) is dict:
+                fast = _google_plain(raw)
+                if fast is not None:
+                    yield fast
+                    continue
             path = f"{where}[0].words[{w}]"
             word = mapping(raw, engine, path)
             label = word.get("speakerLabel") or word.get("speakerTag")
@@ -343,6 +453,25 @@ def _google_words(results: Iterable[tuple[int, Any]]) -> Iterator[StoreWord]:
                 "confidence": confidence(word.get("confidence"), engine, f"{path}.confidence"),
                 "speaker": speaker(label, engine, f"{path}.speakerTag"),
             }
+
+
+def _google_plain(word: dict[str, Any]) -> StoreWord | None:
+    """The fast path of one word: times in the JSON form (``"1.230s"``), else None."""
+    start_text, end_text = word.get("startTime"), word.get("endTime")
+    if type(start_text) is not str or type(end_text) is not str:
+        return None
+    start, end = duration_text(start_text), duration_text(end_text)
+    t, score = word.get("word"), word.get("confidence")
+    label = word.get("speakerLabel") or word.get("speakerTag")
+    if not plain(t, start, end, score) or not (label is None or type(label) in _LABEL):
+        return None
+    return {
+        "word": t,
+        "start": start,
+        "end": end,
+        "confidence": score,
+        "speaker": label if type(label) is not int else str(label),
+    }
 
 
 # --- Microsoft Azure Speech --------------------------------------------------------------------
@@ -380,6 +509,11 @@ def _azure_words(results: list[Any], is_list: bool) -> Iterator[StoreWord]:
         best = mapping(items(nbest, engine, where)[0], engine, f"{where}[0]")
         words = items(required(best, "Words", engine, f"{where}[0]"), engine, f"{where}[0].Words")
         for w, raw_word in enumerate(words):
+            if type(raw_word) is dict:
+                fast = _azure_plain(raw_word, "Word", "Offset", "Duration", "Confidence", None)
+                if fast is not None:
+                    yield fast
+                    continue
             path = f"{where}[0].Words[{w}]"
             word = mapping(raw_word, engine, path)
             offset = ticks(required(word, "Offset", engine, path), engine, f"{path}.Offset")
@@ -422,6 +556,13 @@ def _azure_phrase_words(phrases: Sequence[Any], indexes: list[int]) -> Iterator[
             required(best, "words", engine, f"{where}.nBest[0]"), engine, f"{where}.nBest[0].words"
         )
         for w, raw in enumerate(words):
+            if type(raw) is dict:
+                fast = _azure_plain(
+                    raw, "word", "offsetInTicks", "durationInTicks", "confidence", own
+                )
+                if fast is not None:
+                    yield fast
+                    continue
             path = f"{where}.nBest[0].words[{w}]"
             word = mapping(raw, engine, path)
             offset = ticks(
@@ -439,6 +580,30 @@ def _azure_phrase_words(phrases: Sequence[Any], indexes: list[int]) -> Iterator[
             }
 
 
+def _azure_plain(
+    word: dict[str, Any],
+    text_key: str,
+    offset_key: str,
+    length_key: str,
+    score_key: str,
+    own: str | None,
+) -> StoreWord | None:
+    """The fast path of one word: 64-bit tick counts, else None."""
+    offset, length = word.get(offset_key), word.get(length_key)
+    if (
+        type(offset) is not int
+        or type(length) is not int
+        or not -MAX_TICKS < offset < MAX_TICKS
+        or not -MAX_TICKS < length < MAX_TICKS
+    ):
+        return None
+    t, score = word.get(text_key), word.get(score_key)
+    start, end = from_ticks(offset), from_ticks(offset + length)
+    if not plain(t, start, end, score):
+        return None
+    return {"word": t, "start": start, "end": end, "confidence": score, "speaker": own}
+
+
 # --- IBM Watson Speech to Text -------------------------------------------------------------------
 
 
@@ -453,6 +618,11 @@ def ibm_watson(response: Mapping[str, Any]) -> Iterator[StoreWord]:
     results = items(required(response, "results", engine, ""), engine, "results")
     speakers: dict[float, str | None] = {}
     for s, raw in enumerate(items(response.get("speaker_labels") or [], engine, "speaker_labels")):
+        if type(raw) is dict:  # the fast path: a float time, an int or str speaker
+            start, own = raw.get("from"), raw.get("speaker")
+            if type(start) is float and start - start == 0.0 and type(own) in _LABEL:
+                speakers[start] = own if type(own) is str else str(own)
+                continue
         label = mapping(raw, engine, f"speaker_labels[{s}]")
         start = seconds(label.get("from"), engine, f"speaker_labels[{s}].from")
         if start is not None:
@@ -486,6 +656,22 @@ def _watson_words(
                     "give one [word, confidence] per timestamp",
                 )
         for w, raw in enumerate(stamps):
+            if type(raw) is list and len(raw) == 3:
+                word, start, end = raw
+                score, paired = None, True
+                if confidences is not None:
+                    pair = confidences[w]
+                    paired = type(pair) is list and len(pair) == 2 and pair[0] == word
+                    score = pair[1] if paired else None
+                if paired and plain(word, start, end, score):
+                    yield {
+                        "word": word,
+                        "start": start,
+                        "end": end,
+                        "confidence": score,
+                        "speaker": speakers.get(start),
+                    }
+                    continue
             path = f"{where}[0].timestamps[{w}]"
             entry = items(raw, engine, path)
             if len(entry) != 3:
