@@ -277,6 +277,105 @@ async def test_a_batch_that_precedes_what_is_stored_is_refused(store: Store, job
     assert await counts(store) == before
 
 
+# --- an append that re-sends the stored tail (on_overlap) -----------------------------------------
+
+
+def spoken(*words: tuple[str, float, float]) -> list[Word]:
+    return [
+        {"word": w, "start": start, "end": end, "confidence": 0.9, "speaker": "A"}
+        for w, start, end in words
+    ]
+
+
+STORED = spoken(("one", 1.0, 1.4), ("two", 1.5, 1.9), ("three", 2.0, 2.4), ("four", 2.5, 2.9))
+
+
+async def stored_transcription(store: Store, job: Job) -> uuid.UUID:
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=STORED))
+    return created.id
+
+
+async def test_an_overlapping_append_is_refused_by_default_writing_nothing(
+    store: Store, job: Job
+) -> None:
+    tid = await stored_transcription(store, job)
+    resent = [*STORED[2:], *spoken(("five", 3.0, 3.4))]
+    before = await counts(store)
+    with pytest.raises(WordOrderConflict) as info:
+        await store.transcriptions.append_words(tid, resent)
+    assert info.value.stored_last_start == 2.5
+    with pytest.raises(WordOrderConflict):
+        await store.transcriptions.append_words(tid, resent, on_overlap="refuse")
+    assert await counts(store) == before
+    assert await store.transcriptions.words(tid) == STORED
+
+
+async def test_skip_drops_the_resent_words_and_says_how_many(store: Store, job: Job) -> None:
+    tid = await stored_transcription(store, job)
+    new = spoken(("five", 3.0, 3.4), ("six", 3.5, 3.9))
+    # The overlap window re-sends "three" and "four" (the last stored word) as they were.
+    result = await store.transcriptions.append_words(tid, [*STORED[2:], *new], on_overlap="skip")
+    assert result == transcriptions_module.Appended(appended=2, skipped=2, tail_start=2.5)
+    assert await store.transcriptions.words(tid) == [*STORED, *new]
+    # Re-sent again, with nothing new: nothing stored.
+    again = await store.transcriptions.append_words(tid, new, on_overlap="skip")
+    assert (again.appended, again.skipped) == (0, 2)
+    assert await store.transcriptions.count_words(tid) == 6
+
+
+async def test_skip_keeps_a_new_word_that_starts_with_the_tail(store: Store, job: Job) -> None:
+    tid = await stored_transcription(store, job)
+    # "four" re-sent; "4" starts when "four" does but is another word (crosstalk): stored.
+    batch = [*spoken(("two", 1.5, 1.9), ("four", 2.5, 2.9), ("4", 2.5, 2.7), ("five", 3.0, 3.4))]
+    result = await store.transcriptions.append_words(tid, batch, on_overlap="skip")
+    assert (result.appended, result.skipped) == (2, 2)
+    assert await store.transcriptions.words(tid) == [*STORED, *batch[2:]]
+    # A word equal to the stored one but for one value is no copy: stored.
+    differs = [{**batch[-1], "confidence": 0.8}]
+    result = await store.transcriptions.append_words(tid, differs, on_overlap="skip")
+    assert result == transcriptions_module.Appended(appended=1, skipped=0, tail_start=3.0)
+    assert await store.transcriptions.count_words(tid) == 7
+
+
+async def test_skip_with_nothing_stored_or_no_overlap_skips_nothing(store: Store, job: Job) -> None:
+    empty = await store.transcriptions.create(transcription(job.id))
+    result = await store.transcriptions.append_words(empty.id, STORED, on_overlap="skip")
+    assert result == transcriptions_module.Appended(appended=4, skipped=0, tail_start=None)
+    later = spoken(("five", 3.0, 3.4))
+    result = await store.transcriptions.append_words(empty.id, later, on_overlap="skip")
+    assert result == transcriptions_module.Appended(appended=1, skipped=0, tail_start=2.5)
+
+
+async def test_skip_still_refuses_a_bad_word_in_the_overlap(store: Store, job: Job) -> None:
+    tid = await stored_transcription(store, job)
+    before = await counts(store)
+    bad = [{**STORED[1], "confidence": 7.0}, *spoken(("five", 3.0, 3.4))]
+    with pytest.raises(ValidationError, match=r"word 0 \(confidence\)"):
+        await store.transcriptions.append_words(tid, bad, on_overlap="skip")
+    assert await counts(store) == before
+
+
+async def test_skip_across_the_chunks_of_a_stream(
+    store: Store, job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcriptions_module, "STREAM_CHUNK_WORDS", 3)
+    stored = synthetic(20)
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=stored))
+    new = synthetic(5, start=100.0)
+    # 11 re-sent words (3 chunks and a bit), then 5 new ones, from an iterator.
+    result = await store.transcriptions.append_words(
+        created.id, iter([*stored[9:], *new]), on_overlap="skip"
+    )
+    assert (result.appended, result.skipped) == (5, 11)
+    assert await store.transcriptions.words(created.id) == [*stored, *new]
+
+
+async def test_an_unknown_overlap_policy_is_refused_before_anything(store: Store, job: Job) -> None:
+    tid = await stored_transcription(store, job)
+    with pytest.raises(ValidationError, match="on_overlap must be one of refuse, skip"):
+        await store.transcriptions.append_words(tid, STORED, on_overlap="merge")  # type: ignore[call-overload]
+
+
 async def test_append_to_a_missing_transcription_raises_not_found(store: Store) -> None:
     with pytest.raises(TranscriptionNotFound):
         await store.transcriptions.append_words(uuid.uuid4(), [GOOD])

@@ -10,10 +10,14 @@ call behind. The codec between words and segment rows is :mod:`media_store.segme
 
 from __future__ import annotations
 
+import math
 import uuid
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args, overload
 
 import asyncpg
 
@@ -43,7 +47,14 @@ from media_store.segments import (
     segments_window,
     segments_words,
 )
-from media_store.words import WordInput, Words, WordSource, validate_words
+from media_store.words import (
+    WordInput,
+    Words,
+    WordSource,
+    concat,
+    none_if_empty,
+    validate_words,
+)
 
 _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
@@ -60,6 +71,25 @@ _SEGMENT_COLUMNS = [
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
 STREAM_CHUNK_WORDS = 32 * SEGMENT_WORDS
+
+# What append_words does with words of a batch that overlap the stored tail (see there).
+OverlapPolicy: TypeAlias = Literal["refuse", "skip"]
+OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What ``append_words(..., on_overlap="skip")`` did.
+
+    ``appended``: words stored. ``skipped``: words of the batch not stored because they
+    overlapped what was stored (they are the batch's first words, in start order, so the
+    skipped indexes are ``0 .. skipped - 1`` unless a new word shares the tail's start).
+    ``tail_start``: the start of the last stored word the batch was compared with (None: the
+    transcription had no words, nothing was skipped)."""
+
+    appended: int
+    skipped: int
+    tail_start: float | None
 
 
 class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription]):
@@ -189,7 +219,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             streamed = await tx._stream(
                 row["id"], segments_count(stored), words, after=after, offset=stored
             )
-        return _model(row, first), stored + streamed
+        return _model(row, first), stored + streamed.stored
 
     async def get(self, row_id: uuid.UUID) -> Transcription | None:
         """One transcription with all its words, or None."""
@@ -217,27 +247,70 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     # --- words -------------------------------------------------------------------------------
 
-    async def append_words(self, transcription_id: uuid.UUID, words: WordSource) -> int:
+    @overload
+    async def append_words(
+        self,
+        transcription_id: uuid.UUID,
+        words: WordSource,
+        *,
+        on_overlap: Literal["refuse"] = "refuse",
+    ) -> int: ...
+
+    @overload
+    async def append_words(
+        self, transcription_id: uuid.UUID, words: WordSource, *, on_overlap: Literal["skip"]
+    ) -> Appended: ...
+
+    @overload
+    async def append_words(
+        self, transcription_id: uuid.UUID, words: WordSource, *, on_overlap: OverlapPolicy
+    ) -> int | Appended: ...
+
+    async def append_words(
+        self,
+        transcription_id: uuid.UUID,
+        words: WordSource,
+        *,
+        on_overlap: OverlapPolicy = "refuse",
+    ) -> int | Appended:
         """Append a batch (or a stream) of words to a transcription, all or nothing.
 
-        Appends to one transcription are serialised (its row is locked for the call). The
-        batch must start at or after the start of the last stored word, else
-        :class:`WordOrderConflict` (a :class:`Conflict`); within the batch the usual rules
-        hold (:class:`ValidationError`). Raises :class:`TranscriptionNotFound`. Returns the
-        number of words appended.
+        Appends to one transcription are serialised (its row is locked for the call). Within
+        the batch the usual rules hold (:class:`ValidationError`, for every word, skipped or
+        not). A batch that starts before the start of the last stored word (the overlap
+        window of streaming ASR, which re-sends words already stored) is, by ``on_overlap``:
+
+        - ``"refuse"`` (the default): :class:`WordOrderConflict` (a :class:`Conflict`),
+          nothing written. Returns the number of words appended.
+        - ``"skip"``: its words that start before the last stored word's start are not
+          stored, nor are those starting exactly then that repeat a stored word with that
+          start (word, times, confidence and speaker all equal: a re-sent copy); a new word
+          sharing the start is stored. The rest is appended. Returns :class:`Appended`, with
+          how many were skipped.
+
+        Raises :class:`TranscriptionNotFound`.
         """
         transcription_id = arguments.identifier("transcription_id", transcription_id)
+        if on_overlap not in OVERLAP_POLICIES:
+            raise ValidationError(
+                f"on_overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {shown(on_overlap)}"
+            )
         _word_source(words)
         async with self._transaction() as tx:
             if await tx._fetchval(self._lock_words_query, transcription_id) is None:
                 raise TranscriptionNotFound(transcription_id)
             tail = await tx._fetchrow(self._word_tail_query, transcription_id)
-            return await tx._stream(
+            tail_start = None if tail is None else tail["last_start"]
+            stream = await tx._stream(
                 transcription_id,
                 0 if tail is None else tail["seq"] + 1,
                 words,
-                stored_last_start=None if tail is None else tail["last_start"],
+                tail_start=tail_start,
+                on_overlap=on_overlap,
             )
+        if on_overlap == "refuse":
+            return stream.stored
+        return Appended(stream.stored, stream.skipped, tail_start)
 
     async def words(self, transcription_id: uuid.UUID) -> Words:
         """All words of a transcription, in order. Raises :class:`TranscriptionNotFound`."""
@@ -287,23 +360,99 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         *,
         after: float | None = None,
         offset: int = 0,
-        stored_last_start: float | None = None,
-    ) -> int:
-        """Validate and COPY ``source`` chunk by chunk; must run inside a transaction."""
-        count = 0
+        tail_start: float | None = None,
+        on_overlap: OverlapPolicy = "refuse",
+    ) -> _Streamed:
+        """Validate and COPY ``source`` chunk by chunk; must run inside a transaction.
+
+        ``tail_start``: the start of the last word already stored (appends), which the
+        stream's words must not start before: see ``on_overlap`` in :meth:`append_words`.
+        """
+        result = _Streamed()
+        overlap = _Overlap(self, transcription_id, tail_start) if tail_start is not None else None
         async for chunk in _chunks(source):
-            batch = validate_words(chunk, after=after, offset=offset + count)
+            batch = validate_words(chunk, after=after, offset=offset + result.seen)
+            result.seen += len(batch)
             if not batch:
                 continue
-            if count == 0 and stored_last_start is not None and batch.starts[0] < stored_last_start:
-                raise WordOrderConflict(transcription_id, stored_last_start, batch.starts[0])
+            after = batch.starts[-1]
+            if overlap is not None:
+                if on_overlap == "refuse":
+                    if batch.starts[0] < overlap.tail_start:
+                        raise WordOrderConflict(
+                            transcription_id, overlap.tail_start, batch.starts[0]
+                        )
+                else:
+                    batch, skipped = await overlap.skip(batch)
+                    result.skipped += skipped
+                if after > overlap.tail_start:
+                    overlap = None  # every later word starts after the stored tail
+                if not batch:
+                    continue
             await self._copy(
                 SEGMENT_TABLE, segment_records(transcription_id, next_seq, batch), SEGMENT_COLUMNS
             )
             next_seq += segments_count(len(batch))
-            count += len(batch)
-            after = batch.starts[-1]
-        return count
+            result.stored += len(batch)
+        return result
+
+
+@dataclass(slots=True)
+class _Streamed:
+    stored: int = 0
+    skipped: int = 0
+    seen: int = 0  # words read from the source, stored or skipped
+
+
+class _Overlap:
+    """The words of an append that overlap the stored tail, for ``on_overlap="skip"``."""
+
+    __slots__ = ("repository", "stored_at_tail", "tail_start", "transcription_id")
+
+    def __init__(
+        self, repository: TranscriptionRepository, transcription_id: uuid.UUID, tail_start: float
+    ) -> None:
+        self.repository = repository
+        self.transcription_id = transcription_id
+        self.tail_start = tail_start
+        # The stored words that start at tail_start, read when a batch word starts then too.
+        self.stored_at_tail: Counter[tuple[Any, ...]] | None = None
+
+    async def skip(self, batch: Words) -> tuple[Words, int]:
+        """``batch`` without its words that start before the tail, or at its start as an
+        exact copy of a stored word; and how many those were. The batch is in start order:
+        they are its first words."""
+        before = bisect_left(batch.starts, self.tail_start)
+        at = bisect_right(batch.starts, self.tail_start, before)
+        if at == before:
+            return batch[before:], before
+        if self.stored_at_tail is None:
+            stored = await self.repository.words_between(
+                self.transcription_id, self.tail_start, math.nextafter(self.tail_start, math.inf)
+            )
+            self.stored_at_tail = Counter(_rows(stored))
+        kept = []
+        for index, row in enumerate(_rows(batch[before:at]), before):
+            if self.stored_at_tail[row] > 0:
+                self.stored_at_tail[row] -= 1  # each stored word matches one copy
+            else:
+                kept.append(index)
+        new = Words.trusted(
+            [batch.words[i] for i in kept],
+            [batch.starts[i] for i in kept],
+            [batch.ends[i] for i in kept],
+            [batch.confidences[i] for i in kept],
+            None if batch.speakers is None else none_if_empty([batch.speakers[i] for i in kept]),
+        )
+        skipped = at - len(kept)
+        return concat([new, batch[at:]]), skipped
+
+
+def _rows(words: Words) -> Iterator[tuple[Any, ...]]:
+    speakers: Iterable[str | None] = (
+        words.speakers if words.speakers is not None else [None] * len(words)
+    )
+    return zip(words.words, words.starts, words.ends, words.confidences, speakers, strict=True)
 
 
 def _word_source(words: WordSource) -> None:
