@@ -212,7 +212,32 @@ class ManagedPool(_AsyncpgPool):
     def acquire(
         self, *, timeout: float | None = None
     ) -> asyncpg.pool.PoolAcquireContext[asyncpg.Record]:
-        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+        if timeout is None and not self._free_now():
+            timeout = self.acquire_timeout
+        return super().acquire(timeout=timeout)
+
+    async def release(self, connection: PooledConnection, *, timeout: float | None = None) -> None:
+        # Bounded by the acquire timeout however the connection was borrowed (asyncpg bounds
+        # a release, the reset it runs, by the timeout of the borrow: none after _free_now).
+        await super().release(
+            connection, timeout=self.acquire_timeout if timeout is None else timeout
+        )
+
+    def _free_now(self) -> bool:
+        """Whether acquire() hands over an open connection without waiting: then nothing
+        needs timing, and asyncpg's timer is skipped (measured: ~3.5 us of Python a borrow,
+        a quarter of what the library adds to a repository call). That is when the holder
+        asyncpg takes next, the last of its LIFO queue of free holders, has an open connection
+        of the pool's current generation. asyncpg has no public accessor for this (0.29-0.32):
+        should its internals change, the answer is no and every borrow is timed as before."""
+        try:
+            holder = self._queue._queue[-1]  # type: ignore[attr-defined]
+            con = holder._con
+            current = holder._generation == self._generation  # type: ignore[attr-defined]
+            closing = self._closing  # type: ignore[attr-defined]
+        except (AttributeError, IndexError, TypeError):
+            return False
+        return con is not None and not con.is_closed() and current and not closing
 
 
 async def create_pool(settings: Settings) -> ManagedPool:

@@ -232,5 +232,12 @@ def validate_batch(
 
 
 def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:
-    """The one place a database row becomes a model."""
-    return model.model_validate(dict(row))
+    """The one place a database row becomes a model, validated like any other input.
+
+    Through the model's validator itself rather than ``model_validate`` (one Python call less,
+    ~10% of a row's 2.8 us). Measured and not taken: ``model_construct`` (slower than
+    validating, 3.4 us: it is Python code) and filling a model's ``__dict__`` by hand (1.8 us,
+    but it skips validation and depends on pydantic's internals, for ~1% of a job's cycle).
+    """
+    validated: RowT = model.__pydantic_validator__.validate_python(dict(row))
+    return validated

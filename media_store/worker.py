@@ -249,8 +249,12 @@ class _Worker:
         # False once cancelled: what is left gets one attempt, no retries.
         self.patient = True
         self.wake = asyncio.Event()
-        self.is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
+        )
+        # The handler as the coroutine function it is, if it is one (None: run in a thread).
+        self.async_handler = (
+            cast(Callable[[Job], Awaitable[JobResult]], handler) if is_async else None
         )
 
     async def run(self, *, listen: bool, burst: bool) -> WorkerStats:
@@ -429,8 +433,8 @@ class _Worker:
             self._lost(job)
 
     async def _call(self, job: Job) -> JobResult:
-        if self.is_async:
-            return await cast(Callable[[Job], Awaitable[JobResult]], self.handler)(job)
+        if self.async_handler is not None:
+            return await self.async_handler(job)
         result = await asyncio.to_thread(self.handler, job)
         if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
             return await result

@@ -51,6 +51,7 @@ MAX_OFFSET = INT32_MAX  # get_all_jobs takes OFFSET as an int
 # nothing heartbeats those, so the lease is long.
 MANUAL_HOLDER: Final = "media_store:manual"
 MANUAL_LEASE: Final = timedelta(hours=1)
+_MANUAL_LEASE_S: Final = arguments.lease(MANUAL_LEASE)  # checked once, as the SQL takes it
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
 _STATUSES = tuple(s.value for s in JobStatus)
@@ -261,7 +262,7 @@ class JobRepository(Repository):
             "processing_time_ms" in given,
             values.processing_time_ms,
             MANUAL_HOLDER,
-            arguments.lease(MANUAL_LEASE),
+            _MANUAL_LEASE_S,
         )
         if row is None:
             raise await self._refusal(job_id, target)
@@ -286,7 +287,7 @@ class JobRepository(Repository):
         job_id = arguments.identifier("job_id", job_id)
         default = isinstance(worker_id, str) and worker_id == ""
         holder = MANUAL_HOLDER if default else arguments.worker_id(worker_id)
-        span = arguments.lease(MANUAL_LEASE if lease is None else lease)
+        span = _MANUAL_LEASE_S if lease is None else arguments.lease(lease)
         row = await self._fetchrow(_START, job_id, holder, span)
         if row is None:
             raise await self._refusal(job_id, JobStatus.PROCESSING)
@@ -377,8 +378,7 @@ class JobRepository(Repository):
         """
         job_id = arguments.identifier("job_id", job_id)
         holder = arguments.worker_id(worker_id)
-        values = validate_input(StatusUpdate, {"result": result})
-        row = await self._fetchrow(_COMPLETE, job_id, holder, values.result)
+        row = await self._fetchrow(_COMPLETE, job_id, holder, _result(result))
         if row is None:
             raise await self._lease_refusal(job_id, holder)
         return from_row(Job, row)
@@ -397,9 +397,7 @@ class JobRepository(Repository):
         ids = arguments.identifiers("results", given)
         if len(ids) != len(given):
             raise ValidationError("results: a job id is given twice")
-        values = [
-            validate_input(StatusUpdate, {"result": result}).result for result in given.values()
-        ]
+        values = [_result(result) for result in given.values()]
         if not ids:
             return Completed(completed=[], lost=[])
         done = {row["id"] for row in await self._fetch(_COMPLETE_MANY, holder, ids, values)}
@@ -481,6 +479,15 @@ class Heartbeat:
 
     extended: list[uuid.UUID]
     lost: list[uuid.UUID]
+
+
+def _result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A job's result as stored: checked as :class:`StatusUpdate` checks it (a JSON object the
+    database stores as given), or None. None is stored as it is without building a model: a
+    worker's handlers mostly return nothing, and the drain completes every job this way."""
+    if result is None:
+        return None
+    return validate_input(StatusUpdate, {"result": result}).result
 
 
 def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
