@@ -7,11 +7,25 @@ columns (``min``/``max``/``all(map(...))``/``sum``, loops in C). Only when a col
 check does a per-word pass run, to name the index of the first bad word. Validation is never
 skipped: a :class:`Words` passed back in is checked again.
 
-The rules, for every word: ``word`` a string; ``start`` and ``end`` finite numbers (not
-bools) with ``0 <= start <= end``; ``confidence`` absent/None or a finite number in [0, 1];
-``speaker`` absent/None or a string of at most 50 characters; no NUL character in any text.
-Within a transcription, words are in non-decreasing ``start`` order. Keys of an input dict
-other than these five are ignored (ASR output carries others, e.g. ``probability``).
+The rules, for every word: ``word`` a string; ``start`` and ``end`` finite numbers with
+``0 <= start <= end``; ``confidence`` absent/None or a finite number in [0, 1]; ``speaker``
+absent/None or a string of at most 50 characters; no NUL character in any text. Within a
+transcription, words are in non-decreasing ``start`` order. A number is any finite real:
+``float``, ``int``, numpy's floats and ints, :class:`~decimal.Decimal`, ``Fraction`` (stored
+as the nearest float); a bool is not a number.
+
+Keys of an input dict other than these five are ignored (ASR output carries others, e.g.
+``id``, ``tokens``), except where that would lose a value silently: a word with no
+``confidence`` that carries ``probability``, ``score`` or ``conf`` (Whisper's, whisperX's,
+Vosk's names for it), or with no ``word`` that carries ``text`` (whisper-timestamped,
+AssemblyAI), is refused naming the key: rename it, or read the engine's output with
+:func:`media_store.asr.words_from`, which knows what each engine's keys mean. They are not
+mapped here: the same name means different things in different engines' output (``text`` is
+a segment's text in some), and the five keys stay the one schema of this path.
+
+``max_end`` (the write operations take it): the media's end, in seconds; a word ending after
+it is refused. It catches times in another unit read as seconds (an AssemblyAI transcript in
+milliseconds is a thousand times too long).
 
 :class:`Words` is what the library returns: a read-only sequence of
 :class:`WordTimestamp` built lazily from the columns (``words[i]`` makes one model; the
@@ -23,15 +37,18 @@ same values, in the same order (a missing ``confidence`` or ``speaker`` equals N
 from __future__ import annotations
 
 import math
+import numbers
 from bisect import bisect_left
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from functools import partial
 from itertools import repeat
-from operator import is_not, itemgetter, le
+from operator import contains, is_not, itemgetter, le
 from typing import Annotated, Any, TypeAlias, overload
 
 import pydantic
 from pydantic import Field, PlainSerializer, PlainValidator
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 from media_store.errors import ValidationError
 from media_store.fields import Confidence, Input, Text, Text50
@@ -67,9 +84,25 @@ WordSource: TypeAlias = (
     " | AsyncIterable[Mapping[str, Any] | WordTimestamp]"
 )
 
+
+class WordDict(TypedDict):
+    """One word as the library serialises it (:meth:`Words.to_dicts`, JSON responses)."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float | None
+    speaker: str | None
+
+
 _STR = frozenset({str})
 _NUMBER = frozenset({float, int})
 _OPT_NUMBER = frozenset({float, int, type(None)})
+# Real numbers of other types, converted to float (numpy's register as numbers.Real).
+_REAL = (numbers.Real, Decimal)
+# Other engines' names for a word's confidence, and for its text (see the module docstring).
+CONFIDENCE_ALIASES = ("probability", "score", "conf")
+TEXT_ALIASES = ("text",)
 _NOT_NONE = partial(is_not, None)
 
 Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
@@ -205,9 +238,16 @@ class Words(Sequence[WordTimestamp]):
         hi = max(lo, bisect_left(self.starts, t1))
         return self[lo:hi]
 
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """One dict per word, every key present (what the models serialise to)."""
-        return [w.model_dump() for w in self]
+    def to_dicts(self) -> list[WordDict]:
+        """One dict per word, every key present (what the models serialise to), built from
+        the columns (no model per word)."""
+        speakers: Iterable[str | None] = repeat(None) if self.speakers is None else self.speakers
+        return [
+            {"word": w, "start": s, "end": e, "confidence": c, "speaker": p}
+            for w, s, e, c, p in zip(
+                self.words, self.starts, self.ends, self.confidences, speakers, strict=False
+            )
+        ]
 
 
 def none_if_empty(speakers: list[str | None]) -> list[str | None] | None:
@@ -273,6 +313,9 @@ def _extract_slow(items: Sequence[Any]) -> Columns:
         if isinstance(item, Mapping):
             missing = [key for key in ("word", "start", "end") if key not in item]
             if missing:
+                alias = [key for key in TEXT_ALIASES if key in item and missing[0] == "word"]
+                if alias:
+                    _refuse(index, alias[0], _alias_message(alias[0], "word"))
                 _refuse(index, missing[0], "field required")
             values = (
                 item["word"],
@@ -293,6 +336,57 @@ def _extract_slow(items: Sequence[Any]) -> Columns:
         confidences.append(values[3])
         speakers.append(values[4])
     return words, starts, ends, confidences, speakers
+
+
+def _alias_message(key: str, name: str) -> str:
+    return (
+        f"has {key!r} but no {name!r}: rename {key!r} to {name!r} (or drop it), or read the "
+        f"engine's output with media_store.asr.words_from(engine, payload); it is not "
+        f"stored as {name!r} by guess, nor dropped"
+    )
+
+
+def _refuse_aliases(items: Sequence[Any], confidences: list[Any], offset: int) -> None:
+    """Refuse the first word with no confidence that carries one under another engine's
+    name: a scan in C per name, run only when some word has no confidence."""
+    if isinstance(items, Words):
+        return
+    hits = []
+    for key in CONFIDENCE_ALIASES:
+        if any(map(contains, items, repeat(key))):
+            pairs = enumerate(zip(items, confidences, strict=True))
+            index = next((i for i, (item, c) in pairs if c is None and key in item), None)
+            if index is not None:
+                hits.append((index, key))
+    if hits:
+        index, key = min(hits)
+        _refuse(offset + index, key, _alias_message(key, "confidence"))
+
+
+def _as_float(value: Any) -> Any:
+    """A real number of another type than float or int (numpy scalars, Decimal, Fraction)
+    as the nearest float; anything else as it is (a bool, a string, a huge Fraction: refused
+    later, naming its word)."""
+    if type(value) in _OPT_NUMBER or isinstance(value, bool) or not isinstance(value, _REAL):
+        return value
+    try:
+        return float(value)
+    except (OverflowError, ValueError):  # too large; a signalling NaN Decimal
+        return value
+
+
+def check_max_end(words: Words, max_end: float, *, offset: int = 0) -> None:
+    """Refuse the first word of ``words`` that ends after ``max_end`` seconds (the media's
+    end): a transcript in another unit than seconds (see the module docstring)."""
+    if words.ends and max(words.ends) > max_end:
+        index = next(i for i, end in enumerate(words.ends) if end > max_end)
+        _refuse(
+            offset + index,
+            "end",
+            f"ends at {words.ends[index]} s, after max_end ({max_end} s, the media's end): are "
+            f"the times in milliseconds or another unit? Convert them to seconds "
+            f"(media_store.asr.words_from does, for each engine)",
+        )
 
 
 def _refuse(index: int, field: str | None, message: str) -> Any:
@@ -449,13 +543,18 @@ def _find_problem(
 
 
 def validate_words(
-    items: Sequence[WordInput], *, after: float | None = None, offset: int = 0
+    items: Sequence[WordInput],
+    *,
+    after: float | None = None,
+    offset: int = 0,
+    max_end: float | None = None,
 ) -> Words:
     """Check ``items`` column-wise and return them as :class:`Words`.
 
     ``after``: the start of the word just before ``items`` in the same call (the first
     word must not start before it). ``offset``: the index of ``items[0]`` in that call, for
-    messages. Raises :class:`ValidationError` naming the first bad word.
+    messages. ``max_end``: no word may end after it (:func:`check_max_end`). Raises
+    :class:`ValidationError` naming the first bad word.
     """
     words, starts, ends, confidences, speakers = _extract(items)
     if not words:
@@ -463,6 +562,12 @@ def validate_words(
     if speakers is not None:
         speakers = none_if_empty(speakers)
     types = (set(map(type, starts)), set(map(type, ends)), set(map(type, confidences)))
+    if type(None) in types[2]:  # some word has no confidence: does it have another name?
+        _refuse_aliases(items, confidences, offset)
+    if not (types[0] <= _NUMBER and types[1] <= _NUMBER and types[2] <= _OPT_NUMBER):
+        # numpy scalars, Decimals: converted here, off the path plain floats take.
+        starts, ends, confidences = (list(map(_as_float, c)) for c in (starts, ends, confidences))
+        types = (set(map(type, starts)), set(map(type, ends)), set(map(type, confidences)))
     if not _columns_pass(words, starts, ends, confidences, speakers, types):
         _find_problem(words, starts, ends, confidences, speakers, offset)
     if after is not None and starts[0] < after:
@@ -474,7 +579,10 @@ def validate_words(
         ends = list(map(float, ends))
     if int in types[2]:
         confidences = [None if c is None else float(c) for c in confidences]
-    return Words.trusted(words, starts, ends, confidences, speakers)
+    valid = Words.trusted(words, starts, ends, confidences, speakers)
+    if max_end is not None:
+        check_max_end(valid, max_end, offset=offset)
+    return valid
 
 
 # --- the pydantic fields -----------------------------------------------------------------------
@@ -491,16 +599,35 @@ def _validate_row(value: Any) -> Words:
     return value if isinstance(value, Words) else _validate_input(value)
 
 
-def _serialize(value: Sequence[WordTimestamp]) -> list[dict[str, Any]]:
+def _serialize(value: Sequence[WordTimestamp]) -> list[WordDict]:
     if isinstance(value, Words):
         return value.to_dicts()
-    return [w.model_dump() for w in value]
+    return [
+        {
+            "word": w.word,
+            "start": w.start,
+            "end": w.end,
+            "confidence": w.confidence,
+            "speaker": w.speaker,
+        }
+        for w in value
+    ]
 
 
-_SERIALIZER = PlainSerializer(_serialize, return_type=list[dict[str, Any]])
+# The JSON schema says what goes in (a list of WordTimestamp objects) and what comes out (a
+# list of the five keys), as FastAPI's OpenAPI document shows them.
+_SERIALIZER = PlainSerializer(_serialize, return_type=list[WordDict])
 
 # TranscriptionCreate.word_timestamps: any sequence of word dicts / models, validated
 # column-wise into Words (always, even when given a Words).
-WordsInput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_input), _SERIALIZER]
+WordsInput = Annotated[
+    Sequence[WordTimestamp],
+    PlainValidator(_validate_input, json_schema_input_type=list[WordTimestamp]),
+    _SERIALIZER,
+]
 # Transcription.word_timestamps: the Words the repository read or wrote.
-WordsOutput = Annotated[Sequence[WordTimestamp], PlainValidator(_validate_row), _SERIALIZER]
+WordsOutput = Annotated[
+    Sequence[WordTimestamp],
+    PlainValidator(_validate_row, json_schema_input_type=list[WordTimestamp]),
+    _SERIALIZER,
+]

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import TypeAdapter
 
 from media_store import (
     Conflict,
@@ -35,7 +39,7 @@ from media_store.segments import (
     pack_lengths,
     split_words,
 )
-from media_store.words import Words, validate_words
+from media_store.words import Words, WordsInput, WordsOutput, validate_words
 
 Word = dict[str, Any]
 
@@ -729,3 +733,157 @@ async def test_migration_0003_moves_jsonb_words_and_rollback_restores_them(
         assert await conn.fetchval("SELECT to_regclass('transcription_word_segments')") is None
     finally:
         await conn.close()
+
+
+# --- any real number; other engines' keys; the media's end (issue 10) ---------------------------
+
+
+def test_any_finite_real_is_a_number_stored_as_the_nearest_float() -> None:
+    np = pytest.importorskip("numpy")
+    words = validate_words(
+        [
+            {"word": "a", "start": np.float64(0.66), "end": np.float32(0.75), "confidence": 0.5},
+            {
+                "word": "b",
+                "start": np.int64(1),
+                "end": Decimal("1.25"),
+                "confidence": np.float64(1),
+            },
+            {"word": "c", "start": Fraction(3, 2), "end": 2, "confidence": Decimal("0.1")},
+        ]
+    )
+    assert words.starts == [0.66, 1.0, 1.5]
+    assert words.ends == [float(np.float32(0.75)), 1.25, 2.0]
+    assert words.confidences == [0.5, 1.0, 0.1]
+    for column in (words.starts, words.ends, words.confidences):
+        assert {type(v) for v in column} == {float}  # builtin floats, as read back
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (True, "True"),
+        ("numpy bool", "True"),
+        (Decimal("NaN"), "nan"),
+        (Decimal("sNaN"), "Decimal('sNaN')"),
+        (Decimal("1e400"), "inf"),
+        (Fraction(10**400), "Fraction"),
+        ("0.5", "'0.5'"),
+    ],
+    ids=["bool", "numpy bool", "Decimal NaN", "Decimal sNaN", "Decimal 1e400", "huge", "text"],
+)
+def test_bools_and_non_finite_reals_are_not_numbers(value: Any, shown: str) -> None:
+    if isinstance(value, str) and value == "numpy bool":
+        value = pytest.importorskip("numpy").bool_(True)
+    pattern = r"word 1 \(start\): must be a finite number, got .*" + re.escape(shown)
+    with pytest.raises(ValidationError, match=pattern):
+        validate_words([GOOD, {**GOOD, "start": value}])
+
+
+async def test_numpy_words_are_stored_and_read_back_as_floats(store: Store, job: Job) -> None:
+    np = pytest.importorskip("numpy")
+    given = [
+        {"word": " Are", "start": np.float64(0.66), "end": np.float64(0.66), "confidence": 0.3},
+        {"word": " you", "start": np.float64(0.66), "end": np.float64(0.86), "confidence": 0.9},
+    ]
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=given))
+    stored = await store.transcriptions.words(created.id)
+    assert stored == given
+    assert stored.starts == [0.66, 0.66] and type(stored.starts[0]) is float
+
+
+@pytest.mark.parametrize("key", ["probability", "score", "conf"])
+async def test_a_confidence_under_another_engines_name_is_refused_naming_it(
+    store: Store, job: Job, key: str
+) -> None:
+    words = [*synthetic(5), {"word": " hi", "start": 9.0, "end": 9.2, key: 0.87}]
+    before = await counts(store)
+    for write in (
+        lambda: store.transcriptions.create(transcription(job.id, word_timestamps=words)),
+        lambda: store.transcriptions.create_streamed(transcription(job.id), iter(words)),
+    ):
+        with pytest.raises(ValidationError) as info:
+            await write()
+        message = str(info.value)
+        assert f"word 5 ({key}): has '{key}' but no 'confidence'" in message
+        assert "rename" in message and "words_from" in message
+    assert await counts(store) == before
+    with pytest.raises(ValidationError) as info:
+        validate_words(words)
+    assert info.value.errors[0]["loc"] == (5, key)
+
+
+def test_other_keys_beside_the_five_are_still_ignored() -> None:
+    # Whisper's dicts carry probability beside a confidence the caller set, and ids, tokens.
+    words = validate_words(
+        [
+            {"id": 0, "word": "a", "start": 0.0, "end": 0.2, "confidence": 0.9, "probability": 0.9},
+            {"word": "b", "start": 0.3, "end": 0.4, "tokens": [1, 2], "avg_logprob": -0.2},
+        ]
+    )
+    assert words.confidences == [0.9, None]
+
+
+def test_text_without_word_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError, match=r"word 1 \(text\): has 'text' but no 'word'"):
+        validate_words([GOOD, {"text": "hi", "start": 2.0, "end": 2.1, "confidence": 0.5}])
+    # Both present: the word is "word", text is another key.
+    words = validate_words([{"word": "hi", "text": "Hi!", "start": 0.0, "end": 0.1}])
+    assert words.words == ["hi"]
+
+
+async def test_words_ending_after_max_end_are_refused_on_every_write(
+    store: Store, job: Job
+) -> None:
+    # An AssemblyAI transcript's milliseconds read as seconds: 484 hours of a 29-minute call.
+    milliseconds: list[dict[str, Any]] = [
+        {"word": "Smoke", "start": 250, "end": 650, "confidence": 0.97},
+        {"word": "Yes.", "start": 1743210, "end": 1743560, "confidence": 0.6},
+    ]
+    seconds = [{**w, "start": w["start"] / 1000, "end": w["end"] / 1000} for w in milliseconds]
+    empty = await store.transcriptions.create(transcription(job.id))
+    before = await counts(store)
+    for write in (
+        lambda: store.transcriptions.create(
+            transcription(job.id, word_timestamps=milliseconds), max_end=1744.0
+        ),
+        lambda: store.transcriptions.create_streamed(
+            transcription(job.id), iter(milliseconds), max_end=1744.0
+        ),
+        lambda: store.transcriptions.append_words(empty.id, milliseconds, max_end=1744.0),
+    ):
+        with pytest.raises(
+            ValidationError, match=r"word 1 \(end\): ends at 1743560.0 s, after max_end \(1744.0 s"
+        ):
+            await write()
+    assert await counts(store) == before
+    created = await store.transcriptions.create(
+        transcription(job.id, word_timestamps=seconds), max_end=1744.0
+    )
+    assert await store.transcriptions.words(created.id) == seconds
+    assert await store.transcriptions.append_words(empty.id, seconds, max_end=1743.56) == 2
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, True, "10"])
+async def test_a_bad_max_end_is_refused_before_anything(store: Store, job: Job, bad: Any) -> None:
+    with pytest.raises(ValidationError, match="max_end must be a finite number"):
+        await store.transcriptions.create(
+            transcription(job.id, word_timestamps=[GOOD]), max_end=bad
+        )
+    assert await counts(store) == (0, 0, 0)
+
+
+def test_to_dicts_gives_what_the_models_dump() -> None:
+    words = validate_words([*synthetic(3), {**GOOD, "start": 9.0, "end": 9.5, "speaker": "A"}])
+    assert words.to_dicts() == [w.model_dump() for w in words]
+    assert list(words.to_dicts()[0]) == ["word", "start", "end", "confidence", "speaker"]
+
+
+def test_the_words_fields_have_a_json_schema_of_the_five_keys() -> None:
+    accepted = TypeAdapter(WordsInput).json_schema(mode="validation")
+    assert accepted["items"] == {"$ref": "#/$defs/WordTimestamp"}
+    returned = TypeAdapter(WordsOutput).json_schema(mode="serialization")
+    assert returned["items"] == {"$ref": "#/$defs/WordDict"}
+    word = returned["$defs"]["WordDict"]
+    assert word["required"] == ["word", "start", "end", "confidence", "speaker"]
+    assert word["properties"]["speaker"]["anyOf"] == [{"type": "string"}, {"type": "null"}]

@@ -51,6 +51,7 @@ from media_store.words import (
     WordInput,
     Words,
     WordSource,
+    check_max_end,
     concat,
     none_if_empty,
     validate_words,
@@ -151,14 +152,21 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     # --- create / get / list / delete --------------------------------------------------------
 
-    async def create(self, data: TranscriptionCreate | Mapping[str, Any]) -> Transcription:
+    async def create(
+        self, data: TranscriptionCreate | Mapping[str, Any], *, max_end: float | None = None
+    ) -> Transcription:
         """Insert a transcription with its words (``word_timestamps``), all or nothing.
 
-        Raises :class:`ValidationError` before any SQL on bad input (naming the first bad
-        word) and :class:`JobNotFound` when the job does not exist.
+        ``max_end``: the media's end in seconds; a word ending after it is refused (times in
+        milliseconds read as seconds). Raises :class:`ValidationError` before any SQL on bad
+        input (naming the first bad word) and :class:`JobNotFound` when the job does not
+        exist.
         """
+        max_end = _max_end(max_end)
         item = validate_input(TranscriptionCreate, data)
         words = _words_of(item)
+        if words and max_end is not None:
+            check_max_end(words, max_end)
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if words:
@@ -195,7 +203,11 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         return [_model(row, w) for row, w in zip(rows, words, strict=True)]
 
     async def create_streamed(
-        self, data: TranscriptionCreate | Mapping[str, Any], words: WordSource
+        self,
+        data: TranscriptionCreate | Mapping[str, Any],
+        words: WordSource,
+        *,
+        max_end: float | None = None,
     ) -> tuple[Transcription, int]:
         """Insert a transcription and stream ``words`` (an iterator or async iterator, or a
         sequence) into it in bounded memory, in one transaction: all or nothing.
@@ -204,9 +216,13 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         million-word stream never sits in memory. ``data`` may carry ``word_timestamps``
         too; the stream continues after them. Returns the transcription as created from
         ``data`` (the streamed words are not echoed back) and the number of words stored.
+        ``max_end``: as in :meth:`create`.
         """
+        max_end = _max_end(max_end)
         item = validate_input(TranscriptionCreate, data)
         first = _words_of(item)
+        if first and max_end is not None:
+            check_max_end(first, max_end)
         _word_source(words)
         async with self._transaction() as tx:
             if item.word_timestamps is None:
@@ -217,7 +233,12 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             after = first.starts[-1] if first else None
             stored = len(first) if first else 0
             streamed = await tx._stream(
-                row["id"], segments_count(stored), words, after=after, offset=stored
+                row["id"],
+                segments_count(stored),
+                words,
+                after=after,
+                offset=stored,
+                max_end=max_end,
             )
         return _model(row, first), stored + streamed.stored
 
@@ -254,16 +275,27 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         words: WordSource,
         *,
         on_overlap: Literal["refuse"] = "refuse",
+        max_end: float | None = None,
     ) -> int: ...
 
     @overload
     async def append_words(
-        self, transcription_id: uuid.UUID, words: WordSource, *, on_overlap: Literal["skip"]
+        self,
+        transcription_id: uuid.UUID,
+        words: WordSource,
+        *,
+        on_overlap: Literal["skip"],
+        max_end: float | None = None,
     ) -> Appended: ...
 
     @overload
     async def append_words(
-        self, transcription_id: uuid.UUID, words: WordSource, *, on_overlap: OverlapPolicy
+        self,
+        transcription_id: uuid.UUID,
+        words: WordSource,
+        *,
+        on_overlap: OverlapPolicy,
+        max_end: float | None = None,
     ) -> int | Appended: ...
 
     async def append_words(
@@ -272,6 +304,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         words: WordSource,
         *,
         on_overlap: OverlapPolicy = "refuse",
+        max_end: float | None = None,
     ) -> int | Appended:
         """Append a batch (or a stream) of words to a transcription, all or nothing.
 
@@ -288,9 +321,10 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
           sharing the start is stored. The rest is appended. Returns :class:`Appended`, with
           how many were skipped.
 
-        Raises :class:`TranscriptionNotFound`.
+        ``max_end``: as in :meth:`create`. Raises :class:`TranscriptionNotFound`.
         """
         transcription_id = arguments.identifier("transcription_id", transcription_id)
+        max_end = _max_end(max_end)
         if on_overlap not in OVERLAP_POLICIES:
             raise ValidationError(
                 f"on_overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {shown(on_overlap)}"
@@ -307,6 +341,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
                 words,
                 tail_start=tail_start,
                 on_overlap=on_overlap,
+                max_end=max_end,
             )
         if on_overlap == "refuse":
             return stream.stored
@@ -362,6 +397,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         offset: int = 0,
         tail_start: float | None = None,
         on_overlap: OverlapPolicy = "refuse",
+        max_end: float | None = None,
     ) -> _Streamed:
         """Validate and COPY ``source`` chunk by chunk; must run inside a transaction.
 
@@ -371,7 +407,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         result = _Streamed()
         overlap = _Overlap(self, transcription_id, tail_start) if tail_start is not None else None
         async for chunk in _chunks(source):
-            batch = validate_words(chunk, after=after, offset=offset + result.seen)
+            batch = validate_words(chunk, after=after, offset=offset + result.seen, max_end=max_end)
             result.seen += len(batch)
             if not batch:
                 continue
@@ -461,6 +497,10 @@ def _word_source(words: WordSource) -> None:
         raise ValidationError(
             f"words must be a list, an iterator or an async iterator of words, got {shown(words)}"
         )
+
+
+def _max_end(value: float | None) -> float | None:
+    return None if value is None else arguments.number("max_end", value)
 
 
 def _words_of(item: TranscriptionCreate) -> Words | None:
