@@ -258,6 +258,22 @@ async def test_lock_import_runs_only_in_a_transaction_and_takes_a_sha256(
     assert await store.media_assets.find_import(job.id, digest) is None
 
 
+async def test_a_file_ending_after_max_end_is_refused_and_nothing_of_it_stored(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json", "assemblyai.json"])  # end 2.67 s, 1743.56 s
+    before = await counts(store)
+    report, _ = await run(store, job, folder, max_end=60.0)
+    statuses = {f.path.name: f.status for f in report.files}
+    assert statuses == {"vosk.json": "stored", "assemblyai.json": "refused"}
+    refused = next(f for f in report.files if f.status == "refused")
+    assert refused.reason is not None
+    assert "word 5 (end): ends at 1743.56 s, after max_end (60.0 s" in refused.reason
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + 1
+    assert after["words"] == before["words"] + 5
+
+
 async def test_stored_transcription_records_its_source(
     store: Store, job: Job, tmp_path: Path
 ) -> None:
@@ -365,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
 def test_the_parser_takes_paths_job_engine_and_policies() -> None:
     job_id = uuid.uuid4()
     argv = ["import", "a.json", "dir", "--job", str(job_id), "--engine", "whisperx"]
-    argv += ["--untimed", "interpolate", "--order", "sort", "--no-progress"]
+    argv += ["--untimed", "interpolate", "--order", "sort", "--no-progress", "--max-end", "61"]
     args = parser().parse_args(argv)
     options = ImportOptions.from_args(args)
     assert options == ImportOptions(
@@ -374,6 +390,7 @@ def test_the_parser_takes_paths_job_engine_and_policies() -> None:
         engine="whisperx",
         order="sort",
         untimed="interpolate",
+        max_end=61.0,
         progress=False,
     )
     assert args.func is command

@@ -3,7 +3,7 @@
 ::
 
     media-store import --job JOB_ID [--engine auto] [--order sort] [--inverted drop|clamp]
-                       [--untimed drop|interpolate] PATH...
+                       [--untimed drop|interpolate] [--max-end SECONDS] PATH...
 
 Each PATH is a JSON file, or a directory whose ``*.json`` files (not its subdirectories)
 are imported in name order. Every file becomes one transcription of the job, with its words.
@@ -104,6 +104,7 @@ class ImportOptions:
     untimed: UntimedPolicy = "refuse"
     provider: str | None = None
     language: str | None = None
+    max_end: float | None = None
     progress: bool = True
 
     @classmethod
@@ -118,6 +119,7 @@ class ImportOptions:
             untimed=cast(UntimedPolicy, args.untimed),
             provider=args.provider,
             language=args.language,
+            max_end=args.max_end,
             progress=args.progress,
         )
 
@@ -196,6 +198,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--provider", help="the transcriptions' provider (default: the engine)")
     parser.add_argument("--language", help="the transcriptions' language code")
+    parser.add_argument(
+        "--max-end",
+        type=float,
+        metavar="SECONDS",
+        help="the media's end: a file with a word ending after it is refused (times in "
+        "another unit than seconds); add a second or so, engines overshoot a little",
+    )
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
@@ -342,7 +351,7 @@ async def _import_one(
             if earlier is not None:
                 return _already(path, earlier, engine)
             created, count = await tx.transcriptions.create_streamed(
-                transcription, meter.counted(words)
+                transcription, meter.counted(words), max_end=options.max_end
             )
             await tx.media_assets.create(
                 {
