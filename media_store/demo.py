@@ -126,7 +126,8 @@ async def demo_job_with_results(store: Store) -> uuid.UUID:
 
 async def run_demo(dsn: Dsn, *, embedded: EmbeddedServer | None = None) -> None:
     """Run every section on ``dsn`` (already migrated), then say what was left behind."""
-    store = await Store.open(settings=Settings(dsn=dsn, min_size=1, max_size=4))
+    # The environment's pool settings (MEDIA_STORE_*) apply, as they do to any Store.
+    store = await Store.open(settings=Settings.from_env(dsn))
     async with store:
         left = {
             await demo_job_with_results(store): "a job and its results",

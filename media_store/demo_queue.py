@@ -72,7 +72,7 @@ async def demo_workers(dsn: Dsn) -> None:
             row("", f"its own, and {role} may not create one (no CREATEDB)")
             return
         row("database", f"{urlsplit(private.reveal()).path.lstrip('/')} (private: dropped after)")
-        store = await Store.open(settings=Settings(dsn=private, min_size=1, max_size=5))
+        store = await Store.open(settings=Settings.from_env(private))
         async with store:
             await _two_workers(store)
 

@@ -25,18 +25,19 @@ from tests.harness import Server, pgserver_installed, provide_server, with_datab
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def run_demo(url: str) -> str:
-    """``media-store demo`` with ``DATABASE_URL=url`` in a process of its own; its output."""
+async def run_demo(url: str, *, env: dict[str, str] | None = None, code: int = 0) -> str:
+    """``media-store demo`` with ``DATABASE_URL=url`` (and ``env``) in a process of its own;
+    its output. Asserts its exit status is ``code``."""
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "media_store", "demo"),
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
+        env={**os.environ, "DATABASE_URL": url, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     output = out.decode()
-    assert process.returncode == 0, output
+    assert process.returncode == code, output
     return output
 
 
@@ -154,3 +155,13 @@ def test_the_printed_psql_command_opens_an_embedded_server() -> None:
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42"
+
+
+async def test_demo_honours_the_environments_pool_settings(db_url: str) -> None:
+    # A pool of one connection cannot run a worker (it needs one for claims and one for
+    # heartbeats): the demo says so rather than quietly opening a pool of its own.
+    output = await run_demo(db_url, env={"MEDIA_STORE_POOL_MAX_SIZE": "1"}, code=2)
+    assert "pool of at least 2" in output and "has 1" in output
+    # the same settings with room for a worker run the demo to the end
+    output = await run_demo(db_url, env={"MEDIA_STORE_POOL_MAX_SIZE": "3"})
+    assert "none pending" in output
