@@ -31,12 +31,14 @@ from media_store.models import (
     TranscriptionCreate,
 )
 from media_store.repositories import JobCursor, JobPage
+from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
 from media_store.words import Words, WordTimestamp
 
 __all__ = [
     "AnalysisResult",
     "AnalysisResultCreate",
+    "Appended",
     "AssetType",
     "ConfigurationError",
     "Conflict",
