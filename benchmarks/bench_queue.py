@@ -18,7 +18,10 @@ and "analyzed" (ANALYZE after the enqueue, as autovacuum does a minute or so lat
 gets a fresh database holding every contender's schema; contenders rotate their position
 from round to round; medians of rounds. Pools and connections are opened before the clock
 starts, for every contender alike (a long-running worker's are open). The targets are
-reported on the worse condition and arrangement.
+reported on the worse condition and arrangement. Each drain also reports the CPU a job took
+on each side while the clock ran: this process's (workers, driver, event loop) and the
+database backends' (read from /proc when the server runs on this machine), which says where
+a gap to the limit lies.
 
 Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs and with 1,000,000
 finished + 100,000 pending jobs (inserted with generate_series), both before any ANALYZE and
@@ -28,11 +31,12 @@ after one.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
@@ -56,8 +60,6 @@ SHARED = "media_store, one Store"
 EACH = "media_store, a Store each"
 PGQUEUER = "pgqueuer 1.6.0"
 LIMIT = "bare-SQL limit"
-
-Contender = Callable[[str, bool], Awaitable[float]]
 
 BARE_SCHEMA = """
 CREATE TABLE bare_jobs (
@@ -83,6 +85,72 @@ WHERE id = any($2::uuid[]) AND status = 'processing' AND locked_by = $1::text
 """
 
 
+class Drained(NamedTuple):
+    """One drain: jobs/s, and CPU per job of this process (the client: workers, driver, event
+    loop) and of the server backends connected to the drain's database (None when they cannot
+    be read: a server on another machine)."""
+
+    rate: float
+    client_us: float
+    server_us: float | None
+
+
+def _backend_cpu_s(pids: list[int]) -> float | None:
+    """User + system CPU seconds the processes ``pids`` have used (from /proc), if readable."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Meter:
+    """Times a drain (its clock starts and stops around the work only) and measures the CPU
+    it took on each side. The database's backends are listed when the clock starts: every
+    contender's connections are open by then."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pids: list[int] = []
+        self.timer = Timer()
+
+    async def __aenter__(self) -> Meter:
+        conn = await asyncpg.connect(self.url)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        self.pids = [row["pid"] for row in rows]
+        self.server = _backend_cpu_s(self.pids)
+        self.client = time.process_time()
+        self.timer.__enter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.timer.__exit__(*exc)
+        self.client = time.process_time() - self.client
+        after = _backend_cpu_s(self.pids)
+        self.server = None if after is None or self.server is None else after - self.server
+
+    def drained(self) -> Drained:
+        per_job = 1e6 / JOBS
+        return Drained(
+            JOBS / self.timer.elapsed,
+            self.client * per_job,
+            None if self.server is None else self.server * per_job,
+        )
+
+
+Contender = Callable[[str, bool], Awaitable[Drained]]
+
+
 async def prepare_schemas(url: str) -> None:
     """pgqueuer's schema and the bare table, beside media_store's (already migrated)."""
     conn = await asyncpg.connect(url)
@@ -103,7 +171,7 @@ async def enqueue(url: str, sql: str, table: str, analyze: bool) -> None:
         await conn.close()
 
 
-async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> float:
+async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained:
     await enqueue(
         url,
         "INSERT INTO jobs (job_type, media_url) SELECT 'audio', 'https://x/' || g"
@@ -125,7 +193,7 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> float:
         return None
 
     try:
-        with Timer() as timer:
+        async with Meter(url) as meter:
             stats = await asyncio.gather(
                 *(run_worker(s, noop, batch=BATCH, lease=30, burst=True) for s in per_worker)
             )
@@ -134,18 +202,18 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> float:
             await s.close()
     done = sum(s.completed for s in stats)
     assert done == JOBS, f"media_store completed {done} of {JOBS}"
-    return JOBS / timer.elapsed
+    return meter.drained()
 
 
-async def drain_shared(url: str, analyze: bool) -> float:
+async def drain_shared(url: str, analyze: bool) -> Drained:
     return await drain_media_store(url, analyze, shared=True)
 
 
-async def drain_each(url: str, analyze: bool) -> float:
+async def drain_each(url: str, analyze: bool) -> Drained:
     return await drain_media_store(url, analyze, shared=False)
 
 
-async def drain_pgqueuer(url: str, analyze: bool) -> float:
+async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
     conn = await asyncpg.connect(url)
     try:
         await Queries.from_asyncpg_connection(conn).enqueue(
@@ -168,7 +236,7 @@ async def drain_pgqueuer(url: str, analyze: bool) -> float:
 
         managers.append(manager)
     try:
-        with Timer() as timer:
+        async with Meter(url) as meter:
             await asyncio.gather(
                 *(
                     m.run(
@@ -183,10 +251,10 @@ async def drain_pgqueuer(url: str, analyze: bool) -> float:
         for worker_conn in connections:
             await worker_conn.close()
     assert done == JOBS, f"pgqueuer completed {done} of {JOBS}"
-    return JOBS / timer.elapsed
+    return meter.drained()
 
 
-async def drain_limit(url: str, analyze: bool) -> float:
+async def drain_limit(url: str, analyze: bool) -> Drained:
     await enqueue(
         url,
         "INSERT INTO bare_jobs (status) SELECT 'pending' FROM generate_series(1, $1::int)",
@@ -204,13 +272,13 @@ async def drain_limit(url: str, analyze: bool) -> float:
             done += len(ids)
 
     try:
-        with Timer() as timer:
+        async with Meter(url) as meter:
             await asyncio.gather(*(worker(c, f"w{i}") for i, c in enumerate(connections)))
     finally:
         for conn in connections:
             await conn.close()
     assert done == JOBS, f"the bare loop completed {done} of {JOBS}"
-    return JOBS / timer.elapsed
+    return meter.drained()
 
 
 async def table_analyzed(url: str, table: str) -> bool:
@@ -230,13 +298,13 @@ TABLES = {SHARED: "jobs", EACH: "jobs", PGQUEUER: "pgqueuer", LIMIT: "bare_jobs"
 
 async def one_run(
     server_url: str, name: str, contender: Contender, analyze: bool
-) -> tuple[float, bool]:
-    """jobs/s, and whether the table had statistics at the end (autovacuum may analyze a
+) -> tuple[Drained, bool]:
+    """The drain, and whether the table had statistics at the end (autovacuum may analyze a
     "never analyzed" table during the run: then the run is reported as such)."""
     async with fresh_database(server_url) as url:
         await prepare_schemas(url)
-        rate = await contender(url, analyze)
-        return rate, await table_analyzed(url, TABLES[name])
+        drained = await contender(url, analyze)
+        return drained, await table_analyzed(url, TABLES[name])
 
 
 # --- claim latency ----------------------------------------------------------------------------
@@ -328,6 +396,10 @@ async def main(server_url: str) -> None:
     }
     names = list(contenders)
     runs: dict[str, dict[str, list[float]]] = {c: {n: [] for n in names} for c in CONDITIONS}
+    client_us: dict[str, dict[str, list[float]]] = {c: {n: [] for n in names} for c in CONDITIONS}
+    server_us: dict[str, dict[str, list[float | None]]] = {
+        c: {n: [] for n in names} for c in CONDITIONS
+    }
     mislabelled: dict[str, dict[str, int]] = {c: dict.fromkeys(names, 0) for c in CONDITIONS}
     for round_no in range(ROUNDS):
         shift = round_no % len(names)
@@ -335,8 +407,10 @@ async def main(server_url: str) -> None:
         for condition in CONDITIONS:
             analyze = condition == "analyzed"
             for name in order:
-                rate, had_stats = await one_run(server_url, name, contenders[name], analyze)
-                runs[condition][name].append(rate)
+                drained, had_stats = await one_run(server_url, name, contenders[name], analyze)
+                runs[condition][name].append(drained.rate)
+                client_us[condition][name].append(drained.client_us)
+                server_us[condition][name].append(drained.server_us)
                 if had_stats != analyze:
                     mislabelled[condition][name] += 1
 
@@ -348,11 +422,16 @@ async def main(server_url: str) -> None:
         pairs = zip(runs[condition][name], runs[condition][other], strict=True)
         return median([a / b for a, b in pairs])
 
+    def cpu(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return median(known) if len(known) == len(values) else None
+
     rows = []
     results: dict[str, Any] = {}
     for condition in CONDITIONS:
         m = medians[condition]
         for name in names:
+            server = cpu(server_us[condition][name])
             rows.append(
                 [
                     condition,
@@ -360,6 +439,8 @@ async def main(server_url: str) -> None:
                     m[name],
                     f"{paired(condition, name, PGQUEUER):.2f}x",
                     f"{paired(condition, name, LIMIT):.2f}x",
+                    f"{median(client_us[condition][name]):.0f}",
+                    "?" if server is None else f"{server:.0f}",
                 ]
             )
         results[condition] = {
@@ -371,13 +452,28 @@ async def main(server_url: str) -> None:
                 "vs_pgqueuer_of_medians": m[name] / m[PGQUEUER],
                 "vs_limit_of_medians": m[name] / m[LIMIT],
                 "runs_whose_table_state_differed": mislabelled[condition][name],
+                # CPU a job took during the drain, in us: this process's and the database
+                # backends' (None: not readable), per round, and their medians.
+                "client_cpu_us_per_job": client_us[condition][name],
+                "server_cpu_us_per_job": server_us[condition][name],
+                "client_cpu_us_per_job_median": median(client_us[condition][name]),
+                "server_cpu_us_per_job_median": cpu(server_us[condition][name]),
             }
             for name in names
         }
     print_table(
         f"Drain {JOBS:,} jobs, {WORKERS} workers, batch {BATCH}, jobs/s (median of {ROUNDS});"
-        " ratios: median of the rounds' ratios",
-        ["table state", "contender", "jobs/s", "vs pgqueuer", "vs limit"],
+        " ratios: median of the rounds' ratios; CPU us a job (medians): client (this"
+        " process), server (the database's backends)",
+        [
+            "table state",
+            "contender",
+            "jobs/s",
+            "vs pgqueuer",
+            "vs limit",
+            "client us",
+            "server us",
+        ],
         rows,
     )
     # The targets, on the worse condition and arrangement.
