@@ -31,6 +31,7 @@ from media_store.fields import (
     Text,
     Text10,
     Text100,
+    TextChoice,
     TokenCount,
     printable,
 )
@@ -61,7 +62,7 @@ class AssetType(StrEnum):
 
 
 class JobCreate(Input):
-    job_type: JobType
+    job_type: Annotated[JobType, TextChoice]
     media_url: NonEmptyText
     prompt: Text | None = None
     parameters: JsonObject = Field(default_factory=dict)
@@ -107,7 +108,7 @@ class StatusUpdate(Input):
 
 class MediaAssetCreate(Input):
     job_id: uuid.UUID
-    asset_type: AssetType
+    asset_type: Annotated[AssetType, TextChoice]
     file_path: NonEmptyText
     file_size_bytes: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     mime_type: Text100 | None = None

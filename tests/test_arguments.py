@@ -323,6 +323,27 @@ ODD_CALLS: dict[str, tuple[str, Call]] = {
             {"r": functools.reduce(lambda inner, _: [inner], range(10_000), cast(Any, []))},
         ),
     ),
+    # Found by test_fuzz: pydantic's enum fallback repr()s a non-text value, and a deeply
+    # nested list there raised RecursionError.
+    "job_type a list 10,000 deep": (
+        "job_type",
+        lambda s, f: s.jobs.create(
+            _job(job_type=functools.reduce(lambda inner, _: [inner], range(10_000), cast(Any, [])))
+        ),
+    ),
+    "job_type 5": ("job_type", lambda s, f: s.jobs.create(_job(job_type=5))),
+    "asset_type a list 10,000 deep": (
+        "asset_type",
+        lambda s, f: s.media_assets.create(
+            {
+                "job_id": f.pending,
+                "asset_type": functools.reduce(
+                    lambda inner, _: [inner], range(10_000), cast(Any, [])
+                ),
+                "file_path": "/a",
+            }
+        ),
+    ),
     "lone surrogate in a JSON key": (
         "parameters",
         lambda s, f: s.jobs.create(_job(parameters={"\ud800": 1})),
