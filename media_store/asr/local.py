@@ -17,11 +17,11 @@ from media_store.asr.units import (
     StoreWord,
     clock,
     confidence,
+    fast_word,
     field,
     items,
     mapping,
     milliseconds,
-    plain,
     refuse,
     seconds,
     speaker,
@@ -41,14 +41,9 @@ def _segment_words(
             if type(word) is dict:
                 t, start, end = word.get(text_key), word.get("start"), word.get("end")
                 score = word.get(confidence_key)
-                if plain(t, start, end, score):
-                    yield {
-                        "word": t,
-                        "start": start,
-                        "end": end,
-                        "confidence": score,
-                        "speaker": None,
-                    }
+                fast = fast_word(t, start, end, score)
+                if fast is not None:
+                    yield fast
                     continue
             path = f"segments[{s}].words[{w}]"
             yield {
@@ -129,14 +124,9 @@ def _whisperx_words(groups: Iterator[tuple[str, Any]]) -> Iterator[StoreWord]:
                     word.get("score"),
                 )
                 label = word.get("speaker")
-                if plain(t, start, end, score) and (label is None or type(label) is str):
-                    yield {
-                        "word": t,
-                        "start": start,
-                        "end": end,
-                        "confidence": score,
-                        "speaker": label,
-                    }
+                fast = fast_word(t, start, end, score, label)
+                if fast is not None:
+                    yield fast
                     continue
             path = f"{where}[{w}]"
             yield {
@@ -289,14 +279,9 @@ def _vosk_words(groups: Iterable[tuple[str, Any]]) -> Iterator[StoreWord]:
                     raw.get("end"),
                     raw.get("conf"),
                 )
-                if plain(t, start, end, score):
-                    yield {
-                        "word": t,
-                        "start": start,
-                        "end": end,
-                        "confidence": score,
-                        "speaker": None,
-                    }
+                fast = fast_word(t, start, end, score)
+                if fast is not None:
+                    yield fast
                     continue
             path = f"{where}[{w}]"
             word = mapping(raw, engine, path)

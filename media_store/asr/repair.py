@@ -88,6 +88,41 @@ def _timed(word: Mapping[str, Any]) -> bool:
     return word.get("start") is not None and word.get("end") is not None
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """The words one check found at fault, before its policy acts on them."""
+
+    problem: str  # the policy's name: order, inverted, untimed
+    bad: list[int]  # positions in the words the check was given
+    field: str  # the field a refusal names
+    says: str  # what is wrong with such a word
+    fix: str  # which policy would store them
+
+
+def _triage(found: _Found, policy: str, words: _Words, origin: Sequence[int]) -> Repair | None:
+    """None when nothing is at fault; raises for ``refuse``; otherwise the report of what the
+    policy is about to change."""
+    if not found.bad:
+        return None
+    if policy == "refuse":
+        raise _refuse(words, found.bad, origin, found.field, found.says, found.fix)
+    return _report(found.problem, policy, found.bad, origin)
+
+
+def _dropped(
+    words: _Words, origin: Sequence[int], bad: list[int], report: Repair
+) -> tuple[list[Word], Sequence[int], Repair]:
+    skip = set(bad)
+    keep = [i for i in range(len(words)) if i not in skip]
+    return [words[i] for i in keep], [origin[i] for i in keep], report
+
+
+def _unchanged(
+    words: _Words, origin: Sequence[int], problem: str, policy: str
+) -> tuple[list[Word], Sequence[int], Repair]:
+    return list(words), origin, Repair(problem, policy, 0, ())
+
+
 # --- a word ending before it starts -------------------------------------------------------------
 
 
@@ -106,23 +141,19 @@ def _inverted(
         for i, w in enumerate(words)
         if _timed(w) and w["end"] < w["start"]  # a NaN compares False: the store refuses it
     ]
-    if not bad:
-        return list(words), origin, Repair("inverted", policy, 0, ())
-    if policy == "refuse":
-        raise _refuse(
-            words,
-            bad,
-            origin,
-            "end",
-            "ends before it starts",
-            "Drop such words (inverted='drop', --inverted drop) or set their end to their start "
-            "(inverted='clamp', --inverted clamp).",
-        )
-    report = _report("inverted", policy, bad, origin)
+    found = _Found(
+        "inverted",
+        bad,
+        "end",
+        "ends before it starts",
+        "Drop such words (inverted='drop', --inverted drop) or set their end to their start "
+        "(inverted='clamp', --inverted clamp).",
+    )
+    report = _triage(found, policy, words, origin)
+    if report is None:
+        return _unchanged(words, origin, "inverted", policy)
     if policy == "drop":
-        skip = set(bad)
-        keep = [i for i in range(len(words)) if i not in skip]
-        return [words[i] for i in keep], [origin[i] for i in keep], report
+        return _dropped(words, origin, bad, report)
     fixed = list(words)
     for i in bad:
         fixed[i] = {**words[i], "end": words[i]["start"]}
@@ -143,23 +174,19 @@ def _untimed(
 ) -> tuple[list[Word], Sequence[int], Repair]:
     _check("untimed", policy, UNTIMED_POLICIES)
     bad = [i for i, w in enumerate(words) if not _timed(w)]
-    if not bad:
-        return list(words), origin, Repair("untimed", policy, 0, ())
-    if policy == "refuse":
-        raise _refuse(
-            words,
-            bad,
-            origin,
-            "start",
-            "has no start or end time",
-            "Drop such words (untimed='drop', --untimed drop) or give them times between their "
-            "neighbours (untimed='interpolate', --untimed interpolate).",
-        )
-    report = _report("untimed", policy, bad, origin)
+    found = _Found(
+        "untimed",
+        bad,
+        "start",
+        "has no start or end time",
+        "Drop such words (untimed='drop', --untimed drop) or give them times between their "
+        "neighbours (untimed='interpolate', --untimed interpolate).",
+    )
+    report = _triage(found, policy, words, origin)
+    if report is None:
+        return _unchanged(words, origin, "untimed", policy)
     if policy == "drop":
-        skip = set(bad)
-        keep = [i for i in range(len(words)) if i not in skip]
-        return [words[i] for i in keep], [origin[i] for i in keep], report
+        return _dropped(words, origin, bad, report)
     if len(bad) == len(words):
         raise ValidationError(
             "no word has times: there is nothing to interpolate between; drop them "
@@ -231,18 +258,16 @@ def _order(
         )
     starts = [w["start"] for w in words]
     bad = [i for i in range(1, len(starts)) if starts[i] < starts[i - 1]]
-    if not bad:
-        return list(words), origin, Repair("order", policy, 0, ())
-    if policy == "refuse":
-        raise _refuse(
-            words,
-            bad,
-            origin,
-            "start",
-            f"starts before the word before it (start {starts[bad[0] - 1]})",
-            "Stable-sort the words by start (order='sort', --order sort).",
-        )
-    report = _report("order", policy, bad, origin)
+    found = _Found(
+        "order",
+        bad,
+        "start",
+        f"starts before the word before it (start {starts[bad[0] - 1]})" if bad else "",
+        "Stable-sort the words by start (order='sort', --order sort).",
+    )
+    report = _triage(found, policy, words, origin)
+    if report is None:
+        return _unchanged(words, origin, "order", policy)
     # sorted() is stable: words with equal starts keep the engine's order.
     permutation = sorted(range(len(words)), key=starts.__getitem__)
     return ([words[i] for i in permutation], [origin[i] for i in permutation], report)

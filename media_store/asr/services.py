@@ -21,6 +21,7 @@ from media_store.asr.units import (
     confidence,
     duration,
     duration_text,
+    fast_word,
     from_ticks,
     items,
     mapping,
@@ -113,14 +114,9 @@ def _deepgram_words(words: Sequence[Any], where: str) -> Iterator[StoreWord]:
                 t = raw.get("word")
             start, end, score = raw.get("start"), raw.get("end"), raw.get("confidence")
             label = raw.get("speaker")
-            if plain(t, start, end, score) and (label is None or type(label) in _LABEL):
-                yield {
-                    "word": t,
-                    "start": start,
-                    "end": end,
-                    "confidence": score,
-                    "speaker": label if type(label) is not int else str(label),
-                }
+            fast = fast_word(t, start, end, score, label)
+            if fast is not None:
+                yield fast
                 continue
         path = f"{where}[{w}]"
         word = mapping(raw, engine, path)
@@ -201,15 +197,7 @@ def _assemblyai_plain(word: dict[str, Any]) -> StoreWord | None:
         return None
     t, score, label = word.get("text"), word.get("confidence"), word.get("speaker")
     start_s, end_s = start / 1000, end / 1000
-    if not plain(t, start_s, end_s, score) or not (label is None or type(label) in _LABEL):
-        return None
-    return {
-        "word": t,
-        "start": start_s,
-        "end": end_s,
-        "confidence": score,
-        "speaker": label if type(label) is not int else str(label),
-    }
+    return fast_word(t, start_s, end_s, score, label)
 
 
 # --- AWS Transcribe --------------------------------------------------------------------------
@@ -336,9 +324,7 @@ def _aws_plain(raw: object, speakers: Mapping[str, str]) -> StoreWord | str | No
     label = raw.get("speaker_label")
     if label is None:
         label = speakers.get(start_text)
-    if not plain(content, start, end, score) or not (label is None or type(label) is str):
-        return None
-    return {"word": content, "start": start, "end": end, "confidence": score, "speaker": label}
+    return fast_word(content, start, end, score, label)
 
 
 def _aws_item(raw: object, path: str, speakers: Mapping[str, str]) -> StoreWord | str:
@@ -463,15 +449,7 @@ def _google_plain(word: dict[str, Any]) -> StoreWord | None:
     start, end = duration_text(start_text), duration_text(end_text)
     t, score = word.get("word"), word.get("confidence")
     label = word.get("speakerLabel") or word.get("speakerTag")
-    if not plain(t, start, end, score) or not (label is None or type(label) in _LABEL):
-        return None
-    return {
-        "word": t,
-        "start": start,
-        "end": end,
-        "confidence": score,
-        "speaker": label if type(label) is not int else str(label),
-    }
+    return fast_word(t, start, end, score, label)
 
 
 # --- Microsoft Azure Speech --------------------------------------------------------------------
@@ -599,9 +577,7 @@ def _azure_plain(
         return None
     t, score = word.get(text_key), word.get(score_key)
     start, end = from_ticks(offset), from_ticks(offset + length)
-    if not plain(t, start, end, score):
-        return None
-    return {"word": t, "start": start, "end": end, "confidence": score, "speaker": own}
+    return fast_word(t, start, end, score, own)
 
 
 # --- IBM Watson Speech to Text -------------------------------------------------------------------

@@ -25,7 +25,7 @@ import numbers
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NoReturn, TypedDict, TypeGuard
+from typing import Any, NoReturn, TypedDict, TypeGuard, cast
 
 from media_store.errors import ValidationError
 
@@ -56,6 +56,29 @@ def plain(word: object, start: object, end: object, confidence: object) -> TypeG
         and end - end == 0.0
         and (confidence is None or (type(confidence) is float and 0.0 <= confidence <= 1.0))
     )
+
+
+def fast_word(
+    word: object, start: object, end: object, confidence: object, label: object = None
+) -> StoreWord | None:
+    """The adapters' fast path for one word: the word as the store takes it when its values
+    pass :func:`plain` and the speaker is None, a ``str`` or a builtin ``int`` (stored as its
+    decimal string, as :func:`speaker` does); else None, and the adapter takes the checked
+    path, which names the path of a bad value."""
+    if not plain(word, start, end, confidence):
+        return None
+    if type(label) is int:
+        label = str(label)
+    elif not (label is None or type(label) is str):
+        return None
+    # plain() checked the types the casts name.
+    return {
+        "word": word,
+        "start": cast(float, start),
+        "end": cast(float, end),
+        "confidence": cast("float | None", confidence),
+        "speaker": label,
+    }
 
 
 def refuse(engine: str, path: str, problem: str, fix: str) -> NoReturn:
