@@ -38,10 +38,12 @@ async def fill(conn: Connection, finished: int, pending: int) -> None:
         " FROM generate_series(1, $1::int) AS g",
         finished,
     )
+    # Created in the past: a job counts as runnable from its creation (migrations/0007), so
+    # one created in the future would not be claimable yet.
     await conn.execute(
         "INSERT INTO jobs (job_type, media_url, created_at)"
         " SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,"
-        " now() + g * interval '1 ms' FROM generate_series(1, $1::int) AS g",
+        " now() - interval '1 hour' + g * interval '1 ms' FROM generate_series(1, $1::int) AS g",
         pending,
     )
 
