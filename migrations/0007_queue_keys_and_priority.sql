@@ -29,10 +29,11 @@ COMMENT ON COLUMN jobs.idempotency_scope IS
 ALTER TABLE jobs
     ADD CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
     ADD CONSTRAINT jobs_idempotency_key_check CHECK (idempotency_key <> ''),
-    -- A key has exactly one scope; no key, no scope.
+    -- A key has one of the two scopes; no key, no scope. (Both NULL: true AND NULL, which a
+    -- CHECK passes.)
     ADD CONSTRAINT jobs_idempotency_scope_check CHECK (
-        CASE WHEN idempotency_key IS NULL THEN idempotency_scope IS NULL
-             ELSE idempotency_scope IN ('active', 'forever') END
+        (idempotency_key IS NULL) = (idempotency_scope IS NULL)
+        AND idempotency_scope IN ('active', 'forever')
     );
 
 -- At most one job holds a key: one with scope forever, whatever its status, or one with scope

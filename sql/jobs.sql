@@ -74,7 +74,10 @@ created AS (
            given.idempotency_scope,
            clock.at - (cardinality($1::text[]) - given.ord) * interval '1 microsecond'
     FROM given, (SELECT clock_timestamp() AS at) AS clock
-    ORDER BY given.ord
+    -- In key order: concurrent batches sharing keys then wait for each other's keys in one
+    -- order and cannot deadlock (measured: in input order, 16 batches of 20 shared keys in
+    -- rotated orders deadlocked at once). created_at, not the insertion, keeps input order.
+    ORDER BY given.idempotency_key, given.ord
     ON CONFLICT (idempotency_key)
         WHERE idempotency_key IS NOT NULL
           AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))

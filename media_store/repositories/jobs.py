@@ -648,8 +648,8 @@ class Enqueued:
 
 
 def _on_conflict(value: OnConflict) -> OnConflict:
-    if value == "return" or value == "raise":  # noqa: PLR1714 - a str compared, not hashed
-        return value
+    if isinstance(value, str) and value in ("return", "raise"):
+        return "raise" if value == "raise" else "return"
     raise ValidationError(f"on_conflict must be 'return' or 'raise', got {shown(value)}")
 
 
