@@ -133,7 +133,7 @@ def raw_cycle(pool: asyncpg.Pool[asyncpg.Record]) -> Cycle:
     finish = QUERIES["update_job_status"].sql
 
     async def cycle(i: int) -> None:
-        row = await pool.fetchrow(create, "video", f"https://x/{i}.mp4", None, {}, 3)
+        row = await pool.fetchrow(create, "video", f"https://x/{i}.mp4", None, {}, 3, 0, None)
         assert row is not None
         job_id = row["id"]
         await pool.fetchrow(get, job_id)

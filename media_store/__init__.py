@@ -6,8 +6,10 @@ from media_store.errors import (
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
+    DuplicateJob,
     InvalidTransition,
     JobNotFound,
+    JobNotPending,
     LeaseLost,
     MediaStoreError,
     NotFound,
@@ -25,12 +27,13 @@ from media_store.models import (
     JobCreate,
     JobStatus,
     JobType,
+    KeyScope,
     MediaAsset,
     MediaAssetCreate,
     Transcription,
     TranscriptionCreate,
 )
-from media_store.repositories import JobCursor, JobPage
+from media_store.repositories import Enqueued, JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
 from media_store.words import Words, WordTimestamp
@@ -45,14 +48,18 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "Dsn",
+    "DuplicateJob",
+    "Enqueued",
     "InvalidTransition",
     "Job",
     "JobCreate",
     "JobCursor",
     "JobNotFound",
+    "JobNotPending",
     "JobPage",
     "JobStatus",
     "JobType",
+    "KeyScope",
     "LeaseLost",
     "MediaAsset",
     "MediaAssetCreate",

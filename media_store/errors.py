@@ -79,6 +79,30 @@ class Conflict(MediaStoreError):
     """The write conflicts with existing data (unique key, overlapping append, ...)."""
 
 
+class DuplicateJob(Conflict):
+    """Another job holds the idempotency key (a creation asked to raise rather than return
+    it); nothing was written. ``job_id`` and ``status`` are the holder's, ``index`` the
+    position of the refused item in a batch (None for one job)."""
+
+    def __init__(self, key: str, job_id: uuid.UUID, status: str, index: int | None = None) -> None:
+        where = "" if index is None else f"item {index}: "
+        super().__init__(f"{where}job {job_id} ({status}) holds the idempotency key {key!r}")
+        self.key = key
+        self.job_id = job_id
+        self.status = status
+        self.index = index
+
+
+class JobNotPending(MediaStoreError):
+    """The operation applies to pending jobs only and the job is not pending; nothing was
+    changed."""
+
+    def __init__(self, job_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"job {job_id} is {status}, not pending")
+        self.job_id = job_id
+        self.status = status
+
+
 class TranscriptionNotFound(NotFound):
     """The transcription does not exist (or was deleted)."""
 

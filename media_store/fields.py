@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import reprlib
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +26,15 @@ from pydantic import (
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+
+# A job's priority (jobs_priority_check, migrations/0007).
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+
+# The times the database accepts (media_store_time_readable, migrations/0004): a day's margin
+# inside Python's datetime range at each end.
+EARLIEST_TIME = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # How deep JSON values (parameters, results, metadata, detailed_analysis) may nest: an object
 # or array counts one level, so {"a": [1]} is 2 deep. Deep enough for any real document, and
@@ -145,6 +156,12 @@ def _text_only(value: object) -> object:
 TextChoice = BeforeValidator(_text_only)
 
 
+def _readable(value: datetime) -> datetime:
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(f"time must be from {EARLIEST_TIME} to before {LATEST_TIME}")
+    return value
+
+
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     check_json(value)
     return value
@@ -154,10 +171,14 @@ _Storable = AfterValidator(storable)
 Text = Annotated[str, _Storable]
 NonEmptyText = Annotated[str, StringConstraints(min_length=1), _Storable]
 Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), _Storable]
+Name200 = Annotated[str, StringConstraints(min_length=1, max_length=200), _Storable]
 Text50 = Annotated[str, StringConstraints(max_length=50), _Storable]
 Text100 = Annotated[str, StringConstraints(max_length=100), _Storable]
 Text10 = Annotated[str, StringConstraints(max_length=10), _Storable]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+# An aware datetime the database stores and Python reads back (naive ones are refused: the
+# database would read them in its session's time zone).
+ReadableTime = Annotated[AwareDatetime, AfterValidator(_readable)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)]
 

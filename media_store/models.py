@@ -22,11 +22,15 @@ from media_store.errors import ValidationError
 from media_store.fields import (
     INT32_MAX,
     INT64_MAX,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     Confidence,
     Input,
     JsonObject,
     Name50,
+    Name200,
     NonEmptyText,
+    ReadableTime,
     Row,
     Text,
     Text10,
@@ -51,6 +55,13 @@ class JobType(StrEnum):
     DOCUMENT = "document"
 
 
+class KeyScope(StrEnum):
+    """How long a job holds its idempotency key (migrations/0007)."""
+
+    ACTIVE = "active"  # while it is pending or processing: once finished, the key is free
+    FOREVER = "forever"  # as long as the job exists, whatever its status
+
+
 class AssetType(StrEnum):
     ORIGINAL = "original"
     FRAME = "frame"
@@ -68,6 +79,20 @@ class JobCreate(Input):
     parameters: JsonObject = Field(default_factory=dict)
     # How many claims a failing job gets before it is failed for good (the column's default).
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 3
+    # Claimed before jobs of lower priority; first in first out within one (jobs_priority_check).
+    priority: Annotated[int, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)] = 0
+    # Not claimed before this time (an aware datetime; None: at once).
+    run_after: ReadableTime | None = None
+    # A creation with a key another job holds creates nothing: see JobRepository.enqueue.
+    idempotency_key: Name200 | None = None
+    # How long the job holds its key; only with a key (default: active).
+    idempotency_scope: KeyScope | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _scope_needs_key(self) -> JobCreate:
+        if self.idempotency_key is None and self.idempotency_scope is not None:
+            raise ValueError("idempotency_scope is given without an idempotency_key")
+        return self
 
 
 class Job(Row):
@@ -90,6 +115,9 @@ class Job(Row):
     locked_until: datetime | None
     heartbeat_at: datetime | None
     run_after: datetime | None
+    priority: int
+    idempotency_key: str | None
+    idempotency_scope: KeyScope | None
 
 
 JobResponse = Job

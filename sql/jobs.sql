@@ -5,18 +5,117 @@
 -- PL/pgSQL call it makes for any other update.
 
 -- name: create_job
--- Insert a pending job; id, status and timestamps come from the database defaults.
-INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts)
-VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::int)
+-- Insert a pending job without an idempotency key; id, status and timestamps come from the
+-- database defaults. run_after NULL: claimable at once.
+INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts, priority, run_after)
+VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::int, $6::smallint, $7::timestamptz)
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
-          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
+
+-- name: enqueue_job
+-- Insert a pending job with idempotency key $8 (scope $9) unless another job holds the key;
+-- returns the new job (created) or the holder (not created). The unique index decides the race
+-- (ON CONFLICT ... DO NOTHING); the holder is read in the statement's snapshot, which misses a
+-- holder committed after the statement began: then no row comes back and the caller runs the
+-- statement again (a new snapshot), which finds it, or inserts if it has meanwhile let go.
+WITH created AS (
+    INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts, priority, run_after,
+                      idempotency_key, idempotency_scope)
+    VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::int, $6::smallint, $7::timestamptz,
+            $8::text, $9::text)
+    ON CONFLICT (idempotency_key)
+        WHERE idempotency_key IS NOT NULL
+          AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
+        DO NOTHING
+    RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
+              created_at, updated_at, started_at, completed_at, processing_time_ms,
+              attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+              priority, idempotency_key, idempotency_scope
+)
+SELECT true AS created, id, job_type, status, media_url, prompt, parameters, result, error,
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
+FROM created
+UNION ALL
+SELECT false, id, job_type, status, media_url, prompt, parameters, result, error,
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
+FROM jobs
+WHERE idempotency_key = $8::text
+  AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
+  AND NOT EXISTS (SELECT FROM created);
+
+-- name: create_jobs
+-- Insert many pending jobs in one statement from parallel arrays, all or nothing; items whose
+-- idempotency key another job holds insert nothing and return the holder. Rows come back in
+-- input order, each with its position (ord, from 1) and whether it was created; a keyed item
+-- whose holder the snapshot misses (see enqueue_job) has no row, and the caller runs it again.
+-- Ids are drawn before the insert so that created rows find their position. created_at is
+-- the statement's clock minus one microsecond per later item, so the batch is first in first
+-- out in input order whatever the clock's resolution, and no job of it is created in the
+-- future.
+WITH given AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, g.job_type, g.media_url, g.prompt, g.parameters,
+           g.max_attempts, g.priority, g.run_after, g.idempotency_key, g.idempotency_scope, g.ord
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::smallint[],
+                $7::timestamptz[], $8::text[], $9::text[])
+         WITH ORDINALITY AS g (job_type, media_url, prompt, parameters, max_attempts, priority,
+                               run_after, idempotency_key, idempotency_scope, ord)
+),
+created AS (
+    INSERT INTO jobs (id, job_type, media_url, prompt, parameters, max_attempts, priority,
+                      run_after, idempotency_key, idempotency_scope, created_at)
+    SELECT given.id, given.job_type, given.media_url, given.prompt, given.parameters,
+           given.max_attempts, given.priority, given.run_after, given.idempotency_key,
+           given.idempotency_scope,
+           clock.at - (cardinality($1::text[]) - given.ord) * interval '1 microsecond'
+    FROM given, (SELECT clock_timestamp() AS at) AS clock
+    -- In key order: concurrent batches sharing keys then wait for each other's keys in one
+    -- order and cannot deadlock (measured: in input order, 16 batches of 20 shared keys in
+    -- rotated orders deadlocked at once). created_at, not the insertion, keeps input order.
+    ORDER BY given.idempotency_key, given.ord
+    ON CONFLICT (idempotency_key)
+        WHERE idempotency_key IS NOT NULL
+          AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
+        DO NOTHING
+    RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
+              created_at, updated_at, started_at, completed_at, processing_time_ms,
+              attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+              priority, idempotency_key, idempotency_scope
+)
+SELECT given.ord, true AS created,
+       c.id, c.job_type, c.status, c.media_url, c.prompt, c.parameters,
+       c.result, c.error,
+       c.created_at, c.updated_at, c.started_at, c.completed_at, c.processing_time_ms,
+       c.attempts, c.max_attempts, c.locked_by, c.locked_until, c.heartbeat_at, c.run_after,
+       c.priority, c.idempotency_key, c.idempotency_scope
+FROM given
+JOIN created AS c ON c.id = given.id
+UNION ALL
+SELECT given.ord, false,
+       j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters,
+       j.result, j.error,
+       j.created_at, j.updated_at, j.started_at, j.completed_at, j.processing_time_ms,
+       j.attempts, j.max_attempts, j.locked_by, j.locked_until, j.heartbeat_at, j.run_after,
+       j.priority, j.idempotency_key, j.idempotency_scope
+FROM given
+JOIN jobs AS j
+  ON j.idempotency_key = given.idempotency_key
+ AND (j.idempotency_scope = 'forever' OR j.status IN ('pending', 'processing'))
+WHERE given.idempotency_key IS NOT NULL
+  AND NOT EXISTS (SELECT FROM created AS c WHERE c.id = given.id)
+ORDER BY ord;
 
 -- name: get_job_by_id
 -- One job by id.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM jobs
 WHERE id = $1::uuid;
 
@@ -28,7 +127,8 @@ SELECT status FROM jobs WHERE id = $1::uuid;
 -- Jobs in one status, newest first (jobs_status_created_at_idx read backwards).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM jobs
 WHERE status = $1::text
 ORDER BY created_at DESC, id DESC
@@ -38,7 +138,8 @@ LIMIT $2::int;
 -- All jobs, newest first, by LIMIT/OFFSET (the plan's get_all; prefer list_jobs_after deep in).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM jobs
 ORDER BY created_at DESC, id DESC
 LIMIT $1::int OFFSET $2::int;
@@ -48,7 +149,8 @@ LIMIT $1::int OFFSET $2::int;
 -- at any depth, unlike OFFSET which reads and discards every skipped row.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM jobs
 WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
 ORDER BY created_at DESC, id DESC
@@ -90,7 +192,8 @@ WHERE id = $1::uuid
   AND media_store_job_transition_allowed(status, $2::text)
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
-          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
 
 -- name: start_job_processing
 -- Atomically move one pending job to processing under a lease for holder $2 lasting $3 s: of
@@ -111,7 +214,21 @@ FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'pending'
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
-          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
+
+-- name: set_job_priority
+-- Give pending job $1 priority $2 (raise or lower it): it is claimed in its new place. Zero
+-- rows: no such job, or it is no longer pending (a claim that holds the row lock decides
+-- first; this update then finds the job processing).
+UPDATE jobs
+SET priority = $2::smallint,
+    updated_at = statement_timestamp()
+WHERE id = $1::uuid AND status = 'pending'
+RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
+          created_at, updated_at, started_at, completed_at, processing_time_ms,
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
 
 -- name: delete_job
 -- Delete one job; its assets, transcriptions and analysis results go with it (ON DELETE CASCADE).
@@ -143,18 +260,20 @@ GROUP BY status;
 -- sort of the whole backlog when the table has no statistics yet.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM media_store_claim_jobs($1::text, $2::int, $3::float8, $4::text[])
-ORDER BY created_at, id;
+ORDER BY priority DESC, created_at, id;
 
 -- name: claim_jobs_of_type
 -- As claim_jobs for the one job type $4: the function then reads jobs_claim_type_idx, so a
 -- worker of a rare type reads only that type's backlog instead of everyone else's.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
 FROM media_store_claim_jobs($1::text, $2::int, $3::float8, ARRAY[$4::text])
-ORDER BY created_at, id;
+ORDER BY priority DESC, created_at, id;
 
 -- name: heartbeat_jobs
 -- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2;
@@ -192,7 +311,8 @@ FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
-          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
 
 -- name: complete_many_jobs
 -- complete_job for many jobs of holder $1 in one statement: jobs $2 with results $3 (same
@@ -244,7 +364,8 @@ FROM (SELECT clock_timestamp() AS at) AS clock
 WHERE id = $1::uuid AND status = 'processing' AND locked_by = $2::text
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
-          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after;
+          attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+          priority, idempotency_key, idempotency_scope;
 
 -- name: release_jobs
 -- Give back jobs $2 that holder $1 still holds, unfinished (a worker shutting down): they
@@ -300,4 +421,4 @@ WHERE j.id = expired.id
 RETURNING j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result,
           j.error, j.created_at, j.updated_at, j.started_at, j.completed_at,
           j.processing_time_ms, j.attempts, j.max_attempts, j.locked_by, j.locked_until,
-          j.heartbeat_at, j.run_after;
+          j.heartbeat_at, j.run_after, j.priority, j.idempotency_key, j.idempotency_scope;

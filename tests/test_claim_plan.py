@@ -38,10 +38,12 @@ async def fill(conn: Connection, finished: int, pending: int) -> None:
         " FROM generate_series(1, $1::int) AS g",
         finished,
     )
+    # Created in the past: a job counts as runnable from its creation (migrations/0007), so
+    # one created in the future would not be claimable yet.
     await conn.execute(
         "INSERT INTO jobs (job_type, media_url, created_at)"
         " SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,"
-        " now() + g * interval '1 ms' FROM generate_series(1, $1::int) AS g",
+        " now() - interval '1 hour' + g * interval '1 ms' FROM generate_series(1, $1::int) AS g",
         pending,
     )
 
@@ -126,3 +128,65 @@ async def test_claim_is_an_ordered_range_scan_of_a_pending_index_in_every_table_
     )
     numbers = sorted(int(row["media_url"][1:]) for row in taken)
     assert numbers == [*range(1, 21), *range(100, 1001, 100)]
+
+
+# --- priorities and scheduled starts (migrations/0007) ----------------------------------------
+
+# Pending job g: a document when g % 100 == 0, else audio; priority 1 when g % 3 == 0, -1 when
+# g % 13 == 0, else 0; scheduled for tomorrow when g % 7 == 3 (at every priority), scheduled
+# half an hour before its creation when g % 11 == 5. Created in g order, one ms apart.
+MIXED_PENDING = """
+INSERT INTO jobs (job_type, media_url, created_at, priority, run_after)
+SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,
+       now() - interval '1 hour' + g * interval '1 ms',
+       CASE WHEN g % 3 = 0 THEN 1 WHEN g % 13 = 0 THEN -1 ELSE 0 END,
+       CASE WHEN g % 7 = 3 THEN now() + interval '1 day'
+            WHEN g % 11 = 5 THEN now() - interval '90 minutes' + g * interval '1 ms' END
+FROM generate_series(1, $1::int) AS g
+"""
+
+
+def claim_order(g: int) -> tuple[int, int, int]:
+    """The claim's order key of pending job g: priority first, then the time it became
+    runnable (its creation, or its earlier scheduled start), in ms."""
+    priority = 1 if g % 3 == 0 else -1 if g % 13 == 0 else 0
+    ready = g - 1_800_000 if g % 11 == 5 else g
+    return (-priority, ready, g)
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["never analyzed", "analyzed"])
+async def test_claim_by_priority_with_scheduled_jobs_is_one_ordered_range_scan(
+    explained: Connection, analyze: bool
+) -> None:
+    finished, pending = STATES["200k finished + 20k pending"]
+    await fill(explained, finished, 0)
+    await explained.execute(MIXED_PENDING, pending)
+    if analyze:
+        await explained.execute("ANALYZE jobs")
+    assert await analyzed(explained) is analyze
+
+    due = [g for g in range(1, pending + 1) if g % 7 != 3]
+    left = sorted(due, key=claim_order)
+    for name, types, index, _ in CLAIMS.values():
+        rows, plan = await claim_with_plans(explained, name, "w", 10, 30.0, types)
+
+        # One range scan of the pending index in claim order, the due test in the index
+        # condition; no scan of the table, no bitmap, no sort, whatever the statistics say.
+        assert f"Index Scan using {index} on jobs" in plan, plan
+        assert "Index Cond" in plan and "COALESCE(run_after, created_at)" in plan, plan
+        for whole_backlog in ("Seq Scan", "Bitmap", "Sort"):
+            assert whole_backlog not in plan, plan
+
+        wanted = [
+            g
+            for g in left
+            if types is None
+            or ("document" if g % 100 == 0 else "audio")
+            in ([types] if isinstance(types, str) else types)
+        ][:10]
+        # The ten first in claim order (returned by priority, then creation).
+        assert sorted(int(row["media_url"][1:]) for row in rows) == sorted(wanted)
+        assert [row["priority"] for row in rows] == sorted(
+            (row["priority"] for row in rows), reverse=True
+        )
+        left = [g for g in left if g not in wanted]

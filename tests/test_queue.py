@@ -409,7 +409,9 @@ async def test_0002_repairs_0001_rows_and_its_rollback_keeps_them(empty_db_url: 
         assert orphan["started_at"] is not None and orphan["attempts"] == 1
         assert rows["u2"]["completed_at"] is not None
         assert rows["u3"]["completed_at"] is None
-        # The orphan's lease is already over: the first reclaim hands it back.
+        # The orphan's lease is already over: the first reclaim hands it back. (The library
+        # reads the columns of the latest schema: the rows are migrated on first.)
+        migrate.apply(dsn)
         store = await Store.open(settings=Settings(dsn=dsn, min_size=1, max_size=2))
         try:
             [reclaimed] = await store.jobs.reclaim_expired()
@@ -417,7 +419,8 @@ async def test_0002_repairs_0001_rows_and_its_rollback_keeps_them(empty_db_url: 
         finally:
             await store.close()
 
-        assert migrate.rollback(dsn) == [leases]
+        later = ids[ids.index(leases) :]
+        assert migrate.rollback(dsn, count=len(later)) == later[::-1]
         assert await conn.fetchval("SELECT count(*) FROM jobs") == 4
     finally:
         await conn.close()

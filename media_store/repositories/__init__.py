@@ -3,7 +3,7 @@
 from media_store.queries import Query
 from media_store.repositories.analysis_results import AnalysisResultRepository
 from media_store.repositories.base import Repository
-from media_store.repositories.jobs import JobCursor, JobPage, JobRepository
+from media_store.repositories.jobs import Enqueued, JobCursor, JobPage, JobRepository
 from media_store.repositories.media_assets import MediaAssetRepository
 from media_store.repositories.transcriptions import TranscriptionRepository
 
@@ -24,6 +24,7 @@ def declared_queries() -> dict[str, Query]:
 __all__ = [
     "REPOSITORIES",
     "AnalysisResultRepository",
+    "Enqueued",
     "JobCursor",
     "JobPage",
     "JobRepository",

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
+
+import asyncpg
 
 from media_store import arguments
-from media_store.errors import InvalidTransition, JobNotFound, LeaseLost, ValidationError
-from media_store.fields import INT32_MAX, shown
+from media_store.errors import (
+    DatabaseError,
+    DuplicateJob,
+    InvalidTransition,
+    JobNotFound,
+    JobNotPending,
+    LeaseLost,
+    ValidationError,
+)
+from media_store.fields import INT32_MAX, MAX_PRIORITY, MIN_PRIORITY, shown
 from media_store.models import (
     Job,
     JobCreate,
     JobStatus,
     JobType,
+    KeyScope,
     StatusUpdate,
     from_row,
+    validate_batch,
     validate_input,
 )
 from media_store.queries import query
@@ -54,12 +66,44 @@ MANUAL_LEASE: Final = timedelta(hours=1)
 _MANUAL_LEASE_S: Final = arguments.lease(MANUAL_LEASE)  # checked once, as the SQL takes it
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
+MAX_BATCH = 10_000  # jobs a create_many takes
+# How often an idempotent creation runs its statement again when the key's holder committed
+# after the statement's snapshot was taken (see enqueue_job in sql/jobs.sql). Each retry needs
+# another transaction to take or let go of the key within one statement's run: two are rare.
+MAX_KEY_TRIES = 16
+OnConflict = Literal["return", "raise"]
 _STATUSES = tuple(s.value for s in JobStatus)
 _TYPES = tuple(t.value for t in JobType)
 
 # The queries of sql/jobs.sql, in that file's order, each named after its method.
 _UUID = uuid.UUID
-_CREATE = query("create_job", returns=Job, params=(str, str, str | None, dict[str, Any], int))
+_JOB_COLUMNS = [(name, field.annotation) for name, field in Job.model_fields.items()]
+_JOB_FIELDS = tuple(Job.model_fields)
+_CREATE = query(
+    "create_job",
+    returns=Job,
+    params=(str, str, str | None, dict[str, Any], int, int, datetime | None),
+)
+_ENQUEUE = query(
+    "enqueue_job",
+    returns=[("created", bool), *_JOB_COLUMNS],
+    params=(str, str, str | None, dict[str, Any], int, int, datetime | None, str, str),
+)
+_CREATE_MANY = query(
+    "create_jobs",
+    returns=[("ord", int), ("created", bool), *_JOB_COLUMNS],
+    params=(
+        list[str],
+        list[str],
+        list[str | None],
+        list[dict[str, Any]],
+        list[int],
+        list[int],
+        list[datetime | None],
+        list[str | None],
+        list[str | None],
+    ),
+)
 _GET_BY_ID = query("get_job_by_id", returns=Job, params=(_UUID,))
 _GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
 _GET_BY_STATUS = query("get_jobs_by_status", returns=Job, params=(str, int))
@@ -82,6 +126,7 @@ _UPDATE_STATUS = query(
     ),
 )
 _START = query("start_job_processing", returns=Job, params=(_UUID, str, float))
+_SET_PRIORITY = query("set_job_priority", returns=Job, params=(_UUID, int))
 _DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
 _COUNT = query("count_jobs_by_status", returns=[("status", str), ("count", int)], params=())
 _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
@@ -164,6 +209,8 @@ class JobRepository(Repository):
 
     queries = (
         _CREATE,
+        _ENQUEUE,
+        _CREATE_MANY,
         _GET_BY_ID,
         _GET_STATUS,
         _GET_BY_STATUS,
@@ -171,6 +218,7 @@ class JobRepository(Repository):
         _LIST_AFTER,
         _UPDATE_STATUS,
         _START,
+        _SET_PRIORITY,
         _DELETE,
         _COUNT,
         _CLAIM,
@@ -184,13 +232,128 @@ class JobRepository(Repository):
     )
 
     async def create(self, data: JobCreate | Mapping[str, Any]) -> Job:
-        """Insert a pending job. Raises :class:`ValidationError` before any SQL on bad input."""
+        """Insert a pending job. Raises :class:`ValidationError` before any SQL on bad input,
+        and :class:`DuplicateJob` (nothing written) when it has an ``idempotency_key`` another
+        job holds: :meth:`enqueue` returns that job instead."""
         job = validate_input(JobCreate, data)
+        if job.idempotency_key is not None:
+            return (await self._enqueue(job, "raise")).job
         row = await self._fetchrow(
-            _CREATE, job.job_type.value, job.media_url, job.prompt, job.parameters, job.max_attempts
+            _CREATE,
+            job.job_type.value,
+            job.media_url,
+            job.prompt,
+            job.parameters,
+            job.max_attempts,
+            job.priority,
+            job.run_after,
         )
         assert row is not None
         return from_row(Job, row)
+
+    async def enqueue(
+        self, data: JobCreate | Mapping[str, Any], *, on_conflict: OnConflict = "return"
+    ) -> Enqueued:
+        """Insert a pending job unless another job holds its ``idempotency_key``.
+
+        A key is held by one job at a time: by a job of scope ``active`` (the default) while
+        it is pending or processing, by a job of scope ``forever`` as long as it exists. When
+        the key is held, nothing is written and the holder is returned with ``created=False``
+        (``on_conflict="return"``) or :class:`DuplicateJob` is raised (``"raise"``). Of
+        concurrent calls with one key exactly one creates the job: a unique index decides,
+        not this process. Without a key, as :meth:`create`. Raises :class:`ValidationError`
+        before any SQL on bad input.
+        """
+        mode = _on_conflict(on_conflict)
+        job = validate_input(JobCreate, data)
+        if job.idempotency_key is None:
+            return Enqueued(await self.create(job), True)
+        return await self._enqueue(job, mode)
+
+    async def _enqueue(self, job: JobCreate, mode: OnConflict) -> Enqueued:
+        key = job.idempotency_key
+        assert key is not None
+        params = (*_values(job)[:7], key, (job.idempotency_scope or KeyScope.ACTIVE).value)
+        for _ in range(MAX_KEY_TRIES):
+            # No row: the holder committed after this statement's snapshot (see enqueue_job).
+            row = await self._fetchrow(_ENQUEUE, *params)
+            if row is not None:
+                break
+        else:
+            raise DatabaseError(f"the idempotency key {shown(key)} kept changing holders")
+        result = Enqueued(_job(row), row["created"])
+        if not result.created and mode == "raise":
+            raise DuplicateJob(key, result.job.id, result.job.status.value)
+        return result
+
+    async def create_many(
+        self,
+        items: Sequence[JobCreate | Mapping[str, Any]],
+        *,
+        on_conflict: OnConflict = "return",
+    ) -> list[Enqueued]:
+        """Insert many pending jobs in one statement, all or nothing; returns one
+        :class:`Enqueued` per item, in input order.
+
+        Every item is validated first: one bad item raises :class:`ValidationError` naming
+        its index, and nothing is written. Items with an ``idempotency_key`` another job holds
+        are handled as by :meth:`enqueue`: returned with ``created=False``, or with
+        ``on_conflict="raise"`` :class:`DuplicateJob` naming the item's index, and nothing of
+        the batch is written. Two items with one key: the first is enqueued, the later one
+        returns the same job with ``created=False`` (with ``"raise"``: a
+        :class:`ValidationError` before any SQL). The jobs of a batch are first in first out
+        in input order (within a priority). At most :data:`MAX_BATCH` items.
+        """
+        mode = _on_conflict(on_conflict)
+        arguments.sequence("items", items, MAX_BATCH)
+        valid = validate_batch(JobCreate, items)
+        first: dict[str, int] = {}  # key -> index of the first item with it
+        copies: dict[int, int] = {}  # index of a later item -> index of the first, same key
+        sent: list[int] = []
+        for index, item in enumerate(valid):
+            key = item.idempotency_key
+            if key is not None and first.setdefault(key, index) != index:
+                if mode == "raise":
+                    raise ValidationError(
+                        f"items {first[key]} and {index} have the same idempotency_key {shown(key)}"
+                    )
+                copies[index] = first[key]
+            else:
+                sent.append(index)
+        if not sent:
+            return []
+        results: dict[int, Enqueued] = {}
+        if not first:  # no keys: every item is inserted by the one statement
+            rows = await self._fetch(_CREATE_MANY, *_columns(valid, sent))
+            results = {sent[row["ord"] - 1]: Enqueued(_job(row), True) for row in rows}
+        else:
+            # A retry (a holder the snapshot missed) runs in the same transaction as the first
+            # statement, so that the batch stays all or nothing.
+            async with self._transaction() as tx:
+                await tx._insert_keyed(valid, sent, mode, results)
+        for index, source in copies.items():
+            results[index] = Enqueued(results[source].job, False)
+        return [results[index] for index in range(len(valid))]
+
+    async def _insert_keyed(
+        self,
+        valid: list[JobCreate],
+        todo: list[int],
+        mode: OnConflict,
+        results: dict[int, Enqueued],
+    ) -> None:
+        for _ in range(MAX_KEY_TRIES):
+            for row in await self._fetch(_CREATE_MANY, *_columns(valid, todo)):
+                index = todo[row["ord"] - 1]
+                result = results[index] = Enqueued(_job(row), row["created"])
+                if not result.created and mode == "raise":
+                    key = valid[index].idempotency_key
+                    assert key is not None
+                    raise DuplicateJob(key, result.job.id, result.job.status.value, index)
+            todo = [index for index in todo if index not in results]
+            if not todo:
+                return
+        raise DatabaseError("idempotency keys of the batch kept changing holders")
 
     async def get_by_id(self, job_id: uuid.UUID) -> Job | None:
         """One job, or None. Raises :class:`ValidationError` when ``job_id`` is no UUID."""
@@ -293,6 +456,21 @@ class JobRepository(Repository):
             raise await self._refusal(job_id, JobStatus.PROCESSING)
         return from_row(Job, row)
 
+    async def set_priority(self, job_id: uuid.UUID, priority: int) -> Job:
+        """Give a pending job another priority (from :data:`MIN_PRIORITY` to
+        :data:`MAX_PRIORITY`; higher is claimed first): the next claims take it in its new
+        place. Raises :class:`JobNotPending` (nothing changed) when it is claimed or finished,
+        :class:`JobNotFound`, or :class:`ValidationError` before any SQL."""
+        job_id = arguments.identifier("job_id", job_id)
+        value = arguments.bounded_int("priority", priority, MIN_PRIORITY, MAX_PRIORITY)
+        row = await self._fetchrow(_SET_PRIORITY, job_id, value)
+        if row is None:
+            current = await self._fetchval(_GET_STATUS, job_id)
+            if current is None:
+                raise JobNotFound(job_id)
+            raise JobNotPending(job_id, current)
+        return from_row(Job, row)
+
     async def delete(self, job_id: uuid.UUID) -> bool:
         """Delete a job and everything it produced. True if it existed."""
         return await self._fetchval(_DELETE, arguments.identifier("job_id", job_id)) is not None
@@ -320,15 +498,18 @@ class JobRepository(Repository):
         limit: int = 1,
         lease: timedelta | float = DEFAULT_LEASE,
     ) -> list[Job]:
-        """Claim up to ``limit`` runnable pending jobs, oldest first, for ``worker_id``.
+        """Claim up to ``limit`` runnable pending jobs for ``worker_id``: highest priority
+        first, and within a priority first in first out by the time each became runnable (its
+        creation, or the start it was scheduled for with ``run_after``; a job scheduled for
+        later is not claimed before then).
 
         One statement (``FOR UPDATE SKIP LOCKED``): concurrent claimers never wait for each
         other and never get the same job. Each claimed job is processing, leased to
         ``worker_id`` until ``lease`` (a timedelta or seconds, at most
         :data:`~media_store.arguments.MAX_LEASE`) from now on the database clock, with one more
-        attempt counted. ``job_types`` (None: any) restricts the types. Returns
-        the claimed jobs oldest first, possibly none. Raises :class:`ValidationError` before
-        any SQL on bad input.
+        attempt counted. ``job_types`` (None: any) restricts the types. Returns the claimed
+        jobs by priority, oldest first within one, possibly none. Raises
+        :class:`ValidationError` before any SQL on bad input.
         """
         holder = arguments.worker_id(worker_id)
         count = arguments.bounded_int("limit", limit, 1, MAX_CLAIM)
@@ -455,6 +636,59 @@ class JobRepository(Repository):
         if await self._fetchval(_GET_STATUS, job_id) is None:
             return JobNotFound(job_id)
         return LeaseLost(job_id, worker_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What an idempotent creation did: the job, and whether this call created it (False: the
+    job is the one that held the idempotency key)."""
+
+    job: Job
+    created: bool
+
+
+def _on_conflict(value: OnConflict) -> OnConflict:
+    if isinstance(value, str) and value in ("return", "raise"):
+        return "raise" if value == "raise" else "return"
+    raise ValidationError(f"on_conflict must be 'return' or 'raise', got {shown(value)}")
+
+
+def _values(job: JobCreate) -> tuple[Any, ...]:
+    """A validated job's columns, in the order of create_job's parameters."""
+    return (
+        job.job_type.value,
+        job.media_url,
+        job.prompt,
+        job.parameters,
+        job.max_attempts,
+        job.priority,
+        job.run_after,
+    )
+
+
+def _columns(valid: list[JobCreate], indexes: list[int]) -> tuple[list[Any], ...]:
+    """The parallel arrays create_jobs takes, for the items at ``indexes``."""
+    items = [valid[index] for index in indexes]
+    scopes = [
+        None if i.idempotency_key is None else (i.idempotency_scope or KeyScope.ACTIVE).value
+        for i in items
+    ]
+    return (
+        [i.job_type.value for i in items],
+        [i.media_url for i in items],
+        [i.prompt for i in items],
+        [i.parameters for i in items],
+        [i.max_attempts for i in items],
+        [i.priority for i in items],
+        [i.run_after for i in items],
+        [i.idempotency_key for i in items],
+        scopes,
+    )
+
+
+def _job(row: asyncpg.Record) -> Job:
+    """The job of a row that carries more than its columns (created, ord)."""
+    return from_row(Job, {name: row[name] for name in _JOB_FIELDS})
 
 
 def _status(value: JobStatus | str) -> JobStatus:

@@ -1,0 +1,526 @@
+"""The queue's enqueue side (issue 12, items 1-4, migrations/0007): bulk enqueue, idempotency
+keys and their races, priorities, scheduled starts. The claim's plans with priorities and
+scheduled jobs at scale: tests/test_claim_plan.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
+
+import asyncpg
+import pytest
+
+from media_store import (
+    DuplicateJob,
+    Enqueued,
+    Job,
+    JobNotFound,
+    JobNotPending,
+    JobStatus,
+    KeyScope,
+    Settings,
+    Store,
+    ValidationError,
+)
+from media_store.db import connect
+from media_store.repositories import JobRepository
+
+Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+
+def item(n: int | str, **extra: Any) -> dict[str, Any]:
+    return {"job_type": "audio", "media_url": f"https://x/{n}", **extra}
+
+
+async def count(raw: Raw) -> int:
+    return int(await raw.fetchval("SELECT count(*) FROM jobs"))
+
+
+async def claim_all(store: Store) -> list[Job]:
+    """Every claimable job, one claim at a time: the order the queue hands them out."""
+    taken: list[Job] = []
+    while batch := await store.jobs.claim("w", limit=1):
+        taken.extend(batch)
+    return taken
+
+
+# --- bulk enqueue -----------------------------------------------------------------------------
+
+
+async def test_create_many_inserts_every_item_in_input_order(store: Store, raw: Raw) -> None:
+    items = [item(i, parameters={"n": i}, priority=i % 3 - 1) for i in range(500)]
+    done = await store.jobs.create_many(items)
+
+    assert [e.created for e in done] == [True] * 500
+    assert [e.job.media_url for e in done] == [f"https://x/{i}" for i in range(500)]
+    assert [e.job.parameters for e in done] == [{"n": i} for i in range(500)]
+    assert [e.job.priority for e in done] == [i % 3 - 1 for i in range(500)]
+    assert all(e.job.status is JobStatus.PENDING for e in done)
+    assert len({e.job.id for e in done}) == 500
+    assert await count(raw) == 500
+    # Stored as returned.
+    assert await store.jobs.get_by_id(done[123].job.id) == done[123].job
+    # First in first out in input order within each priority, whatever the clock's resolution.
+    created = [e.job.created_at for e in done]
+    assert created == sorted(created) and len(set(created)) == 500
+    assert created[-1] <= await raw.fetchval("SELECT clock_timestamp()")
+    order = [j.media_url for j in await claim_all(store)]
+    expected = [f"https://x/{i}" for p in (1, 0, -1) for i in range(500) if i % 3 - 1 == p]
+    assert order == expected
+
+
+async def test_create_many_of_nothing_writes_nothing(store: Store, raw: Raw) -> None:
+    assert await store.jobs.create_many([]) == []
+    assert await count(raw) == 0
+
+
+BAD_ITEMS: dict[str, dict[str, Any]] = {
+    "unknown job type": item(0, job_type="podcast"),
+    "priority above the range": item(0, priority=101),
+    "priority below the range": item(0, priority=-101),
+    "priority not an int": item(0, priority=1.5),
+    "naive run_after": item(0, run_after=datetime(2030, 1, 1)),
+    "run_after past the readable range": item(0, run_after=datetime(9999, 12, 31, 12, tzinfo=UTC)),
+    "empty key": item(0, idempotency_key=""),
+    "key too long": item(0, idempotency_key="k" * 201),
+    "key with NUL": item(0, idempotency_key="a\x00b"),
+    "scope without a key": item(0, idempotency_scope="forever"),
+    "unknown scope": item(0, idempotency_key="k", idempotency_scope="sometimes"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_ITEMS.values(), ids=BAD_ITEMS.keys())
+async def test_a_bad_item_is_refused_before_anything_is_written(
+    store: Store, raw: Raw, bad: dict[str, Any]
+) -> None:
+    await store.jobs.create(item("kept"))
+    before = await count(raw)
+
+    with pytest.raises(ValidationError, match="item 2") as refused:
+        await store.jobs.create_many([item(1), item(2, idempotency_key="k2"), bad, item(3)])
+    loc = refused.value.errors[0]["loc"]
+    assert isinstance(loc, tuple) and loc[0] == 2
+    with pytest.raises(ValidationError):
+        await store.jobs.create(bad)
+    with pytest.raises(ValidationError):
+        await store.jobs.enqueue(bad)
+
+    assert await count(raw) == before
+
+
+@pytest.mark.parametrize("on_conflict", ["maybe", None, 1, b"raise"])
+async def test_on_conflict_is_return_or_raise(store: Store, raw: Raw, on_conflict: Any) -> None:
+    with pytest.raises(ValidationError, match="on_conflict"):
+        await store.jobs.enqueue(item(0, idempotency_key="k"), on_conflict=on_conflict)
+    with pytest.raises(ValidationError, match="on_conflict"):
+        await store.jobs.create_many([item(0)], on_conflict=on_conflict)
+    assert await count(raw) == 0
+
+
+async def test_create_many_refuses_more_than_the_batch_limit(store: Store, raw: Raw) -> None:
+    with pytest.raises(ValidationError, match="at most 10000"):
+        await store.jobs.create_many([item(i) for i in range(10_001)])
+    assert await count(raw) == 0
+
+
+async def test_a_failing_statement_writes_none_of_the_batch(store: Store, raw: Raw) -> None:
+    # A row the database refuses (a raw client's key of another scope is not possible through
+    # the model; the CHECK on priority is): every item of the statement goes with it.
+    await raw.execute("ALTER TABLE jobs ADD CONSTRAINT no_z CHECK (media_url <> 'https://x/z')")
+    with pytest.raises(ValidationError, match="no_z"):
+        await store.jobs.create_many([item(1), item(2, idempotency_key="k"), item("z")])
+    with pytest.raises(ValidationError, match="no_z"):
+        await store.jobs.create_many([item(1), item(2), item("z")])
+    assert await count(raw) == 0
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+async def test_a_held_key_returns_the_holder_or_raises(store: Store, raw: Raw) -> None:
+    first = await store.jobs.enqueue(item(1, idempotency_key="talk-42"))
+    assert first.created and first.job.idempotency_key == "talk-42"
+    assert first.job.idempotency_scope is KeyScope.ACTIVE  # the default scope
+
+    again = await store.jobs.enqueue(item(2, idempotency_key="talk-42", priority=9))
+    assert again == Enqueued(first.job, False)  # the holder as it is; nothing of item 2 stored
+
+    with pytest.raises(DuplicateJob) as refused:
+        await store.jobs.enqueue(item(3, idempotency_key="talk-42"), on_conflict="raise")
+    assert (refused.value.job_id, refused.value.status) == (first.job.id, "pending")
+    assert refused.value.key == "talk-42" and refused.value.index is None
+    # create() creates or raises: it cannot say "not created".
+    with pytest.raises(DuplicateJob):
+        await store.jobs.create(item(4, idempotency_key="talk-42"))
+
+    assert await count(raw) == 1
+    # Other keys, and no key, are not affected.
+    assert (await store.jobs.enqueue(item(5, idempotency_key="talk-43"))).created
+    assert (await store.jobs.enqueue(item(6))).created
+    assert (await store.jobs.create(item(7, idempotency_key="talk-44"))).idempotency_key
+    assert await count(raw) == 4
+
+
+async def test_an_active_key_is_free_again_once_its_job_finished(store: Store) -> None:
+    key = {"idempotency_key": "media-7", "idempotency_scope": "active"}
+    first = (await store.jobs.enqueue(item(1, **key))).job
+    [claimed] = await store.jobs.claim("w")
+    assert claimed.id == first.id
+    # Held while processing too.
+    assert (await store.jobs.enqueue(item(2, **key))) == Enqueued(claimed, False)
+
+    await store.jobs.complete(first.id, "w")
+    second = await store.jobs.enqueue(item(3, **key))
+    assert second.created and second.job.id != first.id
+
+    # A failed job lets go of it as well; requeued, it cannot take it back from the new one.
+    [claimed] = await store.jobs.claim("w")
+    await store.jobs.fail(second.job.id, "w", "boom", retry=False)
+    third = await store.jobs.enqueue(item(4, **key))
+    assert third.created
+    with pytest.raises(Exception, match="jobs_idempotency_key_idx"):
+        await store.jobs.update_status(second.job.id, JobStatus.PENDING)
+
+
+async def test_a_forever_key_is_held_whatever_its_job_became(store: Store, raw: Raw) -> None:
+    key = {"idempotency_key": "analyse:sha256:ab12", "idempotency_scope": KeyScope.FOREVER}
+    first = (await store.jobs.enqueue(item(1, **key))).job
+    await store.jobs.claim("w")
+    done = await store.jobs.complete(first.id, "w", {"ok": True})
+
+    again = await store.jobs.enqueue(item(2, **key))
+    assert again == Enqueued(done, False)
+    # One namespace for both scopes: an active-scope creation does not take it either.
+    assert (await store.jobs.enqueue(item(3, idempotency_key=key["idempotency_key"]))) == again
+    assert await count(raw) == 1
+    # Deleting the job frees the key.
+    assert await store.jobs.delete(first.id)
+    assert (await store.jobs.enqueue(item(4, **key))).created
+
+
+async def test_an_active_holder_blocks_a_forever_creation(store: Store) -> None:
+    first = await store.jobs.enqueue(item(1, idempotency_key="k"))
+    again = await store.jobs.enqueue(item(2, idempotency_key="k", idempotency_scope="forever"))
+    assert again == Enqueued(first.job, False)
+
+
+@pytest.fixture
+async def sixteen(settings: Settings) -> AsyncIterator[list[JobRepository]]:
+    """Sixteen repositories, each on a connection of its own (sixteen server backends)."""
+    connections = [await connect(settings) for _ in range(16)]
+    try:
+        yield [JobRepository(conn) for conn in connections]
+    finally:
+        for conn in connections:
+            await conn.close()
+
+
+@pytest.mark.parametrize("scope", ["active", "forever"])
+async def test_sixteen_concurrent_creates_with_one_key_make_one_job(
+    sixteen: list[JobRepository], raw: Raw, scope: str
+) -> None:
+    for round_no in range(5):
+        key = f"race-{round_no}"
+        results = await asyncio.gather(
+            *(
+                repo.enqueue(item(f"{round_no}-{i}", idempotency_key=key, idempotency_scope=scope))
+                for i, repo in enumerate(sixteen)
+            )
+        )
+        assert sum(r.created for r in results) == 1
+        [winner] = [r.job for r in results if r.created]
+        assert {r.job.id for r in results} == {winner.id}
+        assert await raw.fetchval("SELECT count(*) FROM jobs WHERE idempotency_key = $1", key) == 1
+
+        # Asked to raise, the fifteen losers raise, naming the winner.
+        outcomes = await asyncio.gather(
+            *(
+                repo.enqueue(item(i, idempotency_key=f"{key}-r"), on_conflict="raise")
+                for i, repo in enumerate(sixteen)
+            ),
+            return_exceptions=True,
+        )
+        jobs = [o for o in outcomes if isinstance(o, Enqueued)]
+        refusals = [o for o in outcomes if isinstance(o, DuplicateJob)]
+        assert len(jobs) == 1 and len(refusals) == 15
+        assert {r.job_id for r in refusals} == {jobs[0].job.id}
+    assert await count(raw) == 10
+
+
+async def test_sixteen_concurrent_batches_sharing_keys_make_one_job_a_key(
+    sixteen: list[JobRepository], raw: Raw
+) -> None:
+    # Each batch: 20 keys in a rotated order (so the batches take the index's locks in
+    # different orders) and one keyless job of its own.
+    keys = [f"batch-key-{k}" for k in range(20)]
+
+    def batch(i: int) -> list[dict[str, Any]]:
+        mine = keys[i:] + keys[:i]
+        return [item(f"{i}-{k}", idempotency_key=k) for k in mine] + [item(f"{i}-own")]
+
+    results = await asyncio.gather(*(repo.create_many(batch(i)) for i, repo in enumerate(sixteen)))
+
+    holders: dict[str, set[uuid.UUID]] = {}
+    created = 0
+    for i, done in enumerate(results):
+        assert [e.job.media_url for e in done][-1] == f"https://x/{i}-own" and done[-1].created
+        for e in done[:-1]:
+            assert e.job.idempotency_key is not None
+            holders.setdefault(e.job.idempotency_key, set()).add(e.job.id)
+            created += e.created
+    assert all(len(ids) == 1 for ids in holders.values()) and len(holders) == 20
+    assert created == 20
+    assert await count(raw) == 20 + 16
+
+
+async def wait_for_lock_wait(raw: Raw) -> None:
+    """Until some backend of this database waits for a lock (the statement under test)."""
+    for _ in range(500):
+        waiting = await raw.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no statement waited for a lock")
+
+
+async def racing(
+    raw: Raw, db_url: str, setup: str, *args: Any, commit: bool
+) -> Callable[[Awaitable[Any]], Awaitable[Any]]:
+    """A transaction of another client that ran ``setup`` and has not ended: ``run(call)``
+    starts ``call``, waits until it waits for that transaction, ends it (commit or rollback)
+    and returns what the call returned."""
+    other: Raw = await asyncpg.connect(db_url)
+    tx = other.transaction()
+    await tx.start()
+    await other.execute(setup, *args)
+
+    async def run(call: Awaitable[Any]) -> Any:
+        try:
+            task = asyncio.ensure_future(call)
+            await wait_for_lock_wait(raw)
+            await (tx.commit() if commit else tx.rollback())
+            return await task
+        finally:
+            await other.close()
+
+    return run
+
+
+INSERT_HOLDER = (
+    "INSERT INTO jobs (job_type, media_url, idempotency_key, idempotency_scope)"
+    " VALUES ('audio', 'https://x/other', $1, 'active')"
+)
+
+
+async def test_a_holder_committed_after_the_statement_began_is_found(
+    store: Store, raw: Raw, db_url: str
+) -> None:
+    # The other client inserts the key's holder; our statement's snapshot is taken before it
+    # commits, so the conflict is seen (the index waits for the other transaction) but the
+    # holder cannot be read in that snapshot: the statement runs again and finds it.
+    run = await racing(raw, db_url, INSERT_HOLDER, "late", commit=True)
+    result = await run(store.jobs.enqueue(item(1, idempotency_key="late")))
+    holder = await raw.fetchval("SELECT id FROM jobs WHERE media_url = 'https://x/other'")
+    assert result.created is False and result.job.id == holder
+
+    # The same in a batch: the keyless item is not written twice by the second statement.
+    run = await racing(raw, db_url, INSERT_HOLDER, "late-2", commit=True)
+    done = await run(store.jobs.create_many([item(2), item(3, idempotency_key="late-2")]))
+    holder = await raw.fetchval("SELECT id FROM jobs WHERE idempotency_key = 'late-2'")
+    assert [e.created for e in done] == [True, False] and done[1].job.id == holder
+    assert await count(raw) == 3  # the two holders and item 2
+
+
+async def test_a_holder_that_rolled_back_leaves_the_key_free(
+    store: Store, raw: Raw, db_url: str
+) -> None:
+    run = await racing(raw, db_url, INSERT_HOLDER, "gone", commit=False)
+    result = await run(store.jobs.enqueue(item(1, idempotency_key="gone")))
+    assert result.created and result.job.media_url == "https://x/1"
+    assert await count(raw) == 1
+
+
+FINISH = (
+    "UPDATE jobs SET status = 'completed', completed_at = clock_timestamp(), locked_until = NULL"
+    " WHERE id = $1"
+)
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["finishes", "finish rolled back"])
+async def test_a_holder_finishing_during_the_creation(
+    store: Store, raw: Raw, db_url: str, finished: bool
+) -> None:
+    # The holder is processing; another client completes it while our creation runs. The index
+    # makes the creation wait for that transaction: committed, the key is free and the job is
+    # created; rolled back, the holder is returned.
+    holder = (await store.jobs.enqueue(item(1, idempotency_key="busy"))).job
+    await store.jobs.claim("w")
+    run = await racing(raw, db_url, FINISH, holder.id, commit=finished)
+    result = await run(store.jobs.enqueue(item(2, idempotency_key="busy")))
+    if finished:
+        assert result.created and result.job.id != holder.id
+    else:
+        assert not result.created and result.job.id == holder.id
+        assert result.job.status is JobStatus.PROCESSING
+    assert await count(raw) == (2 if finished else 1)
+
+
+async def test_create_many_with_keys_returns_holders_in_place(store: Store, raw: Raw) -> None:
+    held = (await store.jobs.enqueue(item("held", idempotency_key="a"))).job
+    done = await store.jobs.create_many(
+        [
+            item(1, idempotency_key="b"),
+            item(2, idempotency_key="a"),  # held by an existing job
+            item(3),
+            item(4, idempotency_key="b"),  # the same key as item 0 of this batch
+            item(5, idempotency_key="c", idempotency_scope="forever"),
+        ]
+    )
+    assert [e.created for e in done] == [True, False, True, False, True]
+    assert done[1].job == held
+    assert done[3].job == done[0].job
+    assert done[4].job.idempotency_scope is KeyScope.FOREVER
+    assert await count(raw) == 4
+
+
+async def test_create_many_asked_to_raise_writes_nothing(store: Store, raw: Raw) -> None:
+    held = (await store.jobs.enqueue(item("held", idempotency_key="a"))).job
+    batch = [item(1), item(2, idempotency_key="x"), item(3, idempotency_key="a")]
+
+    with pytest.raises(DuplicateJob) as refused:
+        await store.jobs.create_many(batch, on_conflict="raise")
+    assert (refused.value.index, refused.value.job_id, refused.value.key) == (2, held.id, "a")
+    assert await count(raw) == 1
+
+    # Two items with one key: refused before any SQL.
+    with pytest.raises(ValidationError, match="items 0 and 2"):
+        await store.jobs.create_many(
+            [item(1, idempotency_key="y"), item(2), item(3, idempotency_key="y")],
+            on_conflict="raise",
+        )
+    assert await count(raw) == 1
+
+    # In a transaction, the refused batch is rolled back alone (a savepoint).
+    async with store.transaction() as tx:
+        await tx.jobs.create(item("before"))
+        with pytest.raises(DuplicateJob):
+            await tx.jobs.create_many(batch, on_conflict="raise")
+        await tx.jobs.create(item("after"))
+    urls = {r["media_url"] for r in await raw.fetch("SELECT media_url FROM jobs")}
+    assert urls == {"https://x/held", "https://x/before", "https://x/after"}
+
+
+# --- priority ---------------------------------------------------------------------------------
+
+
+async def test_higher_priority_first_and_first_in_first_out_within_one(store: Store) -> None:
+    priorities = [0, 5, -3, 5, 0, 100, -100, 0]
+    jobs = [await store.jobs.create(item(i, priority=p)) for i, p in enumerate(priorities)]
+    order = [j.id for j in await claim_all(store)]
+    expected = sorted(range(len(jobs)), key=lambda i: (-priorities[i], i))
+    assert order == [jobs[i].id for i in expected]
+
+
+async def test_a_claim_of_many_returns_them_in_priority_order(store: Store) -> None:
+    low = await store.jobs.create(item(1, job_type="video"))
+    high = await store.jobs.create(item(2, job_type="video", priority=7))
+    other = await store.jobs.create(item(3, job_type="audio", priority=50))
+    claimed = await store.jobs.claim("w", ["video"], limit=5)  # the one-type claim
+    assert [j.id for j in claimed] == [high.id, low.id]
+    assert [j.id for j in await store.jobs.claim("w", ["audio", "video"])] == [other.id]
+
+
+async def test_raising_the_priority_of_a_pending_job(store: Store, raw: Raw) -> None:
+    jobs = [await store.jobs.create(item(i)) for i in range(3)]
+    raised = await store.jobs.set_priority(jobs[2].id, 10)
+    assert raised.priority == 10 and raised.updated_at > jobs[2].updated_at
+    [first] = await store.jobs.claim("w")
+    assert first.id == jobs[2].id
+
+    # Not pending any more: refused, nothing changed.
+    with pytest.raises(JobNotPending) as refused:
+        await store.jobs.set_priority(first.id, 50)
+    assert refused.value.status == "processing"
+    with pytest.raises(JobNotFound):
+        await store.jobs.set_priority(uuid.uuid4(), 1)
+    for bad in (101, -101, True, 1.0, "5"):
+        with pytest.raises(ValidationError, match="priority"):
+            await store.jobs.set_priority(jobs[0].id, bad)  # type: ignore[arg-type]
+    assert await raw.fetchval("SELECT priority FROM jobs WHERE id = $1", first.id) == 10
+    assert await raw.fetchval("SELECT sum(priority) FROM jobs") == 10
+
+
+async def test_the_database_holds_every_client_to_the_priority_range(raw: Raw) -> None:
+    with pytest.raises(asyncpg.CheckViolationError, match="jobs_priority_check"):
+        await raw.execute(
+            "INSERT INTO jobs (job_type, media_url, priority) VALUES ('audio', 'u', 101)"
+        )
+    for key, scope in (("'k'", "NULL"), ("NULL", "'active'"), ("'k'", "'often'")):
+        with pytest.raises(asyncpg.CheckViolationError, match="jobs_idempotency_scope_check"):
+            await raw.execute(
+                "INSERT INTO jobs (job_type, media_url, idempotency_key, idempotency_scope)"
+                f" VALUES ('audio', 'u', {key}, {scope})"
+            )
+    with pytest.raises(asyncpg.CheckViolationError, match="jobs_idempotency_key_check"):
+        await raw.execute(
+            "INSERT INTO jobs (job_type, media_url, idempotency_key, idempotency_scope)"
+            " VALUES ('audio', 'u', '', 'active')"
+        )
+    assert await count(raw) == 0
+
+
+# --- scheduled start --------------------------------------------------------------------------
+
+
+async def test_a_scheduled_job_is_not_claimed_before_its_start(store: Store, raw: Raw) -> None:
+    now: datetime = await raw.fetchval("SELECT clock_timestamp()")
+    start = now + timedelta(seconds=0.5)
+    scheduled = await store.jobs.create(item("later", run_after=start, priority=100))
+    tomorrow = await store.jobs.create(item("tomorrow", run_after=now + timedelta(days=1)))
+    assert scheduled.run_after == start
+    plain = await store.jobs.create(item("now"))
+
+    # The plain job is claimed; the scheduled ones are not, whatever their priority.
+    assert [j.id for j in await store.jobs.claim("w", limit=10)] == [plain.id]
+    claimed: list[Job] = []
+    while not claimed:
+        claimed = await store.jobs.claim("w", limit=10)
+        if not claimed:
+            await asyncio.sleep(0.05)
+    assert [j.id for j in claimed] == [scheduled.id]
+    assert claimed[0].started_at is not None and claimed[0].started_at >= start
+    assert await store.jobs.claim("w", limit=10) == []
+    assert (await store.jobs.get_by_id(tomorrow.id)).status is JobStatus.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_job_scheduled_in_the_past_queues_at_its_start(store: Store, raw: Raw) -> None:
+    # First in first out by the time a job became runnable: one scheduled for an hour ago
+    # goes before jobs created since.
+    now: datetime = await raw.fetchval("SELECT clock_timestamp()")
+    fresh = await store.jobs.create(item("fresh"))
+    old = await store.jobs.create(item("old", run_after=now - timedelta(hours=1)))
+    assert [j.id for j in await claim_all(store)] == [old.id, fresh.id]
+
+
+async def test_a_retry_backoff_queues_the_job_at_its_end(store: Store, raw: Raw) -> None:
+    first, second = [await store.jobs.create(item(i)) for i in range(2)]
+    await store.jobs.claim("w")
+    await store.jobs.fail(first.id, "w", "rate limited", retry_in=0)
+    # Retried at once, it queues behind the jobs already waiting (not ahead of them, as its
+    # creation time alone would put it): a failing job cannot starve the others.
+    assert [j.id for j in await claim_all(store)] == [second.id, first.id]
+
+
+async def test_create_many_schedules_each_item(store: Store, raw: Raw) -> None:
+    now: datetime = await raw.fetchval("SELECT clock_timestamp()")
+    done = await store.jobs.create_many(
+        [item(1, run_after=now + timedelta(hours=1)), item(2), item(3, run_after=now)]
+    )
+    assert [e.job.run_after for e in done] == [now + timedelta(hours=1), None, now]
+    assert [j.id for j in await claim_all(store)] == [done[2].job.id, done[1].job.id]
