@@ -10,6 +10,9 @@ SET status = 'failed',
 WHERE status = 'cancelled';
 ALTER TABLE jobs ENABLE TRIGGER jobs_status_transition;
 
+DROP FUNCTION IF EXISTS media_store_finished_jobs(
+    text, timestamptz, timestamptz, uuid, integer, boolean
+);
 DROP INDEX IF EXISTS jobs_delayed_idx;
 DROP INDEX IF EXISTS jobs_finished_idx;
 DROP TABLE IF EXISTS job_cancel_requests;

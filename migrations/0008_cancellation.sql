@@ -16,6 +16,8 @@
 --    last minute from it (index-only: job_type is included). Partial, so pending and
 --    processing jobs (inserted, claimed, heartbeaten) never write to it: one entry per job,
 --    written when it finishes (the finishing update is not HOT anyway: status is indexed).
+--    media_store_finished_jobs (below) walks it for a purge in a plan that does not depend on
+--    the table's statistics.
 -- 3. jobs_delayed_idx: pending jobs that may not run yet (a retry's backoff). The stats count
 --    "claimable now" as pending minus these, without reading the backlog's rows; written
 --    only when a failed job is put back with a delay.
@@ -63,3 +65,45 @@ CREATE INDEX jobs_finished_idx ON jobs (status, completed_at, id) INCLUDE (job_t
 
 CREATE INDEX jobs_delayed_idx ON jobs (job_type, run_after)
     WHERE status = 'pending' AND run_after IS NOT NULL;
+
+-- Up to how_many jobs in status wanted_status that finished before finished_before, after the
+-- keyset position (after_at, after_id), oldest first; locked FOR UPDATE SKIP LOCKED when
+-- lock is true (a purge), not at all otherwise (a dry run). A function for the reason
+-- media_store_claim_jobs (0005) is one: on a table autovacuum has not analyzed yet, a plain
+-- statement planned a bitmap scan of every finished job before the cut-off and a sort of
+-- them, for every batch; the SET clauses leave the planner only the ordered range scan of
+-- jobs_finished_idx, stopped after how_many rows.
+CREATE FUNCTION media_store_finished_jobs(
+    wanted_status text, finished_before timestamptz, after_at timestamptz, after_id uuid,
+    how_many integer, lock boolean
+) RETURNS TABLE (id uuid, completed_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_sort = off
+SET plan_cache_mode = force_generic_plan
+ROWS 1000
+AS $$
+BEGIN
+    IF lock THEN
+        RETURN QUERY
+        SELECT j.id, j.completed_at
+        FROM jobs AS j
+        WHERE j.status = wanted_status
+          AND j.completed_at < finished_before
+          AND (j.completed_at, j.id) > (after_at, after_id)
+        ORDER BY j.status, j.completed_at, j.id
+        LIMIT how_many
+        FOR UPDATE SKIP LOCKED;
+    ELSE
+        RETURN QUERY
+        SELECT j.id, j.completed_at
+        FROM jobs AS j
+        WHERE j.status = wanted_status
+          AND j.completed_at < finished_before
+          AND (j.completed_at, j.id) > (after_at, after_id)
+        ORDER BY j.status, j.completed_at, j.id
+        LIMIT how_many;
+    END IF;
+END;
+$$;

@@ -432,19 +432,15 @@ SELECT clock_timestamp() - $1::float8 * interval '1 second' AS cutoff;
 -- name: purge_finished_jobs
 -- Delete up to $5 jobs in the finished status $1 that finished before $2, after the keyset
 -- position ($3, $4) in (completed_at, id) order, with everything they produced (ON DELETE
--- CASCADE). A range of jobs_finished_idx; rows locked SKIP LOCKED (an operator's requeue
--- in flight keeps its job), and re-read when locked, so a job no longer finished is left
--- alone. Counts what goes, children counted before the cascade runs (at the statement's
--- end; the locked jobs can get no new children meanwhile), and the batch's last position.
+-- CASCADE). media_store_finished_jobs (migrations/0008) picks them by an ordered range scan
+-- of jobs_finished_idx, analyzed or not, locked SKIP LOCKED (an operator's requeue in flight
+-- keeps its job) and re-read when locked, so a job no longer finished is left alone. Counts
+-- what goes, children counted before the cascade runs (at the statement's end; the locked
+-- jobs can get no new children meanwhile), and the batch's last position.
 WITH doomed AS MATERIALIZED (
     SELECT id, completed_at
-    FROM jobs
-    WHERE status = $1::text
-      AND completed_at < $2::timestamptz
-      AND (completed_at, id) > ($3::timestamptz, $4::uuid)
-    ORDER BY status, completed_at, id
-    LIMIT $5::int
-    FOR UPDATE SKIP LOCKED
+    FROM media_store_finished_jobs($1::text, $2::timestamptz, $3::timestamptz, $4::uuid,
+                                   $5::int, true)
 ),
 gone AS (
     DELETE FROM jobs AS j USING doomed WHERE j.id = doomed.id AND j.status = $1::text
@@ -474,12 +470,8 @@ SELECT (SELECT count(*) FROM gone) AS jobs,
 -- to $5 jobs in status $1 finished before $2 after ($3, $4), and what they hold.
 WITH doomed AS MATERIALIZED (
     SELECT id, completed_at
-    FROM jobs
-    WHERE status = $1::text
-      AND completed_at < $2::timestamptz
-      AND (completed_at, id) > ($3::timestamptz, $4::uuid)
-    ORDER BY status, completed_at, id
-    LIMIT $5::int
+    FROM media_store_finished_jobs($1::text, $2::timestamptz, $3::timestamptz, $4::uuid,
+                                   $5::int, false)
 ),
 last AS (
     SELECT completed_at, id FROM doomed ORDER BY completed_at DESC, id DESC LIMIT 1
@@ -512,6 +504,20 @@ SELECT (SELECT count(*) FROM doomed) AS jobs,
 -- times each status's frequency in the planner's statistics (pg_stats), NULL until the
 -- table was analyzed; counting them exactly would read every finished job.
 WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at),
+recent AS MATERIALIZED (  -- each range read once, whatever the number of types
+    SELECT f.job_type, f.status, count(*) AS n
+    FROM clock, LATERAL (
+        SELECT job_type, status FROM jobs
+        WHERE status = 'failed' AND completed_at > clock.at - interval '1 hour'
+        UNION ALL
+        SELECT job_type, status FROM jobs
+        WHERE status = 'cancelled' AND completed_at > clock.at - interval '1 hour'
+        UNION ALL
+        SELECT job_type, status FROM jobs
+        WHERE status = 'completed' AND completed_at > clock.at - interval '1 minute'
+    ) AS f
+    GROUP BY f.job_type, f.status
+),
 per_type AS MATERIALIZED (
     SELECT t.job_type,
            (SELECT count(*) FROM jobs AS j
@@ -526,15 +532,15 @@ per_type AS MATERIALIZED (
            (SELECT count(*) FROM jobs AS j
             WHERE j.status = 'processing' AND j.job_type = t.job_type
               AND j.locked_until < clock.at) AS expired_leases,
-           (SELECT count(*) FROM jobs AS j
-            WHERE j.status = 'failed' AND j.completed_at > clock.at - interval '1 hour'
-              AND j.job_type = t.job_type) AS failed_last_hour,
-           (SELECT count(*) FROM jobs AS j
-            WHERE j.status = 'cancelled' AND j.completed_at > clock.at - interval '1 hour'
-              AND j.job_type = t.job_type) AS cancelled_last_hour,
-           (SELECT count(*) FROM jobs AS j
-            WHERE j.status = 'completed' AND j.completed_at > clock.at - interval '1 minute'
-              AND j.job_type = t.job_type) AS completed_last_minute
+           coalesce((SELECT r.n FROM recent AS r
+                     WHERE r.status = 'failed' AND r.job_type = t.job_type), 0)
+               AS failed_last_hour,
+           coalesce((SELECT r.n FROM recent AS r
+                     WHERE r.status = 'cancelled' AND r.job_type = t.job_type), 0)
+               AS cancelled_last_hour,
+           coalesce((SELECT r.n FROM recent AS r
+                     WHERE r.status = 'completed' AND r.job_type = t.job_type), 0)
+               AS completed_last_minute
     FROM unnest($1::text[]) AS t (job_type), clock
 ),
 estimate AS MATERIALIZED (
