@@ -1,5 +1,5 @@
 """media-store: migrate and inspect the schema, grant a runtime role, check the queries, import
-ASR output, run the demo.
+ASR output, see and steer the job queue, run the demo.
 
 The database is DATABASE_URL, never a command-line argument (which would show the password in
 process listings). Only the demo falls back to an embedded development PostgreSQL when
@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from media_store import grants, migrate
+from media_store import grants, jobs_cli, migrate
 from media_store.asr import importer
 from media_store.check import check_database
 from media_store.config import DATABASE_URL, Dsn, Settings
@@ -169,11 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).set_defaults(func=_cmd_check)
     command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
     importer.add_parser(sub)
+    jobs_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except MediaStoreError as exc:
-        print(f"media-store {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        command = args.command + (f" {args.jobs_command}" if args.command == "jobs" else "")
+        print(f"media-store {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return code
 

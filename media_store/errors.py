@@ -75,6 +75,19 @@ class LeaseLost(MediaStoreError):
         self.worker_id = worker_id
 
 
+class JobCancelled(LeaseLost):
+    """The job was cancelled while the worker held it: its outcome (completion, failure) is
+    refused and nothing was changed. A :class:`LeaseLost`, since the worker no longer holds
+    it."""
+
+    def __init__(self, job_id: uuid.UUID, worker_id: str) -> None:
+        MediaStoreError.__init__(
+            self, f"job {job_id} was cancelled while worker {worker_id!r} held it"
+        )
+        self.job_id = job_id
+        self.worker_id = worker_id
+
+
 class Conflict(MediaStoreError):
     """The write conflicts with existing data (unique key, overlapping append, ...)."""
 

@@ -45,7 +45,8 @@ TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 # The functions the runtime role calls, in the order the migrations create them: the
 # lifecycle rule (sql/jobs.sql), the word decoders (CHECK constraints, and for reading words
-# from SQL), the readable-time rule (CHECK constraints), the claim (sql/jobs.sql). A test
+# from SQL), the readable-time rule (CHECK constraints), the claim and the purge's walk
+# (sql/jobs.sql). A test
 # compares the list with the non-trigger functions of a migrated schema.
 RUNTIME_FUNCTIONS = (
     "media_store_job_transition_allowed",
@@ -55,6 +56,7 @@ RUNTIME_FUNCTIONS = (
     "media_store_time_readable",
     "media_store_claim_jobs",
     "media_store_unpack_speakers",
+    "media_store_finished_jobs",
 )
 
 # The role that would receive the rights: (is a superuser, the owner roles of the library's

@@ -46,6 +46,7 @@ TABLES = (
     "transcriptions",
     "analysis_results",
     "transcription_word_segments",
+    "job_cancel_requests",
 )
 # Every function the migrations create is named so.
 FUNCTION_PREFIX = "media_store_"

@@ -47,6 +47,15 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # final: cancelled while pending or processing (migrations/0008)
+
+
+# The statuses a job never leaves (failed only by an operator's requeue).
+FINISHED_STATUSES: tuple[JobStatus, ...] = (
+    JobStatus.COMPLETED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+)
 
 
 class JobType(StrEnum):
@@ -121,6 +130,26 @@ class Job(Row):
 
 
 JobResponse = Job
+
+
+class JobStats(Row):
+    """The queue's figures for one job type (``job_type`` None: all types together), as of
+    ``at`` (the database clock). Exact, except the ``*_estimate`` totals (see
+    :meth:`~media_store.repositories.jobs.JobRepository.stats`)."""
+
+    job_type: JobType | None
+    pending: int
+    claimable: int  # pending and runnable now (not waiting out a retry's backoff)
+    oldest_pending_s: float | None  # age of the oldest pending job, seconds
+    processing: int
+    expired_leases: int  # processing, lease run out: the next reclaim takes them back
+    failed_last_hour: int
+    cancelled_last_hour: int
+    completed_last_minute: int
+    completed_estimate: int | None  # all types only; None until jobs was analyzed
+    failed_estimate: int | None
+    cancelled_estimate: int | None
+    at: datetime
 
 
 class StatusUpdate(Input):

@@ -33,6 +33,16 @@ keep failing (e.g. behind a pooler that breaks its statements while claims still
 must not go on claiming: every claim it cannot finish is a job run again. It pauses before
 each claim, poll_interval doubling up to :data:`MAX_CLAIM_PAUSE`, and claims one job at a time,
 until an outcome is written again.
+
+Cancellation of a job (``jobs.cancel``, ``media-store jobs cancel``): a job cancelled while
+the worker holds it is final in the database at once, and the worker learns it at its next
+heartbeat. It then stops the handler: an ``async def`` handler's await is cancelled (the
+worker's own task is cancelled and the cancellation taken back, as ``asyncio.timeout``
+does, so no task is created per job); a plain function cannot be interrupted from outside its
+thread, so it is told through :attr:`JobContext.cancel_requested` (a ``threading.Event``),
+which a handler taking two arguments, ``(job, context)``, receives and may poll or wait on.
+Whatever the handler then returns is discarded: the job is counted ``cancelled``, and its
+late outcome would be refused anyway (:class:`~media_store.errors.JobCancelled`).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ import inspect
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -50,12 +61,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
-import asyncpg
-
 from media_store.arguments import MAX_LEASE, bounded_int, duration
-from media_store.errors import JobNotFound, LeaseLost, MediaStoreError, ValidationError
+from media_store.db import PooledConnection, borrowed
+from media_store.errors import (
+    DRIVER_ERRORS,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    MediaStoreError,
+    ValidationError,
+    translate,
+)
 from media_store.models import Job, JobStatus, JobType
-from media_store.repositories.jobs import DEFAULT_LEASE, MAX_CLAIM, JobRepository
+from media_store.repositories.jobs import (
+    DEFAULT_LEASE,
+    MAX_CLAIM,
+    JobRepository,
+    checked_job_types,
+)
 from media_store.store import Store
 
 log = logging.getLogger("media_store.worker")
@@ -71,12 +94,57 @@ RETRY_MAX = 1.0
 MAX_CLAIM_PAUSE = 60.0
 
 JobResult: TypeAlias = Mapping[str, Any] | None
-Handler: TypeAlias = Callable[[Job], Awaitable[JobResult]] | Callable[[Job], JobResult]
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a handler taking two arguments, ``handler(job, context)``, receives besides the
+    job: the worker's id, and ``cancel_requested``, set when the job was cancelled while the
+    handler ran (see the module doc). A plain-function handler, which nothing can interrupt,
+    should poll it (``context.cancelled``) or sleep on it (``cancel_requested.wait(s)``)
+    and return early when it is set."""
+
+    job: Job
+    worker_id: str
+    cancel_requested: threading.Event
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_requested.is_set()
+
+
+Handler: TypeAlias = (
+    Callable[[Job], Awaitable[JobResult]]
+    | Callable[[Job], JobResult]
+    | Callable[[Job, JobContext], Awaitable[JobResult]]
+    | Callable[[Job, JobContext], JobResult]
+)
 T = TypeVar("T")
 
 
 class PermanentFailure(Exception):
     """Raised by a handler to fail the job for good, without using its remaining attempts."""
+
+
+class _Interrupted(Exception):
+    """The handler's await was cancelled because its job was."""
+
+
+class _Running:
+    """The job whose handler runs now, and how to stop it."""
+
+    __slots__ = ("context", "interrupted", "task")
+
+    def __init__(self, context: JobContext, task: asyncio.Task[Any] | None) -> None:
+        self.context = context
+        self.task = task  # the worker's task, when the handler is awaited on it
+        self.interrupted = False
+
+    def cancel(self) -> None:
+        self.context.cancel_requested.set()
+        if self.task is not None and not self.interrupted:
+            self.interrupted = True
+            self.task.cancel()
 
 
 @dataclass
@@ -93,6 +161,7 @@ class WorkerStats:
     reclaimed: int = 0  # expired leases of other workers this worker took back
     unwritten: int = 0  # finished, but the outcome could not be written while the lease held
     paused: int = 0  # claims put off because outcomes could not be written
+    cancelled: int = 0  # cancelled while held: the handler was stopped, no outcome written
 
 
 def default_worker_id() -> str:
@@ -121,10 +190,13 @@ async def run_worker(
 
     ``handler(job)`` returns the job's result (a JSON object, or None) and is either an
     ``async def`` (I/O only: it runs on the event loop) or a plain function (run in a thread:
-    use this for CPU-heavy or blocking work; see the module doc). A handler that raises fails
-    the job with ``"ExceptionType: message"`` as its error: retried (after ``retry_in``, default
-    at once) while attempts remain, failed for good after that, or at once if it raised
-    :class:`PermanentFailure`. A result that is not a JSON object fails the job for good.
+    use this for CPU-heavy or blocking work; see the module doc). A handler that requires two
+    arguments is called ``handler(job, context)`` with a :class:`JobContext`, which tells a
+    plain function that its job was cancelled (an ``async def`` is cancelled outright). A
+    handler that raises fails the job with ``"ExceptionType: message"`` as its error: retried
+    (after ``retry_in``, default at once) while attempts remain, failed for good after that,
+    or at once if it raised :class:`PermanentFailure`. A result that is not a JSON object
+    fails the job for good.
 
     Each round claims up to ``batch`` jobs (of ``job_types``; None: any) under a ``lease``
     (timedelta or seconds), then runs them one after another. Every job held is heartbeaten
@@ -153,8 +225,10 @@ async def run_worker(
     completions, borrows a second for heartbeats (and holds a third with ``listen``), so the
     pool must allow that many per worker; it closes nothing.
 
-    Raises :class:`ValidationError` on bad arguments (a bad worker id or job type at the first
-    claim, before any job is touched). Database errors are logged, not raised: a failed claim,
+    Raises :class:`ValidationError` on bad arguments (a bad worker id at the first claim,
+    before any job is touched), :class:`~media_store.errors.PoolExhausted` or
+    :class:`~media_store.errors.DatabaseUnavailable` when ``listen`` cannot get its
+    connection. Database errors are logged, not raised: a failed claim,
     heartbeat or reclaim is tried again on the next round (on a new connection), a failed
     outcome as said above.
     """
@@ -179,7 +253,7 @@ async def run_worker(
         store,
         handler,
         worker_id=worker_id or default_worker_id(),
-        job_types=None if job_types is None else list(job_types),
+        job_types=checked_job_types(job_types),
         batch=batch,
         lease_s=lease_s,
         beat_s=beat_s,
@@ -211,7 +285,7 @@ class _Worker:
         handler: Handler,
         *,
         worker_id: str,
-        job_types: list[JobType | str] | None,
+        job_types: list[str] | None,
         batch: int,
         lease_s: float,
         beat_s: float,
@@ -248,21 +322,30 @@ class _Worker:
         self.reconnect = False
         # False once cancelled: what is left gets one attempt, no retries.
         self.patient = True
+        # Held jobs a heartbeat found cancelled, until the worker has dropped them.
+        self.cancelled: set[uuid.UUID] = set()
+        # The job whose handler runs now (None between handlers).
+        self.running: _Running | None = None
         self.wake = asyncio.Event()
         is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - a callable object's method
         )
         # The handler as the coroutine function it is, if it is one (None: run in a thread).
         self.async_handler = (
-            cast(Callable[[Job], Awaitable[JobResult]], handler) if is_async else None
+            cast(Callable[..., Awaitable[JobResult]], handler) if is_async else None
         )
+        self.takes_context = _requires_two_arguments(handler)
 
     async def run(self, *, listen: bool, burst: bool) -> WorkerStats:
-        beats = asyncio.create_task(self._heartbeats(), name=f"heartbeat {self.worker_id}")
-        listener: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
-        try:
+        async with contextlib.AsyncExitStack() as listening:
             if listen:
-                listener = await self._listen()
+                await self._listen(listening)
+            await self._run(burst)
+        return self.stats
+
+    async def _run(self, burst: bool) -> None:
+        beats = asyncio.create_task(self._heartbeats(), name=f"heartbeat {self.worker_id}")
+        try:
             while not self.stop.is_set():
                 # Claims and completions run on one connection held across rounds: a pooled
                 # call per statement would cost a second round trip (the pool's reset).
@@ -290,9 +373,6 @@ class _Worker:
             # On the pool: the held connection may be the one that failed.
             await self._flush(self.store.jobs)
             await self._release(self.store.jobs)
-            if listener is not None:
-                await self._unlisten(listener)
-        return self.stats
 
     async def _serve(self, jobs: JobRepository, burst: bool) -> bool:
         """Claim and process until stopped (True), out of work in burst mode (True), or the
@@ -359,13 +439,28 @@ class _Worker:
             await asyncio.wait_for(self.stop.wait(), timeout=pause)
 
     async def _process(self, jobs: JobRepository, job: Job) -> None:
+        if job.id in self.cancelled:  # cancelled before its turn came
+            self._dropped(job)
+            return
         try:
             result = await self._call(job)
+        except _Interrupted:
+            self._dropped(job)
+            return
         except PermanentFailure as exc:
+            if job.id in self.cancelled:
+                self._dropped(job)
+                return
             await self._fail(jobs, job, exc, retry=False)
         except Exception as exc:  # the handler's failure is the job's failure, not ours
+            if job.id in self.cancelled:
+                self._dropped(job)
+                return
             await self._fail(jobs, job, exc, retry=True)
         else:
+            if job.id in self.cancelled:  # told while it ran: what it returned is moot
+                self._dropped(job)
+                return
             if not self.finished:
                 self.finished_since = time.monotonic()
             self.finished.append((job, result))
@@ -408,6 +503,8 @@ class _Worker:
             if job.id in lost:
                 if written.retried and await self._completed_by_us(job):
                     self.stats.completed += 1
+                elif job.id in self.cancelled:
+                    self._dropped(job)
                 else:
                     self._lost(job)
 
@@ -415,6 +512,9 @@ class _Worker:
         async def complete(repo: JobRepository) -> bool:
             try:
                 await repo.complete(job.id, self.worker_id, result)
+            except JobCancelled:
+                self.cancelled.add(job.id)
+                return False
             except (LeaseLost, JobNotFound):
                 return False
             return True
@@ -429,16 +529,39 @@ class _Worker:
             return
         if written.value or (written.retried and await self._completed_by_us(job)):
             self.stats.completed += 1
+        elif job.id in self.cancelled:
+            self._dropped(job)
         else:
             self._lost(job)
 
     async def _call(self, job: Job) -> JobResult:
-        if self.async_handler is not None:
-            return await self.async_handler(job)
-        result = await asyncio.to_thread(self.handler, job)
-        if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
-            return await result
-        return result
+        context = JobContext(job, self.worker_id, threading.Event())
+        args = (job, context) if self.takes_context else (job,)
+        if self.async_handler is None:
+            self.running = _Running(context, None)
+            try:
+                result = await asyncio.to_thread(self.handler, *args)
+                if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
+                    return await result
+                return result
+            finally:
+                self.running = None
+        task = asyncio.current_task()
+        running = self.running = _Running(context, task)
+        # No await between here and the handler's, nor between its end and the finally: a
+        # heartbeat that finds this job running finds the worker's task inside the handler.
+        try:
+            return await self.async_handler(*args)
+        except asyncio.CancelledError:
+            # Ours (the job was cancelled) unless the worker itself is being cancelled too.
+            if running.interrupted and task is not None and task.uncancel() == 0:
+                running.interrupted = False
+                raise _Interrupted from None
+            raise
+        finally:
+            self.running = None
+            if running.interrupted and task is not None:
+                task.uncancel()  # the handler swallowed the cancellation and returned
 
     async def _fail(
         self, jobs: JobRepository, job: Job, exc: BaseException, *, retry: bool
@@ -450,6 +573,9 @@ class _Worker:
                 return await repo.fail(
                     job.id, self.worker_id, error, retry=retry, retry_in=self.retry_in
                 )
+            except JobCancelled:
+                self.cancelled.add(job.id)
+                return None
             except (LeaseLost, JobNotFound):
                 return None
 
@@ -465,7 +591,9 @@ class _Worker:
         failed = written.value
         if failed is None and written.retried:
             failed = await self._failed_by_us(job, error)
-        if failed is None:
+        if failed is None and job.id in self.cancelled:
+            self._dropped(job)
+        elif failed is None:
             self._lost(job)
         elif failed.status is JobStatus.PENDING:
             self.stats.retried += 1
@@ -566,6 +694,13 @@ class _Worker:
         self.stats.lost += 1
         log.warning("worker %s lost the lease on job %s", self.worker_id, job.id)
 
+    def _dropped(self, job: Job) -> None:
+        """A job cancelled while held: no outcome to write, nothing to give back."""
+        self.cancelled.discard(job.id)
+        self.held.pop(job.id, None)
+        self.stats.cancelled += 1
+        log.info("worker %s: job %s was cancelled; its handler was stopped", self.worker_id, job.id)
+
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.beat_s)
@@ -582,8 +717,14 @@ class _Worker:
             for job_id in beat.extended:
                 if job_id in self.held:
                     self.held[job_id] = sent + self.lease_s
+            for job_id in beat.cancelled:
+                if self.held.pop(job_id, None) is not None:
+                    self.cancelled.add(job_id)
+                running = self.running
+                if running is not None and running.context.job.id == job_id:
+                    running.cancel()
             for job_id in beat.lost:
-                if job_id in self.held:
+                if job_id in self.held and job_id not in self.cancelled:
                     log.warning("worker %s: lease on job %s lost", self.worker_id, job_id)
 
     async def _reclaim(self, jobs: JobRepository) -> int:
@@ -623,24 +764,46 @@ class _Worker:
                 waiter.cancel()
             self.wake.clear()
 
-    async def _listen(self) -> asyncpg.pool.PoolConnectionProxy[asyncpg.Record]:
-        """LISTEN on a connection of the pool held for the worker's lifetime."""
-        conn = await self.store.pool.acquire()
+    async def _listen(self, stack: contextlib.AsyncExitStack) -> None:
+        """LISTEN on a connection of the pool held until ``stack`` closes (the worker's
+        lifetime), borrowed as every other connection is: within the acquire timeout, else
+        :class:`~media_store.errors.PoolExhausted`."""
+        conn = await stack.enter_async_context(borrowed(self.store.pool))
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        except BaseException:
-            await self.store.pool.release(conn)
-            raise
-        return conn
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, conn) from exc
+        stack.push_async_callback(self._unlisten, conn)
 
     def _notified(self, *_: object) -> None:
         self.wake.set()
 
-    async def _unlisten(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
-        try:
+    async def _unlisten(self, conn: PooledConnection) -> None:
+        # The connection goes back to the pool right after (borrowed): a dead one is
+        # replaced there, so a failure to UNLISTEN on it is no error of the worker's.
+        with contextlib.suppress(*DRIVER_ERRORS):
             await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-        finally:
-            await self.store.pool.release(conn)
+
+
+def _requires_two_arguments(handler: Handler) -> bool:
+    """Whether ``handler`` must be called with ``(job, context)``: it cannot be called with
+    the job alone but can with two arguments (``def h(job)``, ``def h(job, retries=3)`` and
+    ``def h(*args)`` keep getting the job only)."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # no signature to read (some builtins): the job only
+        return False
+    try:
+        signature.bind(None)
+    except TypeError:
+        pass
+    else:
+        return False
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def _describe(exc: BaseException) -> str:

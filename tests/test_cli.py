@@ -17,7 +17,16 @@ from tests.harness import TEST_DSN_ENV, describe_source
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_IDS = migrate.migration_ids()
-COMMANDS = ["migrate", "rollback", "migrate-status", "grant", "check", "demo", "import"]
+COMMANDS = [
+    "migrate",
+    "rollback",
+    "migrate-status",
+    "grant",
+    "check",
+    "demo",
+    "import",
+    "jobs",
+]
 FIXTURES = Path(__file__).parent / "fixtures" / "asr"
 
 

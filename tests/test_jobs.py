@@ -208,8 +208,10 @@ ALLOWED = [
     ("processing", "failed"),
     ("processing", "pending"),
     ("failed", "pending"),
+    ("pending", "cancelled"),
+    ("processing", "cancelled"),
 ]
-STATUSES = ["pending", "processing", "completed", "failed"]
+STATUSES = ["pending", "processing", "completed", "failed", "cancelled"]
 REFUSED = [(a, b) for a in STATUSES for b in STATUSES if (a, b) not in ALLOWED]
 
 
@@ -228,7 +230,7 @@ async def test_allowed_transition(store: Store, current: str, target: str) -> No
     job = await job_in(store, current)
     moved = await store.jobs.update_status(job.id, target)
     assert moved.status == target
-    assert (moved.completed_at is not None) == (target in ("completed", "failed"))
+    assert (moved.completed_at is not None) == (target in ("completed", "failed", "cancelled"))
 
 
 @pytest.mark.parametrize(("current", "target"), REFUSED)
@@ -279,4 +281,5 @@ async def test_count_by_status_includes_zero_counts(store: Store) -> None:
         JobStatus.PROCESSING: 0,
         JobStatus.COMPLETED: 0,
         JobStatus.FAILED: 1,
+        JobStatus.CANCELLED: 0,
     }

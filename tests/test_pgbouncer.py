@@ -111,6 +111,7 @@ async def test_job_round_trips_through_pgbouncer(bounced_store: Store) -> None:
         JobStatus.PROCESSING: 0,
         JobStatus.COMPLETED: 3,
         JobStatus.FAILED: 0,
+        JobStatus.CANCELLED: 0,
     }
     assert await jobs.delete(created[4].id) is True
     assert await jobs.get_by_id(created[4].id) is None

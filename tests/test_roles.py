@@ -239,7 +239,8 @@ async def row_counts(url: str) -> dict[str, int]:
         url,
         "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM media_assets),"
         " (SELECT count(*) FROM transcriptions), (SELECT count(*) FROM analysis_results),"
-        " (SELECT count(*) FROM transcription_word_segments)",
+        " (SELECT count(*) FROM transcription_word_segments),"
+        " (SELECT count(*) FROM job_cancel_requests)",
     )
     return dict(zip(migrate.TABLES, row, strict=True))
 
@@ -464,7 +465,27 @@ async def test_every_repository_round_trips_as_the_runtime_role(
         "transcriptions": 1,
         "analysis_results": 0,
         "transcription_word_segments": 0,
+        "job_cancel_requests": 0,
     }
+
+
+async def test_cancel_stats_requeue_and_purge_run_as_the_runtime_role(
+    runtime_store: Store, deployment: Deployment
+) -> None:
+    store = runtime_store
+    running = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/a.mp3"})
+    failed = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/b.mp3"})
+    await store.jobs.claim("w", limit=2)
+    await store.jobs.fail(failed.id, "w", "broken", retry=False)
+
+    assert (await store.jobs.cancel(running.id)).status is JobStatus.CANCELLED
+    assert (await store.jobs.heartbeat("w", [running.id])).cancelled == [running.id]
+    assert (await store.jobs.requeue(failed.id)).status is JobStatus.PENDING
+    stats = await store.jobs.stats()  # pg_class and pg_stats, readable by the role
+    assert (stats.total.pending, stats.total.cancelled_last_hour) == (1, 1)
+    purged = await store.jobs.purge(0)
+    assert purged.jobs == 1 and purged.by_status[JobStatus.CANCELLED] == 1
+    assert (await row_counts(deployment.admin_url))["job_cancel_requests"] == 0
 
 
 def words(n: int, start: float = 0.0) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import asyncpg
@@ -16,6 +16,7 @@ from media_store.errors import (
     DatabaseError,
     DuplicateJob,
     InvalidTransition,
+    JobCancelled,
     JobNotFound,
     JobNotPending,
     LeaseLost,
@@ -23,8 +24,10 @@ from media_store.errors import (
 )
 from media_store.fields import INT32_MAX, MAX_PRIORITY, MIN_PRIORITY, shown
 from media_store.models import (
+    FINISHED_STATUSES,
     Job,
     JobCreate,
+    JobStats,
     JobStatus,
     JobType,
     KeyScope,
@@ -66,12 +69,23 @@ MANUAL_LEASE: Final = timedelta(hours=1)
 _MANUAL_LEASE_S: Final = arguments.lease(MANUAL_LEASE)  # checked once, as the SQL takes it
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
-MAX_BATCH = 10_000  # jobs a create_many takes
+# Jobs a create_many takes; jobs deleted (or requeued) per statement at most.
+MAX_BATCH = 10_000
 # How often an idempotent creation runs its statement again when the key's holder committed
 # after the statement's snapshot was taken (see enqueue_job in sql/jobs.sql). Each retry needs
 # another transaction to take or let go of the key within one statement's run: two are rare.
 MAX_KEY_TRIES = 16
 OnConflict = Literal["return", "raise"]
+# Jobs deleted (or requeued) per statement by default, each its own short transaction.
+DEFAULT_BATCH = 1_000
+# How far back a purge may reach: any age a finished job can have (the readable time range).
+MAX_RETENTION: Final = timedelta(days=3_660_000)
+# Keyset bounds: before the first finished job and after the newest job (migrations/0004
+# keeps every stored time within them).
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+_MIN_ID = uuid.UUID(int=0)
+_MAX_ID = uuid.UUID(int=(1 << 128) - 1)
 _STATUSES = tuple(s.value for s in JobStatus)
 _TYPES = tuple(t.value for t in JobType)
 
@@ -131,7 +145,11 @@ _DELETE = query("delete_job", returns=[("id", _UUID)], params=(_UUID,))
 _COUNT = query("count_jobs_by_status", returns=[("status", str), ("count", int)], params=())
 _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
 _CLAIM_OF_TYPE = query("claim_jobs_of_type", returns=Job, params=(str, int, float, str))
-_HEARTBEAT = query("heartbeat_jobs", returns=[("id", _UUID)], params=(str, list[_UUID], float))
+_HEARTBEAT = query(
+    "heartbeat_jobs",
+    returns=[("id", _UUID), ("cancelled", bool)],
+    params=(str, list[_UUID], float),
+)
 _COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
 _COMPLETE_MANY = query(
     "complete_many_jobs",
@@ -141,6 +159,28 @@ _COMPLETE_MANY = query(
 _FAIL = query("fail_job", returns=Job, params=(_UUID, str, str, bool, float))
 _RELEASE = query("release_jobs", returns=[("id", _UUID)], params=(str, list[_UUID]))
 _RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
+_CANCEL = query("cancel_job", returns=Job, params=(_UUID,))
+_REQUEUE = query("requeue_job", returns=Job, params=(_UUID,))
+_REQUEUE_FAILED = query("requeue_failed_jobs", returns=[("id", _UUID)], params=(str | None, int))
+_LIST_OF_TYPE = query("list_jobs_of_type", returns=Job, params=(str | None, datetime, _UUID, int))
+_LIST_IN_STATUS = query(
+    "list_jobs_in_status", returns=Job, params=(str, str | None, datetime, _UUID, int)
+)
+_PURGE_CUTOFF = query("get_purge_cutoff", returns=[("cutoff", datetime)], params=(float,))
+_PURGE_COLUMNS = [
+    ("jobs", int),
+    ("media_assets", int),
+    ("transcriptions", int),
+    ("word_segments", int),
+    ("words", int),
+    ("analysis_results", int),
+    ("last_completed_at", datetime | None),
+    ("last_id", _UUID | None),
+]
+_PURGE_PARAMS = (str, datetime, datetime, _UUID, int)
+_PURGE = query("purge_finished_jobs", returns=_PURGE_COLUMNS, params=_PURGE_PARAMS)
+_COUNT_PURGEABLE = query("count_purgeable_jobs", returns=_PURGE_COLUMNS, params=_PURGE_PARAMS)
+_STATS = query("get_job_stats", returns=JobStats, params=(list[str],))
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +269,15 @@ class JobRepository(Repository):
         _FAIL,
         _RELEASE,
         _RECLAIM,
+        _CANCEL,
+        _REQUEUE,
+        _REQUEUE_FAILED,
+        _LIST_OF_TYPE,
+        _LIST_IN_STATUS,
+        _PURGE_CUTOFF,
+        _PURGE,
+        _COUNT_PURGEABLE,
+        _STATS,
     )
 
     async def create(self, data: JobCreate | Mapping[str, Any]) -> Job:
@@ -373,14 +422,45 @@ class JobRepository(Repository):
         )
         return [from_row(Job, row) for row in rows]
 
-    async def list_jobs(self, after: JobCursor | str | None = None, limit: int = 100) -> JobPage:
-        """One page of jobs, newest first, after ``after`` (a cursor or its string form)."""
+    async def list_jobs(
+        self,
+        after: JobCursor | str | None = None,
+        limit: int = 100,
+        *,
+        status: JobStatus | str | None = None,
+        job_type: JobType | str | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first, after ``after`` (a cursor or its string form),
+        only those in ``status`` and of ``job_type`` when given (an index range scan at any
+        depth either way)."""
         limit = _limit(limit)
+        if status is not None or job_type is not None:
+            return await self._list_filtered(after, limit, status, job_type)
         if after is None:
             rows = await self._fetch(_GET_ALL, limit, 0)
         else:
             cursor = _cursor(after)
             rows = await self._fetch(_LIST_AFTER, cursor.created_at, cursor.id, limit)
+        jobs = [from_row(Job, row) for row in rows]
+        last = jobs[-1] if len(jobs) == limit else None
+        return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
+
+    async def _list_filtered(
+        self,
+        after: JobCursor | str | None,
+        limit: int,
+        status: JobStatus | str | None,
+        job_type: JobType | str | None,
+    ) -> JobPage:
+        wanted = None if status is None else _status(status).value
+        type_ = None if job_type is None else _job_type(job_type)
+        cursor = JobCursor(_LATEST, _MAX_ID) if after is None else _cursor(after)
+        if wanted is None:
+            rows = await self._fetch(_LIST_OF_TYPE, type_, cursor.created_at, cursor.id, limit)
+        else:
+            rows = await self._fetch(
+                _LIST_IN_STATUS, wanted, type_, cursor.created_at, cursor.id, limit
+            )
         jobs = [from_row(Job, row) for row in rows]
         last = jobs[-1] if len(jobs) == limit else None
         return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
@@ -514,7 +594,7 @@ class JobRepository(Repository):
         holder = arguments.worker_id(worker_id)
         count = arguments.bounded_int("limit", limit, 1, MAX_CLAIM)
         span = arguments.lease(lease)
-        types = _job_types(job_types)
+        types = checked_job_types(job_types)
         if types is not None and len(types) == 1:
             rows = await self._fetch(_CLAIM_OF_TYPE, holder, count, span, types[0])
         else:
@@ -530,9 +610,11 @@ class JobRepository(Repository):
     ) -> Heartbeat:
         """Extend to ``lease`` from now the leases ``worker_id`` still holds among ``job_ids``.
 
-        Returns which were extended and which were lost (reclaimed, finished or deleted):
-        a worker should stop working on a lost job, whose completion would raise
-        :class:`LeaseLost`. ``job_ids`` is an iterable of ids (duplicates count once).
+        Returns which were extended and which were lost (reclaimed, finished, cancelled or
+        deleted): a worker should stop working on a lost job, whose completion would raise
+        :class:`LeaseLost`. Of the lost, ``cancelled`` lists those cancelled (:meth:`cancel`)
+        while ``worker_id`` held them; their completion raises :class:`JobCancelled`.
+        ``job_ids`` is an iterable of ids (duplicates count once).
         """
         holder = arguments.worker_id(worker_id)
         span = arguments.lease(lease)
@@ -540,10 +622,12 @@ class JobRepository(Repository):
         if not wanted:
             return Heartbeat(extended=[], lost=[])
         rows = await self._fetch(_HEARTBEAT, holder, wanted, span)
-        kept = {row["id"] for row in rows}
+        kept = {row["id"] for row in rows if not row["cancelled"]}
+        cancelled = {row["id"] for row in rows if row["cancelled"]}
         return Heartbeat(
             extended=[job_id for job_id in wanted if job_id in kept],
             lost=[job_id for job_id in wanted if job_id not in kept],
+            cancelled=[job_id for job_id in wanted if job_id in cancelled],
         )
 
     async def complete(
@@ -633,9 +717,115 @@ class JobRepository(Repository):
         return [from_row(Job, row) for row in await self._fetch(_RECLAIM)]
 
     async def _lease_refusal(self, job_id: uuid.UUID, worker_id: str) -> Exception:
-        if await self._fetchval(_GET_STATUS, job_id) is None:
+        current = await self._fetchval(_GET_STATUS, job_id)
+        if current is None:
             return JobNotFound(job_id)
+        if current == JobStatus.CANCELLED.value:
+            return JobCancelled(job_id, worker_id)
         return LeaseLost(job_id, worker_id)
+
+    # --- operating the queue (sql/jobs.sql, same order) ------------------------------------
+
+    async def cancel(self, job_id: uuid.UUID) -> Job:
+        """Cancel a pending or processing job; returns it, cancelled (a final status).
+
+        A pending job is never claimed. A processing job is cancelled at once too (its
+        ``started_at`` and ``locked_by`` say it was running, and who ran it): its holder
+        learns it at its next :meth:`heartbeat` (``Heartbeat.cancelled``; ``run_worker``
+        then stops the handler), and its late :meth:`complete` or :meth:`fail` raises
+        :class:`JobCancelled`, changing nothing. A cancel and a concurrent claim or
+        completion are serialised on the job's row: whichever commits first wins.
+
+        Raises :class:`InvalidTransition` (nothing changed) when the job is finished
+        (completed, failed or already cancelled), :class:`JobNotFound`, or
+        :class:`ValidationError` before any SQL.
+        """
+        job_id = arguments.identifier("job_id", job_id)
+        row = await self._fetchrow(_CANCEL, job_id)
+        if row is None:
+            raise await self._refusal(job_id, JobStatus.CANCELLED)
+        return from_row(Job, row)
+
+    async def requeue(self, job_id: uuid.UUID) -> Job:
+        """Put a failed job back to pending with a fresh set of attempts (``attempts`` 0; its
+        last error is kept until its next outcome). Raises :class:`InvalidTransition` when
+        it is not failed, :class:`JobNotFound`, or :class:`ValidationError` before any SQL."""
+        job_id = arguments.identifier("job_id", job_id)
+        row = await self._fetchrow(_REQUEUE, job_id)
+        if row is None:
+            raise await self._refusal(job_id, JobStatus.PENDING)
+        return from_row(Job, row)
+
+    async def requeue_failed(
+        self, job_type: JobType | str | None = None, *, batch: int = DEFAULT_BATCH
+    ) -> int:
+        """:meth:`requeue` every failed job (of ``job_type``; None: any), ``batch`` jobs a
+        statement, each its own transaction (on a pool, or a connection outside one), so
+        row locks are held briefly. Returns how many were requeued."""
+        type_ = None if job_type is None else _job_type(job_type)
+        size = arguments.bounded_int("batch", batch, 1, MAX_BATCH)
+        total = 0
+        while True:
+            done = len(await self._fetch(_REQUEUE_FAILED, type_, size))
+            total += done
+            if done < size:
+                return total
+
+    async def purge(
+        self,
+        older_than: timedelta | float,
+        statuses: Iterable[JobStatus | str] | None = None,
+        *,
+        dry_run: bool = False,
+        batch: int = DEFAULT_BATCH,
+    ) -> Purged:
+        """Delete finished jobs that finished (``completed_at``) more than ``older_than``
+        (a timedelta or seconds) ago, with their media assets, transcriptions and word
+        segments, analysis results and cancellation records; returns what was deleted.
+
+        ``statuses`` (default: all three) may name only finished statuses: completed,
+        failed, cancelled. Pending and processing jobs are never deleted: naming their
+        status raises :class:`ValidationError`, before any SQL, as does any other bad
+        argument. Jobs go ``batch`` at a time (1 to :data:`MAX_BATCH`), oldest first, one
+        statement each, so on a pool (or a connection outside a transaction) every batch is
+        its own short transaction and locks only its own rows (``SKIP LOCKED``: a job an
+        operator is requeueing meanwhile is left alone). The cut-off is fixed once, on the
+        database clock, when the purge starts. With ``dry_run`` nothing is deleted or locked:
+        the same walk counts what would go.
+        """
+        age = arguments.duration("older_than", older_than, maximum=MAX_RETENTION)
+        wanted = _finished(statuses)
+        size = arguments.bounded_int("batch", batch, 1, MAX_BATCH)
+        dry = arguments.flag("dry_run", dry_run)
+        cutoff = await self._fetchval(_PURGE_CUTOFF, age)
+        purged = Purged(dry_run=dry, cutoff=cutoff)
+        step = _COUNT_PURGEABLE if dry else _PURGE
+        for status in wanted:
+            after: tuple[datetime, uuid.UUID] = (_EARLIEST, _MIN_ID)
+            while True:
+                row = await self._fetchrow(step, status.value, cutoff, *after, size)
+                assert row is not None
+                purged.add(status, row)
+                # LIMIT counts after SKIP LOCKED: a short batch is the end of the range.
+                if row["last_id"] is None or row["jobs"] < size:
+                    break
+                after = (row["last_completed_at"], row["last_id"])
+        return purged
+
+    async def stats(self) -> QueueStats:
+        """The queue at a glance, in one statement that reads only small indexes however
+        many finished jobs the table holds: per job type, pending (and how many are
+        claimable now, not waiting out a retry's backoff), the age of the oldest pending
+        job, processing and expired leases, failed and cancelled in the last hour, completed
+        in the last minute. Exact, on the database clock.
+
+        The all-time totals of finished jobs are estimates (``*_estimate`` of ``total``,
+        None until autovacuum or ANALYZE has analyzed the jobs table): counting them
+        exactly would read every finished job (a million rows take ~100 ms), and keeping
+        exact counters would add a write to every claim and completion (measured in
+        ``benchmarks/bench_stats.py``)."""
+        rows = [from_row(JobStats, row) for row in await self._fetch(_STATS, list(_TYPES))]
+        return QueueStats(types=rows[:-1], total=rows[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -709,10 +899,48 @@ class Completed:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """What a heartbeat found: leases extended, and jobs the worker no longer holds."""
+    """What a heartbeat found: leases extended, and jobs the worker no longer holds; of
+    those, the ones cancelled while it held them."""
 
     extended: list[uuid.UUID]
     lost: list[uuid.UUID]
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Purged:
+    """What :meth:`JobRepository.purge` deleted (or, with ``dry_run``, would delete): rows
+    per table, and jobs per status. ``cutoff``: jobs finished before it went."""
+
+    dry_run: bool
+    cutoff: datetime
+    jobs: int = 0
+    media_assets: int = 0
+    transcriptions: int = 0
+    word_segments: int = 0
+    words: int = 0
+    analysis_results: int = 0
+    by_status: dict[JobStatus, int] = field(default_factory=dict)
+    batches: int = 0
+
+    def add(self, status: JobStatus, row: asyncpg.Record) -> None:
+        self.jobs += row["jobs"]
+        self.media_assets += row["media_assets"]
+        self.transcriptions += row["transcriptions"]
+        self.word_segments += row["word_segments"]
+        self.words += row["words"]
+        self.analysis_results += row["analysis_results"]
+        self.by_status[status] = self.by_status.get(status, 0) + row["jobs"]
+        self.batches += 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What :meth:`JobRepository.stats` found: one :class:`JobStats` per job type, and
+    ``total`` for all of them (with the estimated finished totals)."""
+
+    types: list[JobStats]
+    total: JobStats
 
 
 def _result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -724,7 +952,36 @@ def _result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return validate_input(StatusUpdate, {"result": result}).result
 
 
-def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
+def _job_type(value: JobType | str) -> str:
+    if isinstance(value, str) and value in _TYPES:
+        return JobType(value).value
+    raise ValidationError(f"unknown job type {shown(value)}; expected one of {list(_TYPES)}")
+
+
+def _finished(values: Iterable[JobStatus | str] | None) -> list[JobStatus]:
+    """The finished statuses a purge may delete; pending and processing are refused."""
+    if values is None:
+        return list(FINISHED_STATUSES)
+    if isinstance(values, str):
+        values = [values]
+    if isinstance(values, bytes) or not isinstance(values, Iterable):
+        raise ValidationError(f"statuses must be job statuses, got {shown(values)}")
+    wanted: list[JobStatus] = []
+    for value in values:
+        status = _status(value)
+        if status not in FINISHED_STATUSES:
+            raise ValidationError(
+                f"statuses: {status.value} jobs are never purged; only finished ones "
+                f"({', '.join(s.value for s in FINISHED_STATUSES)})"
+            )
+        if status not in wanted:
+            wanted.append(status)
+    if not wanted:
+        raise ValidationError("statuses must name at least one finished status (or be None)")
+    return wanted
+
+
+def checked_job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
     if values is None:
         return None
     if isinstance(values, str):  # one type given bare: accept it rather than its letters
@@ -737,7 +994,7 @@ def _job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
     for value in values:
         if not (isinstance(value, str) and value in _TYPES):
             raise ValidationError(
-                f"unknown job type {shown(value)}; expected one of {list(_TYPES)}"
+                f"job_types: unknown job type {shown(value)}; expected one of {list(_TYPES)}"
             )
         types.append(JobType(value).value)
     if not types:
