@@ -441,7 +441,7 @@ async def test_reclaim_and_claim_read_indexes_on_a_large_table(store: Store) -> 
         await conn.execute(
             "INSERT INTO jobs (job_type, media_url, created_at)"
             " SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,"
-            " now() + g * interval '1 ms' FROM generate_series(1, 10000) AS g"
+            " now() - interval '1 minute' + g * interval '1 ms' FROM generate_series(1, 10000) AS g"
         )
         await conn.execute("ANALYZE jobs")
         rows = await conn.fetch("EXPLAIN " + QUERIES["reclaim_expired_jobs"].sql)
