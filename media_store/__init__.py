@@ -13,6 +13,7 @@ from media_store.errors import (
     NotFound,
     PoolExhausted,
     PreparedStatementConflict,
+    ReadOnlyError,
     TranscriptionNotFound,
     ValidationError,
     WordOrderConflict,
@@ -30,6 +31,7 @@ from media_store.models import (
     Transcription,
     TranscriptionCreate,
 )
+from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
@@ -60,6 +62,9 @@ __all__ = [
     "NotFound",
     "PoolExhausted",
     "PreparedStatementConflict",
+    "ReadOnlyError",
+    "ReadOnlyRepositories",
+    "ReplicaView",
     "Repositories",
     "Settings",
     "Store",

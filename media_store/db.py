@@ -83,7 +83,11 @@ async def init_connection(conn: Connection) -> None:
 def connect_kwargs(settings: Settings) -> dict[str, Any]:
     """The keyword arguments every media_store connection is opened with (the statement
     cache size is decided per pool, see :class:`_Connector`)."""
+    kwargs: dict[str, Any] = (
+        {} if settings.connect_timeout is None else {"timeout": settings.connect_timeout}
+    )
     return {
+        **kwargs,
         "dsn": settings.dsn.reveal(),
         "command_timeout": settings.command_timeout,
         # Sessions run in UTC so that text casts of timestamps agree with what the driver

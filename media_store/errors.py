@@ -148,6 +148,12 @@ class DatabaseError(MediaStoreError):
     """Any other database failure."""
 
 
+class ReadOnlyError(DatabaseError):
+    """A write reached a session that refuses writes: a hot standby, a connection of the
+    Store's read-replica pools (read-only sessions whatever the server is), or a read-only
+    transaction. Nothing was written; writes belong on the primary (``store.jobs`` etc.)."""
+
+
 # Everything a driver call can raise that translate() turns into a library error.
 DRIVER_ERRORS = (
     asyncpg.PostgresError,
@@ -229,6 +235,10 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
             | asyncpg.ForeignKeyViolationError,
         ):
             return ValidationError(f"refused by constraint {constraint}")
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # 25006
+            return ReadOnlyError(
+                "a write reached a read-only session (a standby or a replica connection)"
+            )
         if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22
             return ValidationError(f"refused by the database: {exc.sqlstate}")
         if isinstance(exc, _UNAVAILABLE):
