@@ -199,7 +199,7 @@ async def test_a_replica_behind_the_lag_bound_is_skipped(urls: tuple[str, str]) 
         await asyncio.sleep(0.2)  # the next sample is taken a quarter of the bound later
 
         async def back_on_standby() -> bool:
-            while not await in_recovery(store):
+            while not await in_recovery(store):  # noqa: ASYNC110 - polling a server
                 await asyncio.sleep(0.05)
             return True
 
