@@ -42,7 +42,16 @@ PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Executor: TypeAlias = "Pool | Connection | PooledConnection"
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
-_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError)
+# TargetServerAttributeNotMatched: a multi-host URL's target_session_attrs matched no host (as
+# during a failover, before the standby is promoted): an outage like a refused connection.
+_CONNECT_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    TimeoutError,
+    ValueError,
+)
 
 
 def _jsonb_encode(value: Any) -> bytes:

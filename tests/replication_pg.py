@@ -82,6 +82,9 @@ def standby_of(primary: Cluster) -> Iterator[Cluster]:
             # the walreceiver's application_name, which synchronous_standby_names names
             "cluster_name": f"'{STANDBY_NAME}'",
             "wal_receiver_status_interval": "1s",
+            # The copy has the primary's configuration: once promoted, it must not wait for
+            # a synchronous standby of its own (there is none; commits would hang).
+            "synchronous_standby_names": "''",
         }
         with (standby.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
