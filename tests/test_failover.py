@@ -114,7 +114,9 @@ async def test_workers_and_callers_follow_a_promoted_standby(
             async def all_completed() -> bool:
                 conn = await asyncpg.connect(standby.url())
                 try:
-                    left = await conn.fetchval("SELECT count(*) FROM jobs WHERE status <> 'completed'")
+                    left = await conn.fetchval(
+                        "SELECT count(*) FROM jobs WHERE status <> 'completed'"
+                    )
                 finally:
                     await conn.close()
                 return bool(left == 0)
