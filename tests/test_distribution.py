@@ -89,7 +89,7 @@ def _walk(node: ast.Node, *, into_statements: bool = True) -> Iterator[ast.Node]
 
 
 def _fields(ref: ast.ColumnRef) -> tuple[str, ...]:
-    return tuple(f.sval for f in ref.fields if isinstance(f, ast.String))
+    return tuple(str(f.sval) for f in ref.fields or () if isinstance(f, ast.String))
 
 
 def _uncast(node: Any) -> Any:
@@ -129,7 +129,7 @@ def _is_value(node: Any) -> bool:
     if isinstance(node, ast.ParamRef):
         return True
     if isinstance(node, ast.SubLink) and isinstance(node.subselect, ast.SelectStmt):
-        targets = node.subselect.targetList or ()
+        targets: tuple[Any, ...] = tuple(node.subselect.targetList or ())
         value = _uncast(targets[0].val) if len(targets) == 1 else None
         return isinstance(value, ast.ColumnRef) and _fields(value)[-1] == "job_id"
     return False
