@@ -74,7 +74,7 @@ WAL_POSITION = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
 JOBS = 5_000
 CREATE_ROW = """
 INSERT INTO transcriptions (job_id, provider, text_content, word_timestamps)
-VALUES ($1, 'bench', 'text', '[]') RETURNING id"""
+VALUES ($1, 'bench', $2, '[]') RETURNING id"""
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
@@ -103,7 +103,8 @@ class Side:
         columns = SEGMENT_COLUMNS if with_job else SEGMENT_COLUMNS[1:]
         start = time.perf_counter()
         async with self.conn.transaction():
-            tid = await self.conn.fetchval(CREATE_ROW, self.job_id)
+            # the transcript's text, as an ASR returns it beside the words
+            tid = await self.conn.fetchval(CREATE_ROW, self.job_id, "".join(words.words))
             records = segment_records(self.job_id, tid, 0, words)
             await self.conn.copy_records_to_table(
                 SEGMENT_TABLE,
