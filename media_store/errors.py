@@ -237,7 +237,8 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
             return ValidationError(f"refused by constraint {constraint}")
         if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # 25006
             return ReadOnlyError(
-                "a write reached a read-only session (a standby or a replica connection)"
+                f"a write reached a read-only session ({exc.sqlstate}: a standby, a replica "
+                f"connection or a read-only transaction)"
             )
         if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22
             return ValidationError(f"refused by the database: {exc.sqlstate}")
