@@ -16,6 +16,7 @@ from media_store.errors import (
     NotFound,
     PoolExhausted,
     PreparedStatementConflict,
+    ReadOnlyError,
     TranscriptionNotFound,
     ValidationError,
     WordOrderConflict,
@@ -35,6 +36,7 @@ from media_store.models import (
     Transcription,
     TranscriptionCreate,
 )
+from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import Enqueued, JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
@@ -71,6 +73,9 @@ __all__ = [
     "NotFound",
     "PoolExhausted",
     "PreparedStatementConflict",
+    "ReadOnlyError",
+    "ReadOnlyRepositories",
+    "ReplicaView",
     "Repositories",
     "Settings",
     "Store",

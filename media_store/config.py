@@ -6,7 +6,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, quote, unquote
 
 import psycopg
@@ -203,6 +203,11 @@ def _float_env(env: Mapping[str, str], name: str, default: float | None) -> floa
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float_env(env, name, default)
+    return default if value is None else value
+
+
 AUTO = "auto"
 DEFAULT_STATEMENT_CACHE_SIZE = 100  # asyncpg's default, used when no pooler is detected
 
@@ -212,6 +217,20 @@ def _cache_size_env(env: Mapping[str, str], name: str) -> int | None:
     if raw is None or raw.strip().lower() in ("", AUTO):
         return None
     return _int_env(env, name, DEFAULT_STATEMENT_CACHE_SIZE)
+
+
+# A URL in MEDIA_STORE_REPLICA_URLS ends at a comma followed by the next URL's scheme: a
+# multi-host URL's own commas (postgresql://h1,h2/db) stay inside it.
+_NEXT_URL = re.compile(r",\s*(?=postgres(?:ql)?://)", re.IGNORECASE)
+
+
+def parse_replica_urls(raw: str | None) -> tuple[Dsn, ...]:
+    """The replica URLs of ``MEDIA_STORE_REPLICA_URLS``: ``postgresql://`` URLs separated by
+    commas (a multi-host URL's own commas are kept). Raises :class:`ConfigurationError` on a
+    malformed one, naming it redacted."""
+    if raw is None or not raw.strip():
+        return ()
+    return tuple(Dsn(part.strip()) for part in _NEXT_URL.split(raw.strip()) if part.strip())
 
 
 def _check_timeout(name: str, value: float | None) -> None:
@@ -258,6 +277,11 @@ class Settings:
     server_settings: Mapping[str, str] = field(default_factory=dict)
     full_reset: bool = False
     acquire_timeout: float | None = 30.0
+    connect_timeout: float | None = None
+    replicas: tuple[Dsn, ...] = ()
+    replica_max_lag: float | None = None
+    replica_connect_timeout: float = 2.0
+    replica_retry_after: float = 5.0
 
     def __post_init__(self) -> None:
         if self.min_size < 0 or self.max_size < 1 or self.min_size > self.max_size:
@@ -269,6 +293,26 @@ class Settings:
             raise ConfigurationError("statement_cache_size must be >= 0 (or None: auto)")
         _check_timeout("command_timeout", self.command_timeout)
         _check_timeout("acquire_timeout", self.acquire_timeout)
+        _check_timeout("connect_timeout", self.connect_timeout)
+        _check_timeout("replica_max_lag", self.replica_max_lag)
+        _check_timeout("replica_connect_timeout", self.replica_connect_timeout)
+        _check_timeout("replica_retry_after", self.replica_retry_after)
+        if not all(isinstance(replica, Dsn) for replica in self.replicas):
+            raise ConfigurationError("replicas must be Dsn values (see parse_replica_urls)")
+
+    def for_replica(self, dsn: Dsn) -> Settings:
+        """The settings of the pool of the replica at ``dsn``: these, with no connection opened
+        ahead (a replica that is down does not stop the Store from opening), the replica
+        connect timeout, and sessions that refuse writes (``default_transaction_read_only``,
+        whatever the server is)."""
+        return replace(
+            self,
+            dsn=dsn,
+            min_size=0,
+            connect_timeout=self.replica_connect_timeout,
+            server_settings={**self.server_settings, "default_transaction_read_only": "on"},
+            replicas=(),
+        )
 
     @classmethod
     def from_env(
@@ -283,7 +327,14 @@ class Settings:
         ``MEDIA_STORE_POOL_ACQUIRE_TIMEOUT`` (seconds, default 30),
         ``MEDIA_STORE_COMMAND_TIMEOUT`` (seconds), ``MEDIA_STORE_STATEMENT_CACHE_SIZE``
         (a number, or ``auto``, the default), ``MEDIA_STORE_POOL_FULL_RESET`` (1 to reset the
-        whole session on release).
+        whole session on release), ``MEDIA_STORE_CONNECT_TIMEOUT`` (seconds a new connection
+        may take; default asyncpg's 60).
+
+        Read replicas (see :mod:`media_store.replicas`): ``MEDIA_STORE_REPLICA_URLS`` (URLs
+        separated by commas), ``MEDIA_STORE_REPLICA_MAX_LAG`` (seconds; unset: no bound),
+        ``MEDIA_STORE_REPLICA_CONNECT_TIMEOUT`` (seconds, default 2),
+        ``MEDIA_STORE_REPLICA_RETRY_AFTER`` (seconds a replica found down is left alone,
+        default 5).
         """
         env = os.environ if env is None else env
         if dsn is None:
@@ -301,4 +352,9 @@ class Settings:
             statement_cache_size=_cache_size_env(env, "MEDIA_STORE_STATEMENT_CACHE_SIZE"),
             full_reset=bool(_int_env(env, "MEDIA_STORE_POOL_FULL_RESET", 0)),
             acquire_timeout=_float_env(env, "MEDIA_STORE_POOL_ACQUIRE_TIMEOUT", 30.0),
+            connect_timeout=_float_env(env, "MEDIA_STORE_CONNECT_TIMEOUT", None),
+            replicas=parse_replica_urls(env.get("MEDIA_STORE_REPLICA_URLS")),
+            replica_max_lag=_float_env(env, "MEDIA_STORE_REPLICA_MAX_LAG", None),
+            replica_connect_timeout=_seconds_env(env, "MEDIA_STORE_REPLICA_CONNECT_TIMEOUT", 2.0),
+            replica_retry_after=_seconds_env(env, "MEDIA_STORE_REPLICA_RETRY_AFTER", 5.0),
         )

@@ -42,7 +42,16 @@ PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Executor: TypeAlias = "Pool | Connection | PooledConnection"
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
-_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError)
+# TargetServerAttributeNotMatched: a multi-host URL's target_session_attrs matched no host (as
+# during a failover, before the standby is promoted): an outage like a refused connection.
+_CONNECT_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    TimeoutError,
+    ValueError,
+)
 
 
 def _jsonb_encode(value: Any) -> bytes:
@@ -83,7 +92,11 @@ async def init_connection(conn: Connection) -> None:
 def connect_kwargs(settings: Settings) -> dict[str, Any]:
     """The keyword arguments every media_store connection is opened with (the statement
     cache size is decided per pool, see :class:`_Connector`)."""
+    kwargs: dict[str, Any] = (
+        {} if settings.connect_timeout is None else {"timeout": settings.connect_timeout}
+    )
     return {
+        **kwargs,
         "dsn": settings.dsn.reveal(),
         "command_timeout": settings.command_timeout,
         # Sessions run in UTC so that text casts of timestamps agree with what the driver

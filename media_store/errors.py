@@ -185,6 +185,12 @@ class DatabaseError(MediaStoreError):
     """Any other database failure."""
 
 
+class ReadOnlyError(DatabaseError):
+    """A write reached a session that refuses writes: a hot standby, a connection of the
+    Store's read-replica pools (read-only sessions whatever the server is), or a read-only
+    transaction. Nothing was written; writes belong on the primary (``store.jobs`` etc.)."""
+
+
 # Everything a driver call can raise that translate() turns into a library error.
 DRIVER_ERRORS = (
     asyncpg.PostgresError,
@@ -266,6 +272,11 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
             | asyncpg.ForeignKeyViolationError,
         ):
             return ValidationError(f"refused by constraint {constraint}")
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # 25006
+            return ReadOnlyError(
+                f"a write reached a read-only session ({exc.sqlstate}: a standby, a replica "
+                f"connection or a read-only transaction)"
+            )
         if isinstance(exc, asyncpg.DataError):  # SQLSTATE class 22
             return ValidationError(f"refused by the database: {exc.sqlstate}")
         if isinstance(exc, _UNAVAILABLE):

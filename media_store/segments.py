@@ -37,6 +37,7 @@ SEGMENT_WORDS = 256
 
 SEGMENT_TABLE = "transcription_word_segments"
 SEGMENT_COLUMNS = (
+    "job_id",  # the distribution key (migrations/0009)
     "transcription_id",
     "seq",
     "first_start",
@@ -198,10 +199,11 @@ def unpack_speakers(data: bytes, lo: int = 0, hi: int | None = None) -> list[str
 
 
 def segment_records(
-    transcription_id: uuid.UUID, first_seq: int, words: Words
+    job_id: uuid.UUID, transcription_id: uuid.UUID, first_seq: int, words: Words
 ) -> Iterator[tuple[Any, ...]]:
-    """COPY records of ``words`` cut into segments of :data:`SEGMENT_WORDS`, numbered from
-    ``first_seq``, in the order of :data:`SEGMENT_COLUMNS`."""
+    """COPY records of ``words`` (of transcription ``transcription_id`` of job ``job_id``) cut
+    into segments of :data:`SEGMENT_WORDS`, numbered from ``first_seq``, in the order of
+    :data:`SEGMENT_COLUMNS`."""
     # Packed once per column; a segment's bytes are then a slice (a memcpy).
     speakers = words.speakers
     speaker_runs: Iterator[bytes | None] = (
@@ -213,6 +215,7 @@ def segment_records(
     for seq, lo in enumerate(range(0, len(words), SEGMENT_WORDS), first_seq):
         hi = min(lo + SEGMENT_WORDS, len(words))
         yield (
+            job_id,
             transcription_id,
             seq,
             words.starts[lo],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 
@@ -18,6 +18,7 @@ from media_store.db import (
     transaction,
 )
 from media_store.errors import MediaStoreError
+from media_store.replicas import ReplicaRouter, ReplicaView
 from media_store.repositories import (
     AnalysisResultRepository,
     JobRepository,
@@ -45,7 +46,11 @@ class Store(Repositories):
     ``store.jobs`` etc. run each call on a connection borrowed from the pool for that call.
     ``async with store.transaction() as tx:`` gives the same repositories bound to one
     connection inside one transaction: committed when the block exits normally, rolled back
-    when it raises.
+    when it raises. All of these run on the primary.
+
+    ``store.replica`` is the read-only view: reads a caller chooses to send to the read
+    replicas (``Settings.replicas``), balanced over them, falling back to the primary (see
+    :mod:`media_store.replicas`). Without replicas it reads from the primary.
 
     The Store owns its pool when it opened it (:meth:`open`) and closes it in :meth:`close`;
     a pool passed to the constructor stays the caller's to close.
@@ -58,26 +63,60 @@ class Store(Repositories):
     :class:`~media_store.errors.DatabaseUnavailable`, and the next one gets a new connection.
     """
 
-    __slots__ = ("_owns_pool", "pool")
+    __slots__ = ("_owns_pool", "pool", "replica")
 
-    def __init__(self, pool: Pool, *, owns_pool: bool = False) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        owns_pool: bool = False,
+        replicas: Sequence[tuple[Dsn, Pool]] = (),
+        replica_max_lag: float | None = None,
+        replica_retry_after: float = 5.0,
+    ) -> None:
+        """``replicas``: the pools of the read replicas with their URLs; the Store closes them
+        in :meth:`close` when it owns its pool."""
         super().__init__(pool)
         self.pool = pool
         self._owns_pool = owns_pool
+        self.replica = ReplicaView(
+            ReplicaRouter(pool, replicas, max_lag=replica_max_lag, retry_after=replica_retry_after)
+        )
 
     @classmethod
     async def open(cls, dsn: str | Dsn | None = None, *, settings: Settings | None = None) -> Store:
         """Open a pool from ``settings``, else ``dsn``, else ``DATABASE_URL``.
 
+        With ``settings.replicas``, a pool is made for each read replica too, without
+        connecting: a replica that is down does not stop the Store from opening.
+
         Raises :class:`ConfigurationError` when none is given, :class:`DatabaseUnavailable`
-        when the server cannot be reached.
+        when the primary cannot be reached.
         """
         settings = settings or Settings.from_env(dsn)
-        return cls(await create_pool(settings), owns_pool=True)
+        pool = await create_pool(settings)
+        replicas: list[tuple[Dsn, Pool]] = []
+        try:
+            for replica in settings.replicas:
+                replicas.append((replica, await create_pool(settings.for_replica(replica))))
+        except BaseException:
+            for _, opened in replicas:
+                await opened.close()
+            await pool.close()
+            raise
+        return cls(
+            pool,
+            owns_pool=True,
+            replicas=replicas,
+            replica_max_lag=settings.replica_max_lag,
+            replica_retry_after=settings.replica_retry_after,
+        )
 
     async def close(self) -> None:
-        """Close the pool if this Store opened it, waiting for borrowed connections."""
+        """Close the pools if this Store opened them, waiting for borrowed connections."""
         if self._owns_pool:
+            for replica in self.replica.router.replica_pools:
+                await replica.close()
             await self.pool.close()
 
     async def __aenter__(self) -> Store:

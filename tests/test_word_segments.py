@@ -90,7 +90,7 @@ async def test_packed_speakers_decode_in_sql_as_in_python(
 def test_a_segment_without_speakers_stores_none_even_in_a_diarized_batch() -> None:
     named = [{"word": "w", "start": float(i), "end": float(i), "speaker": "A"} for i in range(3)]
     silent = [{"word": "w", "start": 3.0 + i, "end": 3.0 + i} for i in range(SEGMENT_WORDS)]
-    records = list(segment_records(uuid.uuid4(), 0, validate_words(named + silent)))
+    records = list(segment_records(uuid.uuid4(), uuid.uuid4(), 0, validate_words(named + silent)))
     speakers = [r[SEGMENT_COLUMNS.index("speakers")] for r in records]
     assert speakers[0] is not None and speakers[1] is None
 
@@ -109,7 +109,7 @@ def test_segments_of_a_batch_with_many_speakers_carry_only_their_own(
     words = diarized(3 * SEGMENT_WORDS)
     for i, word in enumerate(words):
         word["speaker"] = name(i)
-    records = list(segment_records(uuid.uuid4(), 0, validate_words(words)))
+    records = list(segment_records(uuid.uuid4(), uuid.uuid4(), 0, validate_words(words)))
     packed = [r[SEGMENT_COLUMNS.index("speakers")] for r in records]
     assert [s for p in packed for s in unpack_speakers(p)] == [w["speaker"] for w in words]
     # each segment's values are those of its own words
@@ -248,7 +248,7 @@ async def test_migration_0006_packs_stored_speakers_and_rollback_restores_them(
                         speakers,
                     )
                 ],
-                columns=SEGMENT_COLUMNS,
+                columns=[c for c in SEGMENT_COLUMNS if c != "job_id"],  # before 0009
             )
         old = [
             r[0]

@@ -5,14 +5,17 @@ from media_store.repositories.analysis_results import AnalysisResultRepository
 from media_store.repositories.base import Repository
 from media_store.repositories.jobs import Enqueued, JobCursor, JobPage, JobRepository
 from media_store.repositories.media_assets import MediaAssetRepository
+from media_store.repositories.replication import ReplicationRepository
 from media_store.repositories.transcriptions import TranscriptionRepository
 
-# Every repository, in the order the Store exposes them.
+# Every repository, in the order the Store exposes them (replication last: the Store's read
+# replicas use it, callers do not).
 REPOSITORIES: tuple[type[Repository], ...] = (
     JobRepository,
     MediaAssetRepository,
     TranscriptionRepository,
     AnalysisResultRepository,
+    ReplicationRepository,
 )
 
 
@@ -29,6 +32,7 @@ __all__ = [
     "JobPage",
     "JobRepository",
     "MediaAssetRepository",
+    "ReplicationRepository",
     "Repository",
     "TranscriptionRepository",
     "declared_queries",

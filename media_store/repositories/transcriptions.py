@@ -110,9 +110,11 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     )
     _delete_query = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
     # sql/words.sql
-    _lock_words_query = query("lock_transcription_words", returns=[("id", _UUID)], params=(_UUID,))
+    _lock_words_query = query(
+        "lock_transcription_words", returns=[("id", _UUID), ("job_id", _UUID)], params=(_UUID,)
+    )
     _word_tail_query = query(
-        "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID,)
+        "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID, _UUID)
     )
     _segments_query = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
     _segments_for_job_query = query(
@@ -170,7 +172,8 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if words:
-                await tx._copy(SEGMENT_TABLE, segment_records(row["id"], 0, words), SEGMENT_COLUMNS)
+                records = segment_records(row["job_id"], row["id"], 0, words)
+                await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
         return _model(row, words)
 
     async def create_many(
@@ -196,7 +199,9 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
                     None, f"a job these transcriptions belong to does not exist (one of {missing})"
                 ) from exc
             records = chain.from_iterable(
-                segment_records(row["id"], 0, w) for row, w in zip(rows, words, strict=True) if w
+                segment_records(row["job_id"], row["id"], 0, w)
+                for row, w in zip(rows, words, strict=True)
+                if w
             )
             if any(words):
                 await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
@@ -229,10 +234,12 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
                 item = item.model_copy(update={"word_timestamps": []})
             row = await tx._insert_row(item)
             if first:
-                await tx._copy(SEGMENT_TABLE, segment_records(row["id"], 0, first), SEGMENT_COLUMNS)
+                records = segment_records(row["job_id"], row["id"], 0, first)
+                await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
             after = first.starts[-1] if first else None
             stored = len(first) if first else 0
             streamed = await tx._stream(
+                row["job_id"],
                 row["id"],
                 segments_count(stored),
                 words,
@@ -331,11 +338,14 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             )
         _word_source(words)
         async with self._transaction() as tx:
-            if await tx._fetchval(self._lock_words_query, transcription_id) is None:
+            owner = await tx._fetchrow(self._lock_words_query, transcription_id)
+            if owner is None:
                 raise TranscriptionNotFound(transcription_id)
-            tail = await tx._fetchrow(self._word_tail_query, transcription_id)
+            job_id = owner["job_id"]
+            tail = await tx._fetchrow(self._word_tail_query, job_id, transcription_id)
             tail_start = None if tail is None else tail["last_start"]
             stream = await tx._stream(
+                job_id,
                 transcription_id,
                 0 if tail is None else tail["seq"] + 1,
                 words,
@@ -389,6 +399,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
 
     async def _stream(
         self,
+        job_id: uuid.UUID,
         transcription_id: uuid.UUID,
         next_seq: int,
         source: WordSource,
@@ -425,9 +436,8 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
                     overlap = None  # every later word starts after the stored tail
                 if not batch:
                     continue
-            await self._copy(
-                SEGMENT_TABLE, segment_records(transcription_id, next_seq, batch), SEGMENT_COLUMNS
-            )
+            records = segment_records(job_id, transcription_id, next_seq, batch)
+            await self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
             next_seq += segments_count(len(batch))
             result.stored += len(batch)
         return result
