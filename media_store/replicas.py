@@ -49,7 +49,7 @@ from typing import Protocol, TypeAlias, TypeVar
 from media_store.config import Dsn
 from media_store.db import Executor, Pool, PooledConnection, _acquire, transaction
 from media_store.errors import DRIVER_ERRORS, DatabaseUnavailable, MediaStoreError, PoolExhausted
-from media_store.models import AnalysisResult, Job, JobStatus, MediaAsset, Transcription
+from media_store.models import AnalysisResult, Job, JobStatus, JobType, MediaAsset, Transcription
 from media_store.repositories import (
     AnalysisResultRepository,
     JobCursor,
@@ -59,6 +59,7 @@ from media_store.repositories import (
     ReplicationRepository,
     TranscriptionRepository,
 )
+from media_store.repositories.jobs import QueueStats
 from media_store.words import Words
 
 log = logging.getLogger("media_store")
@@ -258,11 +259,24 @@ class ReadOnlyJobs:
     async def get_all(self, limit: int = 100, offset: int = 0) -> list[Job]:
         return await self._run(lambda ex: JobRepository(ex).get_all(limit, offset))
 
-    async def list_jobs(self, after: JobCursor | str | None = None, limit: int = 100) -> JobPage:
-        return await self._run(lambda ex: JobRepository(ex).list_jobs(after, limit))
+    async def list_jobs(
+        self,
+        after: JobCursor | str | None = None,
+        limit: int = 100,
+        *,
+        status: JobStatus | str | None = None,
+        job_type: JobType | str | None = None,
+    ) -> JobPage:
+        return await self._run(
+            lambda ex: JobRepository(ex).list_jobs(after, limit, status=status, job_type=job_type)
+        )
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         return await self._run(lambda ex: JobRepository(ex).count_by_status())
+
+    async def stats(self) -> QueueStats:
+        """The queue's figures as the replica has replayed them (a dashboard's read)."""
+        return await self._run(lambda ex: JobRepository(ex).stats())
 
 
 class ReadOnlyMediaAssets:

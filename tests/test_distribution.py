@@ -51,6 +51,16 @@ FAN_OUTS = {
     "heartbeat_jobs": "a worker's jobs, on any shards",
     "complete_many_jobs": "a worker's jobs, on any shards",
     "release_jobs": "a worker's jobs, on any shards",
+    # the operator's queue (issue 12)
+    "enqueue_job": "idempotency key: unique across all jobs, one global index",
+    "create_jobs": "bulk insert: each new row routed by its own id; key check global",
+    "cancel_job": "by job id, through a locking CTE the check does not follow",
+    "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
+    "list_jobs_of_type": "listing across jobs",
+    "list_jobs_in_status": "listing across jobs",
+    "purge_finished_jobs": "retention over finished jobs of any job, children by cascade",
+    "count_purgeable_jobs": "retention's dry run over finished jobs of any job",
+    "get_job_stats": "statistics",
     # a child row or a transcription addressed by its own id: one index probe on each shard
     # (single-shard once callers pass the job id too)
     "get_media_asset": "by row id",
