@@ -105,6 +105,10 @@ async def test_reads_marked_read_only_are_served_by_the_standby(urls: tuple[str,
         page = await store.replica.jobs.list_jobs()
         assert [j.status for j in page.jobs] == [JobStatus.PENDING]
         assert (await store.replica.jobs.count_by_status())[JobStatus.PENDING] == 1
+        pending = await store.replica.jobs.list_jobs(status="pending", job_type="audio")
+        assert [j.id for j in pending.jobs] == [job.id]
+        stats = await store.replica.jobs.stats()
+        assert (stats.total.pending, stats.total.processing) == (1, 0)
         # ... while the Store itself, and so read-after-write, is the primary's
         now = await store.jobs.get_by_id(job.id)
         assert now is not None and now.status == JobStatus.PROCESSING
