@@ -237,12 +237,24 @@ async def test_list_jobs_refuses_a_bad_cursor_and_a_bad_limit_with_422(
 
 async def test_counts_give_every_status(client: httpx.AsyncClient) -> None:
     response = await client.get("/jobs/counts")
-    assert response.json() == {"pending": 0, "processing": 0, "completed": 0, "failed": 0}
+    assert response.json() == {
+        "pending": 0,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     await create_job(client)
     await processing_job(client)
     response = await client.get("/jobs/counts")
     assert response.status_code == 200
-    assert response.json() == {"pending": 1, "processing": 1, "completed": 0, "failed": 0}
+    assert response.json() == {
+        "pending": 1,
+        "processing": 1,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
 
 async def test_start_is_200_once_then_409_and_404_for_an_unknown_job(
