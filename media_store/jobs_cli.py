@@ -205,6 +205,8 @@ def command_of(args: argparse.Namespace) -> int:
     except (NotFound, InvalidTransition) as exc:
         print(f"media-store jobs {args.jobs_command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the way out of --watch; elsewhere, an interruption
+        return 0 if getattr(args, "watch", False) else 130
     return code
 
 

@@ -261,6 +261,10 @@ def validate_input(model: type[InputT], data: InputT | Mapping[str, Any]) -> Inp
     """Validate caller input; raises :class:`media_store.errors.ValidationError`."""
     try:
         return model.model_validate(data)
+    except RecursionError as exc:
+        # A value nested thousands deep where a scalar belongs (an enum's own error message
+        # reprs it whole): refused like any other bad input, before any SQL.
+        raise ValidationError(f"invalid {model.__name__}: a value is nested too deeply") from exc
     except pydantic.ValidationError as exc:
         errors: list[Mapping[str, object]] = [
             {"loc": e["loc"], "msg": e["msg"]} for e in exc.errors(include_input=False)

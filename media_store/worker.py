@@ -553,14 +553,17 @@ class _Worker:
         try:
             return await self.async_handler(*args)
         except asyncio.CancelledError:
-            # Ours (the job was cancelled) unless the worker itself is being cancelled too.
-            if running.interrupted and task is not None and task.uncancel() == 0:
+            # Ours (the job was cancelled), unless the worker itself is being cancelled too:
+            # then its own cancellation goes on.
+            if running.interrupted and task is not None:
                 running.interrupted = False
-                raise _Interrupted from None
+                if task.uncancel() == 0:
+                    raise _Interrupted from None
             raise
         finally:
             self.running = None
             if running.interrupted and task is not None:
+                running.interrupted = False
                 task.uncancel()  # the handler swallowed the cancellation and returned
 
     async def _fail(

@@ -283,3 +283,15 @@ async def test_count_by_status_includes_zero_counts(store: Store) -> None:
         JobStatus.FAILED: 1,
         JobStatus.CANCELLED: 0,
     }
+
+
+@pytest.mark.parametrize("shape", ["list", "dict"])
+async def test_a_job_type_nested_thousands_deep_is_refused_before_sql(
+    store: Store, shape: str
+) -> None:
+    value: object = "audio"
+    for _ in range(10_000):
+        value = [value] if shape == "list" else {"a": value}
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        await store.jobs.create({"job_type": value, "media_url": "s3://b/a"})
+    assert await store.jobs.count_by_status() == dict.fromkeys(JobStatus, 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -102,6 +103,33 @@ async def test_stats_watch_refreshes_and_stops_after_count(store: Store, db_url:
     assert "document" in live.stdout and "all" in live.stdout
     documents = [json.loads(line) for line in lines.stdout.splitlines()]
     assert len(documents) == 2 and all(d["total"]["pending"] == 1 for d in documents)
+
+
+async def test_stats_watch_ends_on_ctrl_c_with_status_0_and_no_traceback(db_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["DATABASE_URL"] = db_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "media_store",
+        "jobs",
+        "stats",
+        "--watch",
+        "--json",
+        "--interval",
+        "0.1",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = await asyncio.wait_for(proc.stdout.readline(), 60)  # it is watching
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+
+    assert json.loads(first)["total"]["pending"] == 0
+    assert proc.returncode == 0 and b"Traceback" not in err, err
 
 
 # --- list -----------------------------------------------------------------------------------
