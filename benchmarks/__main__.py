@@ -9,7 +9,7 @@ import sys
 from benchmarks.common import bench_server
 
 # Each module benchmarks/bench_<name>.py defines ``async def main(server_url: str) -> None``.
-ALL = ["jobs", "queue", "words", "api", "asr"]
+ALL = ["jobs", "queue", "enqueue", "words", "api", "asr"]
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -70,6 +70,31 @@ async def test_create_many_inserts_every_item_in_input_order(store: Store, raw: 
     order = [j.media_url for j in await claim_all(store)]
     expected = [f"https://x/{i}" for p in (1, 0, -1) for i in range(500) if i % 3 - 1 == p]
     assert order == expected
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no keys", "keys"])
+async def test_create_many_returns_each_job_as_stored(store: Store, keyed: bool) -> None:
+    # A created job is returned from what was sent and what the database chose: it must be
+    # the job as stored, field for field (times in UTC, JSON as the database gives it back).
+    paris = timezone(timedelta(hours=2))
+    items = [
+        item(
+            i,
+            prompt=None if i % 2 else f"prompt {i}",
+            parameters={"n": i, "f": 1.5, "nested": {"a": [1, "x", None, True]}},
+            max_attempts=1 + i % 5,
+            priority=i % 7 - 3,
+            run_after=None if i % 3 else datetime(2030, 1, 1, 12, i, tzinfo=paris),
+            **({"idempotency_key": f"k{i}"} if keyed and i % 2 else {}),
+            **({"idempotency_scope": "forever"} if keyed and i % 4 == 1 else {}),
+        )
+        for i in range(40)
+    ]
+    done = await store.jobs.create_many(items)
+    for e in done:
+        assert e.created
+        assert await store.jobs.get_by_id(e.job.id) == e.job
+        assert e.job.run_after is None or e.job.run_after.utcoffset() == timedelta(0)
 
 
 async def test_create_many_of_nothing_writes_nothing(store: Store, raw: Raw) -> None:
