@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -36,6 +37,8 @@ from pgqueuer import Queries
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Settings, Store
+from media_store.db import connect
+from media_store.queries import QUERIES
 
 JOBS = 10_000
 ROUNDS = 8  # even: each contender goes first equally often
@@ -43,6 +46,9 @@ TARGET = 1.0
 CLAIMS = 200
 SMALL = 50_000  # pending jobs of the reference table
 ARRANGEMENTS = ("no keys", "a key per job")
+MEDIA_STORE = "media_store create_many"
+PGQUEUER = "pgqueuer 1.6.0 enqueue"
+STATEMENT = "create_many's statement alone"
 
 
 def items(round_no: int, keyed: bool) -> list[dict[str, Any]]:
@@ -61,22 +67,62 @@ def items(round_no: int, keyed: bool) -> list[dict[str, Any]]:
     return jobs
 
 
-async def enqueue_media_store(url: str, jobs: list[dict[str, Any]]) -> float:
+Enqueue = Callable[[str, list[dict[str, Any]]], Awaitable[tuple[float, float]]]
+
+
+def measured(count: int, timer: Timer, cpu: float) -> tuple[float, float]:
+    """jobs/s, and the CPU this process spent a job (us): the client's share of the work."""
+    return count / timer.elapsed, cpu * 1e6 / count
+
+
+async def enqueue_media_store(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
     store = await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1))
     try:
+        cpu = time.process_time()
         with Timer() as timer:
             done = await store.jobs.create_many(jobs)
+        cpu = time.process_time() - cpu
     finally:
         await store.close()
     assert len(done) == JOBS and all(e.created for e in done)
-    return JOBS / timer.elapsed
+    return measured(JOBS, timer, cpu)
 
 
-async def enqueue_pgqueuer(url: str, jobs: list[dict[str, Any]]) -> float:
+async def enqueue_statement(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
+    """media_store's statement alone: create_jobs (or create_keyed_jobs) on a connection with
+    the library's codecs, its arrays built from the dicts without any check, the rows left as
+    records: what the database and the driver cost, without the library's Python."""
+    keyed = "idempotency_key" in jobs[0]
+    statement = QUERIES["create_keyed_jobs" if keyed else "create_jobs"].sql
+    conn = await connect(Settings(dsn=Dsn(url)))
+    try:
+        cpu = time.process_time()
+        with Timer() as timer:
+            rows = await conn.fetch(
+                statement,
+                [j["job_type"] for j in jobs],
+                [j["media_url"] for j in jobs],
+                [None] * len(jobs),
+                [j["parameters"] for j in jobs],
+                [3] * len(jobs),
+                [j["priority"] for j in jobs],
+                [None] * len(jobs),
+                [j.get("idempotency_key") for j in jobs],
+                ["active" if keyed else None] * len(jobs),
+            )
+        cpu = time.process_time() - cpu
+    finally:
+        await conn.close()
+    assert len(rows) == JOBS
+    return measured(JOBS, timer, cpu)
+
+
+async def enqueue_pgqueuer(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
     conn = await asyncpg.connect(url)
     try:
         queries = Queries.from_asyncpg_connection(conn)
         keyed = "idempotency_key" in jobs[0]
+        cpu = time.process_time()
         with Timer() as timer:
             payloads: list[bytes | None] = [
                 orjson.dumps({"media_url": j["media_url"], "parameters": j["parameters"]})
@@ -94,13 +140,25 @@ async def enqueue_pgqueuer(url: str, jobs: list[dict[str, Any]]) -> float:
                 )
             else:
                 ids = await queries.enqueue(entrypoints, payloads, priorities)
+        cpu = time.process_time() - cpu
     finally:
         await conn.close()
     assert len(ids) == JOBS and all(i is not None for i in ids)
-    return JOBS / timer.elapsed
+    return measured(JOBS, timer, cpu)
 
 
-async def enqueue_round(server_url: str, round_no: int, keyed: bool) -> tuple[float, float]:
+CONTENDERS: dict[str, Enqueue] = {
+    MEDIA_STORE: enqueue_media_store,
+    PGQUEUER: enqueue_pgqueuer,
+    STATEMENT: enqueue_statement,
+}
+
+
+async def enqueue_round(
+    server_url: str, round_no: int, keyed: bool
+) -> dict[str, tuple[float, float]]:
+    """One round: a fresh database, each contender once, media_store and pgqueuer back to
+    back (first one, then the other in turn), then the statement alone."""
     jobs = items(round_no, keyed)
     async with fresh_database(server_url) as url:
         conn = await asyncpg.connect(url)
@@ -108,11 +166,9 @@ async def enqueue_round(server_url: str, round_no: int, keyed: bool) -> tuple[fl
             await Queries.from_asyncpg_connection(conn).install()
         finally:
             await conn.close()
-        contenders = [enqueue_media_store, enqueue_pgqueuer]
-        if round_no % 2:
-            contenders.reverse()
-        rates = {c.__name__: await c(url, jobs) for c in contenders}
-    return rates["enqueue_media_store"], rates["enqueue_pgqueuer"]
+        order = [MEDIA_STORE, PGQUEUER] if round_no % 2 == 0 else [PGQUEUER, MEDIA_STORE]
+        results = {name: await CONTENDERS[name](url, jobs) for name in [*order, STATEMENT]}
+    return results
 
 
 # --- claim latency -------------------------------------------------------------------------------
@@ -248,26 +304,45 @@ async def main(server_url: str) -> None:
     worst = None
     for arrangement in ARRANGEMENTS:
         keyed = arrangement == "a key per job"
-        ours: list[float] = []
-        theirs: list[float] = []
+        rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        cpus: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         for round_no in range(ROUNDS):
-            mine, other = await enqueue_round(server_url, round_no, keyed)
-            ours.append(mine)
-            theirs.append(other)
-        ratio = median([a / b for a, b in zip(ours, theirs, strict=True)])
+            for name, (rate, cpu) in (await enqueue_round(server_url, round_no, keyed)).items():
+                rates[name].append(rate)
+                cpus[name].append(cpu)
+
+        def paired(name: str, other: str) -> float:
+            """Median of the rounds' ratios (each pair ran back to back in one database)."""
+            pairs = zip(rates[name], rates[other], strict=True)  # noqa: B023 - used at once
+            return median([a / b for a, b in pairs])
+
+        ratio = paired(MEDIA_STORE, PGQUEUER)
         worst = ratio if worst is None else min(worst, ratio)
         results[arrangement] = {
-            "media_store_jobs_per_s": ours,
-            "pgqueuer_jobs_per_s": theirs,
-            "media_store_median": median(ours),
-            "pgqueuer_median": median(theirs),
-            "ratio": ratio,
+            name: {
+                "jobs_per_s": rates[name],
+                "median": median(rates[name]),
+                "client_cpu_us_per_job": cpus[name],
+                "client_cpu_us_per_job_median": median(cpus[name]),
+                "vs_pgqueuer": paired(name, PGQUEUER),
+            }
+            for name in CONTENDERS
         }
-        rows.append([arrangement, median(ours), median(theirs), f"{ratio:.2f}x"])
+        results[arrangement]["ratio"] = ratio
+        for name in CONTENDERS:
+            rows.append(
+                [
+                    arrangement,
+                    name,
+                    median(rates[name]),
+                    f"{paired(name, PGQUEUER):.2f}x",
+                    f"{median(cpus[name]):.1f}",
+                ]
+            )
     print_table(
-        f"Enqueue {JOBS:,} jobs in one call, jobs/s (median of {ROUNDS} rounds; ratio: median"
-        " of the rounds' ratios)",
-        ["arrangement", "media_store create_many", "pgqueuer 1.6.0 enqueue", "ratio"],
+        f"Enqueue {JOBS:,} jobs in one call, jobs/s (median of {ROUNDS} rounds); ratio to"
+        " pgqueuer: median of the rounds' ratios; client CPU: this process, us a job",
+        ["arrangement", "contender", "jobs/s", "vs pgqueuer", "client CPU us/job"],
         rows,
     )
     assert worst is not None

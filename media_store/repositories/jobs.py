@@ -686,8 +686,13 @@ def _values(job: JobCreate) -> tuple[Any, ...]:
 
 
 def _columns(batch: list[JobValues]) -> list[list[Any]]:
-    """The parallel arrays create_jobs takes: one list a column."""
-    return [list(column) for column in zip(*batch, strict=True)]
+    """The parallel arrays create_jobs takes: one list a column, an empty one for a column of
+    NULLs only (unnest pads a shorter array with NULLs: the driver then need not inspect
+    10,000 Nones one by one: 4-5 ms a column of 10,000, measured)."""
+    return [
+        list(column) if any(value is not None for value in column) else []
+        for column in zip(*batch, strict=True)
+    ]
 
 
 _MICROSECOND: Final = timedelta(microseconds=1)
