@@ -11,21 +11,27 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
 import asyncpg
+import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media_store import (
     DuplicateJob,
     Enqueued,
     Job,
+    JobCreate,
     JobNotFound,
     JobNotPending,
     JobStatus,
+    JobType,
     KeyScope,
     Settings,
     Store,
     ValidationError,
 )
 from media_store.db import connect
+from media_store.models import job_values
 from media_store.repositories import JobRepository
 
 Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -160,6 +166,64 @@ async def test_a_failing_statement_writes_none_of_the_batch(store: Store, raw: R
     with pytest.raises(ValidationError, match="no_z"):
         await store.jobs.create_many([item(1), item(2), item("z")])
     assert await count(raw) == 0
+
+
+JOB_ITEMS = st.fixed_dictionaries(
+    {
+        "job_type": st.sampled_from(["audio", "video", "document", "podcast", JobType.AUDIO]),
+        "media_url": st.text(max_size=4) | st.integers(),
+    },
+    optional={
+        "prompt": st.none() | st.text(max_size=4),
+        "parameters": st.dictionaries(
+            st.text(max_size=3),
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**64), 2**64)
+            | st.floats()
+            | st.text(max_size=3)
+            | st.lists(st.integers(), max_size=2),
+            max_size=3,
+        )
+        | st.integers(),
+        "max_attempts": st.integers(-1, 1001) | st.booleans() | st.just("3"),
+        "priority": st.integers(-102, 102) | st.booleans() | st.floats(-1, 1) | st.just("7"),
+        "run_after": st.none()
+        | st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-9))]))
+        | st.just("2030-01-01T00:00:00Z"),
+        "idempotency_key": st.none() | st.text(max_size=3) | st.text(min_size=199, max_size=201),
+        "idempotency_scope": st.none() | st.sampled_from(["active", "forever", "x"]),
+        "unknown": st.integers(),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=JOB_ITEMS)
+def test_the_fast_check_of_plain_items_agrees_with_jobcreate(raw: dict[str, Any]) -> None:
+    # create_many checks a plain dict without building a JobCreate when it can: the columns
+    # it gives, or its refusal, must be JobCreate's.
+    try:
+        model = JobCreate.model_validate(raw)
+    except pydantic.ValidationError:
+        with pytest.raises(ValidationError, match="item 5"):
+            job_values(5, raw)
+        return
+    key = model.idempotency_key
+    expected = (
+        model.job_type.value,
+        model.media_url,
+        model.prompt,
+        model.parameters,
+        model.max_attempts,
+        model.priority,
+        model.run_after,
+        key,
+        None if key is None else (model.idempotency_scope or KeyScope.ACTIVE).value,
+    )
+    got = job_values(5, raw)
+    assert got == expected
+    assert [type(value) for value in got] == [type(value) for value in expected]
 
 
 # --- idempotency keys -------------------------------------------------------------------------
