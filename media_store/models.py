@@ -91,6 +91,15 @@ class JobCreate(Input):
     # How long the job holds its key; only with a key (default: active).
     idempotency_scope: KeyScope | None = None
 
+    @pydantic.field_validator("job_type", "idempotency_scope", mode="before")
+    @classmethod
+    def _enum_from_text(cls, value: object) -> object:
+        # Only text reaches the enums: their own error message reprs the value whole, which
+        # for a deeply nested one exhausts the stack (found by tests/test_fuzz.py).
+        if value is None or isinstance(value, str):
+            return value
+        raise ValueError(f"must be one of the names as text, got {type(value).__name__}")
+
     @pydantic.model_validator(mode="after")
     def _scope_needs_key(self) -> JobCreate:
         if self.idempotency_key is None and self.idempotency_scope is not None:
