@@ -259,7 +259,7 @@ async def test_migration_0006_packs_stored_speakers_and_rollback_restores_them(
     finally:
         await conn.close()
 
-    migrate.apply(dsn)
+    migrate.apply(dsn, target="0006_segment_speakers_and_windows")  # not beyond: rolled back below
     conn = await asyncpg.connect(empty_db_url)
     try:
         rows = await conn.fetch(
