@@ -89,6 +89,8 @@ def check_json(value: Any) -> None:
     :data:`MAX_JSON_DEPTH` deep. Walked with an explicit stack, so no input, however deep,
     exhausts the Python stack; the message names the path of the first problem found.
     """
+    if type(value) is dict and _flat_plain(value):
+        return
     # (value, depth of the container holding it, the entry of that container, key in it)
     stack: list[tuple[Any, int, tuple[Any, ...] | None, object]] = [(value, 0, None, None)]
     while stack:
@@ -123,6 +125,28 @@ def check_json(value: Any) -> None:
             problem = f"{type(item).__name__} is not JSON"
         if problem is not None:
             raise ValueError(f"{_json_path(entry)}: {problem}")
+
+
+def _flat_plain(value: dict[Any, Any]) -> bool:
+    """True for an object of ASCII keys and scalar values that pass every rule of
+    :func:`check_json` at a glance (the usual job parameters): no walk needed. False says
+    only that the walk must decide."""
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return False
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() or "\x00" in item:
+                return False
+        elif kind is int:
+            if not -INT64_MAX <= item <= INT64_MAX:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
 
 
 def _text_problem(text: str) -> str | None:

@@ -20,8 +20,10 @@ from pydantic import Field
 
 from media_store.errors import ValidationError
 from media_store.fields import (
+    EARLIEST_TIME,
     INT32_MAX,
     INT64_MAX,
+    LATEST_TIME,
     MAX_PRIORITY,
     MIN_PRIORITY,
     Confidence,
@@ -37,7 +39,9 @@ from media_store.fields import (
     Text100,
     TextChoice,
     TokenCount,
+    check_json,
     printable,
+    storable,
 )
 from media_store.words import WordsInput, WordsOutput
 
@@ -95,7 +99,7 @@ class JobCreate(Input):
     # A creation with a key another job holds creates nothing: see JobRepository.enqueue.
     idempotency_key: Name200 | None = None
     # How long the job holds its key; only with a key (default: active).
-    idempotency_scope: KeyScope | None = None
+    idempotency_scope: Annotated[KeyScope, TextChoice] | None = None
 
     @pydantic.model_validator(mode="after")
     def _scope_needs_key(self) -> JobCreate:
@@ -281,16 +285,124 @@ def validate_batch(
     model: type[InputT], items: Sequence[InputT | Mapping[str, Any]]
 ) -> list[InputT]:
     """Validate every item before anything is written; the error names the bad item's index."""
-    valid: list[InputT] = []
-    for index, item in enumerate(items):
+    return [validate_item(model, index, item) for index, item in enumerate(items)]
+
+
+def validate_item(model: type[InputT], index: int, item: InputT | Mapping[str, Any]) -> InputT:
+    """:func:`validate_input` for item ``index`` of a batch: the error names the index."""
+    try:
+        return validate_input(model, item)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"item {index}: {exc}",
+            [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
+        ) from exc
+
+
+# A job to create as its columns: job_type, media_url, prompt, parameters, max_attempts,
+# priority, run_after, idempotency_key, idempotency_scope (None exactly when there is no key).
+JobValues = tuple[
+    str, str, str | None, dict[str, Any], int, int, datetime | None, str | None, str | None
+]
+_JOB_KEYS = frozenset(JobCreate.model_fields)
+_JOB_TYPES = frozenset(t.value for t in JobType)
+_SCOPES = frozenset(s.value for s in KeyScope)
+
+
+def job_values(index: int, item: JobCreate | Mapping[str, Any]) -> JobValues:
+    """Item ``index`` of a batch of jobs to create, checked as :class:`JobCreate` checks it,
+    as its columns. Raises :class:`ValidationError` naming the index.
+
+    A plain dict whose values already have the exact types the columns take (str, int,
+    dict, an aware datetime, None) is checked here, by the same rules, without building a
+    model: 6 us of the ~8 a job's enqueue cost in Python went to building a JobCreate that
+    was thrown away. Anything else (a model, a value Pydantic would convert, any value that
+    breaks a rule) goes through :class:`JobCreate`, whose error is the one raised.
+    """
+    if type(item) is dict:
+        values = _plain_job(item)
+        if values is not None:
+            return values
+    job = validate_item(JobCreate, index, item)
+    key = job.idempotency_key
+    return (
+        job.job_type.value,
+        job.media_url,
+        job.prompt,
+        job.parameters,
+        job.max_attempts,
+        job.priority,
+        job.run_after,
+        key,
+        None if key is None else (job.idempotency_scope or KeyScope.ACTIVE).value,
+    )
+
+
+def _plain_job(item: dict[str, Any]) -> JobValues | None:
+    """The columns of a job given as a dict of exact types that JobCreate accepts unchanged,
+    or None (then JobCreate decides)."""
+    if not _JOB_KEYS.issuperset(item):
+        return None
+    get = item.get
+    job_type = get("job_type")
+    media_url = get("media_url")
+    prompt = get("prompt")
+    parameters = get("parameters", _NO_PARAMETERS)
+    max_attempts = get("max_attempts", 3)
+    priority = get("priority", 0)
+    run_after = get("run_after")
+    key = get("idempotency_key")
+    scope = get("idempotency_scope")
+    if not (
+        type(job_type) is str
+        and job_type in _JOB_TYPES
+        and type(media_url) is str
+        and media_url
+        and _plain_text(media_url)
+        and (prompt is None or (type(prompt) is str and _plain_text(prompt)))
+        and type(parameters) is dict
+        and type(max_attempts) is int
+        and 1 <= max_attempts <= 1000
+        and type(priority) is int
+        and MIN_PRIORITY <= priority <= MAX_PRIORITY
+        and (run_after is None or _plain_time(run_after))
+        and (key is None or (type(key) is str and 1 <= len(key) <= 200 and _plain_text(key)))
+        and (scope is None or (key is not None and type(scope) is str and scope in _SCOPES))
+    ):
+        return None
+    if parameters is _NO_PARAMETERS:
+        parameters = {}
+    else:
         try:
-            valid.append(validate_input(model, item))
-        except ValidationError as exc:
-            raise ValidationError(
-                f"item {index}: {exc}",
-                [{**e, "loc": (index, *e["loc"])} for e in exc.errors],  # type: ignore[misc]
-            ) from exc
-    return valid
+            check_json(parameters)
+        except ValueError:
+            return None
+    if key is not None and scope is None:
+        scope = "active"
+    return (job_type, media_url, prompt, parameters, max_attempts, priority, run_after, key, scope)
+
+
+_NO_PARAMETERS: dict[str, Any] = {}
+
+
+def _plain_text(text: str) -> bool:
+    """What fields.storable accepts, without raising."""
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        storable(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain_time(value: object) -> bool:
+    return (
+        type(value) is datetime
+        and value.tzinfo is not None
+        and value.utcoffset() is not None
+        and EARLIEST_TIME <= value < LATEST_TIME
+    )
 
 
 def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:
@@ -301,5 +413,9 @@ def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT
     validating, 3.4 us: it is Python code) and filling a model's ``__dict__`` by hand (1.8 us,
     but it skips validation and depends on pydantic's internals, for ~1% of a job's cycle).
     """
-    validated: RowT = model.__pydantic_validator__.validate_python(dict(row))
+    # A dict (a row the library assembled) is validated as it is: the validator does not
+    # change its input, and create_many assembles 10,000 at once.
+    validated: RowT = model.__pydantic_validator__.validate_python(
+        row if type(row) is dict else dict(row)
+    )
     return validated

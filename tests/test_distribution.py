@@ -53,7 +53,7 @@ FAN_OUTS = {
     "release_jobs": "a worker's jobs, on any shards",
     # the operator's queue (issue 12)
     "enqueue_job": "idempotency key: unique across all jobs, one global index",
-    "create_jobs": "bulk insert: each new row routed by its own id; key check global",
+    "create_keyed_jobs": "bulk insert with idempotency keys: the key check is global",
     "cancel_job": "by job id, through a locking CTE the check does not follow",
     "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
     "list_jobs_of_type": "listing across jobs",

@@ -7,25 +7,31 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
 import asyncpg
+import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media_store import (
     DuplicateJob,
     Enqueued,
     Job,
+    JobCreate,
     JobNotFound,
     JobNotPending,
     JobStatus,
+    JobType,
     KeyScope,
     Settings,
     Store,
     ValidationError,
 )
 from media_store.db import connect
+from media_store.models import job_values
 from media_store.repositories import JobRepository
 
 Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -70,6 +76,31 @@ async def test_create_many_inserts_every_item_in_input_order(store: Store, raw: 
     order = [j.media_url for j in await claim_all(store)]
     expected = [f"https://x/{i}" for p in (1, 0, -1) for i in range(500) if i % 3 - 1 == p]
     assert order == expected
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no keys", "keys"])
+async def test_create_many_returns_each_job_as_stored(store: Store, keyed: bool) -> None:
+    # A created job is returned from what was sent and what the database chose: it must be
+    # the job as stored, field for field (times in UTC, JSON as the database gives it back).
+    paris = timezone(timedelta(hours=2))
+    items = [
+        item(
+            i,
+            prompt=None if i % 2 else f"prompt {i}",
+            parameters={"n": i, "f": 1.5, "nested": {"a": [1, "x", None, True]}},
+            max_attempts=1 + i % 5,
+            priority=i % 7 - 3,
+            run_after=None if i % 3 else datetime(2030, 1, 1, 12, i, tzinfo=paris),
+            **({"idempotency_key": f"k{i}"} if keyed and i % 2 else {}),
+            **({"idempotency_scope": "forever"} if keyed and i % 4 == 1 else {}),
+        )
+        for i in range(40)
+    ]
+    done = await store.jobs.create_many(items)
+    for e in done:
+        assert e.created
+        assert await store.jobs.get_by_id(e.job.id) == e.job
+        assert e.job.run_after is None or e.job.run_after.utcoffset() == timedelta(0)
 
 
 async def test_create_many_of_nothing_writes_nothing(store: Store, raw: Raw) -> None:
@@ -135,6 +166,64 @@ async def test_a_failing_statement_writes_none_of_the_batch(store: Store, raw: R
     with pytest.raises(ValidationError, match="no_z"):
         await store.jobs.create_many([item(1), item(2), item("z")])
     assert await count(raw) == 0
+
+
+JOB_ITEMS = st.fixed_dictionaries(
+    {
+        "job_type": st.sampled_from(["audio", "video", "document", "podcast", JobType.AUDIO]),
+        "media_url": st.text(max_size=4) | st.integers(),
+    },
+    optional={
+        "prompt": st.none() | st.text(max_size=4),
+        "parameters": st.dictionaries(
+            st.text(max_size=3),
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**64), 2**64)
+            | st.floats()
+            | st.text(max_size=3)
+            | st.lists(st.integers(), max_size=2),
+            max_size=3,
+        )
+        | st.integers(),
+        "max_attempts": st.integers(-1, 1001) | st.booleans() | st.just("3"),
+        "priority": st.integers(-102, 102) | st.booleans() | st.floats(-1, 1) | st.just("7"),
+        "run_after": st.none()
+        | st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-9))]))
+        | st.just("2030-01-01T00:00:00Z"),
+        "idempotency_key": st.none() | st.text(max_size=3) | st.text(min_size=199, max_size=201),
+        "idempotency_scope": st.none() | st.sampled_from(["active", "forever", "x"]),
+        "unknown": st.integers(),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=JOB_ITEMS)
+def test_the_fast_check_of_plain_items_agrees_with_jobcreate(raw: dict[str, Any]) -> None:
+    # create_many checks a plain dict without building a JobCreate when it can: the columns
+    # it gives, or its refusal, must be JobCreate's.
+    try:
+        model = JobCreate.model_validate(raw)
+    except pydantic.ValidationError:
+        with pytest.raises(ValidationError, match="item 5"):
+            job_values(5, raw)
+        return
+    key = model.idempotency_key
+    expected = (
+        model.job_type.value,
+        model.media_url,
+        model.prompt,
+        model.parameters,
+        model.max_attempts,
+        model.priority,
+        model.run_after,
+        key,
+        None if key is None else (model.idempotency_scope or KeyScope.ACTIVE).value,
+    )
+    got = job_values(5, raw)
+    assert got == expected
+    assert [type(value) for value in got] == [type(value) for value in expected]
 
 
 # --- idempotency keys -------------------------------------------------------------------------

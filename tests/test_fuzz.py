@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -292,7 +292,19 @@ WORDS = st.one_of(valid_words(), st.lists(WORD, max_size=4), JUNK)
 
 JOB = record(
     {"job_type": JOB_TYPES, "media_url": SOME_TEXT},
-    {"prompt": SOME_TEXT, "parameters": JSON_OBJECT, "max_attempts": st.integers(-1, 1001)},
+    {
+        "prompt": SOME_TEXT,
+        "parameters": JSON_OBJECT,
+        "max_attempts": st.integers(-1, 1001),
+        "priority": st.integers(-101, 101),
+        "run_after": st.datetimes(
+            timezones=st.sampled_from(
+                [None, UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12))]
+            )
+        ),
+        "idempotency_key": st.sampled_from(["k1", "k2", ""]) | SOME_TEXT,
+        "idempotency_scope": st.sampled_from(["active", "forever", "never"]),
+    },
 )
 ASSET = record(
     {
@@ -387,6 +399,18 @@ CALLS: dict[str, tuple[Call, st.SearchStrategy[tuple[Any, ...]]]] = {
     "jobs.start_processing": (
         keywords("jobs.start_processing", "worker_id", "lease"),
         st.tuples(ids("fresh", "job"), either(st.just("")) | WORKERS, DURATIONS | st.none()),
+    ),
+    "jobs.enqueue": (
+        keywords("jobs.enqueue", "on_conflict"),
+        st.tuples(JOB, either(st.sampled_from(["return", "raise"]))),
+    ),
+    "jobs.create_many": (
+        keywords("jobs.create_many", "on_conflict"),
+        st.tuples(batch(JOB), either(st.sampled_from(["return", "raise"]))),
+    ),
+    "jobs.set_priority": (
+        method("jobs.set_priority"),
+        st.tuples(ids("fresh", "held", "job"), either(st.integers(-101, 101))),
     ),
     "jobs.delete": (method("jobs.delete"), st.tuples(ids("fresh"))),
     "jobs.claim": (

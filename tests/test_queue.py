@@ -438,6 +438,7 @@ async def test_reclaim_and_claim_read_indexes_on_a_large_table(store: Store) -> 
             " now() - interval '1 day' + g * interval '1 ms', now(), now(), 1, 'w'"
             " FROM generate_series(1, 100000) AS g"
         )
+        # Created in the past: a job is runnable from its creation (migrations/0007).
         await conn.execute(
             "INSERT INTO jobs (job_type, media_url, created_at)"
             " SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,"

@@ -1,0 +1,362 @@
+"""The queue's enqueue side (issue 12): bulk enqueue against pgqueuer, and the claim's latency
+with priorities and scheduled jobs at 1M finished + 100k pending.
+
+Bulk enqueue: the same 10,000 jobs (an audio file's URL and parameters, priorities 0-4) in
+one call each:
+- media_store: ``jobs.create_many(items)`` from a list of dicts, as a caller has them: every
+  item validated (Pydantic), one INSERT ... SELECT FROM unnest, every job returned as a
+  ``Job`` model in input order;
+- pgqueuer 1.6.0: ``Queries.enqueue(entrypoints, payloads, priorities)``, the payload being the
+  same URL and parameters serialized to JSON bytes (pgqueuer stores bytes: serializing is the
+  caller's part of enqueueing, so it is inside the clock), returning the ids.
+Two arrangements: no keys, and a unique key on every job (media_store's idempotency_key,
+pgqueuer's dedupe_key with ``on_conflict="skip"``, its counterpart that does not raise). Each
+round gets a fresh database holding both schemas, tables never analyzed (what a burst into a
+new deployment meets); both contenders run back to back in it, first one then the other in
+turn; pools and connections open before the clock. jobs/s, and the median of the rounds'
+ratios (media_store / pgqueuer).
+
+Claim latency: ``claim(limit=10)`` on a jobs table holding 1,000,000 finished jobs and 100,000
+pending ones (priorities -2..2, a seventh of them video, one in ten scheduled for tomorrow,
+one in ten scheduled before its creation), inserted with generate_series, with autovacuum
+held off so that it stays never analyzed; then after ANALYZE. p50 and p95 of claims of any
+type and of one type (a seventh of the backlog), next to the same claims on a table of 50,000
+pending jobs alone, claims alternating between the two tables.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from pgqueuer import Queries
+
+from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from media_store import Dsn, Settings, Store
+from media_store.db import connect
+from media_store.queries import QUERIES
+
+JOBS = 10_000
+ROUNDS = 8  # even: each contender goes first equally often
+TARGET = 1.0
+CLAIMS = 200
+SMALL = 50_000  # pending jobs of the reference table
+ARRANGEMENTS = ("no keys", "a key per job")
+MEDIA_STORE = "media_store create_many"
+PGQUEUER = "pgqueuer 1.6.0 enqueue"
+STATEMENT = "create_many's statement alone"
+
+
+def items(round_no: int, keyed: bool) -> list[dict[str, Any]]:
+    """The 10,000 jobs as a caller holds them."""
+    jobs = []
+    for i in range(JOBS):
+        job: dict[str, Any] = {
+            "job_type": "audio",
+            "media_url": f"s3://media/{round_no}/talk-{i}.mp3",
+            "parameters": {"language": "en", "diarize": i % 2 == 0, "n": i},
+            "priority": i % 5,
+        }
+        if keyed:
+            job["idempotency_key"] = f"talk-{round_no}-{i}"
+        jobs.append(job)
+    return jobs
+
+
+Enqueue = Callable[[str, list[dict[str, Any]]], Awaitable[tuple[float, float]]]
+
+
+def measured(count: int, timer: Timer, cpu: float) -> tuple[float, float]:
+    """jobs/s, and the CPU this process spent a job (us): the client's share of the work."""
+    return count / timer.elapsed, cpu * 1e6 / count
+
+
+async def enqueue_media_store(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
+    store = await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1))
+    try:
+        cpu = time.process_time()
+        with Timer() as timer:
+            done = await store.jobs.create_many(jobs)
+        cpu = time.process_time() - cpu
+    finally:
+        await store.close()
+    assert len(done) == JOBS and all(e.created for e in done)
+    return measured(JOBS, timer, cpu)
+
+
+async def enqueue_statement(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
+    """media_store's statement alone: create_jobs (or create_keyed_jobs) on a connection with
+    the library's codecs, its arrays built from the dicts without any check, the rows left as
+    records: what the database and the driver cost, without the library's Python."""
+    keyed = "idempotency_key" in jobs[0]
+    statement = QUERIES["create_keyed_jobs" if keyed else "create_jobs"].sql
+    conn = await connect(Settings(dsn=Dsn(url)))
+    try:
+        cpu = time.process_time()
+        with Timer() as timer:
+            rows = await conn.fetch(
+                statement,
+                [j["job_type"] for j in jobs],
+                [j["media_url"] for j in jobs],
+                [None] * len(jobs),
+                [j["parameters"] for j in jobs],
+                [3] * len(jobs),
+                [j["priority"] for j in jobs],
+                [None] * len(jobs),
+                [j.get("idempotency_key") for j in jobs],
+                ["active" if keyed else None] * len(jobs),
+            )
+        cpu = time.process_time() - cpu
+    finally:
+        await conn.close()
+    assert len(rows) == JOBS
+    return measured(JOBS, timer, cpu)
+
+
+async def enqueue_pgqueuer(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries.from_asyncpg_connection(conn)
+        keyed = "idempotency_key" in jobs[0]
+        cpu = time.process_time()
+        with Timer() as timer:
+            payloads: list[bytes | None] = [
+                orjson.dumps({"media_url": j["media_url"], "parameters": j["parameters"]})
+                for j in jobs
+            ]
+            entrypoints = [j["job_type"] for j in jobs]
+            priorities = [j["priority"] for j in jobs]
+            if keyed:
+                ids = await queries.enqueue(
+                    entrypoints,
+                    payloads,
+                    priorities,
+                    dedupe_key=[j["idempotency_key"] for j in jobs],
+                    on_conflict="skip",
+                )
+            else:
+                ids = await queries.enqueue(entrypoints, payloads, priorities)
+        cpu = time.process_time() - cpu
+    finally:
+        await conn.close()
+    assert len(ids) == JOBS and all(i is not None for i in ids)
+    return measured(JOBS, timer, cpu)
+
+
+CONTENDERS: dict[str, Enqueue] = {
+    MEDIA_STORE: enqueue_media_store,
+    PGQUEUER: enqueue_pgqueuer,
+    STATEMENT: enqueue_statement,
+}
+
+
+async def enqueue_round(
+    server_url: str, round_no: int, keyed: bool
+) -> dict[str, tuple[float, float]]:
+    """One round: a fresh database, each contender once, media_store and pgqueuer back to
+    back (first one, then the other in turn), then the statement alone."""
+    jobs = items(round_no, keyed)
+    async with fresh_database(server_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await Queries.from_asyncpg_connection(conn).install()
+        finally:
+            await conn.close()
+        order = [MEDIA_STORE, PGQUEUER] if round_no % 2 == 0 else [PGQUEUER, MEDIA_STORE]
+        results = {name: await CONTENDERS[name](url, jobs) for name in [*order, STATEMENT]}
+    return results
+
+
+# --- claim latency -------------------------------------------------------------------------------
+
+FILL_FINISHED = """
+INSERT INTO jobs (job_type, status, media_url, created_at, started_at, completed_at, attempts,
+                  locked_by, priority)
+SELECT CASE WHEN g % 7 = 0 THEN 'video' ELSE 'audio' END, 'completed', 'f' || g,
+       now() - interval '30 days' + g * interval '1 ms', now(), now(), 1, 'w', g % 5 - 2
+FROM generate_series(1, $1::int) AS g
+"""
+FILL_PENDING = """
+INSERT INTO jobs (job_type, media_url, created_at, priority, run_after)
+SELECT CASE WHEN g % 7 = 0 THEN 'video' ELSE 'audio' END, 'p' || g,
+       now() - interval '2 hours' + g * interval '1 ms', g % 5 - 2,
+       CASE WHEN g % 10 = 3 THEN now() + interval '1 day'
+            WHEN g % 10 = 7 THEN now() - interval '3 hours' + g * interval '1 ms' END
+FROM generate_series(1, $1::int) AS g
+"""
+
+
+async def fill(url: str, finished: int, pending: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        # Held off so that "never analyzed" stays true while claims are measured.
+        await conn.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+        if finished:
+            await conn.execute(FILL_FINISHED, finished)
+        await conn.execute(FILL_PENDING, pending)
+    finally:
+        await conn.close()
+
+
+async def analyzed(url: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT FROM pg_statistic WHERE starelid = 'jobs'::regclass)"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+async def claim_times(urls: list[str], job_types: list[str] | None) -> list[list[float]]:
+    """ms of each claim(limit=10) on each database, claims alternating between them."""
+    stores = [
+        await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1)) for url in urls
+    ]
+    times: list[list[float]] = [[] for _ in urls]
+    try:
+        for _ in range(CLAIMS):
+            for index, store in enumerate(stores):
+                start = time.perf_counter()
+                claimed = await store.jobs.claim("w", job_types, limit=10)
+                times[index].append((time.perf_counter() - start) * 1000)
+                assert len(claimed) == 10
+    finally:
+        for store in stores:
+            await store.close()
+    return times
+
+
+async def claim_latency(server_url: str) -> dict[str, Any]:
+    async with fresh_database(server_url) as small, fresh_database(server_url) as large:
+        await fill(small, 0, SMALL)
+        with Timer() as filling:
+            await fill(large, 1_000_000, 100_000)
+        print(f"\n  (filling the large table took {filling.elapsed:.0f} s)")
+        result: dict[str, Any] = {}
+        rows = []
+        for condition in ("never analyzed", "analyzed"):
+            if condition == "analyzed":
+                for url in (small, large):
+                    conn = await asyncpg.connect(url)
+                    try:
+                        await conn.execute("ANALYZE jobs")
+                    finally:
+                        await conn.close()
+            stats = [await analyzed(url) for url in (small, large)]
+            result[condition] = {"tables_had_statistics": stats}
+            for label, types in (("any type", None), ("one type (video)", ["video"])):
+                t_small, t_large = await claim_times([small, large], types)
+                figures = {
+                    "small_p50_ms": percentile(t_small, 50),
+                    "small_p95_ms": percentile(t_small, 95),
+                    "large_p50_ms": percentile(t_large, 50),
+                    "large_p95_ms": percentile(t_large, 95),
+                }
+                figures["p50_ratio"] = figures["large_p50_ms"] / figures["small_p50_ms"]
+                result[condition][label] = figures
+                rows.append(
+                    [
+                        condition,
+                        label,
+                        figures["small_p50_ms"],
+                        figures["small_p95_ms"],
+                        figures["large_p50_ms"],
+                        figures["large_p95_ms"],
+                        f"{figures['p50_ratio']:.2f}x",
+                        str(stats),
+                    ]
+                )
+    print_table(
+        f"claim(limit=10) latency, ms, priorities -2..2 and scheduled jobs ({CLAIMS} claims"
+        " each, alternating between the tables)",
+        [
+            "table state",
+            "claim",
+            "50k p50",
+            "50k p95",
+            "1M+100k p50",
+            "1M+100k p95",
+            "p50 ratio",
+            "had stats",
+        ],
+        rows,
+    )
+    return {"claims": CLAIMS, "finished": 1_000_000, "pending": 100_000, **result}
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+async def main(server_url: str) -> None:
+    results: dict[str, Any] = {}
+    rows = []
+    worst = None
+    for arrangement in ARRANGEMENTS:
+        keyed = arrangement == "a key per job"
+        rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        cpus: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        for round_no in range(ROUNDS):
+            for name, (rate, cpu) in (await enqueue_round(server_url, round_no, keyed)).items():
+                rates[name].append(rate)
+                cpus[name].append(cpu)
+
+        def paired(name: str, other: str) -> float:
+            """Median of the rounds' ratios (each pair ran back to back in one database)."""
+            pairs = zip(rates[name], rates[other], strict=True)  # noqa: B023 - used at once
+            return median([a / b for a, b in pairs])
+
+        ratio = paired(MEDIA_STORE, PGQUEUER)
+        worst = ratio if worst is None else min(worst, ratio)
+        results[arrangement] = {
+            name: {
+                "jobs_per_s": rates[name],
+                "median": median(rates[name]),
+                "client_cpu_us_per_job": cpus[name],
+                "client_cpu_us_per_job_median": median(cpus[name]),
+                "vs_pgqueuer": paired(name, PGQUEUER),
+            }
+            for name in CONTENDERS
+        }
+        results[arrangement]["ratio"] = ratio
+        for name in CONTENDERS:
+            rows.append(
+                [
+                    arrangement,
+                    name,
+                    median(rates[name]),
+                    f"{paired(name, PGQUEUER):.2f}x",
+                    f"{median(cpus[name]):.1f}",
+                ]
+            )
+    print_table(
+        f"Enqueue {JOBS:,} jobs in one call, jobs/s (median of {ROUNDS} rounds); ratio to"
+        " pgqueuer: median of the rounds' ratios; client CPU: this process, us a job",
+        ["arrangement", "contender", "jobs/s", "vs pgqueuer", "client CPU us/job"],
+        rows,
+    )
+    assert worst is not None
+    verdict = "met" if worst >= TARGET else "NOT met"
+    print(f"  target >= {TARGET}x pgqueuer: worst {worst:.2f}x {verdict}")
+
+    latency = await claim_latency(server_url)
+    write_results(
+        "enqueue",
+        {
+            "jobs": JOBS,
+            "rounds": ROUNDS,
+            "enqueue": results,
+            "target": {"worst": worst, "target": TARGET, "met": worst >= TARGET},
+            "claim_latency": latency,
+        },
+    )
