@@ -29,6 +29,7 @@ from media_store.errors import ValidationError
 from media_store.fields import shown, storable
 
 MAX_WORKER_ID = 200  # jobs.locked_by is varchar(200)
+MAX_KEY = 200  # jobs.idempotency_key is varchar(200)
 MAX_LEASE: Final = timedelta(days=7)
 MAX_DURATION: Final = timedelta(days=366)
 
@@ -96,17 +97,22 @@ def flag(name: str, value: bool) -> bool:
     return value
 
 
-def worker_id(value: str) -> str:
-    """A lease holder's name: 1 to :data:`MAX_WORKER_ID` characters, storable text."""
-    if isinstance(value, str) and 1 <= len(value) <= MAX_WORKER_ID:
+def name(argument: str, value: str, max_length: int) -> str:
+    """A name held in a varchar column: 1 to ``max_length`` characters, storable text."""
+    if isinstance(value, str) and 1 <= len(value) <= max_length:
         try:
             return storable(value)
         except ValueError:
             pass
     raise ValidationError(
-        f"worker_id must be a string of 1 to {MAX_WORKER_ID} characters without NUL or lone "
+        f"{argument} must be a string of 1 to {max_length} characters without NUL or lone "
         f"surrogates, got {shown(value)}"
     )
+
+
+def worker_id(value: str) -> str:
+    """A lease holder's name: 1 to :data:`MAX_WORKER_ID` characters, storable text."""
+    return name("worker_id", value, MAX_WORKER_ID)
 
 
 def identifier(name: str, value: uuid.UUID | str) -> uuid.UUID:

@@ -1,9 +1,9 @@
 """``media-store jobs``: see and steer the job queue on DATABASE_URL.
 
-Subcommands: ``stats`` (``--watch``: a live view), ``list`` (by status and type, a keyset page
-at a time), ``show ID`` (the job with what it produced), ``requeue ID | --failed``, ``cancel
-ID``, ``purge --older-than DURATION [--status S ...] [--dry-run]``. Tables for people,
-``--json`` for scripts.
+Subcommands: ``stats`` (``--watch``: a live view), ``list`` (by status, type and idempotency
+key, a keyset page at a time), ``show ID`` (the job with what it produced), ``requeue ID |
+--failed``, ``cancel ID``, ``purge --older-than DURATION [--status S ...] [--dry-run]``.
+Tables for people, ``--json`` for scripts.
 
 Exit status: 0 done; 1 the job does not exist, or the queue refused the change (a finished
 job cannot be cancelled, only a failed one requeued); 2 a usage error (bad arguments, a
@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import uuid
 from datetime import datetime, timedelta
@@ -138,6 +139,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing = command("list", "jobs, newest first, a page at a time")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
     listing.add_argument("--type", dest="job_type", choices=[t.value for t in JobType])
+    listing.add_argument(
+        "--key", help="only the jobs created with this idempotency key (finished ones too)"
+    )
     listing.add_argument(
         "--limit", type=_positive, default=50, help=f"jobs a page (default 50, at most {MAX_PAGE})"
     )
@@ -318,7 +322,11 @@ def _stats_view(stats: QueueStats) -> Group:
 async def _list(args: argparse.Namespace, out: Console) -> int:
     async with await Store.open() as store:
         page = await store.jobs.list_jobs(
-            args.after, min(args.limit, MAX_PAGE), status=args.status, job_type=args.job_type
+            args.after,
+            min(args.limit, MAX_PAGE),
+            status=args.status,
+            job_type=args.job_type,
+            key=args.key,
         )
     if args.json:
         _print_json(
@@ -336,6 +344,8 @@ async def _list(args: argparse.Namespace, out: Console) -> int:
             again.append(f"--status {args.status}")
         if args.job_type:
             again.append(f"--type {args.job_type}")
+        if args.key is not None:
+            again.append(f"--key {shlex.quote(args.key)}")
         if args.limit != 50:
             again.append(f"--limit {args.limit}")
         again.append(f"--after {page.next.encode()}")

@@ -266,9 +266,12 @@ class ReadOnlyJobs:
         *,
         status: JobStatus | str | None = None,
         job_type: JobType | str | None = None,
+        key: str | None = None,
     ) -> JobPage:
         return await self._run(
-            lambda ex: JobRepository(ex).list_jobs(after, limit, status=status, job_type=job_type)
+            lambda ex: JobRepository(ex).list_jobs(
+                after, limit, status=status, job_type=job_type, key=key
+            )
         )
 
     async def count_by_status(self) -> dict[JobStatus, int]:

@@ -560,6 +560,22 @@ WHERE status = $1::text
 ORDER BY status DESC, created_at DESC, id DESC
 LIMIT $5::int;
 
+-- name: list_jobs_with_key
+-- Keyset page of the jobs created with idempotency key $1, older than the cursor ($4, $5),
+-- newest first, in status $2 and of type $3 when given (NULL: any): the key's range of
+-- jobs_key_created_at_idx (0010), whatever the statistics (one key has few jobs).
+SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+       created_at, updated_at, started_at, completed_at, processing_time_ms,
+       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+       priority, idempotency_key, idempotency_scope
+FROM jobs
+WHERE idempotency_key = $1::text
+  AND ($2::text IS NULL OR status = $2::text)
+  AND ($3::text IS NULL OR job_type = $3::text)
+  AND (created_at, id) < ($4::timestamptz, $5::uuid)
+ORDER BY idempotency_key DESC, created_at DESC, id DESC
+LIMIT $6::int;
+
 -- name: get_purge_cutoff
 -- The database's time $1 seconds ago: jobs finished before it are purged.
 SELECT clock_timestamp() - $1::float8 * interval '1 second' AS cutoff;

@@ -58,6 +58,7 @@ FAN_OUTS = {
     "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
     "list_jobs_of_type": "listing across jobs",
     "list_jobs_in_status": "listing across jobs",
+    "list_jobs_with_key": "listing across jobs (by idempotency key)",
     "purge_finished_jobs": "retention over finished jobs of any job, children by cascade",
     "count_purgeable_jobs": "retention's dry run over finished jobs of any job",
     "get_job_stats": "statistics",

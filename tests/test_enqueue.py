@@ -32,6 +32,7 @@ from media_store import (
 )
 from media_store.db import connect
 from media_store.models import job_values
+from media_store.queries import QUERIES
 from media_store.repositories import JobRepository
 
 Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -613,3 +614,67 @@ async def test_create_many_schedules_each_item(store: Store, raw: Raw) -> None:
     )
     assert [e.job.run_after for e in done] == [now + timedelta(hours=1), None, now]
     assert [j.id for j in await claim_all(store)] == [done[2].job.id, done[1].job.id]
+
+
+# --- listing by key ---------------------------------------------------------------------------
+
+
+async def test_list_by_key_pages_every_job_that_had_the_key(store: Store, raw: Raw) -> None:
+    made = []
+    for n in range(5):  # an active key: each job finishes before the next takes the key
+        job = await store.jobs.create(item(n, idempotency_key="talk"))
+        await store.jobs.cancel(job.id)
+        made.append(job.id)
+    held = await store.jobs.create(item("held", idempotency_key="talk"))
+    made.append(held.id)
+    await store.jobs.create_many([item(f"o{n}", idempotency_key=f"other {n}") for n in range(3)])
+    await store.jobs.create_many([item(f"u{n}") for n in range(3)])
+
+    seen: list[uuid.UUID] = []
+    page = await store.jobs.list_jobs(limit=4, key="talk")
+    seen += [j.id for j in page.jobs]
+    assert page.next is not None
+    page = await store.jobs.list_jobs(page.next, limit=4, key="talk")
+    seen += [j.id for j in page.jobs]
+    cancelled = await store.jobs.list_jobs(key="talk", status="cancelled", job_type="audio")
+
+    assert seen == made[::-1] and page.next is None  # newest first, each once
+    assert [j.id for j in cancelled.jobs] == made[-2::-1]
+    assert (await store.jobs.list_jobs(key="nobody's")).jobs == []
+
+
+async def test_list_by_key_reads_its_index_on_a_never_analyzed_table(
+    store: Store, raw: Raw
+) -> None:
+    await raw.execute(
+        "INSERT INTO jobs (job_type, media_url, status, completed_at, idempotency_key,"
+        " idempotency_scope)"
+        " SELECT 'audio', 'u' || g, 'completed', now(), CASE WHEN g % 10 = 0 THEN 'k' || g END,"
+        " CASE WHEN g % 10 = 0 THEN 'active' END FROM generate_series(1, 20000) AS g"
+    )
+    assert await raw.fetchval(
+        "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables"
+        " WHERE relname = 'jobs'"
+    )
+    sql = QUERIES["list_jobs_with_key"].sql
+    await raw.execute("SET plan_cache_mode = force_generic_plan")  # as a prepared statement runs
+    await raw.execute(f"PREPARE by_key AS {sql}")
+    plan = "\n".join(
+        r[0]
+        for r in await raw.fetch(
+            "EXPLAIN (COSTS OFF) EXECUTE by_key('k10', NULL, NULL, 'infinity', "
+            "'ffffffff-ffff-ffff-ffff-ffffffffffff', 50)"
+        )
+    )
+    # The key's own jobs only (a bitmap scan and a sort of them is allowed: one key has few
+    # jobs, one per run of an active key), never a scan of the table.
+    assert "jobs_key_created_at_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, 5, "a\x00b", None.__class__])
+async def test_list_by_a_bad_key_is_refused_before_sql(store: Store, raw: Raw, key: Any) -> None:
+    before = await count(raw)
+    with pytest.raises(ValidationError, match="key"):
+        await store.jobs.list_jobs(key=key)
+    assert await count(raw) == before

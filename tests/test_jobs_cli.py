@@ -171,6 +171,37 @@ async def test_list_pages_by_status_and_type_with_the_cursor_it_prints(
     assert human.returncode == 0 and "next page: media-store jobs list" in human.stdout
 
 
+async def test_list_by_key_shows_every_job_that_had_it_newest_first(
+    store: Store, db_url: str
+) -> None:
+    key = "analyse s3://b/talk 1.mp4"  # a space: the printed next-page command quotes it
+    first = await store.jobs.create(
+        {"job_type": "audio", "media_url": "s3://b/1", "idempotency_key": key}
+    )
+    await store.jobs.cancel(first.id)  # an active key is free again once its job finished
+    second = await store.jobs.create(
+        {"job_type": "audio", "media_url": "s3://b/2", "idempotency_key": key}
+    )
+    await store.jobs.create({"job_type": "audio", "media_url": "s3://b/3", "idempotency_key": "k"})
+    await store.jobs.create({"job_type": "audio", "media_url": "s3://b/4"})
+
+    page = parsed(await media_store("jobs", "list", "--key", key, "--json", url=db_url))
+    pending = parsed(
+        await media_store("jobs", "list", "--key", key, "--status", "pending", "--json", url=db_url)
+    )
+    human = await media_store("jobs", "list", "--key", key, "--limit", "1", url=db_url)
+
+    assert [j["id"] for j in page["jobs"]] == [str(second.id), str(first.id)]
+    assert [j["id"] for j in pending["jobs"]] == [str(second.id)]
+    assert human.returncode == 0
+    assert f"--key '{key}'" in human.stdout.replace("\n", "")
+
+
+async def test_list_by_an_empty_key_is_a_usage_error(db_url: str) -> None:
+    done = await media_store("jobs", "list", "--key", "", url=db_url)
+    await one_line_error(done, 2, "ValidationError", "key")
+
+
 async def test_list_with_a_bad_cursor_is_a_usage_error(db_url: str) -> None:
     done = await media_store("jobs", "list", "--after", "garbage", url=db_url)
     await one_line_error(done, 2, "ValidationError", "cursor")

@@ -170,6 +170,11 @@ _LIST_OF_TYPE = query("list_jobs_of_type", returns=Job, params=(str | None, date
 _LIST_IN_STATUS = query(
     "list_jobs_in_status", returns=Job, params=(str, str | None, datetime, _UUID, int)
 )
+_LIST_WITH_KEY = query(
+    "list_jobs_with_key",
+    returns=Job,
+    params=(str, str | None, str | None, datetime, _UUID, int),
+)
 _PURGE_CUTOFF = query("get_purge_cutoff", returns=[("cutoff", datetime)], params=(float,))
 _PURGE_COLUMNS = [
     ("jobs", int),
@@ -279,6 +284,7 @@ class JobRepository(Repository):
         _REQUEUE_FAILED,
         _LIST_OF_TYPE,
         _LIST_IN_STATUS,
+        _LIST_WITH_KEY,
         _PURGE_CUTOFF,
         _PURGE,
         _COUNT_PURGEABLE,
@@ -447,11 +453,15 @@ class JobRepository(Repository):
         *,
         status: JobStatus | str | None = None,
         job_type: JobType | str | None = None,
+        key: str | None = None,
     ) -> JobPage:
         """One page of jobs, newest first, after ``after`` (a cursor or its string form),
-        only those in ``status`` and of ``job_type`` when given (an index range scan at any
-        depth either way)."""
+        only those in ``status``, of ``job_type`` and created with idempotency key ``key``
+        when given (an index range scan at any depth either way; by key, every job that
+        ever had it, including the finished ones an ``active`` key had before)."""
         limit = _limit(limit)
+        if key is not None:
+            return await self._list_with_key(after, limit, status, job_type, key)
         if status is not None or job_type is not None:
             return await self._list_filtered(after, limit, status, job_type)
         if after is None:
@@ -459,6 +469,25 @@ class JobRepository(Repository):
         else:
             cursor = _cursor(after)
             rows = await self._fetch(_LIST_AFTER, cursor.created_at, cursor.id, limit)
+        jobs = [from_row(Job, row) for row in rows]
+        last = jobs[-1] if len(jobs) == limit else None
+        return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
+
+    async def _list_with_key(
+        self,
+        after: JobCursor | str | None,
+        limit: int,
+        status: JobStatus | str | None,
+        job_type: JobType | str | None,
+        key: str,
+    ) -> JobPage:
+        key = arguments.name("key", key, arguments.MAX_KEY)
+        wanted = None if status is None else _status(status).value
+        type_ = None if job_type is None else _job_type(job_type)
+        cursor = JobCursor(_LATEST, _MAX_ID) if after is None else _cursor(after)
+        rows = await self._fetch(
+            _LIST_WITH_KEY, key, wanted, type_, cursor.created_at, cursor.id, limit
+        )
         jobs = [from_row(Job, row) for row in rows]
         last = jobs[-1] if len(jobs) == limit else None
         return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
