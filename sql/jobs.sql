@@ -563,7 +563,7 @@ LIMIT $5::int;
 -- name: list_jobs_with_key
 -- Keyset page of the jobs created with idempotency key $1, older than the cursor ($4, $5),
 -- newest first, in status $2 and of type $3 when given (NULL: any): the key's range of
--- jobs_key_created_at_idx (0010), whatever the statistics (one key has few jobs).
+-- jobs_key_created_at_idx (0011), whatever the statistics (one key has few jobs).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
