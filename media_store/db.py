@@ -346,11 +346,15 @@ async def _acquire(pool: Pool) -> PooledConnection:
     except TimeoutError:
         failure = _acquire_timed_out(pool)
     except DRIVER_ERRORS as exc:
-        if isinstance(pool, ManagedPool) and not pool.is_closing():
-            failure = _connect_failure(pool.settings, exc)
-        else:
-            failure = translate(exc)
+        failure = _acquire_failure(pool, exc)
     raise failure
+
+
+def _acquire_failure(pool: Pool, exc: BaseException) -> MediaStoreError:
+    """What a driver error raised by a borrow becomes (see :func:`_acquire`)."""
+    if isinstance(pool, ManagedPool) and not pool.is_closing():
+        return _connect_failure(pool.settings, exc)
+    return translate(exc)
 
 
 def _acquire_timed_out(pool: Pool) -> MediaStoreError:

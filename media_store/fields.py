@@ -89,8 +89,10 @@ def check_json(value: Any) -> None:
     :data:`MAX_JSON_DEPTH` deep. Walked with an explicit stack, so no input, however deep,
     exhausts the Python stack; the message names the path of the first problem found.
     """
-    if type(value) is dict and _flat_plain(value):
+    if _is_plain_json(value, 0):
         return
+    # Something is wrong, or a value is of a subclass (of str, dict, ...) the fast check
+    # leaves to this walk: find the first problem and say where it is.
     # (value, depth of the container holding it, the entry of that container, key in it)
     stack: list[tuple[Any, int, tuple[Any, ...] | None, object]] = [(value, 0, None, None)]
     while stack:
@@ -127,25 +129,47 @@ def check_json(value: Any) -> None:
             raise ValueError(f"{_json_path(entry)}: {problem}")
 
 
-def _flat_plain(value: dict[Any, Any]) -> bool:
-    """True for an object of ASCII keys and scalar values that pass every rule of
-    :func:`check_json` at a glance (the usual job parameters): no walk needed. False says
-    only that the walk must decide."""
-    for key, item in value.items():
-        if type(key) is not str or not key.isascii() or "\x00" in key:
+def _is_plain_json(value: Any, depth: int) -> bool:
+    """Whether ``value`` passes :func:`check_json` built of the exact builtin types only (no
+    subclass): the common case, checked without building a path for each value. False says
+    only "let the walk decide". Recursive, but never deeper than :data:`MAX_JSON_DEPTH`."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value and (value.isascii() or _encodable(value))
+    if kind is int:
+        return bool(-INT64_MAX <= value <= INT64_MAX)
+    if kind is float:
+        return math.isfinite(value)
+    if value is None or kind is bool:
+        return True
+    if kind is dict:
+        if depth >= MAX_JSON_DEPTH:
             return False
-        kind = type(item)
-        if kind is str:
-            if not item.isascii() or "\x00" in item:
+        for key, child in value.items():
+            if not (
+                type(key) is str
+                and "\x00" not in key
+                and (key.isascii() or _encodable(key))
+                and _is_plain_json(child, depth + 1)
+            ):
                 return False
-        elif kind is int:
-            if not -INT64_MAX <= item <= INT64_MAX:
-                return False
-        elif kind is float:
-            if not math.isfinite(item):
-                return False
-        elif item is not None and kind is not bool:
+        return True
+    if kind is list or kind is tuple:
+        if depth >= MAX_JSON_DEPTH:
             return False
+        # A loop rather than all(): no generator per container on this hot path.
+        for child in value:  # noqa: SIM110
+            if not _is_plain_json(child, depth + 1):
+                return False
+        return True
+    return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return True
 
 

@@ -7,7 +7,7 @@
 -- without a key (the drain's, and most) never write an entry; a keyed job writes one on each
 -- status change, as it does in the other non-partial indexes.
 --
--- depends: 0009_distribution_keys
+-- depends: 0010_jobs_inline_time_checks
 
 CREATE INDEX jobs_key_created_at_idx ON jobs (idempotency_key, created_at, id)
     WHERE idempotency_key IS NOT NULL;

@@ -10,7 +10,7 @@ largest part of what the library added to a job's create -> get -> start -> comp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Self
 
@@ -20,7 +20,8 @@ from media_store.db import (
     Connection,
     Executor,
     PooledConnection,
-    _acquire,
+    _acquire_failure,
+    _acquire_timed_out,
     copy_records,
     transaction,
 )
@@ -50,16 +51,16 @@ class Repository:
     def executor(self) -> Executor:
         return self._db
 
-    async def _fetch(self, query: Query, *args: Any) -> list[asyncpg.Record]:
-        result: list[asyncpg.Record] = await _run(self._db, "fetch", query.sql, args)
-        return result
+    # Plain methods returning _run's coroutine (awaited by the caller): one coroutine frame
+    # per call instead of two.
+    def _fetch(self, query: Query, *args: Any) -> Coroutine[Any, Any, list[asyncpg.Record]]:
+        return _run(self._db, "fetch", query.sql, args)
 
-    async def _fetchrow(self, query: Query, *args: Any) -> asyncpg.Record | None:
-        result: asyncpg.Record | None = await _run(self._db, "fetchrow", query.sql, args)
-        return result
+    def _fetchrow(self, query: Query, *args: Any) -> Coroutine[Any, Any, asyncpg.Record | None]:
+        return _run(self._db, "fetchrow", query.sql, args)
 
-    async def _fetchval(self, query: Query, *args: Any) -> Any:
-        return await _run(self._db, "fetchval", query.sql, args)
+    def _fetchval(self, query: Query, *args: Any) -> Coroutine[Any, Any, Any]:
+        return _run(self._db, "fetchval", query.sql, args)
 
     async def _copy(
         self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
@@ -79,7 +80,16 @@ async def _run(executor: Executor, method: str, sql: str, args: tuple[Any, ...])
     connection borrowed for it (see :func:`media_store.db.borrowed`: the same borrow and the
     same release) and given back afterwards, also when it died."""
     if isinstance(executor, asyncpg.Pool):
-        conn: PooledConnection = await _acquire(executor)
+        # _acquire's work without its coroutine frame: a borrow, failures as it raises them.
+        failure: MediaStoreError | None = None
+        try:
+            conn: PooledConnection = await executor.acquire()
+        except TimeoutError:
+            failure = _acquire_timed_out(executor)
+        except DRIVER_ERRORS as exc:
+            failure = _acquire_failure(executor, exc)
+        if failure is not None:
+            raise failure
         try:
             return await getattr(conn, method)(sql, *args)
         except DRIVER_ERRORS as exc:
