@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -27,6 +28,7 @@ from media_store import (
     Store,
     migrate,
 )
+from media_store.cli import main as cli_main
 from media_store.config import parse_replica_urls
 from tests.replication_pg import fetchval, primary_and_standby, wait_replayed
 from tests.throwaway_pg import Cluster
@@ -289,3 +291,68 @@ def test_replica_settings_from_the_environment() -> None:
         Settings.from_env(env={**env, "MEDIA_STORE_REPLICA_URLS": "mysql://u:secret@r/db"})
     assert "secret" not in str(info.value)
     assert parse_replica_urls(" ") == ()
+
+
+# --- a malformed URL never shows a password ----------------------------------------------------
+
+SECRETS = ("s3cretA9", "s3cretB9", "s3cretC9")
+MALFORMED = {
+    # two, then three, URLs separated by spaces instead of commas
+    "space separator": ("postgresql://app:s3cretA9@r1/db postgresql://app:s3cretB9@r2/db"),
+    "three, tab and newline": (
+        "postgresql://app:s3cretA9@r1/db\tpostgresql://app:s3cretB9@r2/db\n"
+        "postgresql://app:s3cretC9@r3/db"
+    ),
+    # libpq does not read the query string (asyncpg's options): the space hides there
+    "after a query string": (
+        "postgresql://app:s3cretA9@r1/db?sslmode=disable postgresql://app:s3cretB9@r2/db"
+    ),
+    "second without a scheme": "postgresql://app:s3cretA9@r1/db app:s3cretB9@r2/db",
+    "a query password": (
+        "postgresql://app@r1/db?password=s3cretA9 postgresql://app@r2/db?sslpassword=s3cretB9"
+    ),
+    "then a conninfo": "postgresql://app:s3cretA9@r1/db,host=r2 password=s3cretB9 dbname=db",
+    "conninfo form": "host=r1 user=app password=s3cretA9 dbname=db sslpassword=s3cretB9",
+    "bad percent-encoding": "postgresql://app:s3cretA9@r1/db,postgresql://app:s3cr%zzetB9@r2/db",
+    "unencoded slash": "postgresql://app:s3c/retA9@r1/db",
+    "unbalanced ipv6": "postgresql://app:s3cretA9@[::1/db,postgresql://app:s3cretB9@r2/db",
+}
+
+
+def _leaks(text: str) -> list[str]:
+    """The pieces of the test's passwords (4 characters or more) found in ``text``."""
+    pieces = {s[i:j] for s in SECRETS for i in range(len(s)) for j in range(i + 4, len(s) + 1)}
+    pieces |= {"s3c/", "/retA9", "cr%zz", "%zzetB9"}
+    return sorted(piece for piece in pieces if piece in text)
+
+
+@pytest.mark.parametrize("variable", ["MEDIA_STORE_REPLICA_URLS", "DATABASE_URL"])
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_url_never_shows_a_password(
+    variable: str,
+    raw: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"DATABASE_URL": "postgresql://app:s3cretC9@p/db", variable: raw}
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env(env=env)
+    shown = str(refused.value) + repr(refused.value)
+    shown += "".join(traceback.format_exception(refused.value))
+    assert _leaks(shown) == [], shown
+    assert "malformed" in str(refused.value) or "postgresql://" in str(refused.value)
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert cli_main(["jobs", "stats"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("media-store jobs stats: ConfigurationError: "), err
+    assert _leaks(out + err) == [], err
+
+
+def test_the_space_separator_is_named_in_the_error() -> None:
+    raw = "postgresql://app:s3cretA9@r1/db postgresql://app:s3cretB9@r2/db"
+    with pytest.raises(ConfigurationError, match="separate URLs with commas") as refused:
+        parse_replica_urls(raw)
+    assert _leaks(str(refused.value)) == []
