@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+import psycopg
 import pytest
 
 from media_store import (
@@ -238,6 +239,75 @@ async def test_a_stopped_replica_falls_back_to_the_primary_and_is_retried_later(
             standby.start()
         await asyncio.sleep(1.1)  # the back-off
         assert await in_recovery(store)
+
+
+async def _pid_and_recovery(store: Store) -> tuple[int, bool]:
+    async with store.replica.transaction() as tx:
+        assert tx.executor is not None
+        row = await tx.executor.fetchrow("SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS r")
+        assert row is not None
+        return int(row["pid"]), bool(row["r"])
+
+
+def _terminate(url: str, pid: int) -> None:
+    """End backend ``pid`` from another connection and wait until it is gone, blocking the
+    event loop meanwhile (a synchronous psycopg connection): the pooled connection's driver
+    has not read the server's notice when the next borrow takes it, as when a replica
+    restarts while a busy service is not reading that socket. (Given a turn of the loop,
+    asyncpg would see the closed socket and the pool would open a new connection.)"""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone()
+        assert row == (True,)
+
+
+async def test_a_stale_pooled_replica_connection_falls_back_before_the_block(
+    urls: tuple[str, str],
+) -> None:
+    """The standby ends the view's pooled connection (a restart, an administrator): the next
+    transaction of the view still runs, on the primary, and the standby is marked down for
+    its back-off like a replica that cannot be reached."""
+    primary_url, standby_url = urls
+    settings = replica_settings(primary_url, standby_url, replica_retry_after=1.0)
+    async with await Store.open(settings=settings) as store:
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a"})
+        await wait_replayed(primary_url, standby_url)
+        pid, recovering = await _pid_and_recovery(store)
+        assert recovering
+        _terminate(standby_url, pid)
+
+        async with store.replica.transaction() as tx:  # the first try succeeds
+            assert tx.executor is not None
+            assert await tx.executor.fetchval("SELECT pg_is_in_recovery()") is False
+            seen = await tx.jobs.get_by_id(job.id)
+            assert seen is not None and seen.id == job.id
+        assert store.replica.router.fallbacks == 1
+        assert not await in_recovery(store)  # marked down: not tried again at once
+        assert store.replica.router.fallbacks == 2
+        await asyncio.sleep(1.1)  # the back-off; then a new connection to the standby
+        assert await in_recovery(store)
+        assert store.replica.router.fallbacks == 2
+
+
+async def test_a_stale_pooled_replica_connection_moves_on_to_the_next_replica(
+    urls: tuple[str, str],
+) -> None:
+    # Two replicas, the standby and the primary itself (read-only sessions): the standby's
+    # stale connection sends the transaction to the other replica, not to the primary's pool.
+    primary_url, standby_url = urls
+    async with await Store.open(
+        settings=replica_settings(primary_url, standby_url, primary_url)
+    ) as store:
+        first, second = await _pid_and_recovery(store), await _pid_and_recovery(store)
+        standby_pid = next(pid for pid, recovering in (first, second) if recovering)
+        _terminate(standby_url, standby_pid)
+        # each of the next two transactions starts at another replica: one starts at the
+        # standby, finds its connection stale, and moves on
+        served = [await _pid_and_recovery(store) for _ in range(2)]
+        assert [recovering for _, recovering in served] == [False, False]
+        assert store.replica.router.fallbacks == 0
+        # the primary-as-replica's own pool served both (its pooled connection, not the
+        # primary pool's)
+        assert {pid for pid, _ in served} == {next(p for p, r in (first, second) if not r)}
 
 
 async def test_the_store_opens_with_a_replica_down_and_a_hung_one_is_bounded(
