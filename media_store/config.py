@@ -152,10 +152,11 @@ class Dsn:
             )
         problem: str | None = None
         try:
-            if _WHITESPACE.search(url):
-                # libpq refuses it too, quoting the text around it: another URL's password
-                # when URLs were separated by spaces. The query string, which libpq does not
-                # read here (_parse), is checked as well.
+            if _WHITESPACE.search(url.partition("?")[0]) or _SPACED_URL.search(url):
+                # libpq refuses a space before the query string too, quoting the text around
+                # it: another URL's password when URLs were separated by spaces. The query
+                # string, which libpq does not read here (_parse), may hold spaces (pgserver's
+                # ?host=/a folder/), but not another URL.
                 problem = "a space in the URL: write it %20; separate URLs with commas"
                 params = {}
             else:
@@ -201,6 +202,7 @@ class Dsn:
 
 
 _WHITESPACE = re.compile(r"\s")
+_SPACED_URL = re.compile(r"\s(?:postgres(?:ql)?:)?//", re.IGNORECASE)
 # A quoted text in libpq's message that may be shown: an option's name, or one character.
 _QUOTED = re.compile(r'"([^"]*)"')
 

@@ -426,3 +426,6 @@ def test_the_space_separator_is_named_in_the_error() -> None:
     with pytest.raises(ConfigurationError, match="separate URLs with commas") as refused:
         parse_replica_urls(raw)
     assert _leaks(str(refused.value)) == []
+    # a space inside the query string stays allowed: pgserver's socket folder may hold one
+    folder = "postgresql://postgres:@/media_store?host=/home/me/my code/.dev-postgres"
+    assert parse_replica_urls(f"{folder},{folder}") == (Dsn(folder), Dsn(folder))
