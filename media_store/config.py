@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -23,6 +24,14 @@ _SECRET_NAMES = "|".join(SECRET_PARAMETERS)
 _QUERY_SECRET = re.compile(rf"(?<=[?&])({_SECRET_NAMES})=[^&#]*", re.IGNORECASE)
 # In a key=value conninfo string: password=word or password='quoted \' value'
 _CONNINFO_SECRET = re.compile(rf"\b({_SECRET_NAMES})\s*=\s*('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
+# Anywhere in a text (a fragment libpq quotes, a second URL typed after the first): a secret
+# parameter not yet hidden, whatever form it is in (the value runs to the next space).
+_ANY_SECRET = re.compile(
+    rf"\b({_SECRET_NAMES})\s*=\s*(?!\*\*\*(?:[&#\s]|$))('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE
+)
+# Anywhere in a text: user:password@, the user info starting a word or following "//". The
+# password runs to the last "@" before a space: more is hidden rather than less.
+_ANY_USERINFO = re.compile(r"(?:(?<=//)|(?<=[\s\"',(])|^)([^\s:/?#@\"',]*):(?!//|@)\S*@")
 
 
 @dataclass(frozen=True)
@@ -66,12 +75,20 @@ def redact(conninfo: str) -> str:
     (in the user info, ``?password=``, ``password=``, ``sslpassword``) replaced by ``***``.
 
     Never raises, even on a malformed URL: it only cuts the text where a parser would find a
-    password, and hides more rather than less when the URL is ambiguous.
+    password, and hides more rather than less when the URL is ambiguous. It also hides every
+    ``user:password@`` and ``password=`` further on: a fragment of a URL, or several URLs in one
+    text (a separator typed wrong), show no password either.
     """
     parts = _UrlParts.of(conninfo)
     if parts is None:
-        return _CONNINFO_SECRET.sub(r"\1=***", conninfo)
-    return parts.redacted()
+        return _mask_fragments(_CONNINFO_SECRET.sub(r"\1=***", conninfo))
+    return _mask_fragments(parts.redacted())
+
+
+def _mask_fragments(text: str) -> str:
+    """``text`` with every ``user:password@`` and ``password=...`` left in it hidden: what a
+    text holding several URLs, or a fragment of one, still shows after the first URL's."""
+    return _ANY_USERINFO.sub(r"\1:***@", _ANY_SECRET.sub(r"\1=***", text))
 
 
 def _secrets(url: str) -> set[str]:
@@ -135,14 +152,23 @@ class Dsn:
             )
         problem: str | None = None
         try:
-            params = _parse(url)
+            if _WHITESPACE.search(url.partition("?")[0]) or _SPACED_URL.search(url):
+                # libpq refuses a space before the query string too, quoting the text around
+                # it: another URL's password when URLs were separated by spaces. The query
+                # string, which libpq does not read here (_parse), may hold spaces (pgserver's
+                # ?host=/a folder/), but not another URL.
+                problem = "a space in the URL: write it %20; separate URLs with commas"
+                params = {}
+            else:
+                params = _parse(url)
         except psycopg.ProgrammingError as exc:
-            # libpq's message may quote the URL or a fragment of the password
-            problem = _scrub(url, str(exc).strip())
+            problem = _libpq_problem(url, str(exc))
         else:
             bad = _bad_ports(params)
             if bad:
-                problem = f"bad port {bad[0]!r}"
+                # libpq reads a port out of an unencoded "/" in the password: not quoted then
+                userinfo = parts.userinfo if (parts := _UrlParts.of(url)) else ""
+                problem = "bad port" + ("" if bad[0] in userinfo else f" {bad[0]!r}")
         if problem is not None:  # raised outside the handler: nothing chained quotes the URL
             raise ConfigurationError(f"database URL is malformed ({problem}): {redact(url)!r}")
         self._url = url
@@ -173,6 +199,30 @@ class Dsn:
 
     def __hash__(self) -> int:
         return hash(self._url)
+
+
+_WHITESPACE = re.compile(r"\s")
+_SPACED_URL = re.compile(r"\s(?:postgres(?:ql)?:)?//", re.IGNORECASE)
+# A quoted text in libpq's message that may be shown: an option's name, or one character.
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _libpq_problem(url: str, message: str) -> str:
+    """libpq's complaint about ``url``, its quotations of the URL left out (they may hold a
+    fragment of a password that matches no whole secret): only option names and single
+    characters (``"="``, ``"]"``) stay. The error names the URL redacted besides."""
+
+    def quoted(match: re.Match[str]) -> str:
+        text = match.group(1)
+        keep = len(text) <= 1 or (text in _libpq_keywords() and text not in _secrets(url))
+        return match.group(0) if keep else '"..."'
+
+    return redact(_scrub(url, _QUOTED.sub(quoted, message.strip())))
+
+
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults())
 
 
 def _scrub(url: str, text: str) -> str:

@@ -12,7 +12,8 @@ Where a read runs:
 
 - round robin over the replicas (``Settings.replicas``), each call starting at the next one;
 - a replica that cannot be reached (refused, or no connection within
-  ``Settings.replica_connect_timeout``) or whose connection is lost mid-read raises
+  ``Settings.replica_connect_timeout``) or whose connection is lost mid-read, or found lost
+  when ``store.replica.transaction()`` begins (before the block runs), raises
   :class:`~media_store.errors.DatabaseUnavailable` inside the view, is marked down for
   ``Settings.replica_retry_after`` seconds, and the read runs on the next one;
 - with ``Settings.replica_max_lag``, a replica further behind than that is skipped;
@@ -147,25 +148,24 @@ class ReplicaRouter:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         """One connection of a replica (else of the primary) in a read-only REPEATABLE READ
-        transaction: every read in the block sees the same snapshot of one server."""
-        pool, conn = await self._borrow()
-        try:
-            async with transaction(conn, isolation="repeatable_read", readonly=True):
-                yield conn
-        finally:
-            with contextlib.suppress(*DRIVER_ERRORS):
-                await pool.release(conn)
+        transaction: every read in the block sees the same snapshot of one server.
 
-    async def _borrow(self) -> tuple[Pool, PooledConnection]:
+        The transaction is begun before the block runs: a pooled connection found lost then
+        (the replica restarted, its backend terminated, and the driver not told yet) counts
+        as a replica that cannot be reached, as in :meth:`run`."""
+        async with contextlib.AsyncExitStack() as stack:
+            yield await self._begin_somewhere(stack)
+
+    async def _begin_somewhere(self, stack: contextlib.AsyncExitStack) -> PooledConnection:
         for replica in await self._candidates():
             try:
-                return replica.pool, await _acquire(replica.pool)
+                return await _begin(replica.pool, stack)
             except PoolExhausted:
                 raise
             except DatabaseUnavailable as exc:
                 self._mark_down(replica, exc)
         self.fallbacks += 1
-        return self._primary, await _acquire(self._primary)
+        return await _begin(self._primary, stack)
 
     async def _candidates(self) -> list[_Replica]:
         """The replicas to try, in this call's round-robin order: up, and within the lag
@@ -237,6 +237,27 @@ class ReplicaRouter:
             self._retry_after,
             exc,
         )
+
+
+async def _begin(pool: Pool, stack: contextlib.AsyncExitStack) -> PooledConnection:
+    """A connection of ``pool`` in a read-only REPEATABLE READ transaction; ``stack`` ends the
+    transaction and gives the connection back. When BEGIN fails the connection is given back
+    at once (a lost one is closed by the error boundary first: the pool opens a new one)."""
+    async with contextlib.AsyncExitStack() as attempt:
+        conn = await _acquire(pool)
+        attempt.push_async_callback(_give_back, pool, conn)
+        await attempt.enter_async_context(
+            transaction(conn, isolation="repeatable_read", readonly=True)
+        )
+        stack.push_async_exit(attempt.pop_all())
+    return conn
+
+
+async def _give_back(pool: Pool, conn: PooledConnection) -> None:
+    # A connection broken mid-statement may fail its reset on release; the pool then
+    # terminates it. The error that matters is the one already propagating.
+    with contextlib.suppress(*DRIVER_ERRORS):
+        await pool.release(conn)
 
 
 # --- the read-only repositories ----------------------------------------------------------------
@@ -368,7 +389,9 @@ class ReplicaView(ReadOnlyRepositories):
         a read-only REPEATABLE READ transaction: a consistent snapshot across several reads
         (a job, its transcriptions and their words). ``.executor`` is that connection.
 
-        Raises :class:`DatabaseUnavailable` when no server can be reached, or the connection
-        is lost in the block (the block is not run again)."""
+        A replica whose pooled connection is found lost as the transaction begins is marked
+        down and the next one (else the primary) is tried: the block runs once, on the first
+        server that begins the transaction. Raises :class:`DatabaseUnavailable` when no server
+        can be reached, or the connection is lost in the block (the block is not run again)."""
         async with self.router.transaction() as conn:
             yield ReadOnlyRepositories(_OnConnection(conn), conn)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+import psycopg
 import pytest
 
 from media_store import (
@@ -27,6 +29,7 @@ from media_store import (
     Store,
     migrate,
 )
+from media_store.cli import main as cli_main
 from media_store.config import parse_replica_urls
 from tests.replication_pg import fetchval, primary_and_standby, wait_replayed
 from tests.throwaway_pg import Cluster
@@ -238,6 +241,75 @@ async def test_a_stopped_replica_falls_back_to_the_primary_and_is_retried_later(
         assert await in_recovery(store)
 
 
+async def _pid_and_recovery(store: Store) -> tuple[int, bool]:
+    async with store.replica.transaction() as tx:
+        assert tx.executor is not None
+        row = await tx.executor.fetchrow("SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS r")
+        assert row is not None
+        return int(row["pid"]), bool(row["r"])
+
+
+def _terminate(url: str, pid: int) -> None:
+    """End backend ``pid`` from another connection and wait until it is gone, blocking the
+    event loop meanwhile (a synchronous psycopg connection): the pooled connection's driver
+    has not read the server's notice when the next borrow takes it, as when a replica
+    restarts while a busy service is not reading that socket. (Given a turn of the loop,
+    asyncpg would see the closed socket and the pool would open a new connection.)"""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone()
+        assert row == (True,)
+
+
+async def test_a_stale_pooled_replica_connection_falls_back_before_the_block(
+    urls: tuple[str, str],
+) -> None:
+    """The standby ends the view's pooled connection (a restart, an administrator): the next
+    transaction of the view still runs, on the primary, and the standby is marked down for
+    its back-off like a replica that cannot be reached."""
+    primary_url, standby_url = urls
+    settings = replica_settings(primary_url, standby_url, replica_retry_after=1.0)
+    async with await Store.open(settings=settings) as store:
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/a"})
+        await wait_replayed(primary_url, standby_url)
+        pid, recovering = await _pid_and_recovery(store)
+        assert recovering
+        _terminate(standby_url, pid)
+
+        async with store.replica.transaction() as tx:  # the first try succeeds
+            assert tx.executor is not None
+            assert await tx.executor.fetchval("SELECT pg_is_in_recovery()") is False
+            seen = await tx.jobs.get_by_id(job.id)
+            assert seen is not None and seen.id == job.id
+        assert store.replica.router.fallbacks == 1
+        assert not await in_recovery(store)  # marked down: not tried again at once
+        assert store.replica.router.fallbacks == 2
+        await asyncio.sleep(1.1)  # the back-off; then a new connection to the standby
+        assert await in_recovery(store)
+        assert store.replica.router.fallbacks == 2
+
+
+async def test_a_stale_pooled_replica_connection_moves_on_to_the_next_replica(
+    urls: tuple[str, str],
+) -> None:
+    # Two replicas, the standby and the primary itself (read-only sessions): the standby's
+    # stale connection sends the transaction to the other replica, not to the primary's pool.
+    primary_url, standby_url = urls
+    async with await Store.open(
+        settings=replica_settings(primary_url, standby_url, primary_url)
+    ) as store:
+        first, second = await _pid_and_recovery(store), await _pid_and_recovery(store)
+        standby_pid = next(pid for pid, recovering in (first, second) if recovering)
+        _terminate(standby_url, standby_pid)
+        # each of the next two transactions starts at another replica: one starts at the
+        # standby, finds its connection stale, and moves on
+        served = [await _pid_and_recovery(store) for _ in range(2)]
+        assert [recovering for _, recovering in served] == [False, False]
+        assert store.replica.router.fallbacks == 0
+        # the primary-as-replica's own pool served both (its pooled connection, not the
+        # primary pool's)
+        assert {pid for pid, _ in served} == {next(p for p, r in (first, second) if not r)}
+
+
 async def test_the_store_opens_with_a_replica_down_and_a_hung_one_is_bounded(
     urls: tuple[str, str],
 ) -> None:
@@ -289,3 +361,71 @@ def test_replica_settings_from_the_environment() -> None:
         Settings.from_env(env={**env, "MEDIA_STORE_REPLICA_URLS": "mysql://u:secret@r/db"})
     assert "secret" not in str(info.value)
     assert parse_replica_urls(" ") == ()
+
+
+# --- a malformed URL never shows a password ----------------------------------------------------
+
+SECRETS = ("s3cretA9", "s3cretB9", "s3cretC9")
+MALFORMED = {
+    # two, then three, URLs separated by spaces instead of commas
+    "space separator": ("postgresql://app:s3cretA9@r1/db postgresql://app:s3cretB9@r2/db"),
+    "three, tab and newline": (
+        "postgresql://app:s3cretA9@r1/db\tpostgresql://app:s3cretB9@r2/db\n"
+        "postgresql://app:s3cretC9@r3/db"
+    ),
+    # libpq does not read the query string (asyncpg's options): the space hides there
+    "after a query string": (
+        "postgresql://app:s3cretA9@r1/db?sslmode=disable postgresql://app:s3cretB9@r2/db"
+    ),
+    "second without a scheme": "postgresql://app:s3cretA9@r1/db app:s3cretB9@r2/db",
+    "a query password": (
+        "postgresql://app@r1/db?password=s3cretA9 postgresql://app@r2/db?sslpassword=s3cretB9"
+    ),
+    "then a conninfo": "postgresql://app:s3cretA9@r1/db,host=r2 password=s3cretB9 dbname=db",
+    "conninfo form": "host=r1 user=app password=s3cretA9 dbname=db sslpassword=s3cretB9",
+    "bad percent-encoding": "postgresql://app:s3cretA9@r1/db,postgresql://app:s3cr%zzetB9@r2/db",
+    "unencoded slash": "postgresql://app:s3c/retA9@r1/db",
+    "unbalanced ipv6": "postgresql://app:s3cretA9@[::1/db,postgresql://app:s3cretB9@r2/db",
+}
+
+
+def _leaks(text: str) -> list[str]:
+    """The pieces of the test's passwords (4 characters or more) found in ``text``."""
+    pieces = {s[i:j] for s in SECRETS for i in range(len(s)) for j in range(i + 4, len(s) + 1)}
+    pieces |= {"s3c/", "/retA9", "cr%zz", "%zzetB9"}
+    return sorted(piece for piece in pieces if piece in text)
+
+
+@pytest.mark.parametrize("variable", ["MEDIA_STORE_REPLICA_URLS", "DATABASE_URL"])
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_url_never_shows_a_password(
+    variable: str,
+    raw: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"DATABASE_URL": "postgresql://app:s3cretC9@p/db", variable: raw}
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env(env=env)
+    shown = str(refused.value) + repr(refused.value)
+    shown += "".join(traceback.format_exception(refused.value))
+    assert _leaks(shown) == [], shown
+    assert "malformed" in str(refused.value) or "postgresql://" in str(refused.value)
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert cli_main(["jobs", "stats"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("media-store jobs stats: ConfigurationError: "), err
+    assert _leaks(out + err) == [], err
+
+
+def test_the_space_separator_is_named_in_the_error() -> None:
+    raw = "postgresql://app:s3cretA9@r1/db postgresql://app:s3cretB9@r2/db"
+    with pytest.raises(ConfigurationError, match="separate URLs with commas") as refused:
+        parse_replica_urls(raw)
+    assert _leaks(str(refused.value)) == []
+    # a space inside the query string stays allowed: pgserver's socket folder may hold one
+    folder = "postgresql://postgres:@/media_store?host=/home/me/my code/.dev-postgres"
+    assert parse_replica_urls(f"{folder},{folder}") == (Dsn(folder), Dsn(folder))
