@@ -102,6 +102,14 @@ async def test_create_many_returns_each_job_as_stored(store: Store, keyed: bool)
         assert e.created
         assert await store.jobs.get_by_id(e.job.id) == e.job
         assert e.job.run_after is None or e.job.run_after.utcoffset() == timedelta(0)
+        # Built without Job's validator: still a complete, frozen model of the declared types.
+        assert Job.model_validate(e.job.model_dump()) == e.job
+        assert e.job.model_fields_set == set(Job.model_fields)
+        with pytest.raises(pydantic.ValidationError):
+            e.job.priority = 1  # type: ignore[misc]
+    # The job's parameters are its own: changing the caller's dict does not change the job.
+    items[0]["parameters"]["n"] = -1
+    assert done[0].job.parameters["n"] == 0
 
 
 async def test_create_many_of_nothing_writes_nothing(store: Store, raw: Raw) -> None:
