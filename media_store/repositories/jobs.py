@@ -155,9 +155,7 @@ _HEARTBEAT = query(
     returns=[("id", _UUID), ("cancelled", bool)],
     params=(str, list[_UUID], float),
 )
-_ACKNOWLEDGE = query(
-    "acknowledge_cancels", returns=[("job_id", _UUID)], params=(str, list[_UUID])
-)
+_ACKNOWLEDGE = query("acknowledge_cancels", returns=[("job_id", _UUID)], params=(str, list[_UUID]))
 _COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
 _COMPLETE_MANY = query(
     "complete_many_jobs",
