@@ -6,7 +6,8 @@ key, a keyset page at a time), ``show ID`` (the job with what it produced), ``re
 Tables for people, ``--json`` for scripts.
 
 Exit status: 0 done; 1 the job does not exist, or the queue refused the change (a finished
-job cannot be cancelled, only a failed one requeued); 2 a usage error (bad arguments, a
+job cannot be cancelled, only a failed one requeued, not one whose idempotency key another
+job holds now); 2 a usage error (bad arguments, a
 status that is never purged) or no database (unset, unreachable). Errors are one line on
 stderr, never a traceback.
 """
@@ -30,7 +31,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from media_store.errors import InvalidTransition, JobNotFound, NotFound, ValidationError
+from media_store.errors import (
+    Conflict,
+    InvalidTransition,
+    JobNotFound,
+    NotFound,
+    ValidationError,
+)
 from media_store.models import FINISHED_STATUSES, Job, JobStats, JobStatus, JobType
 from media_store.repositories.jobs import MAX_PAGE, JobPage, Purged, QueueStats
 from media_store.store import Store
@@ -41,7 +48,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _DESCRIPTION = """\
 See and steer the job queue on DATABASE_URL. Tables for people, --json for scripts.
 Exit status: 0 done; 1 no such job, or the change was refused (a finished job cannot be
-cancelled, only a failed one requeued); 2 bad arguments or no database."""
+cancelled, only a failed one requeued, not one whose key another job holds; requeue --failed
+skips those and says how many); 2 bad arguments or no database."""
 
 _PURGE_HELP = """\
 Delete finished jobs (completed, failed, cancelled; never pending or processing) that finished
@@ -198,7 +206,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def command_of(args: argparse.Namespace) -> int:
     """Run the ``jobs`` subcommand ``args`` names; its exit status. A missing job or a refused
-    change is reported here (exit status 1); other library errors reach ``media-store``'s
+    change is reported here (exit status 1: a refused requeue whose idempotency key another
+    job holds, DuplicateJob, included); other library errors reach ``media-store``'s
     main (exit status 2)."""
     # Piped or captured, rich would assume 80 columns and squeeze the ids; a terminal (or
     # COLUMNS) gives its own width.
@@ -206,7 +215,7 @@ def command_of(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=args.json, width=wide)
     try:
         code: int = asyncio.run(args.jobs_func(args, out))
-    except (NotFound, InvalidTransition) as exc:
+    except (NotFound, InvalidTransition, Conflict) as exc:
         print(f"media-store jobs {args.jobs_command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: the way out of --watch; elsewhere, an interruption
@@ -464,10 +473,12 @@ async def _requeue(args: argparse.Namespace, out: Console) -> int:
         if args.failed:
             count = await store.jobs.requeue_failed(args.job_type)
             if args.json:
-                _print_json(out, {"requeued": count})
+                _print_json(out, {"requeued": int(count), "skipped": count.skipped})
             else:
                 kind = f" {args.job_type}" if args.job_type else ""
                 out.print(f"requeued {count:,} failed{kind} job(s)")
+                if count.skipped:
+                    out.print(f"skipped {count.skipped:,}: another job holds their idempotency key")
             return 0
         job = await store.jobs.requeue(args.job_id)
     if args.json:

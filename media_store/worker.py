@@ -42,7 +42,9 @@ does, so no task is created per job); a plain function cannot be interrupted fro
 thread, so it is told through :attr:`JobContext.cancel_requested` (a ``threading.Event``),
 which a handler taking two arguments, ``(job, context)``, receives and may poll or wait on.
 Whatever the handler then returns is discarded: the job is counted ``cancelled``, and its
-late outcome would be refused anyway (:class:`~media_store.errors.JobCancelled`).
+late outcome would be refused anyway (:class:`~media_store.errors.JobCancelled`). A job whose
+lease a heartbeat finds lost (reclaimed after it expired, or deleted) is stopped the same way,
+since another worker may run it now: counted ``lost``, no outcome written.
 """
 
 from __future__ import annotations
@@ -324,6 +326,8 @@ class _Worker:
         self.patient = True
         # Held jobs a heartbeat found cancelled, until the worker has dropped them.
         self.cancelled: set[uuid.UUID] = set()
+        # Held jobs a heartbeat found lost (not cancelled), until the worker has dropped them.
+        self.gone: set[uuid.UUID] = set()
         # The job whose handler runs now (None between handlers).
         self.running: _Running | None = None
         self.wake = asyncio.Event()
@@ -439,27 +443,23 @@ class _Worker:
             await asyncio.wait_for(self.stop.wait(), timeout=pause)
 
     async def _process(self, jobs: JobRepository, job: Job) -> None:
-        if job.id in self.cancelled:  # cancelled before its turn came
-            self._dropped(job)
+        if self._stopped(job):  # cancelled before its turn came
             return
         try:
             result = await self._call(job)
         except _Interrupted:
-            self._dropped(job)
+            self._stopped(job)
             return
         except PermanentFailure as exc:
-            if job.id in self.cancelled:
-                self._dropped(job)
+            if self._stopped(job):
                 return
             await self._fail(jobs, job, exc, retry=False)
         except Exception as exc:  # the handler's failure is the job's failure, not ours
-            if job.id in self.cancelled:
-                self._dropped(job)
+            if self._stopped(job):
                 return
             await self._fail(jobs, job, exc, retry=True)
         else:
-            if job.id in self.cancelled:  # told while it ran: what it returned is moot
-                self._dropped(job)
+            if self._stopped(job):  # told while it ran: what it returned is moot
                 return
             if not self.finished:
                 self.finished_since = time.monotonic()
@@ -694,8 +694,22 @@ class _Worker:
         return None
 
     def _lost(self, job: Job) -> None:
+        self.gone.discard(job.id)
         self.stats.lost += 1
         log.warning("worker %s lost the lease on job %s", self.worker_id, job.id)
+
+    def _stopped(self, job: Job) -> bool:
+        """Whether a heartbeat found ``job`` cancelled or lost: if so it is dropped (counted
+        ``cancelled`` or ``lost``), with no outcome to write."""
+        if job.id in self.gone:
+            self.gone.discard(job.id)
+            self.held.pop(job.id, None)
+            self._lost(job)
+            return True
+        if job.id in self.cancelled:
+            self._dropped(job)
+            return True
+        return False
 
     def _dropped(self, job: Job) -> None:
         """A job cancelled while held: no outcome to write, nothing to give back."""
@@ -728,7 +742,14 @@ class _Worker:
                     running.cancel()
             for job_id in beat.lost:
                 if job_id in self.held and job_id not in self.cancelled:
+                    # Another worker may run it now (reclaimed, or deleted): stop the handler
+                    # as for a cancellation, and write no outcome.
                     log.warning("worker %s: lease on job %s lost", self.worker_id, job_id)
+                    self.held.pop(job_id, None)
+                    self.gone.add(job_id)
+                    running = self.running
+                    if running is not None and running.context.job.id == job_id:
+                        running.cancel()
 
     async def _reclaim(self, jobs: JobRepository) -> int:
         try:

@@ -66,6 +66,10 @@ CREATE INDEX jobs_finished_idx ON jobs (status, completed_at, id) INCLUDE (job_t
 CREATE INDEX jobs_delayed_idx ON jobs (job_type, run_after)
     WHERE status = 'pending' AND run_after IS NOT NULL;
 
+-- A job cancelled while processing is left out until its holder was told (the request's
+-- acknowledged_at, set by its next heartbeat): deleting it earlier would delete the request
+-- with it, and the holder would learn "lease lost" instead of "cancelled". A request nobody
+-- acknowledged for 7 days (MAX_LEASE: any lease its holder had is over) no longer holds it.
 -- Up to how_many jobs in status wanted_status that finished before finished_before, after the
 -- keyset position (after_at, after_id), oldest first; locked FOR UPDATE SKIP LOCKED when
 -- lock is true (a purge), not at all otherwise (a dry run). A function for the reason
@@ -92,6 +96,10 @@ BEGIN
         WHERE j.status = wanted_status
           AND j.completed_at < finished_before
           AND (j.completed_at, j.id) > (after_at, after_id)
+          AND NOT EXISTS (  -- its holder not told yet: purged once told (or long gone)
+              SELECT FROM job_cancel_requests AS r
+              WHERE r.job_id = j.id AND r.acknowledged_at IS NULL
+                AND r.requested_at > clock_timestamp() - interval '7 days')
         ORDER BY j.status, j.completed_at, j.id
         LIMIT how_many
         FOR UPDATE SKIP LOCKED;
@@ -102,6 +110,10 @@ BEGIN
         WHERE j.status = wanted_status
           AND j.completed_at < finished_before
           AND (j.completed_at, j.id) > (after_at, after_id)
+          AND NOT EXISTS (  -- its holder not told yet: purged once told (or long gone)
+              SELECT FROM job_cancel_requests AS r
+              WHERE r.job_id = j.id AND r.acknowledged_at IS NULL
+                AND r.requested_at > clock_timestamp() - interval '7 days')
         ORDER BY j.status, j.completed_at, j.id
         LIMIT how_many;
     END IF;

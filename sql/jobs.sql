@@ -320,6 +320,16 @@ SELECT id, false AS cancelled FROM extended
 UNION ALL
 SELECT job_id, true FROM told;
 
+-- name: acknowledge_cancels
+-- Mark as told the cancellations of jobs $2 recorded for holder $1; returns their ids. A
+-- heartbeat runs it for the jobs it found lost: one that waited on the row lock of a cancel
+-- re-read the job after it, but its snapshot predates the cancel's request, so only a new
+-- statement sees it (the holder is then told in this beat, not reported merely lost).
+UPDATE job_cancel_requests
+SET acknowledged_at = coalesce(acknowledged_at, clock_timestamp())
+WHERE job_id = any($2::uuid[]) AND holder = $1::text
+RETURNING job_id;
+
 -- name: complete_job
 -- Complete job $1 if holder $2 still holds it, storing result $3; processing_time_ms is
 -- measured on the database clock from the claim. Zero rows: the lease was lost (or no job).
@@ -509,11 +519,17 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: requeue_failed_jobs
 -- requeue_job for up to $2 failed jobs of type $1 (NULL: any), oldest first, read from
 -- jobs_status_created_at_idx and locked SKIP LOCKED: the caller repeats it until fewer come
--- back, each batch its own short transaction. Returns the ids requeued.
+-- back, each batch its own short transaction. Returns the ids requeued. A failed job whose
+-- idempotency key another job holds now (the predicate of jobs_idempotency_key_idx) is
+-- skipped: requeueing it would break the index (count_requeue_blocked counts them).
 WITH picked AS MATERIALIZED (
     SELECT id
-    FROM jobs
+    FROM jobs AS f
     WHERE status = 'failed' AND ($1::text IS NULL OR job_type = $1::text)
+      AND NOT (f.idempotency_key IS NOT NULL AND EXISTS (  -- jobs_idempotency_key_idx's rule
+          SELECT FROM jobs AS h
+          WHERE h.idempotency_key = f.idempotency_key AND h.id <> f.id
+            AND (h.idempotency_scope = 'forever' OR h.status IN ('pending', 'processing'))))
     ORDER BY created_at, id
     LIMIT $2::int
     FOR UPDATE SKIP LOCKED
@@ -532,6 +548,18 @@ SET status = 'pending',
 FROM picked
 WHERE j.id = picked.id
 RETURNING j.id;
+
+-- name: count_requeue_blocked
+-- How many failed jobs of type $1 (NULL: any) requeue_failed_jobs skips: their idempotency
+-- key is held by another job now (pending or processing, or kept forever).
+SELECT count(*) AS count
+FROM jobs AS f
+WHERE status = 'failed' AND ($1::text IS NULL OR job_type = $1::text)
+  AND f.idempotency_key IS NOT NULL
+  AND EXISTS (
+      SELECT FROM jobs AS h
+      WHERE h.idempotency_key = f.idempotency_key AND h.id <> f.id
+        AND (h.idempotency_scope = 'forever' OR h.status IN ('pending', 'processing')));
 
 -- name: list_jobs_of_type
 -- Keyset page of jobs older than the cursor ($2, $3), newest first, of type $1 (NULL: any):
@@ -646,8 +674,8 @@ SELECT (SELECT count(*) FROM doomed) AS jobs,
 -- name: get_job_stats
 -- The queue at a glance, one row per job type of $1 and a last row (job_type NULL) for all
 -- of them, from small indexes only, whatever the number of finished jobs:
--- pending (jobs_claim_type_idx, pending jobs only), the oldest pending job's creation (its
--- first entry), not runnable yet (jobs_delayed_idx, pending jobs with a backoff), processing
+-- pending (jobs_claim_type_idx, pending jobs only), the creation of the oldest pending job
+-- that is due now (scheduled or backing off until later: not a backlog yet), not runnable yet (jobs_delayed_idx, pending jobs with a backoff), processing
 -- and expired leases (the processing range of jobs_status_created_at_idx: as many as the
 -- leases held), and failed in the last hour, cancelled in the last hour, completed in the
 -- last minute (ranges of jobs_finished_idx, index-only: job_type is included).
@@ -677,7 +705,8 @@ per_type AS MATERIALIZED (
             WHERE j.status = 'pending' AND j.job_type = t.job_type
               AND j.run_after > clock.at) AS delayed,
            (SELECT min(j.created_at) FROM jobs AS j
-            WHERE j.status = 'pending' AND j.job_type = t.job_type) AS oldest_pending_at,
+            WHERE j.status = 'pending' AND j.job_type = t.job_type
+              AND coalesce(j.run_after, j.created_at) <= clock.at) AS oldest_pending_at,
            (SELECT count(*) FROM jobs AS j
             WHERE j.status = 'processing' AND j.job_type = t.job_type) AS processing,
            (SELECT count(*) FROM jobs AS j

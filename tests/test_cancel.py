@@ -391,3 +391,184 @@ async def test_run_worker_listen_on_an_exhausted_pool_raises_pool_exhausted(
         assert stats.claimed == 0
     finally:
         await store.close()
+
+
+# --- cancel, then purge; lost leases; update_status --------------------------------------------
+
+
+async def test_a_processing_job_cancelled_is_not_purged_until_its_holder_was_told(
+    store: Store, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    job = await claimed(store)
+    await store.jobs.cancel(job.id)
+
+    dry = await store.jobs.purge(0, statuses=["cancelled"], dry_run=True)
+    purged = await store.jobs.purge(0, statuses=["cancelled"])
+
+    assert (dry.jobs, purged.jobs) == (0, 0)
+    assert [tuple(r) for r in await requests(raw)] == [(job.id, "w1", False)]
+    assert (await store.jobs.heartbeat("w1", [job.id])).cancelled == [job.id]  # told
+    assert (await store.jobs.purge(0, statuses=["cancelled"])).jobs == 1
+    assert await store.jobs.get_by_id(job.id) is None and await requests(raw) == []
+    # A request nobody acknowledged for longer than any lease no longer keeps its job.
+    stale = await claimed(store, "w-dead")
+    await store.jobs.cancel(stale.id)
+    await raw.execute(
+        "UPDATE job_cancel_requests SET requested_at = requested_at - interval '8 days'"
+    )
+    assert (await store.jobs.purge(0, statuses=["cancelled"])).jobs == 1
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_cancel_then_purge_while_the_handler_runs_stops_it_then_purges(
+    store: Store, raw: asyncpg.Connection[asyncpg.Record], db_url: str, kind: str
+) -> None:
+    started = threading.Event()
+    told: list[str] = []
+
+    def plain(job: Job, context: JobContext) -> JobResult:
+        started.set()
+        deadline = time.monotonic() + 30
+        while not context.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls its context
+        told.append("told" if context.cancelled else "ran to the end")
+        return {"finished": True}
+
+    async def coroutine(job: Job) -> JobResult:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            told.append("told")
+            raise
+        told.append("ran to the end")
+        return {"finished": True}
+
+    job = await new_job(store)
+    stop = asyncio.Event()
+    worker = start_worker(store, plain if kind == "plain" else coroutine, stop)
+    await asyncio.wait_for(asyncio.to_thread(started.wait, 20), 25)
+    await store.jobs.cancel(job.id)
+    # Keep the holder from being told while the purge runs: its heartbeat waits on this lock.
+    hold = await asyncpg.connect(db_url)
+    try:
+        async with hold.transaction():
+            told_yet = await hold.fetchval(
+                "SELECT acknowledged_at IS NOT NULL FROM job_cancel_requests"
+                " WHERE job_id = $1 FOR UPDATE",
+                job.id,
+            )
+            if not told_yet:  # the usual case: a beat is 0.1 s, this took a few ms
+                purged = await asyncio.wait_for(store.jobs.purge(0, statuses=["cancelled"]), 10)
+                assert purged.jobs == 0 and told == []
+    finally:
+        await hold.close()
+    await wait_for(lambda: asyncio.sleep(0, bool(told)))
+    assert (await store.jobs.purge(0, statuses=["cancelled"])).jobs == 1
+    stop.set()
+    stats = await asyncio.wait_for(worker, 20)
+
+    assert told == ["told"]
+    assert (stats.completed, stats.cancelled, stats.lost) == (0, 1, 0)
+    assert await store.jobs.get_by_id(job.id) is None
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_run_worker_stops_the_handler_of_a_job_whose_lease_it_lost(
+    store: Store, kind: str
+) -> None:
+    started = threading.Event()
+    told: list[str] = []
+
+    def plain(job: Job, context: JobContext) -> JobResult:
+        started.set()
+        told.append("told" if context.cancel_requested.wait(30) else "ran to the end")
+        return {"finished": True}
+
+    async def coroutine(job: Job) -> JobResult:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            told.append("told")
+            raise
+        told.append("ran to the end")
+        return {"finished": True}
+
+    job = await new_job(store)
+    stop = asyncio.Event()
+    worker = start_worker(store, plain if kind == "plain" else coroutine, stop)
+    await asyncio.wait_for(asyncio.to_thread(started.wait, 20), 25)
+    # Its lease goes to another worker (given back, as an expired one is reclaimed).
+    assert await store.jobs.release("w-cancel", [job.id]) == [job.id]
+    [other] = await store.jobs.claim("w-other", limit=1, lease=LEASE)
+    assert other.id == job.id
+    await wait_for(lambda: asyncio.sleep(0, bool(told)))
+    stop.set()
+    stats = await asyncio.wait_for(worker, 20)
+
+    assert told == ["told"]
+    assert (stats.completed, stats.failed, stats.cancelled, stats.lost) == (0, 0, 0, 1)
+    now = await store.jobs.get_by_id(job.id)
+    assert now is not None and now.status is JobStatus.PROCESSING and now.locked_by == "w-other"
+
+
+async def test_update_status_cancelled_is_a_cancel_that_tells_the_holder(
+    store: Store, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    job = await claimed(store)
+    with pytest.raises(ValidationError, match=r"jobs\.cancel"):
+        await store.jobs.update_status(job.id, "cancelled", error="stop")
+    assert (await store.jobs.get_by_id(job.id)).status is JobStatus.PROCESSING  # type: ignore[union-attr]
+
+    cancelled = await store.jobs.update_status(job.id, "cancelled")
+
+    assert cancelled.status is JobStatus.CANCELLED
+    assert [tuple(r) for r in await requests(raw)] == [(job.id, "w1", False)]
+    assert (await store.jobs.heartbeat("w1", [job.id])).cancelled == [job.id]
+    with pytest.raises(JobCancelled):
+        await store.jobs.complete(job.id, "w1", None)
+
+
+# --- cancel during the real heartbeat, both orders ---------------------------------------------
+
+
+async def test_cancel_waits_for_a_heartbeat_holding_the_row_then_the_next_beat_tells(
+    store: Store,
+) -> None:
+    job = await claimed(store)
+    async with store.transaction() as beating:  # the heartbeat's transaction holds the row
+        beat = await beating.jobs.heartbeat("w1", [job.id], lease=LEASE)
+        assert (beat.extended, beat.cancelled) == ([job.id], [])
+        cancel = asyncio.create_task(store.jobs.cancel(job.id))
+        await asyncio.sleep(0.3)
+        assert not cancel.done()  # serialised on the row
+    cancelled = await asyncio.wait_for(cancel, 10)
+
+    assert cancelled.status is JobStatus.CANCELLED
+    # The beat in flight said "extended"; the next one tells: at most one beat late.
+    beat = await store.jobs.heartbeat("w1", [job.id], lease=LEASE)
+    assert (beat.extended, beat.lost, beat.cancelled) == ([], [job.id], [job.id])
+    with pytest.raises(JobCancelled):
+        await store.jobs.complete(job.id, "w1", {"late": True})
+    now = await store.jobs.get_by_id(job.id)
+    assert now is not None and now.status is JobStatus.CANCELLED and now.locked_until is None
+
+
+async def test_a_heartbeat_waits_for_a_cancel_holding_the_row_and_is_told_at_once(
+    store: Store,
+) -> None:
+    job = await claimed(store)
+    async with store.transaction() as cancelling:  # the cancel's transaction holds the row
+        await cancelling.jobs.cancel(job.id)
+        beating = asyncio.create_task(store.jobs.heartbeat("w1", [job.id], lease=LEASE))
+        await asyncio.sleep(0.3)
+        assert not beating.done()  # serialised on the row
+    beat = await asyncio.wait_for(beating, 10)
+
+    # The beat re-read the row after the cancel: not extended, and told in this very beat.
+    assert (beat.extended, beat.lost, beat.cancelled) == ([], [job.id], [job.id])
+    with pytest.raises(JobCancelled):
+        await store.jobs.complete(job.id, "w1", {"late": True})
+    now = await store.jobs.get_by_id(job.id)
+    assert now is not None and now.status is JobStatus.CANCELLED and now.locked_until is None

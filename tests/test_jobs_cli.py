@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from media_store import Job, JobStatus, Store
+from media_store import DuplicateJob, Job, JobStatus, Store
 from media_store.cli import main as cli_main
 from media_store.jobs_cli import duration
 
@@ -281,6 +281,37 @@ async def test_requeue_one_failed_job_then_every_failed_job(
     }
     neither = await media_store("jobs", "requeue", url=db_url)
     assert neither.returncode == 2 and "Traceback" not in neither.stderr
+
+
+async def test_requeue_of_a_failed_job_whose_key_another_job_holds_is_refused(
+    store: Store, db_url: str, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    keyed = {"job_type": "audio", "media_url": "s3://b/k", "idempotency_key": "media-7"}
+    old = await store.jobs.create(keyed)
+    await store.jobs.start_processing(old.id, worker_id="w")
+    await store.jobs.fail(old.id, "w", "decoder crashed", retry=False)
+    new = await store.jobs.create(keyed)  # the key is free once the old one finished
+    plain = await failed_job(store)
+    before = await raw.fetch("SELECT id, status, attempts FROM jobs ORDER BY id")
+
+    with pytest.raises(DuplicateJob) as refused:
+        await store.jobs.requeue(old.id)
+    with pytest.raises(DuplicateJob):
+        await store.jobs.update_status(old.id, "pending")
+    one = await media_store("jobs", "requeue", str(old.id), url=db_url)
+
+    assert refused.value.job_id == new.id and refused.value.key == "media-7"
+    await one_line_error(one, 1, "DuplicateJob", str(new.id))
+    assert await raw.fetch("SELECT id, status, attempts FROM jobs ORDER BY id") == before
+
+    every = await media_store("jobs", "requeue", "--failed", url=db_url)
+
+    assert every.returncode == 0, every.stderr
+    assert "requeued 1 failed job(s)" in every.stdout and "skipped 1" in every.stdout
+    statuses = {row["id"]: row["status"] for row in await raw.fetch("SELECT id, status FROM jobs")}
+    assert statuses == {old.id: "failed", new.id: "pending", plain.id: "pending"}
+    again = await store.jobs.requeue_failed()
+    assert (again, again.requeued, again.skipped) == (0, 0, 1)
 
 
 async def test_cancel_a_pending_job_then_the_refusal_of_cancelling_it_again(

@@ -86,6 +86,7 @@ async def test_purge_deletes_old_finished_jobs_with_everything_they_produced(
     running = await store.jobs.create({"job_type": "video", "media_url": "s3://b/v"})
     await store.jobs.start_processing(running.id, worker_id="w9")
     await store.jobs.cancel(running.id)
+    assert (await store.jobs.heartbeat("w9", [running.id])).cancelled == [running.id]  # told
     await age(raw, [running.id], 40)
     before = await counts(raw)
 

@@ -4,7 +4,7 @@ plans that never read the whole table (EXPLAIN), analyzed or not."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -200,3 +200,36 @@ async def test_the_status_enum_and_the_stats_know_every_status(store: Store) -> 
         "cancelled",
     }
     assert (await store.jobs.count_by_status())[JobStatus.CANCELLED] == 0
+
+
+async def test_the_oldest_pending_age_counts_only_jobs_due_now(
+    store: Store, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    later = await store.jobs.create(
+        {
+            "job_type": "audio",
+            "media_url": "s3://b/later",
+            "run_after": datetime.now(UTC) + timedelta(hours=1),
+        }
+    )
+    backing_off = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/retry"})
+    [held] = await store.jobs.claim("w", limit=1)
+    assert held.id == backing_off.id
+    await store.jobs.fail(held.id, "w", "later", retry=True, retry_in=3600)
+    # Both were created a day ago: an old backlog, were they due.
+    await raw.execute(
+        "UPDATE jobs SET created_at = created_at - interval '1 day' WHERE id = any($1::uuid[])",
+        [later.id, backing_off.id],
+    )
+
+    audio = next(s for s in (await store.jobs.stats()).types if s.job_type == "audio")
+    assert (audio.pending, audio.claimable, audio.oldest_pending_s) == (2, 0, None)
+
+    due = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/now"})
+    await raw.execute(
+        "UPDATE jobs SET created_at = created_at - interval '5 minutes' WHERE id = $1", due.id
+    )
+    stats = await store.jobs.stats()
+    audio = next(s for s in stats.types if s.job_type == "audio")
+    assert audio.oldest_pending_s is not None and 300 <= audio.oldest_pending_s < 3600
+    assert stats.total.oldest_pending_s == audio.oldest_pending_s

@@ -13,6 +13,7 @@ import asyncpg
 
 from media_store import arguments
 from media_store.errors import (
+    Conflict,
     DatabaseError,
     DuplicateJob,
     InvalidTransition,
@@ -154,6 +155,7 @@ _HEARTBEAT = query(
     returns=[("id", _UUID), ("cancelled", bool)],
     params=(str, list[_UUID], float),
 )
+_ACKNOWLEDGE = query("acknowledge_cancels", returns=[("job_id", _UUID)], params=(str, list[_UUID]))
 _COMPLETE = query("complete_job", returns=Job, params=(_UUID, str, dict[str, Any] | None))
 _COMPLETE_MANY = query(
     "complete_many_jobs",
@@ -166,6 +168,7 @@ _RECLAIM = query("reclaim_expired_jobs", returns=Job, params=())
 _CANCEL = query("cancel_job", returns=Job, params=(_UUID,))
 _REQUEUE = query("requeue_job", returns=Job, params=(_UUID,))
 _REQUEUE_FAILED = query("requeue_failed_jobs", returns=[("id", _UUID)], params=(str | None, int))
+_REQUEUE_BLOCKED = query("count_requeue_blocked", returns=[("count", int)], params=(str | None,))
 _LIST_OF_TYPE = query("list_jobs_of_type", returns=Job, params=(str | None, datetime, _UUID, int))
 _LIST_IN_STATUS = query(
     "list_jobs_in_status", returns=Job, params=(str, str | None, datetime, _UUID, int)
@@ -274,6 +277,7 @@ class JobRepository(Repository):
         _CLAIM,
         _CLAIM_OF_TYPE,
         _HEARTBEAT,
+        _ACKNOWLEDGE,
         _COMPLETE,
         _COMPLETE_MANY,
         _FAIL,
@@ -282,6 +286,7 @@ class JobRepository(Repository):
         _CANCEL,
         _REQUEUE,
         _REQUEUE_FAILED,
+        _REQUEUE_BLOCKED,
         _LIST_OF_TYPE,
         _LIST_IN_STATUS,
         _LIST_WITH_KEY,
@@ -527,7 +532,11 @@ class JobRepository(Repository):
         omitted one is left as it is; ``None`` stores NULL. On completion or failure
         ``completed_at`` and (unless passed) ``processing_time_ms`` come from the database
         clock. Raises :class:`JobNotFound`, :class:`InvalidTransition` (nothing changed) or
-        :class:`ValidationError` (before any SQL).
+        :class:`ValidationError` (before any SQL). Back to pending from failed, when another
+        job holds the job's idempotency key now: :class:`DuplicateJob` naming it.
+
+        ``status="cancelled"`` is :meth:`cancel` (a processing job's holder is told, its late
+        outcome refused); it takes none of the optional values (:class:`ValidationError`).
         """
         job_id = arguments.identifier("job_id", job_id)
         target = _status(status)
@@ -540,8 +549,26 @@ class JobRepository(Repository):
             )
             if value is not UNSET
         }
+        if target is JobStatus.CANCELLED:
+            if given:
+                raise ValidationError(
+                    f"update_status(..., 'cancelled') takes no {', '.join(given)}: "
+                    "it is jobs.cancel(job_id)"
+                )
+            return await self.cancel(job_id)
         values = validate_input(StatusUpdate, given)
-        row = await self._fetchrow(
+        try:
+            row = await self._update_status(job_id, target, given, values)
+        except Conflict as exc:
+            raise await self._key_taken(job_id, exc) from None
+        if row is None:
+            raise await self._refusal(job_id, target)
+        return from_row(Job, row)
+
+    async def _update_status(
+        self, job_id: uuid.UUID, target: JobStatus, given: Mapping[str, Any], values: StatusUpdate
+    ) -> asyncpg.Record | None:
+        return await self._fetchrow(
             _UPDATE_STATUS,
             job_id,
             target.value,
@@ -554,9 +581,6 @@ class JobRepository(Repository):
             MANUAL_HOLDER,
             _MANUAL_LEASE_S,
         )
-        if row is None:
-            raise await self._refusal(job_id, target)
-        return from_row(Job, row)
 
     async def start_processing(
         self,
@@ -661,7 +685,9 @@ class JobRepository(Repository):
         deleted): a worker should stop working on a lost job, whose completion would raise
         :class:`LeaseLost`. Of the lost, ``cancelled`` lists those cancelled (:meth:`cancel`)
         while ``worker_id`` held them; their completion raises :class:`JobCancelled`.
-        ``job_ids`` is an iterable of ids (duplicates count once).
+        ``job_ids`` is an iterable of ids (duplicates count once). A heartbeat that a cancel
+        committed under tells of it at once; one the cancel waited for extends the lease, and
+        the next beat tells.
         """
         holder = arguments.worker_id(worker_id)
         span = arguments.lease(lease)
@@ -671,6 +697,10 @@ class JobRepository(Repository):
         rows = await self._fetch(_HEARTBEAT, holder, wanted, span)
         kept = {row["id"] for row in rows if not row["cancelled"]}
         cancelled = {row["id"] for row in rows if row["cancelled"]}
+        unexplained = [job_id for job_id in wanted if job_id not in kept | cancelled]
+        if unexplained:  # a cancel this beat waited for: its request is newer than the beat
+            rows = await self._fetch(_ACKNOWLEDGE, holder, unexplained)
+            cancelled.update(row["job_id"] for row in rows)
         return Heartbeat(
             extended=[job_id for job_id in wanted if job_id in kept],
             lost=[job_id for job_id in wanted if job_id not in kept],
@@ -798,17 +828,43 @@ class JobRepository(Repository):
         last error is kept until its next outcome). Raises :class:`InvalidTransition` when
         it is not failed, :class:`JobNotFound`, or :class:`ValidationError` before any SQL."""
         job_id = arguments.identifier("job_id", job_id)
-        row = await self._fetchrow(_REQUEUE, job_id)
+        try:
+            row = await self._fetchrow(_REQUEUE, job_id)
+        except Conflict as exc:
+            raise await self._key_taken(job_id, exc) from None
         if row is None:
             raise await self._refusal(job_id, JobStatus.PENDING)
         return from_row(Job, row)
 
+    async def _key_taken(self, job_id: uuid.UUID, exc: Conflict) -> Exception:
+        """What to raise when putting failed job ``job_id`` back to pending broke the
+        idempotency key's index: :class:`DuplicateJob` naming the job that holds the key now
+        (the statement changed nothing), or ``exc`` if it was another conflict."""
+        if "jobs_idempotency_key_idx" not in str(exc):
+            return exc
+        job = await self.get_by_id(job_id)
+        key = None if job is None else job.idempotency_key
+        if key is None:
+            return exc
+        rows = await self._fetch(_LIST_WITH_KEY, key, None, None, _LATEST, _MAX_ID, 100)
+        for row in rows:
+            other = from_row(Job, row)
+            if other.id != job_id and (
+                other.idempotency_scope == "forever"
+                or other.status in (JobStatus.PENDING, JobStatus.PROCESSING)
+            ):
+                return DuplicateJob(key, other.id, other.status.value)
+        return exc
+
     async def requeue_failed(
         self, job_type: JobType | str | None = None, *, batch: int = DEFAULT_BATCH
-    ) -> int:
+    ) -> Requeued:
         """:meth:`requeue` every failed job (of ``job_type``; None: any), ``batch`` jobs a
         statement, each its own transaction (on a pool, or a connection outside one), so
-        row locks are held briefly. Returns how many were requeued."""
+        row locks are held briefly. Returns how many were requeued: a :class:`Requeued`, an
+        ``int`` whose ``skipped`` says how many failed jobs were left failed because another
+        job holds their idempotency key now (pending or processing, or a ``forever`` key):
+        :meth:`requeue` of one of them raises :class:`DuplicateJob`."""
         type_ = None if job_type is None else _job_type(job_type)
         size = arguments.bounded_int("batch", batch, 1, MAX_BATCH)
         total = 0
@@ -816,7 +872,8 @@ class JobRepository(Repository):
             done = len(await self._fetch(_REQUEUE_FAILED, type_, size))
             total += done
             if done < size:
-                return total
+                skipped = await self._fetchval(_REQUEUE_BLOCKED, type_)
+                return Requeued(total, skipped=skipped)
 
     async def purge(
         self,
@@ -873,6 +930,26 @@ class JobRepository(Repository):
         ``benchmarks/bench_stats.py``)."""
         rows = [from_row(JobStats, row) for row in await self._fetch(_STATS, list(_TYPES))]
         return QueueStats(types=rows[:-1], total=rows[-1])
+
+
+class Requeued(int):
+    """What :meth:`JobRepository.requeue_failed` did: the number of jobs requeued (an
+    ``int``, as before), and ``skipped``, failed jobs left failed because another job holds
+    their idempotency key."""
+
+    skipped: int
+
+    def __new__(cls, requeued: int, *, skipped: int = 0) -> Requeued:
+        value = super().__new__(cls, requeued)
+        value.skipped = skipped
+        return value
+
+    @property
+    def requeued(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"Requeued(requeued={int(self)}, skipped={self.skipped})"
 
 
 class Enqueued(NamedTuple):
