@@ -56,6 +56,7 @@ FAN_OUTS = {
     "create_keyed_jobs": "bulk insert with idempotency keys: the key check is global",
     "cancel_job": "by job id, through a locking CTE the check does not follow",
     "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
+    "count_requeue_blocked": "an operator's count over failed jobs of any job",
     "list_jobs_of_type": "listing across jobs",
     "list_jobs_in_status": "listing across jobs",
     "list_jobs_with_key": "listing across jobs (by idempotency key)",
