@@ -279,8 +279,9 @@ async def test_an_active_key_is_free_again_once_its_job_finished(store: Store) -
     await store.jobs.fail(second.job.id, "w", "boom", retry=False)
     third = await store.jobs.enqueue(item(4, **key))
     assert third.created
-    with pytest.raises(Exception, match="jobs_idempotency_key_idx"):
+    with pytest.raises(DuplicateJob, match="holds the idempotency key 'media-7'"):
         await store.jobs.update_status(second.job.id, JobStatus.PENDING)
+    assert (await store.jobs.get_by_id(second.job.id)).status is JobStatus.FAILED  # type: ignore[union-attr]
 
 
 async def test_a_forever_key_is_held_whatever_its_job_became(store: Store, raw: Raw) -> None:
