@@ -474,9 +474,7 @@ class JobRepository(Repository):
         else:
             cursor = _cursor(after)
             rows = await self._fetch(_LIST_AFTER, cursor.created_at, cursor.id, limit)
-        jobs = [from_row(Job, row) for row in rows]
-        last = jobs[-1] if len(jobs) == limit else None
-        return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
+        return _page(rows, limit)
 
     async def _list_with_key(
         self,
@@ -493,9 +491,7 @@ class JobRepository(Repository):
         rows = await self._fetch(
             _LIST_WITH_KEY, key, wanted, type_, cursor.created_at, cursor.id, limit
         )
-        jobs = [from_row(Job, row) for row in rows]
-        last = jobs[-1] if len(jobs) == limit else None
-        return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
+        return _page(rows, limit)
 
     async def _list_filtered(
         self,
@@ -513,9 +509,7 @@ class JobRepository(Repository):
             rows = await self._fetch(
                 _LIST_IN_STATUS, wanted, type_, cursor.created_at, cursor.id, limit
             )
-        jobs = [from_row(Job, row) for row in rows]
-        last = jobs[-1] if len(jobs) == limit else None
-        return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
+        return _page(rows, limit)
 
     async def update_status(
         self,
@@ -1127,6 +1121,13 @@ class QueueStats:
 
     types: list[JobStats]
     total: JobStats
+
+
+def _page(rows: list[asyncpg.Record], limit: int) -> JobPage:
+    """A keyset page of job rows: a cursor after the last one when the page is full."""
+    jobs = [from_row(Job, row) for row in rows]
+    last = jobs[-1] if len(jobs) == limit else None
+    return JobPage(jobs, None if last is None else JobCursor(last.created_at, last.id))
 
 
 def _result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
