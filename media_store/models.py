@@ -359,7 +359,7 @@ def _plain_job(item: dict[str, Any]) -> JobValues | None:
         and job_type in _JOB_TYPES
         and type(media_url) is str
         and media_url
-        and _plain_text(media_url)
+        and ((media_url.isascii() and "\x00" not in media_url) or _plain_text(media_url))
         and (prompt is None or (type(prompt) is str and _plain_text(prompt)))
         and type(parameters) is dict
         and type(max_attempts) is int
@@ -367,7 +367,14 @@ def _plain_job(item: dict[str, Any]) -> JobValues | None:
         and type(priority) is int
         and MIN_PRIORITY <= priority <= MAX_PRIORITY
         and (run_after is None or _plain_time(run_after))
-        and (key is None or (type(key) is str and 1 <= len(key) <= 200 and _plain_text(key)))
+        and (
+            key is None
+            or (
+                type(key) is str
+                and 1 <= len(key) <= 200
+                and ((key.isascii() and "\x00" not in key) or _plain_text(key))
+            )
+        )
         and (scope is None or (key is not None and type(scope) is str and scope in _SCOPES))
     ):
         return None

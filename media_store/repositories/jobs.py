@@ -389,13 +389,14 @@ class JobRepository(Repository):
             rows, done = await self._fetch_building(_CREATE_MANY, valid)
             if len(rows) != len(valid):
                 raise DatabaseError(f"create_jobs returned {len(rows)} rows for {len(valid)} jobs")
+            last = len(valid) - 1
             for job_id, created_at, updated_at in rows:
-                _date(
-                    done[_position(len(valid), created_at, updated_at)],
-                    job_id,
-                    created_at,
-                    updated_at,
-                )
+                # _position and _date inline: two calls a job less on the one part of the
+                # Python that cannot overlap the statement.
+                fields = done[last - (updated_at - created_at) // _MICROSECOND].job.__dict__
+                fields["id"] = job_id
+                fields["created_at"] = created_at
+                fields["updated_at"] = updated_at
             return done
         results: dict[int, Enqueued] = {}
         todo = [index for index in range(len(valid)) if index not in copies]
@@ -1013,7 +1014,8 @@ def _values(job: JobCreate) -> tuple[Any, ...]:
 def _columns(batch: list[JobValues]) -> list[list[Any]]:
     """The parallel arrays create_jobs takes: one list a column, an empty one for a column of
     NULLs only (unnest pads a shorter array with NULLs: the driver then need not inspect
-    10,000 Nones one by one: 4-5 ms a column of 10,000, measured)."""
+    10,000 Nones one by one: 4-5 ms a column of 10,000, measured). The parameters' list goes
+    as one JSON array (the statement's $4 is jsonb)."""
     return [
         list(column) if any(value is not None for value in column) else []
         for column in zip(*batch, strict=True)
