@@ -53,7 +53,7 @@ FAN_OUTS = {
     "release_jobs": "a worker's jobs, on any shards",
     # the operator's queue (issue 12)
     "enqueue_job": "idempotency key: unique across all jobs, one global index",
-    "create_keyed_jobs": "bulk insert with idempotency keys: the key check is global",
+    "get_key_holders": "the jobs holding idempotency keys: the key check is global",
     "cancel_job": "by job id, through a locking CTE the check does not follow",
     "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
     "count_requeue_blocked": "an operator's count over failed jobs of any job",

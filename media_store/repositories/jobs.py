@@ -123,7 +123,12 @@ _CREATE_MANY = query(
     returns=[("id", _UUID), ("created_at", datetime), ("updated_at", datetime)],
     params=_BATCH_PARAMS,
 )
-_CREATE_KEYED = query("create_keyed_jobs", returns=Job, params=_BATCH_PARAMS)
+_CREATE_KEYED = query(
+    "create_keyed_jobs",
+    returns=[("id", _UUID), ("created_at", datetime), ("updated_at", datetime)],
+    params=_BATCH_PARAMS,
+)
+_KEY_HOLDERS = query("get_key_holders", returns=Job, params=(list[str],))
 _GET_BY_ID = query("get_job_by_id", returns=Job, params=(_UUID,))
 _GET_STATUS = query("get_job_status", returns=[("status", str)], params=(_UUID,))
 _GET_BY_STATUS = query("get_jobs_by_status", returns=Job, params=(str, int))
@@ -265,6 +270,7 @@ class JobRepository(Repository):
         _ENQUEUE,
         _CREATE_MANY,
         _CREATE_KEYED,
+        _KEY_HOLDERS,
         _GET_BY_ID,
         _GET_STATUS,
         _GET_BY_STATUS,
@@ -389,14 +395,7 @@ class JobRepository(Repository):
             rows, done = await self._fetch_building(_CREATE_MANY, valid)
             if len(rows) != len(valid):
                 raise DatabaseError(f"create_jobs returned {len(rows)} rows for {len(valid)} jobs")
-            last = len(valid) - 1
-            for job_id, created_at, updated_at in rows:
-                # _position and _date inline: two calls a job less on the one part of the
-                # Python that cannot overlap the statement.
-                fields = done[last - (updated_at - created_at) // _MICROSECOND].job.__dict__
-                fields["id"] = job_id
-                fields["created_at"] = created_at
-                fields["updated_at"] = updated_at
+            _dated(rows, done)
             return done
         results: dict[int, Enqueued] = {}
         todo = [index for index in range(len(valid)) if index not in copies]
@@ -423,27 +422,30 @@ class JobRepository(Repository):
         """Run create_keyed_jobs for the items at ``todo``, filling ``results``; returns the
         items left without a row (keyed items whose holder the statement's snapshot missed)."""
         rows, built = await self._fetch_building(_CREATE_KEYED, [valid[index] for index in todo])
-        by_key = {valid[index][_KEY]: index for index in todo}
-        for row in rows:
-            if row["job_type"] is None:  # created: only what the database chose
-                job_id, created_at, updated_at = row["id"], row["created_at"], row["updated_at"]
-                position = _position(len(todo), created_at, updated_at)
-                results[todo[position]] = _date(built[position], job_id, created_at, updated_at)
-                continue
+        for position in _dated(rows, built):
+            results[todo[position]] = built[position]
+        if len(rows) == len(todo):
+            return []
+        # Some keys were taken: their holders, by a statement of its own (its snapshot sees a
+        # holder that committed after the insert's); an item whose holder is gone again (it
+        # finished meanwhile) is left for the caller to run again.
+        left = [index for index in todo if index not in results]
+        by_key = {valid[index][_KEY]: index for index in left}
+        for row in await self._fetch(_KEY_HOLDERS, list(by_key)):
             job = from_row(Job, row)
             index = by_key[job.idempotency_key]
             if mode == "raise":
                 assert job.idempotency_key is not None
                 raise DuplicateJob(job.idempotency_key, job.id, job.status.value, index)
             results[index] = Enqueued(job, False)
-        return [index for index in todo if index not in results]
+        return [index for index in left if index not in results]
 
     async def _fetch_building(
         self, query: Query, batch: list[JobValues]
     ) -> tuple[list[asyncpg.Record], list[Enqueued]]:
         """Run a create_jobs-shaped ``query`` for ``batch`` and, while the server executes it,
         build each item's job as created (everything but what the database chooses, which
-        :func:`_date` fills in from its row). The statement and the Python work overlap: the
+        :func:`_dated` fills in from its row). The statement and the Python work overlap: the
         build (~3 us a job, measured) costs the caller no time of its own when the server
         takes longer to insert the batch (~10 us a job). The build yields to the event loop
         between slices, so the statement goes out (and, if the connection has not prepared
@@ -1026,11 +1028,23 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 _BUILD_SLICE: Final = 500  # jobs built between two yields to the event loop
 
 
-def _position(count: int, created_at: datetime, updated_at: datetime) -> int:
-    """Which of the ``count`` items of a create_jobs statement a returned row is: the
-    statement dates item i (from 0) one microsecond per later item before its clock, which it
-    stores in updated_at."""
-    return count - 1 - (updated_at - created_at) // _MICROSECOND
+def _dated(rows: list[asyncpg.Record], built: list[Enqueued]) -> list[int]:
+    """Fill in what the database chose (id, created_at, updated_at) for the jobs of a
+    create_jobs-shaped statement's rows, built by :func:`_unsaved_job` in the order the items
+    were sent; returns the positions filled. The statement dates item i (from 0) one
+    microsecond per later item before its clock, which it stores in updated_at: a row tells
+    its item whatever order rows come back in. One loop, no call a row: this part of the
+    Python cannot overlap the statement."""
+    last = len(built) - 1
+    positions = []
+    for job_id, created_at, updated_at in rows:
+        position = last - (updated_at - created_at) // _MICROSECOND
+        fields = built[position].job.__dict__
+        fields["id"] = job_id
+        fields["created_at"] = created_at
+        fields["updated_at"] = updated_at
+        positions.append(position)
+    return positions
 
 
 _JOB_TYPE_OF: Final = {t.value: t for t in JobType}
@@ -1042,7 +1056,7 @@ _set = object.__setattr__
 
 def _unsaved_job(values: JobValues) -> Job:
     """The job create_jobs inserts for ``values``, but for what the database chooses (id,
-    created_at, updated_at: None until :func:`_date` sets them): the rest as it was sent, with
+    created_at, updated_at: None until :func:`_dated` sets them): the rest as it was sent, with
     the column defaults of a new job (status pending, no attempt, no lease, no result); times
     in UTC, as the database returns them.
 
@@ -1091,17 +1105,6 @@ def _unsaved_job(values: JobValues) -> Job:
     _set(job, "__pydantic_extra__", None)
     _set(job, "__pydantic_private__", None)
     return job
-
-
-def _date(
-    enqueued: Enqueued, job_id: uuid.UUID, created_at: datetime, updated_at: datetime
-) -> Enqueued:
-    """``enqueued`` (built by :func:`_unsaved_job`) with what the database chose for its job."""
-    fields = enqueued.job.__dict__
-    fields["id"] = job_id
-    fields["created_at"] = created_at
-    fields["updated_at"] = updated_at
-    return enqueued
 
 
 def _job(row: asyncpg.Record) -> Job:
