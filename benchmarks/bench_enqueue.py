@@ -4,8 +4,8 @@ with priorities and scheduled jobs at 1M finished + 100k pending.
 Bulk enqueue: the same 10,000 jobs (an audio file's URL and parameters, priorities 0-4) in
 one call each:
 - media_store: ``jobs.create_many(items)`` from a list of dicts, as a caller has them: every
-  item validated (Pydantic), one INSERT ... SELECT FROM unnest, every job returned as a
-  ``Job`` model in input order;
+  item checked by JobCreate's rules before any SQL, then (with keys, a probe for the keys'
+  holders and) one binary COPY, every job returned as a ``Job`` model in input order;
 - pgqueuer 1.6.0: ``Queries.enqueue(entrypoints, payloads, priorities)``, the payload being the
   same URL and parameters serialized to JSON bytes (pgqueuer stores bytes: serializing is the
   caller's part of enqueueing, so it is inside the clock), returning the ids.
@@ -14,7 +14,9 @@ pgqueuer's dedupe_key with ``on_conflict="skip"``, its counterpart that does not
 round gets a fresh database holding both schemas, tables never analyzed (what a burst into a
 new deployment meets); both contenders run back to back in it, first one then the other in
 turn; pools and connections open before the clock. jobs/s, and the median of the rounds'
-ratios (media_store / pgqueuer).
+ratios (media_store / pgqueuer). A third contender, create_many's statements alone (the
+same probe, clock and COPY from unchecked dicts, nothing returned), shows what the database
+and the driver cost without the library's Python.
 
 Claim latency: ``claim(limit=10)`` on a jobs table holding 1,000,000 finished jobs and 100,000
 pending ones (priorities -2..2, a seventh of them video, one in ten scheduled for tomorrow,
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -39,6 +43,7 @@ from benchmarks.common import Timer, fresh_database, median, print_table, write_
 from media_store import Dsn, Settings, Store
 from media_store.db import connect
 from media_store.queries import QUERIES
+from media_store.repositories.jobs import _COPY_COLUMNS as COPY_COLUMNS
 
 JOBS = 10_000
 ROUNDS = 8  # even: each contender goes first equally often
@@ -48,7 +53,7 @@ SMALL = 50_000  # pending jobs of the reference table
 ARRANGEMENTS = ("no keys", "a key per job")
 MEDIA_STORE = "media_store create_many"
 PGQUEUER = "pgqueuer 1.6.0 enqueue"
-STATEMENT = "create_many's statement alone"
+STATEMENT = "create_many's statements alone"
 
 
 def items(round_no: int, keyed: bool) -> list[dict[str, Any]]:
@@ -89,11 +94,11 @@ async def enqueue_media_store(url: str, jobs: list[dict[str, Any]]) -> tuple[flo
 
 
 async def enqueue_statement(url: str, jobs: list[dict[str, Any]]) -> tuple[float, float]:
-    """media_store's statement alone: create_jobs (or create_keyed_jobs) on a connection with
-    the library's codecs, its arrays built from the dicts without any check, the rows left as
-    records: what the database and the driver cost, without the library's Python."""
+    """media_store's statements alone: what create_many sends (with keys, the holders' probe;
+    the clock; the COPY, in key order with keys) on a connection with the library's codecs,
+    the rows built from the dicts without any check and no job returned: what the database
+    and the driver cost, without the library's Python."""
     keyed = "idempotency_key" in jobs[0]
-    statement = QUERIES["create_keyed_jobs" if keyed else "create_jobs"].sql
     # Keys of its own: media_store's run already holds the batch's keys, and with them this
     # would measure the duplicate path instead of inserts.
     keys = [f"s-{j['idempotency_key']}" if keyed else None for j in jobs]
@@ -101,22 +106,37 @@ async def enqueue_statement(url: str, jobs: list[dict[str, Any]]) -> tuple[float
     try:
         cpu = time.process_time()
         with Timer() as timer:
-            rows = await conn.fetch(
-                statement,
-                [j["job_type"] for j in jobs],
-                [j["media_url"] for j in jobs],
-                [None] * len(jobs),
-                [j["parameters"] for j in jobs],
-                [3] * len(jobs),
-                [j["priority"] for j in jobs],
-                [None] * len(jobs),
-                keys,
-                ["active" if keyed else None] * len(jobs),
+            if keyed:
+                held = await conn.fetch(QUERIES["get_key_holders"].sql, keys)
+                assert not held
+            clock = await conn.fetchval(QUERIES["get_clock"].sql)
+            order = sorted(range(len(jobs)), key=lambda i: keys[i] or "") if keyed else None
+            last = len(jobs) - 1
+            await conn.copy_records_to_table(
+                "jobs",
+                records=(
+                    (
+                        uuid.uuid4(),
+                        jobs[i]["job_type"],
+                        jobs[i]["media_url"],
+                        None,
+                        jobs[i]["parameters"],
+                        3,
+                        jobs[i]["priority"],
+                        None,
+                        keys[i],
+                        "active" if keyed else None,
+                        clock - timedelta(microseconds=last - i),
+                        clock,
+                    )
+                    for i in (range(len(jobs)) if order is None else order)
+                ),
+                columns=COPY_COLUMNS,
             )
         cpu = time.process_time() - cpu
+        assert await conn.fetchval("SELECT count(*) FROM jobs WHERE updated_at = $1", clock) == JOBS
     finally:
         await conn.close()
-    assert len(rows) == JOBS
     return measured(JOBS, timer, cpu)
 
 

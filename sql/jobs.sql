@@ -49,30 +49,10 @@ WHERE idempotency_key = $8::text
   AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
   AND NOT EXISTS (SELECT FROM created);
 
--- name: create_jobs
--- Insert many pending jobs without idempotency keys in one statement from parallel arrays, all
--- or nothing. The parameters come as one JSON array ($4), not a jsonb[]: one document to
--- encode and parse instead of one per job (1.1 vs 3.0 us a job of 10,000, measured). updated_at is the statement's clock, created_at that minus one microsecond per
--- later item: the batch is first in first out in input order whatever the clock's resolution,
--- no job of it is created in the future, and each returned row tells its item, counted from
--- the end (updated_at - created_at in microseconds), whatever order rows come back in: no join
--- of the input with the inserted rows (without statistics the planner guessed 10,000 x 10,000
--- rows for one, priced the statement above jit_above_cost and spent 1.5 s compiling it,
--- measured). Returns what the database chose (id, created_at, updated_at): the rest of a new
--- job is what was sent and the column defaults, which the caller fills in (returning every
--- column cost 10,000 jobs about half as much time again as inserting them, measured).
-INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts, priority, run_after,
-                  idempotency_key, idempotency_scope, created_at, updated_at)
-SELECT g.job_type, g.media_url, g.prompt, g.parameters, g.max_attempts, g.priority,
-       g.run_after, g.idempotency_key, g.idempotency_scope,
-       clock.at - (cardinality($1::text[]) - g.ord) * interval '1 microsecond', clock.at
-FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]),
-               jsonb_array_elements($4::jsonb), unnest($5::int[]), unnest($6::smallint[]),
-               unnest($7::timestamptz[]), unnest($8::text[]), unnest($9::text[]))
-     WITH ORDINALITY AS g (job_type, media_url, prompt, parameters, max_attempts, priority,
-                           run_after, idempotency_key, idempotency_scope, ord),
-     (SELECT clock_timestamp() AS at) AS clock
-RETURNING id, created_at, updated_at;
+-- name: get_clock
+-- The database's clock: create_many stamps a batch it COPYs with it (a COPY returns nothing;
+-- its jobs' created_at is this less one microsecond per later item, its updated_at this).
+SELECT clock_timestamp() AS now;
 
 -- name: create_keyed_jobs
 -- create_jobs for a batch with idempotency keys: an item whose key another job holds inserts
@@ -103,16 +83,27 @@ ON CONFLICT (idempotency_key)
 RETURNING id, created_at, updated_at;
 
 -- name: get_key_holders
--- The jobs holding the idempotency keys $1 (the unique index, one probe a key). Run after
--- create_keyed_jobs in its transaction, with a snapshot of its own: a holder that committed
--- after the insert's snapshot (whose key the insert found taken) is seen here.
-SELECT id, job_type, status, media_url, prompt, parameters, result, error,
-       created_at, updated_at, started_at, completed_at, processing_time_ms,
-       attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
-       priority, idempotency_key, idempotency_scope
-FROM jobs
-WHERE idempotency_key = ANY ($1::text[])
-  AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'));
+-- The jobs holding the idempotency keys $1: for each key, one probe of the unique index (a
+-- LATERAL subquery with LIMIT 1 is a parameterized index scan a key whatever the statistics
+-- say; `= ANY($1)` over 10,000 keys is planned as a sequential scan on a table not yet
+-- analyzed). Run before create_many's COPY, and after create_keyed_jobs in its transaction
+-- with a snapshot of its own: a holder that committed after the insert's snapshot (whose key
+-- the insert found taken) is seen here.
+SELECT j.id, j.job_type, j.status, j.media_url, j.prompt, j.parameters, j.result, j.error,
+       j.created_at, j.updated_at, j.started_at, j.completed_at, j.processing_time_ms,
+       j.attempts, j.max_attempts, j.locked_by, j.locked_until, j.heartbeat_at, j.run_after,
+       j.priority, j.idempotency_key, j.idempotency_scope
+FROM unnest($1::text[]) AS k (key)
+CROSS JOIN LATERAL (
+    SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+           created_at, updated_at, started_at, completed_at, processing_time_ms,
+           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+           priority, idempotency_key, idempotency_scope
+    FROM jobs
+    WHERE idempotency_key = k.key
+      AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
+    LIMIT 1
+) AS j;
 
 -- name: get_job_by_id
 -- One job by id.

@@ -436,6 +436,61 @@ async def test_a_holder_committed_after_the_statement_began_is_found(
     assert await count(raw) == 3  # the two holders and item 2
 
 
+async def test_a_key_taken_during_the_copy_falls_back_to_the_conflict_statement(
+    store: Store, raw: Raw, db_url: str
+) -> None:
+    # create_many probes the keys, finds them free and COPYs; the other client's holder (not
+    # committed at the probe) makes the COPY wait on the unique index, then fail when it
+    # commits. The COPY writes nothing, and the statement for taken keys returns the holder;
+    # asked to raise, nothing of the batch is written.
+    run = await racing(raw, db_url, INSERT_HOLDER, "mid", commit=True)
+    batch = [item(1, idempotency_key="a-free"), item(2), item(3, idempotency_key="mid")]
+    with pytest.raises(DuplicateJob) as refused:
+        await run(store.jobs.create_many(batch, on_conflict="raise"))
+    assert refused.value.index == 2
+    assert await count(raw) == 1  # the holder alone
+
+    run = await racing(raw, db_url, INSERT_HOLDER, "mid-2", commit=True)
+    batch = [item(1, idempotency_key="b-free"), item(2), item(3, idempotency_key="mid-2")]
+    done = await run(store.jobs.create_many(batch))
+    holder = await raw.fetchval("SELECT id FROM jobs WHERE idempotency_key = 'mid-2'")
+    assert [e.created for e in done] == [True, True, False] and done[2].job.id == holder
+    for e in done[:2]:
+        assert await store.jobs.get_by_id(e.job.id) == e.job
+    assert await count(raw) == 4  # two holders, items 1 and 2
+
+
+async def test_a_failed_copy_in_a_transaction_leaves_the_transaction_usable(
+    store: Store, raw: Raw, db_url: str
+) -> None:
+    # Inside the caller's transaction the COPY runs in a savepoint: its failure (a key taken
+    # meanwhile) rolls back the COPY alone, and the caller's work before and after stays.
+    run = await racing(raw, db_url, INSERT_HOLDER, "tx-mid", commit=True)
+
+    async def in_transaction() -> list[Enqueued]:
+        async with store.transaction() as tx:
+            await tx.jobs.create(item("before"))
+            done = await tx.jobs.create_many([item(1, idempotency_key="tx-mid"), item(2)])
+            await tx.jobs.create(item("after"))
+        return done
+
+    done = await run(in_transaction())
+    assert [e.created for e in done] == [False, True]
+    urls = {r["media_url"] for r in await raw.fetch("SELECT media_url FROM jobs")}
+    assert urls == {"https://x/other", "https://x/before", "https://x/2", "https://x/after"}
+
+
+async def test_created_ids_are_random_version_4_uuids(store: Store) -> None:
+    # A COPY returns nothing, so create_many chooses the ids, as gen_random_uuid() would.
+    done = await store.jobs.create_many([item(i) for i in range(2000)])
+    ids = [e.job.id for e in done]
+    assert len(set(ids)) == 2000
+    assert {i.version for i in ids} == {4} and {i.variant for i in ids} == {uuid.RFC_4122}
+    # Random: every hex digit but the fixed version and variant ones takes many values.
+    columns = [{str(i).replace("-", "")[d] for i in ids} for d in range(32)]
+    assert all(len(c) == 16 for d, c in enumerate(columns) if d not in (12, 16))
+
+
 async def test_a_holder_that_rolled_back_leaves_the_key_free(
     store: Store, raw: Raw, db_url: str
 ) -> None:
