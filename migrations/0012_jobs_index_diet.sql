@@ -1,9 +1,19 @@
--- Every write to jobs made cheaper by two index entries that did not earn their cost.
--- Measured with EXPLAIN (ANALYZE, TIMING OFF) of create_jobs inserting 10,000 jobs into a
--- freshly truncated table, server execution time a job, median of 7 (figures in the commit
--- and docs/scaling.md): each index on jobs costs an insert 0.7-2 us of ~10.7, and every
--- status change that is not a HOT update (a claim, a completion) writes one entry into each
--- index that is not partial.
+-- Every write to jobs made cheaper by index entries that did not earn their cost. Each index
+-- on jobs costs an insert 0.7-2 us of ~10.7, and every status change that is not a HOT update
+-- (a claim, a completion) writes one entry into each index that is not partial.
+-- Measured on this 2-core machine, shared, with EXPLAIN (ANALYZE, TIMING OFF) on a freshly
+-- truncated table: server execution time a job, 10,000 jobs a statement, medians of 7 rounds,
+-- 0011 -> 0012 in alternating runs (status changes: one UPDATE of all the jobs setting what
+-- the claim and the completion set):
+--   create_jobs, no key                   9.9-10.7 -> 9.2-9.4 us
+--   create_keyed_jobs                     15.2-15.6 -> 13.3-13.4 us (fastest rounds; noisy)
+--   pending -> processing, no key         11.2 -> 8.8-9.0 us
+--   pending -> processing, keyed          15.2-16.0 -> 11.1-11.6 us
+--   processing -> completed, no key       13.2-13.4 -> 11.6-11.8 us
+--   processing -> completed, keyed        16.5-17.1 -> 14.2-14.6 us
+-- The price is paid by the listings by time: five index descents a page instead of one and a
+-- larger plan (a page of 100 from 220k jobs: 0.12-0.2 ms to run instead of 0.05-0.1, 0.4-0.65
+-- ms to plan instead of 0.06-0.3 while a prepared statement still gets custom plans).
 --
 -- * jobs_created_at_idx (created_at, id) goes: listing by time, any status, reads
 --   jobs_status_created_at_idx instead, one ordered range per status merged in order (the

@@ -148,12 +148,12 @@ LIMIT $2::int;
 -- All jobs, newest first, by LIMIT/OFFSET (the plan's get_all; prefer list_jobs_after deep in).
 -- Read as one ordered range of jobs_status_created_at_idx per status (the five of
 -- jobs_status_check) merged in order (Merge Append): no index on (created_at, id) alone, which
--- every status change would write (migrations/0012). Each range's LIMIT is a subquery, which
--- the planner cannot see into, so it plans each range to stop early: an ordered index scan.
--- Given the number, on a table never analyzed (200k finished + 20k pending jobs, which it
--- guessed at 90 a status) it read and sorted every range instead, measured. Five index
--- descents a page instead of one. A status added to jobs_status_check needs its range here
--- (tests/test_jobs.py compares them).
+-- every status change would write (migrations/0012). The LIMITs are subqueries, which the
+-- planner cannot see into, so it plans the merge and each range to stop early, as it plans a
+-- generic LIMIT $n: ordered index scans, analyzed or not. Given the numbers, on a table never
+-- analyzed (200k finished + 20k pending jobs, guessed at 90 a status) it read and sorted every
+-- range instead, measured. Five index descents a page instead of one. A status added to
+-- jobs_status_check needs its range here (tests/test_jobs.py compares them).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
