@@ -751,7 +751,7 @@ LIMIT $5::int;
 -- forever, or active while pending or processing), one probe of the unique
 -- jobs_idempotency_key_idx; and the finished jobs of an active key, whose key is free again,
 -- the key's range of jobs_key_created_at_idx read backwards up to the page's length (its
--- LIMIT a subquery, as in get_all_jobs: an ordered index scan whatever the statistics say).
+-- LIMIT a subquery, as in get_all_jobs: an ordered index scan, analyzed or not).
 -- The two are then put in order by a sort of at most $6 + 1 rows: the holder has no order
 -- to merge by (an index on the key alone).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
