@@ -131,25 +131,128 @@ LIMIT $2::int;
 
 -- name: get_all_jobs
 -- All jobs, newest first, by LIMIT/OFFSET (the plan's get_all; prefer list_jobs_after deep in).
+-- Read as one ordered range of jobs_status_created_at_idx per status (the five of
+-- jobs_status_check) merged in order (Merge Append): no index on (created_at, id) alone, which
+-- every status change would write (migrations/0012). The LIMITs are subqueries, which the
+-- planner cannot see into, so it plans the merge and each range to stop early, as it plans a
+-- generic LIMIT $n: ordered index scans, analyzed or not. Given the numbers, on a table never
+-- analyzed (200k finished + 20k pending jobs, guessed at 90 a status) it read and sorted every
+-- range instead, measured. Five index descents a page instead of one. A status added to
+-- jobs_status_check needs its range here (tests/test_jobs.py compares them).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
        priority, idempotency_key, idempotency_scope
-FROM jobs
+FROM (
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'pending'
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $1::int::bigint + $2::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'processing'
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $1::int::bigint + $2::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'completed'
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $1::int::bigint + $2::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'failed'
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $1::int::bigint + $2::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'cancelled'
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $1::int::bigint + $2::int))
+) AS j
 ORDER BY created_at DESC, id DESC
-LIMIT $1::int OFFSET $2::int;
+LIMIT (SELECT $1::int) OFFSET (SELECT $2::int);
 
 -- name: list_jobs_after
--- Keyset page: jobs older than the cursor (created_at, id), newest first; an index range scan
--- at any depth, unlike OFFSET which reads and discards every skipped row.
+-- Keyset page: jobs older than the cursor (created_at, id), newest first, read as get_all_jobs
+-- reads them from the cursor on: index range scans at any depth, unlike OFFSET, which reads
+-- and discards every skipped row.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
        priority, idempotency_key, idempotency_scope
-FROM jobs
-WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
+FROM (
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'pending'
+           AND (created_at, id) < ($1::timestamptz, $2::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $3::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'processing'
+           AND (created_at, id) < ($1::timestamptz, $2::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $3::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'completed'
+           AND (created_at, id) < ($1::timestamptz, $2::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $3::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'failed'
+           AND (created_at, id) < ($1::timestamptz, $2::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $3::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'cancelled'
+           AND (created_at, id) < ($1::timestamptz, $2::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $3::int))
+) AS j
 ORDER BY created_at DESC, id DESC
-LIMIT $3::int;
+LIMIT (SELECT $3::int);
 
 -- name: update_job_status
 -- Move a job to $2 if the lifecycle allows it. A flag per optional value ($3, $5, $7) says
@@ -547,17 +650,70 @@ WHERE status = 'failed' AND ($1::text IS NULL OR job_type = $1::text)
         AND (h.idempotency_scope = 'forever' OR h.status IN ('pending', 'processing')));
 
 -- name: list_jobs_of_type
--- Keyset page of jobs older than the cursor ($2, $3), newest first, of type $1 (NULL: any):
--- jobs_created_at_idx read backwards.
+-- Keyset page of jobs older than the cursor ($2, $3), newest first, of type $1 (NULL: any),
+-- read as list_jobs_after reads them (a rare type's page reads past the other types' jobs).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
        priority, idempotency_key, idempotency_scope
-FROM jobs
-WHERE ($1::text IS NULL OR job_type = $1::text)
-  AND (created_at, id) < ($2::timestamptz, $3::uuid)
+FROM (
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'pending'
+           AND ($1::text IS NULL OR job_type = $1::text)
+           AND (created_at, id) < ($2::timestamptz, $3::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $4::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'processing'
+           AND ($1::text IS NULL OR job_type = $1::text)
+           AND (created_at, id) < ($2::timestamptz, $3::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $4::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'completed'
+           AND ($1::text IS NULL OR job_type = $1::text)
+           AND (created_at, id) < ($2::timestamptz, $3::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $4::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'failed'
+           AND ($1::text IS NULL OR job_type = $1::text)
+           AND (created_at, id) < ($2::timestamptz, $3::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $4::int))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE status = 'cancelled'
+           AND ($1::text IS NULL OR job_type = $1::text)
+           AND (created_at, id) < ($2::timestamptz, $3::uuid)
+     ORDER BY created_at DESC, id DESC
+     LIMIT (SELECT $4::int))
+) AS j
 ORDER BY created_at DESC, id DESC
-LIMIT $4::int;
+LIMIT (SELECT $4::int);
 
 -- name: list_jobs_in_status
 -- Keyset page of jobs in status $1 older than the cursor ($3, $4), newest first, of type $2
@@ -575,17 +731,43 @@ LIMIT $5::int;
 
 -- name: list_jobs_with_key
 -- Keyset page of the jobs created with idempotency key $1, older than the cursor ($4, $5),
--- newest first, in status $2 and of type $3 when given (NULL: any): the key's range of
--- jobs_key_created_at_idx (0011), whatever the statistics (one key has few jobs).
+-- newest first, in status $2 and of type $3 when given (NULL: any). Two disjoint sets, each
+-- in its own index (migrations/0012): the job that holds the key now, at most one (scope
+-- forever, or active while pending or processing), one probe of the unique
+-- jobs_idempotency_key_idx; and the finished jobs of an active key, whose key is free again,
+-- the key's range of jobs_key_created_at_idx read backwards up to the page's length (its
+-- LIMIT a subquery, as in get_all_jobs: an ordered index scan, analyzed or not).
+-- The two are then put in order by a sort of at most $6 + 1 rows: the holder has no order
+-- to merge by (an index on the key alone).
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
        priority, idempotency_key, idempotency_scope
-FROM jobs
-WHERE idempotency_key = $1::text
-  AND ($2::text IS NULL OR status = $2::text)
-  AND ($3::text IS NULL OR job_type = $3::text)
-  AND (created_at, id) < ($4::timestamptz, $5::uuid)
+FROM (
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE idempotency_key = $1::text
+       AND (idempotency_scope = 'forever' OR status IN ('pending', 'processing'))
+       AND ($2::text IS NULL OR status = $2::text)
+       AND ($3::text IS NULL OR job_type = $3::text)
+       AND (created_at, id) < ($4::timestamptz, $5::uuid))
+    UNION ALL
+    (SELECT id, job_type, status, media_url, prompt, parameters, result, error,
+            created_at, updated_at, started_at, completed_at, processing_time_ms,
+            attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
+            priority, idempotency_key, idempotency_scope
+     FROM jobs
+     WHERE idempotency_key = $1::text
+       AND idempotency_scope = 'active' AND status NOT IN ('pending', 'processing')
+       AND ($2::text IS NULL OR status = $2::text)
+       AND ($3::text IS NULL OR job_type = $3::text)
+       AND (created_at, id) < ($4::timestamptz, $5::uuid)
+     ORDER BY idempotency_key DESC, created_at DESC, id DESC
+     LIMIT (SELECT $6::int))
+) AS j
 ORDER BY idempotency_key DESC, created_at DESC, id DESC
 LIMIT $6::int;
 

@@ -112,30 +112,174 @@ async def test_list_jobs_rejects_a_forged_cursor(store: Store) -> None:
     assert JobCursor.decode(cursor.encode()) == cursor
 
 
-async def test_list_jobs_after_uses_an_index_range_scan(store: Store) -> None:
-    # Keyset pagination stays fast deep into a large table because it seeks, not skips.
+# The listings by time, any status: one ordered range of jobs_status_created_at_idx per status,
+# merged (migrations/0012 dropped the index on (created_at, id) alone).
+TIME_LISTINGS = ("get_all_jobs", "list_jobs_after", "list_jobs_of_type")
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a plan in EXPLAIN (FORMAT JSON) form, the root first."""
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes.extend(plan_nodes(child))
+    return nodes
+
+
+async def explain(conn: Any, sql: str, *args: object) -> dict[str, Any]:
+    """The plan of ``sql`` with ``args`` (a custom plan, as the first runs of a prepared
+    statement get), on a connection of the store (its codecs decode the JSON)."""
+    plan: dict[str, Any] = (await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))[0]["Plan"]
+    return plan
+
+
+async def fill_jobs(conn: Any, finished: int, pending: int) -> None:
+    """``finished`` jobs in the three finished statuses and ``pending`` newer pending ones, on a
+    table autovacuum leaves alone: it stays never analyzed until the test analyzes it."""
+    await conn.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+    await conn.execute(
+        "INSERT INTO jobs (job_type, media_url, status, created_at, completed_at)"
+        " SELECT (ARRAY['audio', 'video'])[1 + g % 2], 'https://x/' || g,"
+        " (ARRAY['completed', 'failed', 'cancelled'])[1 + g % 3],"
+        " now() - interval '1 day' - g * interval '1 second', now()"
+        " FROM generate_series(1, $1::int) AS g",
+        finished,
+    )
+    await conn.execute(
+        "INSERT INTO jobs (job_type, media_url, created_at)"
+        " SELECT 'document', 'https://y/' || g, now() - g * interval '1 second'"
+        " FROM generate_series(1, $1::int) AS g",
+        pending,
+    )
+
+
+async def test_time_listings_merge_the_status_ranges_in_every_table_state(store: Store) -> None:
+    # Without jobs_created_at_idx a listing by time must not read or sort the table: each
+    # status's range of jobs_status_created_at_idx in order, merged, stopped at the page,
+    # whether the table was analyzed or not (before: a sort of every status's jobs).
+    from media_store.queries import QUERIES
+
+    async with store.connection() as repos:
+        conn = repos.executor
+        await fill_jobs(conn, 200_000, 20_000)
+        middle = await conn.fetchrow(
+            "SELECT created_at, id FROM jobs WHERE status = 'failed'"
+            " ORDER BY created_at DESC, id DESC OFFSET 30000 LIMIT 1"
+        )
+        assert middle is not None
+        calls: list[tuple[str, tuple[object, ...]]] = [
+            ("get_all_jobs", (100, 0)),
+            ("get_all_jobs", (100, 50_000)),
+            ("get_all_jobs", (10_000, 0)),
+            ("list_jobs_after", (middle["created_at"], middle["id"], 100)),
+            ("list_jobs_after", (middle["created_at"], middle["id"], 10_000)),
+            ("list_jobs_of_type", (None, middle["created_at"], middle["id"], 100)),
+            ("list_jobs_of_type", ("video", middle["created_at"], middle["id"], 100)),
+        ]
+        for state in ("never analyzed", "analyzed"):
+            if state == "analyzed":
+                await conn.execute("ANALYZE jobs")
+            analyzed = await conn.fetchval(
+                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL"
+                " FROM pg_stat_user_tables WHERE relname = 'jobs'"
+            )
+            assert analyzed == (state == "analyzed")
+            for name, args in calls:
+                plan = await explain(conn, QUERIES[name].sql, *args)
+                check_merged(plan, (state, "custom", name, args))
+                # and as a prepared statement runs once it settles on a generic plan
+                await conn.execute("SET plan_cache_mode = force_generic_plan")
+                await conn.execute(f"PREPARE listing AS {QUERIES[name].sql}")
+                # EXECUTE takes no parameters: its arguments as literals, quoted by the server
+                values = [
+                    await conn.fetchval(
+                        "SELECT quote_nullable($1::text)", None if a is None else str(a)
+                    )
+                    for a in args
+                ]
+                plan = await explain(conn, f"EXECUTE listing({', '.join(values)})")
+                await conn.execute("DEALLOCATE listing")
+                await conn.execute("RESET plan_cache_mode")
+                check_merged(plan, (state, "generic", name, args))
+
+
+def check_merged(plan: dict[str, Any], where: tuple[object, ...]) -> None:
+    """``plan`` is a page (Limit) of five backward range scans of jobs_status_created_at_idx,
+    merged in order: nothing read or sorted beyond them."""
+    nodes = plan_nodes(plan)
+    kinds = {n["Node Type"] for n in nodes}
+    where = (*where, kinds)
+    assert plan["Node Type"] == "Limit", where
+    merged = [c for c in plan["Plans"] if c["Parent Relationship"] == "Outer"]
+    assert merged[0]["Node Type"] == "Merge Append", where
+    assert not kinds & {"Seq Scan", "Sort", "Incremental Sort", "Bitmap Heap Scan"}, where
+    scans = [n for n in nodes if n.get("Relation Name") == "jobs"]
+    assert len(scans) == 5, where
+    assert all(
+        n["Node Type"] in ("Index Scan", "Index Only Scan")
+        and n["Index Name"] == "jobs_status_created_at_idx"
+        and n["Scan Direction"] == "Backward"
+        for n in scans
+    ), where
+
+
+async def test_time_listings_read_every_status_the_database_allows(store: Store) -> None:
+    # A status added to jobs_status_check without its range in these queries would vanish
+    # from every listing by time.
+    import re
+
+    from media_store.queries import QUERIES
+
+    async with store.connection() as repos:
+        check = await repos.executor.fetchval(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conname = 'jobs_status_check' AND conrelid = 'jobs'::regclass"
+        )
+    allowed = set(re.findall(r"'([^']+)'", check))
+    assert allowed == {s.value for s in JobStatus}
+    for name in TIME_LISTINGS:
+        ranges = re.findall(r"WHERE status = '([^']+)'", QUERIES[name].sql)
+        assert sorted(ranges) == sorted(allowed), name  # each status once
+
+
+async def test_time_listings_return_the_order_of_a_sort_of_every_job(store: Store) -> None:
+    # The merged ranges give exactly what ORDER BY created_at DESC, id DESC over the whole
+    # table gives: every status, ties on created_at broken by id, pages without gaps.
     async with store.connection() as repos:
         conn = repos.executor
         await conn.execute(
-            "INSERT INTO jobs (job_type, media_url, created_at) "
-            "SELECT 'audio', 'https://x/' || g, now() - g * interval '1 second' "
-            "FROM generate_series(1, 20000) AS g"
+            "INSERT INTO jobs (job_type, media_url, status, created_at, started_at,"
+            " completed_at, locked_by, locked_until)"
+            " SELECT (ARRAY['audio', 'video', 'document'])[1 + g % 3], 'https://x/' || g, s,"
+            " at, CASE WHEN s <> 'pending' THEN at END,"
+            " CASE WHEN s IN ('completed', 'failed', 'cancelled') THEN at END,"
+            " CASE WHEN s = 'processing' THEN 'w' END,"
+            " CASE WHEN s = 'processing' THEN now() + interval '1 hour' END"
+            " FROM generate_series(1, 500) AS g,"
+            " LATERAL (SELECT (ARRAY['pending', 'processing', 'completed', 'failed',"
+            " 'cancelled'])[1 + (g * 7) % 5] AS s,"
+            " timestamptz '2026-01-01' + (g % 40) * interval '1 second' AS at) AS v"
         )
-        await conn.execute("ANALYZE jobs")
-        jobs = await store.jobs.get_all(limit=1, offset=15000)
-        from media_store.queries import QUERIES
-
-        lines = "\n".join(
-            r[0]
+        expected = [
+            r["id"]
+            for r in await conn.fetch("SELECT id FROM jobs ORDER BY created_at DESC, id DESC")
+        ]
+        videos = [
+            r["id"]
             for r in await conn.fetch(
-                "EXPLAIN " + QUERIES["list_jobs_after"].sql, jobs[0].created_at, jobs[0].id, 100
+                "SELECT id FROM jobs WHERE job_type = 'video' ORDER BY created_at DESC, id DESC"
             )
-        )
-    assert "Index" in lines and "jobs_created_at_idx" in lines, lines
-    assert "Seq Scan" not in lines, lines
-    page = await store.jobs.list_jobs(after=JobCursor(jobs[0].created_at, jobs[0].id), limit=100)
-    assert len(page.jobs) == 100
-    assert all((j.created_at, j.id) < (jobs[0].created_at, jobs[0].id) for j in page.jobs)
+        ]
+    assert [j.id for j in await store.jobs.get_all(limit=1000)] == expected
+    by_offset = [j.id for o in range(0, 500, 70) for j in await store.jobs.get_all(70, o)]
+    assert by_offset == expected
+    for kind, wanted in ((None, expected), (JobType.VIDEO, videos)):
+        seen: list[uuid.UUID] = []
+        page = await store.jobs.list_jobs(limit=33, job_type=kind)
+        seen += [j.id for j in page.jobs]
+        while page.next is not None:
+            page = await store.jobs.list_jobs(page.next, limit=33, job_type=kind)
+            seen += [j.id for j in page.jobs]
+        assert seen == wanted, kind
 
 
 async def test_start_processing_sets_started_at_from_database_clock(store: Store) -> None:
