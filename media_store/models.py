@@ -310,9 +310,10 @@ _JOB_TYPES = frozenset(t.value for t in JobType)
 _SCOPES = frozenset(s.value for s in KeyScope)
 
 
-def job_values(index: int, item: JobCreate | Mapping[str, Any]) -> JobValues:
-    """Item ``index`` of a batch of jobs to create, checked as :class:`JobCreate` checks it,
-    as its columns. Raises :class:`ValidationError` naming the index.
+def job_values(index: int | None, item: JobCreate | Mapping[str, Any]) -> JobValues:
+    """Item ``index`` of a batch of jobs to create (None: a job created alone), checked as
+    :class:`JobCreate` checks it, as its columns. Raises :class:`ValidationError` naming the
+    index.
 
     A plain dict whose values already have the exact types the columns take (str, int,
     dict, an aware datetime, None) is checked here, by the same rules, without building a
@@ -324,7 +325,9 @@ def job_values(index: int, item: JobCreate | Mapping[str, Any]) -> JobValues:
         values = _plain_job(item)
         if values is not None:
             return values
-    job = validate_item(JobCreate, index, item)
+    job = (
+        validate_input(JobCreate, item) if index is None else validate_item(JobCreate, index, item)
+    )
     key = job.idempotency_key
     return (
         job.job_type.value,
@@ -391,6 +394,41 @@ def _plain_job(item: dict[str, Any]) -> JobValues | None:
 
 
 _NO_PARAMETERS: dict[str, Any] = {}
+
+# The optional values of update_status, as its statement takes them: error, result,
+# processing_time_ms.
+StatusValues = tuple[str | None, dict[str, Any] | None, int | None]
+
+
+def status_values(given: Mapping[str, Any]) -> StatusValues:
+    """The values of ``given`` (a subset of :class:`StatusUpdate`'s fields), checked as
+    StatusUpdate checks them. Values of the exact types the columns take (str, a dict, int,
+    None) are checked here, by the same rules, without building a model (about 8 us of a
+    completion's Python, measured); anything else goes through StatusUpdate, whose error is
+    the one raised."""
+    error = given.get("error")
+    result = given.get("result")
+    elapsed = given.get("processing_time_ms")
+    if (
+        _STATUS_KEYS.issuperset(given)
+        and (error is None or (type(error) is str and _plain_text(error)))
+        and (result is None or (type(result) is dict and _is_json(result)))
+        and (elapsed is None or (type(elapsed) is int and 0 <= elapsed <= INT32_MAX))
+    ):
+        return (error, result, elapsed)
+    update = validate_input(StatusUpdate, given)
+    return (update.error, update.result, update.processing_time_ms)
+
+
+_STATUS_KEYS = frozenset(StatusUpdate.model_fields)
+
+
+def _is_json(value: dict[str, Any]) -> bool:
+    try:
+        check_json(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _plain_text(text: str) -> bool:

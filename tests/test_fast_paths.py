@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from media_store import Store
+from media_store import Store, ValidationError
 from media_store.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
 from media_store.models import (
     AnalysisResult,
@@ -23,9 +23,12 @@ from media_store.models import (
     JobStatus,
     JobType,
     MediaAsset,
+    StatusUpdate,
     Transcription,
     _RowPlan,
     from_row,
+    status_values,
+    validate_input,
 )
 
 JOB_ROW = """
@@ -218,3 +221,47 @@ async def test_the_fast_path_is_taken_for_a_job_row_of_the_latest_schema(store: 
     row = await _job_row(store, status="'pending'::text")
     assert tuple(row.keys()) == tuple(Job.model_fields)
     assert plan.build(Job, row) is not None
+
+
+STATUS_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "error": st.none() | st.text(max_size=4) | st.integers() | st.just("a\x00b"),
+        "result": st.none()
+        | st.dictionaries(
+            st.text(max_size=3),
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**64), 2**64)
+            | st.floats()
+            | st.text(max_size=3)
+            | st.lists(st.integers(), max_size=2),
+            max_size=3,
+        )
+        | st.lists(st.integers(), max_size=2)
+        | st.integers(),
+        "processing_time_ms": st.none()
+        | st.integers(-2, 2**31)
+        | st.booleans()
+        | st.floats(0, 2)
+        | st.just("7"),
+    },
+)
+
+
+@given(STATUS_VALUES)
+@settings(max_examples=400, deadline=None)
+def test_the_status_fast_path_agrees_with_statusupdate(given_values: dict[str, Any]) -> None:
+    # update_status checks plain values without building a StatusUpdate: what it accepts, and
+    # the values it passes on, must be exactly StatusUpdate's; what it refuses, refused alike.
+    try:
+        update = validate_input(StatusUpdate, given_values)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            status_values(given_values)
+        return
+    assert status_values(given_values) == (
+        update.error,
+        update.result,
+        update.processing_time_ms,
+    )

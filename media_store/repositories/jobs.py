@@ -36,8 +36,10 @@ from media_store.models import (
     JobValues,
     KeyScope,
     StatusUpdate,
+    StatusValues,
     from_row,
     job_values,
+    status_values,
     validate_input,
 )
 from media_store.queries import Query, query
@@ -304,19 +306,10 @@ class JobRepository(Repository):
         """Insert a pending job. Raises :class:`ValidationError` before any SQL on bad input,
         and :class:`DuplicateJob` (nothing written) when it has an ``idempotency_key`` another
         job holds: :meth:`enqueue` returns that job instead."""
-        job = validate_input(JobCreate, data)
-        if job.idempotency_key is not None:
-            return (await self._enqueue(job, "raise")).job
-        row = await self._fetchrow(
-            _CREATE,
-            job.job_type.value,
-            job.media_url,
-            job.prompt,
-            job.parameters,
-            job.max_attempts,
-            job.priority,
-            job.run_after,
-        )
+        values = job_values(None, data)
+        if values[_KEY] is not None:
+            return (await self._enqueue(values, "raise")).job
+        row = await self._fetchrow(_CREATE, *values[:_KEY])
         assert row is not None
         return from_row(Job, row)
 
@@ -334,18 +327,19 @@ class JobRepository(Repository):
         before any SQL on bad input.
         """
         mode = _on_conflict(on_conflict)
-        job = validate_input(JobCreate, data)
-        if job.idempotency_key is None:
-            return Enqueued(await self.create(job), True)
-        return await self._enqueue(job, mode)
+        values = job_values(None, data)
+        if values[_KEY] is None:
+            row = await self._fetchrow(_CREATE, *values[:_KEY])
+            assert row is not None
+            return Enqueued(from_row(Job, row), True)
+        return await self._enqueue(values, mode)
 
-    async def _enqueue(self, job: JobCreate, mode: OnConflict) -> Enqueued:
-        key = job.idempotency_key
+    async def _enqueue(self, values: JobValues, mode: OnConflict) -> Enqueued:
+        key = values[_KEY]
         assert key is not None
-        params = (*_values(job)[:7], key, (job.idempotency_scope or KeyScope.ACTIVE).value)
         for _ in range(MAX_KEY_TRIES):
             # No row: the holder committed after this statement's snapshot (see enqueue_job).
-            row = await self._fetchrow(_ENQUEUE, *params)
+            row = await self._fetchrow(_ENQUEUE, *values)
             if row is not None:
                 break
         else:
@@ -633,7 +627,7 @@ class JobRepository(Repository):
                     "it is jobs.cancel(job_id)"
                 )
             return await self.cancel(job_id)
-        values = validate_input(StatusUpdate, given)
+        values = status_values(given)
         try:
             row = await self._update_status(job_id, target, given, values)
         except Conflict as exc:
@@ -643,18 +637,18 @@ class JobRepository(Repository):
         return from_row(Job, row)
 
     async def _update_status(
-        self, job_id: uuid.UUID, target: JobStatus, given: Mapping[str, Any], values: StatusUpdate
+        self, job_id: uuid.UUID, target: JobStatus, given: Mapping[str, Any], values: StatusValues
     ) -> asyncpg.Record | None:
         return await self._fetchrow(
             _UPDATE_STATUS,
             job_id,
             target.value,
             "error" in given,
-            values.error,
+            values[0],
             "result" in given,
-            values.result,
+            values[1],
             "processing_time_ms" in given,
-            values.processing_time_ms,
+            values[2],
             MANUAL_HOLDER,
             _MANUAL_LEASE_S,
         )
@@ -1043,19 +1037,6 @@ def _on_conflict(value: OnConflict) -> OnConflict:
     if isinstance(value, str) and value in ("return", "raise"):
         return "raise" if value == "raise" else "return"
     raise ValidationError(f"on_conflict must be 'return' or 'raise', got {shown(value)}")
-
-
-def _values(job: JobCreate) -> tuple[Any, ...]:
-    """A validated job's columns, in the order of create_job's parameters."""
-    return (
-        job.job_type.value,
-        job.media_url,
-        job.prompt,
-        job.parameters,
-        job.max_attempts,
-        job.priority,
-        job.run_after,
-    )
 
 
 def _columns(batch: list[JobValues]) -> list[list[Any]]:
