@@ -55,15 +55,20 @@ WHERE idempotency_key = $8::text
 SELECT clock_timestamp() AS now;
 
 -- name: create_keyed_jobs
--- create_jobs for a batch with idempotency keys: an item whose key another job holds inserts
--- nothing and has no row; a created job comes back as create_jobs returns it. The unique index
--- decides races, as in enqueue_job; the caller reads the holders of the items without a row
--- with get_key_holders, in the same transaction (only when there are any: the holders used to
--- come back from this statement, whole, which cost every created job 21 more columns, NULL,
--- and the statement a CTE). Inserted in key order (bytewise): concurrent batches sharing keys
--- then wait for each other's keys in one order and cannot deadlock (measured: in input order,
--- 16 batches of 20 shared keys in rotated orders deadlocked at once); created_at keeps the
--- input order.
+-- Insert many pending jobs from parallel arrays, all or nothing, skipping items whose
+-- idempotency key another job holds: create_many's statement when its probe found a key held,
+-- or when a key was taken during its COPY. The parameters come as one JSON array ($4), not a
+-- jsonb[]: one document to encode and parse instead of one per job (1.1 vs 3.0 us a job of
+-- 10,000, measured). updated_at is the statement's clock, created_at that minus one
+-- microsecond per later item: the batch is first in first out in input order whatever the
+-- clock's resolution, no job of it is created in the future, and each returned row tells its
+-- item, counted from the end (updated_at - created_at in microseconds), whatever order rows
+-- come back in. Returns what the database chose (id, created_at, updated_at) for the created
+-- jobs only. The unique index decides races, as in enqueue_job; the caller reads the holders
+-- of the items without a row with get_key_holders, in the same transaction (only when there
+-- are any). Inserted in key order (bytewise): concurrent batches sharing keys then wait for
+-- each other's keys in one order and cannot deadlock (measured: in input order, 16 batches
+-- of 20 shared keys in rotated orders deadlocked at once); created_at keeps the input order.
 INSERT INTO jobs (job_type, media_url, prompt, parameters, max_attempts, priority, run_after,
                   idempotency_key, idempotency_scope, created_at, updated_at)
 SELECT g.job_type, g.media_url, g.prompt, g.parameters, g.max_attempts, g.priority,

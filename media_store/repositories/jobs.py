@@ -482,7 +482,7 @@ class JobRepository(Repository):
     async def _fetch_building(
         self, query: Query, batch: list[JobValues]
     ) -> tuple[list[asyncpg.Record], list[Enqueued]]:
-        """Run a create_jobs-shaped ``query`` for ``batch`` and, while the server executes it,
+        """Run create_keyed_jobs (``query``) for ``batch`` and, while the server executes it,
         build each item's job as created (everything but what the database chooses, which
         :func:`_dated` fills in from its row). The statement and the Python work overlap: the
         build (~3 us a job, measured) costs the caller no time of its own when the server
@@ -1040,7 +1040,7 @@ def _on_conflict(value: OnConflict) -> OnConflict:
 
 
 def _columns(batch: list[JobValues]) -> list[list[Any]]:
-    """The parallel arrays create_jobs takes: one list a column, an empty one for a column of
+    """The parallel arrays create_keyed_jobs takes: one list a column, an empty one for a column of
     NULLs only (unnest pads a shorter array with NULLs: the driver then need not inspect
     10,000 Nones one by one: 4-5 ms a column of 10,000, measured). The parameters' list goes
     as one JSON array (the statement's $4 is jsonb)."""
@@ -1072,8 +1072,8 @@ _COPY_COLUMNS: Final = (
 
 
 def _dated(rows: list[asyncpg.Record], built: list[Enqueued]) -> list[int]:
-    """Fill in what the database chose (id, created_at, updated_at) for the jobs of a
-    create_jobs-shaped statement's rows, built by :func:`_unsaved_job` in the order the items
+    """Fill in what the database chose (id, created_at, updated_at) for the jobs of
+    create_keyed_jobs' rows, built by :func:`_unsaved_job` in the order the items
     were sent; returns the positions filled. The statement dates item i (from 0) one
     microsecond per later item before its clock, which it stores in updated_at: a row tells
     its item whatever order rows come back in. One loop, no call a row: this part of the
@@ -1103,8 +1103,9 @@ def _unsaved_job(
     created_at: datetime | None = None,
     updated_at: datetime | None = None,
 ) -> Job:
-    """The job create_jobs inserts for ``values``, but for what the database chooses (id,
-    created_at, updated_at: None until :func:`_dated` sets them): the rest as it was sent, with
+    """The job create_many inserts for ``values``, with the id and times given (for
+    create_keyed_jobs, None until :func:`_dated` sets what the database chose): the rest as it
+    was sent, with
     the column defaults of a new job (status pending, no attempt, no lease, no result); times
     in UTC, as the database returns them.
 
