@@ -437,6 +437,26 @@ async def test_a_holder_committed_after_the_statement_began_is_found(
     assert await count(raw) == 3  # the two holders and item 2
 
 
+async def test_create_many_asked_to_raise_names_the_first_item_whose_key_is_held(
+    store: Store, raw: Raw
+) -> None:
+    # Keys found held by the probe are refused before any insert: the first such item of the
+    # batch is named, whatever order the holders come back in.
+    late = (await store.jobs.enqueue(item("late", idempotency_key="z-late"))).job
+    early = (await store.jobs.enqueue(item("early", idempotency_key="a-early"))).job
+    batch = [
+        item(1, idempotency_key="m-free"),
+        item(2, idempotency_key="z-late"),
+        item(3),
+        item(4, idempotency_key="a-early"),
+    ]
+    with pytest.raises(DuplicateJob) as refused:
+        await store.jobs.create_many(batch, on_conflict="raise")
+    assert (refused.value.index, refused.value.job_id) == (1, late.id)
+    assert await count(raw) == 2
+    assert early.id != late.id
+
+
 async def test_a_key_taken_during_the_copy_falls_back_to_the_conflict_statement(
     store: Store, raw: Raw, db_url: str
 ) -> None:

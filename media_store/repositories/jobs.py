@@ -388,7 +388,20 @@ class JobRepository(Repository):
         batch = [valid[index] for index in todo]
         keys = [values[_KEY] for values in batch]
         copied: list[Enqueued] | None = None
-        if not await self._fetch(_KEY_HOLDERS, keys):
+        held = await self._fetch(_KEY_HOLDERS, [key for key in keys if key is not None])
+        if held and mode == "raise":
+            # Refused before anything is written: the holder of the first item whose key is
+            # taken.
+            index_of = {key: index for index, key in zip(todo, keys, strict=True) if key}
+            holder = from_row(Job, min(held, key=lambda row: index_of[row["idempotency_key"]]))
+            assert holder.idempotency_key is not None
+            raise DuplicateJob(
+                holder.idempotency_key,
+                holder.id,
+                holder.status.value,
+                index_of[holder.idempotency_key],
+            )
+        if not held:
             # Every key is free: one COPY, in key order (bytewise: str order is code point
             # order, UTF-8's byte order), so that concurrent batches sharing keys wait for
             # each other's keys in one order and cannot deadlock. A key taken after the probe
