@@ -35,6 +35,7 @@ from media_store.db import connect
 from media_store.models import job_values
 from media_store.queries import QUERIES
 from media_store.repositories import JobRepository
+from tests.strategies import SMALL_OBJECTS
 
 Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
@@ -185,17 +186,7 @@ JOB_ITEMS = st.fixed_dictionaries(
     },
     optional={
         "prompt": st.none() | st.text(max_size=4),
-        "parameters": st.dictionaries(
-            st.text(max_size=3),
-            st.none()
-            | st.booleans()
-            | st.integers(-(2**64), 2**64)
-            | st.floats()
-            | st.text(max_size=3)
-            | st.lists(st.integers(), max_size=2),
-            max_size=3,
-        )
-        | st.integers(),
+        "parameters": SMALL_OBJECTS | st.integers(),
         "max_attempts": st.integers(-1, 1001) | st.booleans() | st.just("3"),
         "priority": st.integers(-102, 102) | st.booleans() | st.floats(-1, 1) | st.just("7"),
         "run_after": st.none()

@@ -30,6 +30,7 @@ from media_store.models import (
     status_values,
     validate_input,
 )
+from tests.strategies import SMALL_OBJECTS
 
 JOB_ROW = """
 SELECT gen_random_uuid() AS id, {job_type} AS job_type, {status} AS status,
@@ -227,19 +228,7 @@ STATUS_VALUES = st.fixed_dictionaries(
     {},
     optional={
         "error": st.none() | st.text(max_size=4) | st.integers() | st.just("a\x00b"),
-        "result": st.none()
-        | st.dictionaries(
-            st.text(max_size=3),
-            st.none()
-            | st.booleans()
-            | st.integers(-(2**64), 2**64)
-            | st.floats()
-            | st.text(max_size=3)
-            | st.lists(st.integers(), max_size=2),
-            max_size=3,
-        )
-        | st.lists(st.integers(), max_size=2)
-        | st.integers(),
+        "result": st.none() | SMALL_OBJECTS | st.lists(st.integers(), max_size=2) | st.integers(),
         "processing_time_ms": st.none()
         | st.integers(-2, 2**31)
         | st.booleans()
