@@ -37,7 +37,7 @@ from benchmarks.common import Timer, fresh_database, median, print_table, write_
 from benchmarks.plan_orm import Base, PlanJob, PlanTranscription
 from examples.api import create_app
 from media_store import Dsn, JobStatus, JobType, Settings, Store
-from media_store.fastapi import STATE_KEY
+from media_store.contrib.fastapi import STATE_KEY
 
 POOL_SIZE = 10
 ROUNDS = 3  # a multiple of the 3 contenders: each runs in each position equally

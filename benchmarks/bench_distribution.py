@@ -9,7 +9,7 @@ where the caller has only the transcription. What that costs, measured in one ru
   words) into a database migrated to 0006 and one migrated to head, each transcript as the
   library writes it (its row, then one binary COPY of its segments, in one transaction), the
   two databases taking turns transcript by transcript, their order alternating. The segment
-  records are packed inside the clock on both sides (media_store.segments; the 0006 side
+  records are packed inside the clock on both sides (media_store.words.segments; the 0006 side
   without the job column). Words/s and the server's CPU (its backend, from /proc) per word.
 - reads: a 60-second window and the whole of a 3.1-hour, 40,000-word transcript, with the
   0006 queries on the 0006 database and the 0009 queries (sql/words.sql) on the other,
@@ -34,10 +34,10 @@ import asyncpg
 from benchmarks.bench_words import DIARIZED, asr_words
 from benchmarks.common import fresh_database, median, print_table, write_results
 from media_store import Dsn, Settings, Store, migrate
-from media_store.db import init_connection
-from media_store.queries import QUERIES
-from media_store.segments import SEGMENT_COLUMNS, SEGMENT_TABLE, segment_records
-from media_store.words import Words, validate_words
+from media_store.db.connections import init_connection
+from media_store.db.queries import QUERIES
+from media_store.words.segments import SEGMENT_COLUMNS, SEGMENT_TABLE, segment_records
+from media_store.words.timestamps import Words, validate_words
 
 TRANSCRIPTS = 40
 WORDS = 10_000

@@ -41,8 +41,8 @@ from pgqueuer import Queries
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Settings, Store
-from media_store.db import connect
-from media_store.queries import QUERIES
+from media_store.db.connections import connect
+from media_store.db.queries import QUERIES
 from media_store.repositories.jobs import _COPY_COLUMNS as COPY_COLUMNS
 
 JOBS = 10_000

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from benchmarks.plan_orm import PlanJob
 from media_store import Dsn, JobStatus, Settings, Store
-from media_store.db import _rollback_only_reset, init_connection
-from media_store.queries import QUERIES
+from media_store.db.connections import _rollback_only_reset, init_connection
+from media_store.db.queries import QUERIES
 from media_store.repositories.jobs import MANUAL_HOLDER, MANUAL_LEASE
 
 POOL_SIZE = 10

@@ -45,7 +45,7 @@ from pgqueuer.types import QueueExecutionMode
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Job, Settings, Store
-from media_store.worker import JobResult, run_worker
+from media_store.worker.runner import JobResult, run_worker
 
 JOBS = 5_000
 WORKERS = 4

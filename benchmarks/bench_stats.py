@@ -30,7 +30,7 @@ import asyncpg
 from benchmarks.bench_queue import Drained, drain_shared, table_analyzed
 from benchmarks.common import fresh_database, median, print_table, write_results
 from media_store import Dsn, JobType, Settings, Store
-from media_store.queries import QUERIES
+from media_store.db.queries import QUERIES
 
 FINISHED = 1_000_000
 PENDING_SMALL = 1_000

@@ -35,7 +35,7 @@ def bench_server() -> Iterator[str]:
     if url:
         yield url
         return
-    from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
+    from media_store.demo.embedded import DEFAULT_DIR, embedded_url, start_embedded
 
     server = start_embedded(DEFAULT_DIR)
     yield embedded_url(server, "postgres")

@@ -42,7 +42,7 @@ from media_store import (
     migrate,
 )
 from media_store.config import DATABASE_URL
-from media_store.devdb import DEFAULT_DIR, embedded_url, start_embedded
+from media_store.demo.embedded import DEFAULT_DIR, embedded_url, start_embedded
 from media_store.fastapi import (
     StoreDep,
     TransactionDep,
@@ -51,7 +51,7 @@ from media_store.fastapi import (
     transaction,
 )
 from media_store.repositories.jobs import MAX_PAGE
-from media_store.words import WordsInput, WordsOutput
+from media_store.words.timestamps import WordsInput, WordsOutput
 
 # A consistent read of several statements: one snapshot, no writes.
 SnapshotDep = Annotated[Repositories, transaction(isolation="repeatable_read", readonly=True)]

@@ -1,5 +1,7 @@
 """media_store: asyncpg + Pydantic v2 data layer for a media-analysis service."""
 
+from types import ModuleType
+
 from media_store.config import Dsn, Settings
 from media_store.errors import (
     ConfigurationError,
@@ -21,7 +23,7 @@ from media_store.errors import (
     ValidationError,
     WordOrderConflict,
 )
-from media_store.models import (
+from media_store.models.schemas import (
     AnalysisResult,
     AnalysisResultCreate,
     AssetType,
@@ -40,7 +42,7 @@ from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import Enqueued, JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
-from media_store.words import Words, WordTimestamp
+from media_store.words.timestamps import Words, WordTimestamp
 
 __all__ = [
     "AnalysisResult",
@@ -87,3 +89,14 @@ __all__ = [
     "WordTimestamp",
     "Words",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    # `from media_store import migrate` (and `media_store.migrate.apply`) keep working: the
+    # migrations live in media_store.ops, imported only when asked for (yoyo and psycopg are
+    # not needed by a worker that only runs queries).
+    if name == "migrate":
+        import importlib
+
+        return importlib.import_module("media_store.ops.migrations")
+    raise AttributeError(f"module 'media_store' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 import sys
 
-from media_store.cli import main
+from media_store.cli.main import main
 
 sys.exit(main())

@@ -48,9 +48,17 @@ from contextlib import asynccontextmanager
 from typing import Protocol, TypeAlias, TypeVar
 
 from media_store.config import Dsn
-from media_store.db import Executor, Pool, PooledConnection, _acquire, transaction
+from media_store.db.boundary import _acquire, transaction
+from media_store.db.connections import Executor, Pool, PooledConnection
 from media_store.errors import DRIVER_ERRORS, DatabaseUnavailable, MediaStoreError, PoolExhausted
-from media_store.models import AnalysisResult, Job, JobStatus, JobType, MediaAsset, Transcription
+from media_store.models.schemas import (
+    AnalysisResult,
+    Job,
+    JobStatus,
+    JobType,
+    MediaAsset,
+    Transcription,
+)
 from media_store.repositories import (
     AnalysisResultRepository,
     JobCursor,
@@ -61,7 +69,7 @@ from media_store.repositories import (
     TranscriptionRepository,
 )
 from media_store.repositories.jobs import QueueStats
-from media_store.words import Words
+from media_store.words.timestamps import Words
 
 log = logging.getLogger("media_store")
 

@@ -8,15 +8,8 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 
 from media_store.config import Dsn, Settings
-from media_store.db import (
-    Executor,
-    IsolationLevel,
-    Pool,
-    borrowed,
-    create_pool,
-    statement,
-    transaction,
-)
+from media_store.db.boundary import borrowed, statement, transaction
+from media_store.db.connections import Executor, IsolationLevel, Pool, create_pool
 from media_store.errors import MediaStoreError
 from media_store.replicas import ReplicaRouter, ReplicaView
 from media_store.repositories import (

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from media_store import Dsn, Settings, Store, migrate
-from tests.harness import (
+from tests.support.harness import (
     NoTestDatabase,
     Server,
     Source,

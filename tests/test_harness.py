@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from tests.harness import (
+from tests.support.harness import (
     HOW_TO_PROVIDE,
     TEST_DSN_ENV,
     NoTestDatabase,

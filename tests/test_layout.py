@@ -92,7 +92,7 @@ def test_every_import_of_the_package_is_at_the_top_of_its_module() -> None:
 
 def test_the_package_imports_in_a_fresh_interpreter() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import media_store, media_store.cli, media_store.check"],
+        [sys.executable, "-c", "import media_store, media_store.cli, media_store.ops.schema_check"],
         capture_output=True,
         text=True,
         check=False,

@@ -24,7 +24,7 @@ SNIPPET = textwrap.dedent(
     from pathlib import Path
 
     import media_store
-    from media_store.resources import migrations_dir, sql_dir
+    from media_store.db.bundled import migrations_dir, sql_dir
 
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
     for found in (Path(media_store.__file__), sql_dir(), migrations_dir()):

@@ -46,7 +46,7 @@ Decisions, for every engine alike:
   is, without calling the converters or formatting the path of every value
   (:func:`media_store.asr.units.plain`); any other word goes through the checked
   converters, which name the path of a bad value. Both ways give the same words and the same
-  refusals (fuzzed in tests/test_asr_adapters.py). Figures: ``python -m benchmarks asr``.
+  refusals (fuzzed in tests/asr/test_asr_adapters.py). Figures: ``python -m benchmarks asr``.
 
 Errors: :class:`~media_store.errors.ValidationError` naming the engine, the path of the
 bad value in the payload (``results.items[3].start_time``) and what to change;

@@ -1,6 +1,6 @@
 """Thin repositories: choose a named query, pass parameters, turn rows into models."""
 
-from media_store.queries import Query
+from media_store.db.queries import Query
 from media_store.repositories.analysis_results import AnalysisResultRepository
 from media_store.repositories.base import Repository
 from media_store.repositories.jobs import Enqueued, JobCursor, JobPage, JobRepository

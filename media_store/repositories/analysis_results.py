@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from media_store.models import AnalysisResult, AnalysisResultCreate
-from media_store.queries import query
-from media_store.repositories.children import ChildRepository
+from media_store.db.queries import query
+from media_store.models.schemas import AnalysisResult, AnalysisResultCreate
+from media_store.repositories.job_outputs import ChildRepository
 
 _UUID = uuid.UUID
 

@@ -16,15 +16,9 @@ from typing import Any, ClassVar, Self
 
 import asyncpg
 
-from media_store.db import (
-    Connection,
-    Executor,
-    PooledConnection,
-    _acquire_failure,
-    _acquire_timed_out,
-    copy_records,
-    transaction,
-)
+from media_store.db.boundary import _acquire_failure, _acquire_timed_out, copy_records, transaction
+from media_store.db.connections import Connection, Executor, PooledConnection
+from media_store.db.queries import Query
 from media_store.errors import (
     DRIVER_ERRORS,
     MediaStoreError,
@@ -32,7 +26,6 @@ from media_store.errors import (
     connection_lost,
     translate,
 )
-from media_store.queries import Query
 
 
 class Repository:

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import asyncpg
 
-from media_store import arguments
+from media_store.db.queries import Query, query
 from media_store.errors import (
     Conflict,
     DatabaseError,
@@ -25,24 +25,26 @@ from media_store.errors import (
     LeaseLost,
     ValidationError,
 )
-from media_store.fields import INT32_MAX, MAX_PRIORITY, MIN_PRIORITY, shown
-from media_store.models import (
+from media_store.models import arguments
+from media_store.models.fields import INT32_MAX, MAX_PRIORITY, MIN_PRIORITY, shown
+from media_store.models.inputs import (
+    JobValues,
+    StatusValues,
+    job_values,
+    status_values,
+    validate_input,
+)
+from media_store.models.rows import from_row
+from media_store.models.schemas import (
     FINISHED_STATUSES,
     Job,
     JobCreate,
     JobStats,
     JobStatus,
     JobType,
-    JobValues,
     KeyScope,
     StatusUpdate,
-    StatusValues,
-    from_row,
-    job_values,
-    status_values,
-    validate_input,
 )
-from media_store.queries import Query, query
 from media_store.repositories.base import Repository
 
 
@@ -678,7 +680,7 @@ class JobRepository(Repository):
 
         The job is leased to ``worker_id`` (default :data:`MANUAL_HOLDER`) for ``lease``
         (default :data:`MANUAL_LEASE`, long because nothing heartbeats it; at most
-        :data:`~media_store.arguments.MAX_LEASE`). Workers should use :meth:`claim` and
+        :data:`~media_store.models.arguments.MAX_LEASE`). Workers should use :meth:`claim` and
         :meth:`heartbeat` instead. Raises :class:`JobNotFound`, or :class:`ValidationError`
         before any SQL.
         """
@@ -741,7 +743,8 @@ class JobRepository(Repository):
         One statement (``FOR UPDATE SKIP LOCKED``): concurrent claimers never wait for each
         other and never get the same job. Each claimed job is processing, leased to
         ``worker_id`` until ``lease`` (a timedelta or seconds, at most
-        :data:`~media_store.arguments.MAX_LEASE`) from now on the database clock, with one more
+        :data:`~media_store.models.arguments.MAX_LEASE`) from now on the database clock, with one
+        more
         attempt counted. ``job_types`` (None: any) restricts the types. Returns the claimed
         jobs by priority, oldest first within one, possibly none. Raises
         :class:`ValidationError` before any SQL on bad input.
@@ -844,7 +847,8 @@ class JobRepository(Repository):
 
         With ``retry`` and attempts left (``attempts < max_attempts``) the job returns to
         pending, claimable after ``retry_in`` (None: at once; at most
-        :data:`~media_store.arguments.MAX_DURATION`); otherwise it is failed for good with this
+        :data:`~media_store.models.arguments.MAX_DURATION`); otherwise it is failed for good with
+        this
         error. Raises :class:`LeaseLost` (nothing changed), :class:`JobNotFound`, or
         :class:`ValidationError` before any SQL.
         """
@@ -1126,12 +1130,13 @@ def _unsaved_job(
     in Python, measured), as ``Job.model_construct`` builds a model (its own Python code
     cost 7 us, more than validating) but directly. Safe: every field already has the exact
     type Job declares. The sent values are :func:`job_values`'s output, checked by the same
-    rules as JobCreate (tests/test_enqueue.py holds that equal to JobCreate) and as Job's own
+    rules as JobCreate (tests/repositories/test_enqueue.py holds that equal to JobCreate) and as
+    Job's own
     types (str, int, an aware datetime, a dict; the enums are looked up by value); id,
     created_at and updated_at are what asyncpg decodes from the uuid and timestamptz columns
     (a UUID and aware datetimes); the rest are constants of a new job. parameters is copied
     (shallowly, as Job's validator copies a dict), so the caller's dict stays its own.
-    tests/test_enqueue.py checks that these jobs equal the validated rows read back.
+    tests/repositories/test_enqueue.py checks that these jobs equal the validated rows read back.
     """
     job_type, media_url, prompt, parameters, max_attempts, priority, run_after, key, scope = values
     job: Job = _new_object(Job)

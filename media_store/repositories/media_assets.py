@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 
-from media_store import arguments
+from media_store.db.queries import query
 from media_store.errors import ValidationError
-from media_store.fields import shown
-from media_store.models import MediaAsset, MediaAssetCreate, from_row
-from media_store.queries import query
-from media_store.repositories.children import ChildRepository
+from media_store.models import arguments
+from media_store.models.fields import shown
+from media_store.models.rows import from_row
+from media_store.models.schemas import MediaAsset, MediaAssetCreate
+from media_store.repositories.job_outputs import ChildRepository
 
 _UUID = uuid.UUID
 _SHA256 = re.compile(r"[0-9a-f]{64}")

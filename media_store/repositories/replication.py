@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from media_store.queries import query
+from media_store.db.queries import query
 from media_store.repositories.base import Repository
 
 _WAL_POSITION = query("get_wal_position", returns=[("wal_position", int)], params=())

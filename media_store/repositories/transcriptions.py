@@ -2,10 +2,10 @@
 sql/words.sql.
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
-:data:`~media_store.segments.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
+:data:`~media_store.words.segments.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
 Every write that touches words runs in one transaction (``_transaction``: a savepoint inside
 the caller's transaction), so a bad word or a lost connection midway leaves nothing of the
-call behind. The codec between words and segment rows is :mod:`media_store.segments`.
+call behind. The codec between words and segment rows is :mod:`media_store.words.segments`.
 """
 
 from __future__ import annotations
@@ -21,24 +21,20 @@ from typing import Any, Literal, TypeAlias, get_args, overload
 
 import asyncpg
 
-from media_store import arguments
+from media_store.db.queries import query
 from media_store.errors import (
     JobNotFound,
     TranscriptionNotFound,
     ValidationError,
     WordOrderConflict,
 )
-from media_store.fields import shown
-from media_store.models import (
-    Transcription,
-    TranscriptionCreate,
-    from_row,
-    validate_batch,
-    validate_input,
-)
-from media_store.queries import query
-from media_store.repositories.children import MAX_BATCH, ChildRepository
-from media_store.segments import (
+from media_store.models import arguments
+from media_store.models.fields import shown
+from media_store.models.inputs import validate_batch, validate_input
+from media_store.models.rows import from_row
+from media_store.models.schemas import Transcription, TranscriptionCreate
+from media_store.repositories.job_outputs import MAX_BATCH, ChildRepository
+from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
     SEGMENT_WORDS,
@@ -47,7 +43,7 @@ from media_store.segments import (
     segments_window,
     segments_words,
 )
-from media_store.words import (
+from media_store.words.timestamps import (
     WordInput,
     Words,
     WordSource,

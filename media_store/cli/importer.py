@@ -1,0 +1,426 @@
+"""``media-store import``: backfill saved speech-recogniser output into a job.
+
+::
+
+    media-store import --job JOB_ID [--engine auto] [--order sort] [--inverted drop|clamp]
+                       [--untimed drop|interpolate] [--max-end SECONDS] PATH...
+
+Each PATH is a JSON file, or a directory whose ``*.json`` files (not its subdirectories)
+are imported in name order. Every file becomes one transcription of the job, with its words.
+
+Decisions:
+
+* **Into a given job** (``--job``, required), not one new job per file: a job made by a
+  backfill would be ``pending`` and picked up by the workers, its ``media_url`` would have to
+  be invented, and spotting a re-import would mean searching every job. The job says which
+  media the transcripts are of; create it first.
+* **All or nothing per file**: a file is parsed, adapted and repaired first, then its
+  transcription and its words go in one transaction (``store.transaction()`` with
+  ``create_streamed``), so a file refused midway (a bad word in its 9,000th place) leaves
+  no row behind. A refused file does not stop the others.
+* **Bounded memory**: one file at a time; the words reach the database in chunks
+  (``create_streamed`` reads an iterator). The repair policies need the file's whole word
+  list (a stable sort sees every word), so memory is bounded by the largest single file,
+  never by the directory.
+* **Re-runnable**: each stored file is recorded by the SHA-256 of its bytes, in the
+  transcription's metadata (``asr_import``) and as a ``transcription`` media asset of the
+  job (the source file, with the same ``asr_import`` metadata). A file whose hash the job
+  already holds, for a transcription that still exists, is skipped ("already imported"),
+  whatever its name and whatever policies are given now. The lookup is one named query
+  per file (``media_assets.find_import``: the job's assets by index, no words read), run
+  once before the file is parsed (a re-run skips without parsing) and again inside the
+  file's transaction after ``media_assets.lock_import`` (an advisory lock on job + hash):
+  two imports of the same file into the same job running at once store it once, the
+  second waits for the first to commit and then finds it.
+* **Strict by default**: the three repair policies are ``refuse`` unless given; a refused
+  file's reason names the word and the option that would store it.
+* **Exit status**: 0 when every file was stored or already there, 1 when any file was
+  refused. (Wired into :mod:`media_store.cli`, a missing job or an unreachable database is a
+  :class:`~media_store.errors.MediaStoreError`: status 2.)
+
+The progress bar (on stderr) shows files done, words stored and words/s; a summary table
+(on stdout) lists each file: stored / already imported / refused, its engine, words, the
+repairs applied and, for a refused file, the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from media_store.asr.engines import ENGINES, detect, words_from
+from media_store.asr.repair import (
+    INVERTED_POLICIES,
+    ORDER_POLICIES,
+    UNTIMED_POLICIES,
+    InvertedPolicy,
+    OrderPolicy,
+    Repair,
+    UntimedPolicy,
+    repair,
+)
+from media_store.errors import JobNotFound, ValidationError
+from media_store.models.schemas import AssetType, MediaAsset
+from media_store.store import Store
+
+# The metadata key of an imported transcription and of its source-file asset (the query
+# find_imported_asset in sql/media_assets.sql reads the asset's under this name).
+IMPORT_KEY = "asr_import"
+# How often (in words) the progress bar is updated while a file streams.
+PROGRESS_EVERY = 1024
+
+Status = Literal["stored", "skipped", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What to import and how (the parsed command line)."""
+
+    paths: tuple[Path, ...]
+    job_id: uuid.UUID
+    engine: str = "auto"
+    order: OrderPolicy = "refuse"
+    inverted: InvertedPolicy = "refuse"
+    untimed: UntimedPolicy = "refuse"
+    provider: str | None = None
+    language: str | None = None
+    max_end: float | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ImportOptions:
+        return cls(
+            paths=tuple(args.paths),
+            job_id=args.job,
+            engine=args.engine,
+            # argparse's choices hold these to the policies' names.
+            order=cast(OrderPolicy, args.order),
+            inverted=cast(InvertedPolicy, args.inverted),
+            untimed=cast(UntimedPolicy, args.untimed),
+            provider=args.provider,
+            language=args.language,
+            max_end=args.max_end,
+            progress=args.progress,
+        )
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What happened to one file."""
+
+    path: Path
+    status: Status
+    engine: str | None = None
+    words: int = 0
+    repairs: list[Repair] = field(default_factory=list)
+    reason: str | None = None
+    transcription_id: uuid.UUID | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    files: list[FileResult]
+    seconds: float
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def words(self) -> int:
+        return sum(f.words for f in self.files if f.status == "stored")
+
+    @property
+    def exit_status(self) -> int:
+        """0: every file stored or already there; 1: at least one refused."""
+        return 1 if self.count("refused") else 0
+
+
+# --- argparse -----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``import`` to ``subparsers`` (``parser.add_subparsers()``); its ``func`` default
+    is :func:`command`."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "import",
+        help="backfill saved speech-recogniser JSON into a job",
+        description=(
+            "Import speech-recogniser output (JSON files, or directories of *.json) into a "
+            "job, one transcription per file, all or nothing per file; files already "
+            "imported into the job are skipped. Exit status 1 when any file was refused."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or directory")
+    parser.add_argument("--job", required=True, type=uuid.UUID, help="the job to import into")
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", *ENGINES],
+        help="the engine that wrote the files (default: detect it per file)",
+    )
+    parser.add_argument(
+        "--order",
+        default="refuse",
+        choices=ORDER_POLICIES,
+        help="words out of start order: refuse (default) or stable-sort",
+    )
+    parser.add_argument(
+        "--inverted",
+        default="refuse",
+        choices=INVERTED_POLICIES,
+        help="words ending before they start: refuse (default), drop, or clamp end to start",
+    )
+    parser.add_argument(
+        "--untimed",
+        default="refuse",
+        choices=UNTIMED_POLICIES,
+        help="words without times: refuse (default), drop, or interpolate between neighbours",
+    )
+    parser.add_argument("--provider", help="the transcriptions' provider (default: the engine)")
+    parser.add_argument("--language", help="the transcriptions' language code")
+    parser.add_argument(
+        "--max-end",
+        type=float,
+        metavar="SECONDS",
+        help="the media's end: a file with a word ending after it is refused (times in "
+        "another unit than seconds); add a second or so, engines overshoot a little",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    parser.set_defaults(func=command)
+    return parser
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the import the parsed ``args`` describe on ``DATABASE_URL``; the exit status."""
+    return asyncio.run(_run(ImportOptions.from_args(args)))
+
+
+async def _run(options: ImportOptions) -> int:
+    async with await Store.open() as store:
+        report = await import_files(store, options, out=Console(), err=Console(stderr=True))
+    return report.exit_status
+
+
+# --- the import -----------------------------------------------------------------------------
+
+
+async def import_files(
+    store: Store, options: ImportOptions, *, out: Console, err: Console
+) -> ImportReport:
+    """Import every file of ``options`` into its job; print progress on ``err`` and the
+    summary on ``out``. Refused files are reported, not raised. Raises
+    :class:`JobNotFound`, and the store's errors for a database that fails (not a file)."""
+    if await store.jobs.get_by_id(options.job_id) is None:
+        raise JobNotFound(options.job_id)
+    files, results = _collect(options.paths)
+    started = time.monotonic()
+    progress = Progress(
+        TextColumn("[bold]import"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TextColumn("{task.fields[words]:>10,} words"),
+        TextColumn("{task.fields[rate]:>9,.0f} words/s"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[file]}"),
+        console=err,
+        disable=not options.progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("import", total=len(files), words=0, rate=0.0, file="")
+        meter = _Meter(progress, task, started)
+        for path in files:
+            progress.update(task, file=path.name)
+            result = await _import_one(store, options, path, meter)
+            results.append(result)
+            meter.file_done(result)
+    report = ImportReport(results, time.monotonic() - started)
+    _summary(out, report)
+    return report
+
+
+class _Meter:
+    """Words stored so far (the committed files plus the one streaming), for the bar."""
+
+    def __init__(self, progress: Progress, task: TaskID, started: float) -> None:
+        self.progress = progress
+        self.task = task
+        self.started = started
+        self.committed = 0
+
+    def show(self, words: int) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.progress.update(self.task, words=words, rate=words / elapsed)
+
+    def counted(self, words: Iterable[Any]) -> Iterator[Any]:
+        """``words`` unchanged, moving the bar every :data:`PROGRESS_EVERY` words."""
+        for n, word in enumerate(words, 1):
+            if n % PROGRESS_EVERY == 0:
+                self.show(self.committed + n)
+            yield word
+
+    def file_done(self, result: FileResult) -> None:
+        if result.status == "stored":
+            self.committed += result.words
+        self.show(self.committed)  # a refused file's words were rolled back
+        self.progress.advance(self.task)
+
+
+def _collect(paths: Sequence[Path]) -> tuple[list[Path], list[FileResult]]:
+    """The files to import, and the refusals of paths that hold none."""
+    files: list[Path] = []
+    refused: list[FileResult] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file())
+            if not found:
+                refused.append(FileResult(path, "refused", reason="no *.json file in it"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            refused.append(FileResult(path, "refused", reason="no such file or directory"))
+    return files, refused
+
+
+async def _import_one(
+    store: Store, options: ImportOptions, path: Path, meter: _Meter
+) -> FileResult:
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        return FileResult(path, "refused", reason=f"cannot read it: {exc.strerror or exc}")
+    digest = hashlib.sha256(data).hexdigest()
+    earlier = await store.media_assets.find_import(options.job_id, digest)
+    if earlier is not None:
+        return _already(path, earlier)
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return FileResult(path, "refused", reason=f"not JSON: {exc}")
+    engine: str | None = None
+    repairs: list[Repair] = []
+    try:
+        engine = detect(payload) if options.engine == "auto" else options.engine
+        words, repairs = repair(
+            list(words_from(engine, payload)),
+            order=options.order,
+            inverted=options.inverted,
+            untimed=options.untimed,
+        )
+        record = {
+            "file": path.name,
+            "sha256": digest,
+            "engine": engine,
+            "repairs": [str(r) for r in repairs],
+        }
+        transcription = {
+            "job_id": options.job_id,
+            "provider": options.provider or engine,
+            "text_content": transcript_text(words),
+            "language": options.language,
+            "metadata": {IMPORT_KEY: record},
+        }
+        async with store.transaction() as tx:
+            # Another import of this file into this job may have committed since the check
+            # above, or be running now: wait for it, then look again.
+            earlier = await tx.media_assets.lock_import(options.job_id, digest)
+            if earlier is not None:
+                return _already(path, earlier, engine)
+            created, count = await tx.transcriptions.create_streamed(
+                transcription, meter.counted(words), max_end=options.max_end
+            )
+            await tx.media_assets.create(
+                {
+                    "job_id": options.job_id,
+                    "asset_type": AssetType.TRANSCRIPTION,
+                    "file_path": _absolute(path),
+                    "file_size_bytes": len(data),
+                    "mime_type": "application/json",
+                    "metadata": {IMPORT_KEY: {**record, "transcription_id": str(created.id)}},
+                }
+            )
+    except ValidationError as exc:
+        return FileResult(path, "refused", engine=engine, repairs=repairs, reason=str(exc))
+    return FileResult(path, "stored", engine, count, repairs, transcription_id=created.id)
+
+
+def _already(path: Path, asset: MediaAsset, engine: str | None = None) -> FileResult:
+    """A file the job already holds: skipped, naming the transcription it became."""
+    record = asset.metadata.get(IMPORT_KEY)
+    found = record.get("transcription_id") if isinstance(record, Mapping) else None
+    transcription_id = uuid.UUID(found) if isinstance(found, str) else None
+    return FileResult(
+        path,
+        "skipped",
+        engine=engine,
+        reason=f"already imported (transcription {transcription_id})",
+        transcription_id=transcription_id,
+    )
+
+
+def _absolute(path: Path) -> str:
+    return str(path.resolve())
+
+
+def transcript_text(words: Sequence[Mapping[str, Any]]) -> str:
+    """The transcription's text from its words: concatenated when the engine writes words
+    with their leading space (the Whisper family), else joined with single spaces."""
+    texts = [w["word"] for w in words]
+    spaced = sum(1 for t in texts[1:] if t[:1].isspace())
+    if texts and spaced * 2 > len(texts) - 1 and len(texts) > 1:
+        return "".join(texts).strip()
+    return " ".join(t.strip() for t in texts if t.strip())
+
+
+def _summary(out: Console, report: ImportReport) -> None:
+    table = Table(title="media-store import", expand=True)
+    table.add_column("file", ratio=3, overflow="fold")
+    table.add_column("engine", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("words", justify="right", no_wrap=True)
+    table.add_column("repaired", ratio=2)
+    table.add_column("reason", ratio=4)
+    styles = {"stored": "green", "skipped": "cyan", "refused": "bold red"}
+    labels = {"stored": "stored", "skipped": "already imported", "refused": "refused"}
+    for f in report.files:
+        table.add_row(
+            f.path.name or str(f.path),
+            f.engine or "",
+            f"[{styles[f.status]}]{labels[f.status]}[/]",
+            f"{f.words:,}" if f.status == "stored" else "",
+            "; ".join(map(str, f.repairs)),
+            Text(f.reason or ""),  # verbatim: a reason may hold [brackets]
+        )
+    out.print(table)
+    rate = report.words / report.seconds if report.seconds > 0 else 0.0
+    out.print(
+        f"{report.count('stored')} stored ({report.words:,} words), "
+        f"{report.count('skipped')} already imported, {report.count('refused')} refused, "
+        f"in {report.seconds:.1f} s ({rate:,.0f} words/s)",
+        markup=False,
+        highlight=False,
+    )

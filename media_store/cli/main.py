@@ -1,0 +1,186 @@
+"""media-store: migrate and inspect the schema, grant a runtime role, check the queries, import
+ASR output, see and steer the job queue, run the demo.
+
+The database is DATABASE_URL, never a command-line argument (which would show the password in
+process listings). Only the demo falls back to an embedded development PostgreSQL when
+DATABASE_URL is unset.
+"""
+
+# This docstring is the description of `media-store --help`: plain text, no markup.
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from media_store.cli import importer
+from media_store.cli import jobs as jobs_cli
+from media_store.config import DATABASE_URL, Dsn, Settings
+from media_store.demo.embedded import DEFAULT_DIR, embedded_url, start_embedded
+from media_store.demo.output import row
+from media_store.demo.run import EmbeddedServer, bundled_psql, run_demo
+from media_store.errors import MediaStoreError
+from media_store.ops import grants
+from media_store.ops import migrations as migrate
+from media_store.ops.schema_check import check_database
+
+_GRANT_HELP = """\
+Give ROLE the rights a worker needs on DATABASE_URL, and no more: CONNECT on the database,
+USAGE on the schema, SELECT/INSERT/UPDATE/DELETE on the library's tables, EXECUTE on its
+functions. Run it as the owner role (the one that runs the migrations), after every migrate:
+a migration that adds a table gives ROLE nothing on it. Idempotent. ROLE must exist and must
+not be a superuser or the owner role."""
+
+_ROLLBACK_HELP = """\
+Revert the latest --count applied migrations (default 1), newest first. Reverting the first
+migration drops every table and all their data: that needs --yes."""
+
+_DEMO_HELP = """\
+Migrate DATABASE_URL and run the example flow: a job and what it produced, streamed word
+timestamps, and two workers sharing a queue (in a private database the demo creates and drops,
+so that its workers claim only the demo's own jobs). With DATABASE_URL unset it starts an
+embedded development PostgreSQL whose data lives in .dev-postgres/ and keeps it running."""
+
+
+def _dsn() -> Dsn:
+    return Settings.from_env().dsn
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    applied = migrate.apply(dsn)
+    print(f"{dsn}: applied {len(applied)} migration(s)" + "".join(f"\n  + {m}" for m in applied))
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    first = migrate.migration_ids()[0]
+    applied = [state.id for state in migrate.status(dsn) if state.applied]
+    doomed = applied[-args.count :] if args.count > 0 else []  # rollback() refuses count < 1
+    # Checked before the rollback, outside its lock: a migration applied meanwhile by another
+    # run only moves the first one further from the latest, never closer.
+    if first in doomed and not args.yes:
+        print(
+            f"media-store rollback: reverting {', '.join(reversed(doomed))} on {dsn} would revert "
+            f"{first}, which drops every table and all their data. Nothing was done; run again "
+            f"with --yes to do it.",
+            file=sys.stderr,
+        )
+        return 2
+    reverted = migrate.rollback(dsn, count=args.count)
+    if not reverted:
+        print(f"{dsn}: nothing to roll back")
+    else:
+        print(f"{dsn}: rolled back" + "".join(f"\n  - {m}" for m in reverted))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    states = migrate.status(dsn)  # before any output: a failure prints the error alone
+    print(f"{dsn}:")
+    for state in states:
+        print(f"  [{'applied' if state.applied else 'pending'}] {state.id}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    problems = asyncio.run(check_database(Settings.from_env(dsn)))
+    if problems:
+        print(f"{dsn}: {len(problems)} mismatch(es) between the queries and the schema:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print(f"{dsn}: every named query matches its model")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    embedded = None
+    url = os.environ.get(DATABASE_URL)
+    if url:
+        dsn = Dsn(url)
+        row("database", f"DATABASE_URL = {dsn}")
+    else:
+        # Kept running after the demo, so that the psql command it prints at the end works;
+        # the next `make demo` finds it running and uses it again.
+        server = start_embedded(DEFAULT_DIR, keep_running=True)
+        dsn = Dsn(embedded_url(server))
+        embedded = EmbeddedServer(DEFAULT_DIR.resolve(), dsn, psql=bundled_psql())
+        row("database", f"embedded development PostgreSQL (DATABASE_URL is unset): {dsn}")
+    applied = migrate.apply(dsn)
+    row("migrations", ", ".join(applied) + " applied" if applied else "up to date")
+    asyncio.run(run_demo(dsn, embedded=embedded))
+    return 0
+
+
+def _cmd_grant(args: argparse.Namespace) -> int:
+    dsn = _dsn()
+    statements = grants.grant_runtime(dsn, args.role, dry_run=args.dry_run)
+    done = "would run (nothing was run)" if args.dry_run else "granted"
+    print(f"{dsn}: {done}" + "".join(f"\n  {statement};" for statement in statements))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="media-store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary[0].upper() + summary[1:] + ".",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("migrate", "apply every pending migration to DATABASE_URL").set_defaults(
+        func=_cmd_migrate
+    )
+    rollback = command("rollback", "revert the latest migration(s)", _ROLLBACK_HELP)
+    rollback.add_argument("--count", type=int, default=1, help="how many to revert (default 1)")
+    rollback.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a rollback that reverts the first migration (drops every table)",
+    )
+    rollback.set_defaults(func=_cmd_rollback)
+    command("migrate-status", "list the applied and pending migrations").set_defaults(
+        func=_cmd_status
+    )
+    grant = command("grant", "give a runtime role the rights a worker needs", _GRANT_HELP)
+    grant.add_argument("role", metavar="ROLE", help="the runtime role (it must exist)")
+    grant.add_argument(
+        "--dry-run", action="store_true", help="print the GRANT statements, run nothing"
+    )
+    grant.set_defaults(func=_cmd_grant)
+    command(
+        "check",
+        "prepare every named query and compare it with its model",
+        "Prepare every named query against DATABASE_URL (nothing runs) and compare its "
+        "parameter and\nresult types with the model the rows become. Exits 1 on a mismatch.",
+    ).set_defaults(func=_cmd_check)
+    command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
+    importer.add_parser(sub)
+    jobs_cli.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except MediaStoreError as exc:
+        command = args.command + (f" {args.jobs_command}" if args.command == "jobs" else "")
+        print(f"media-store {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Optional integrations, each behind an extra: :mod:`.fastapi` (``media-store[fastapi]``)."""

@@ -1,0 +1,254 @@
+"""The checks that replace a second pass through pydantic on the hot path give the same
+models and the same refusals: rows built by ``from_row`` equal the validated ones, a row the
+checks refuse is validated (and refused) as before, and the JSON check's fast path never
+accepts what the full walk refuses."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import asyncpg
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from media_store import Store, ValidationError
+from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
+from media_store.models.inputs import status_values, validate_input
+from media_store.models.rows import _RowPlan, from_row
+from media_store.models.schemas import (
+    AnalysisResult,
+    Job,
+    JobStatus,
+    JobType,
+    MediaAsset,
+    StatusUpdate,
+    Transcription,
+)
+from tests.support.strategies import SMALL_OBJECTS
+
+JOB_ROW = """
+SELECT gen_random_uuid() AS id, {job_type} AS job_type, {status} AS status,
+       'https://x/1.mp4'::text AS media_url, NULL::text AS prompt,
+       '{{"a": [1, 2.5, "\u00e9"]}}'::jsonb AS parameters, {result} AS result,
+       NULL::text AS error, clock_timestamp() AS created_at, clock_timestamp() AS updated_at,
+       clock_timestamp() AS started_at, NULL::timestamptz AS completed_at,
+       12 AS processing_time_ms, 1 AS attempts, 3 AS max_attempts,
+       'w'::text AS locked_by, clock_timestamp() AS locked_until,
+       clock_timestamp() AS heartbeat_at, NULL::timestamptz AS run_after,
+       0::smallint AS priority, 'k'::text AS idempotency_key, 'active'::text AS idempotency_scope
+"""
+
+
+def _validated(model: type[Row], row: asyncpg.Record) -> Row:
+    return model.model_validate(dict(row))
+
+
+def _same(built: Row, validated: Row) -> None:
+    assert built == validated
+    assert built.model_fields_set == validated.model_fields_set
+    for name in type(built).model_fields:
+        mine, theirs = getattr(built, name), getattr(validated, name)
+        assert type(mine) is type(theirs), name
+        assert mine == theirs, name
+    assert built.model_dump(mode="json") == validated.model_dump(mode="json")
+
+
+async def _job_row(store: Store, **parts: str) -> asyncpg.Record:
+    sql = JOB_ROW.format(
+        **{"job_type": "'audio'::text", "status": "'processing'::text", "result": "NULL::jsonb"}
+        | parts
+    )
+    row = await store.pool.fetchrow(sql)
+    assert row is not None
+    return row
+
+
+async def test_rows_of_the_repositories_become_the_models_validation_gives(store: Store) -> None:
+    job = await store.jobs.create(
+        {"job_type": "video", "media_url": "https://x/v.mp4", "parameters": {"k": [1, None]}}
+    )
+    claimed = await store.jobs.claim("w1", limit=1)
+    assert [j.id for j in claimed] == [job.id]
+    done = await store.jobs.complete(job.id, "w1", {"score": 0.5, "tags": ["a"]})
+    asset = await store.media_assets.create(
+        {"job_id": job.id, "asset_type": "frame", "file_path": "/f/1.jpg", "metadata": {"w": 1}}
+    )
+    analysis = await store.analysis_results.create(
+        {"job_id": job.id, "analysis_type": "summary", "confidence_score": 0.25}
+    )
+    for model, made, table in (
+        (Job, done, "jobs"),
+        (MediaAsset, asset, "media_assets"),
+        (AnalysisResult, analysis, "analysis_results"),
+    ):
+        columns = ", ".join(model.model_fields)
+        row = await store.pool.fetchrow(f"SELECT {columns} FROM {table} WHERE id = $1", made.id)
+        assert row is not None
+        _same(from_row(model, row), _validated(model, row))
+        _same(made, _validated(model, row))
+    assert isinstance(done.status, JobStatus) and done.status is JobStatus.COMPLETED
+    assert isinstance(done.job_type, JobType) and done.result == {"score": 0.5, "tags": ["a"]}
+
+
+async def test_a_row_the_checks_refuse_is_refused_by_validation_as_before(store: Store) -> None:
+    refused = {
+        "an unknown status": {"status": "'archived'::text"},
+        "an unknown job type": {"job_type": "'image'::text"},
+        "a result that is no object": {"result": "'[1, 2]'::jsonb"},
+        "a NULL where none is allowed": {"status": "NULL::text"},
+        "a type other than the field's": {"job_type": "42"},
+    }
+    for what, parts in refused.items():
+        row = await _job_row(store, **parts)
+        with pytest.raises(pydantic.ValidationError) as by_validation:
+            _validated(Job, row)
+        with pytest.raises(pydantic.ValidationError) as by_from_row:
+            from_row(Job, row)
+        assert by_from_row.value.errors() == by_validation.value.errors(), what
+
+
+async def test_a_row_with_other_columns_is_validated(store: Store) -> None:
+    # Columns missing, in another order, or one too many: the checks step aside.
+    row = await store.pool.fetchrow("SELECT 'audio'::text AS job_type")
+    assert row is not None
+    with pytest.raises(pydantic.ValidationError):
+        from_row(Job, row)
+    columns = ", ".join(reversed(Job.model_fields))
+    parts = {"job_type": "'audio'::text", "status": "'processing'::text", "result": "NULL::jsonb"}
+    shuffled = await store.pool.fetchrow(f"SELECT {columns} FROM ({JOB_ROW.format(**parts)}) j")
+    assert shuffled is not None
+    _same(from_row(Job, shuffled), _validated(Job, shuffled))
+    extra = await store.pool.fetchrow(f"SELECT j.*, 1 AS extra FROM ({JOB_ROW.format(**parts)}) j")
+    assert extra is not None
+    with pytest.raises(pydantic.ValidationError):
+        from_row(Job, extra)
+
+
+def test_models_with_constrained_or_custom_fields_are_always_validated() -> None:
+    assert _RowPlan.of(Transcription) is None  # its words are a custom type
+    assert _RowPlan.of(Job) is not None
+    assert _RowPlan.of(MediaAsset) is not None
+    assert _RowPlan.of(AnalysisResult) is not None
+
+
+# --- the JSON check ---------------------------------------------------------------------------
+
+
+class _Str(str):
+    pass
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.characters(codec=None, blacklist_categories=()), max_size=6),
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "ok", _Str("sub"), uuid.UUID(int=1), b"x"]),
+)
+_keys = st.one_of(
+    st.text(max_size=4),
+    st.sampled_from(["\x00", "\udfff", _Str("k")]),
+    st.integers(0, 3),
+)
+
+
+def _json_like(leaves: Any) -> Any:
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.lists(children, max_size=4).map(tuple),
+            st.dictionaries(_keys, children, max_size=4),
+            st.dictionaries(st.text(max_size=3), children, max_size=3).map(_Dict),
+        ),
+        max_leaves=20,
+    )
+
+
+def _walk_accepts(value: Any) -> bool:
+    try:
+        check_json(value)
+    except ValueError:
+        return False
+    return True
+
+
+@given(_json_like(_scalars))
+@settings(max_examples=400, deadline=None)
+def test_the_json_fast_path_never_accepts_what_the_walk_refuses(value: Any) -> None:
+    if _is_plain_json(value, 0):
+        assert _walk_accepts(value)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = {}
+    for _ in range(depth - 1):
+        value = {"a": [value]} if depth % 2 else {"a": value}
+    return value
+
+
+def test_the_json_fast_path_takes_plain_values_and_stops_at_the_depth_limit() -> None:
+    plain = {"s": "é ok", "n": [1, -(2**63) + 1, 2.5, None, True], "o": {"t": ("x",)}}
+    assert _is_plain_json(plain, 0) and _walk_accepts(plain)
+    for bad in (math.nan, math.inf, 2**63, "a\x00", "\ud800", {1: "x"}, {"\x00": 1}):
+        assert not _is_plain_json({"k": [bad]}, 0)
+        assert not _walk_accepts({"k": [bad]})
+    deep: Any = {}
+    for _ in range(MAX_JSON_DEPTH - 1):
+        deep = {"a": deep}
+    assert _is_plain_json(deep, 0) and _walk_accepts(deep)
+    assert not _is_plain_json({"a": deep}, 0) and not _walk_accepts({"a": deep})
+    assert not _is_plain_json(_nested(10_000), 0)
+
+
+async def test_the_fast_path_is_taken_for_a_job_row_of_the_latest_schema(store: Store) -> None:
+    # A column added to jobs (and Job) without its place here, or a field the plan cannot
+    # check, would silently send every row back through validation: the plan must build.
+    for model in (Job, MediaAsset, AnalysisResult):
+        assert _RowPlan.of(model) is not None, model
+    plan = _RowPlan.of(Job)
+    assert plan is not None
+    row = await _job_row(store, status="'pending'::text")
+    assert tuple(row.keys()) == tuple(Job.model_fields)
+    assert plan.build(Job, row) is not None
+
+
+STATUS_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "error": st.none() | st.text(max_size=4) | st.integers() | st.just("a\x00b"),
+        "result": st.none() | SMALL_OBJECTS | st.lists(st.integers(), max_size=2) | st.integers(),
+        "processing_time_ms": st.none()
+        | st.integers(-2, 2**31)
+        | st.booleans()
+        | st.floats(0, 2)
+        | st.just("7"),
+    },
+)
+
+
+@given(STATUS_VALUES)
+@settings(max_examples=400, deadline=None)
+def test_the_status_fast_path_agrees_with_statusupdate(given_values: dict[str, Any]) -> None:
+    # update_status checks plain values without building a StatusUpdate: what it accepts, and
+    # the values it passes on, must be exactly StatusUpdate's; what it refuses, refused alike.
+    try:
+        update = validate_input(StatusUpdate, given_values)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            status_values(given_values)
+        return
+    assert status_values(given_values) == (
+        update.error,
+        update.result,
+        update.processing_time_ms,
+    )

@@ -1,0 +1,192 @@
+"""The claim's plan does not depend on table statistics (migrations/0005).
+
+A burst of jobs into a table autovacuum has not analyzed yet is what a new deployment meets;
+there the planner, guessing a handful of pending rows, used to scan and sort the whole
+backlog for every claim. The statements the claim function runs are shown by auto_explain
+(EXPLAIN of each statement as it runs, nested ones included) in every table state: never
+analyzed and analyzed, a burst of pending jobs alone and a backlog behind many finished ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TypeAlias
+
+import asyncpg
+import pytest
+
+from media_store.db.queries import QUERIES
+
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+# (finished jobs, pending jobs): a burst alone, and a backlog behind many finished jobs (the
+# benchmark measures 1,000,000 + 100,000; this scale shows the same plans in a few seconds).
+STATES = {"burst of 5k": (0, 5_000), "200k finished + 20k pending": (200_000, 20_000)}
+
+
+async def fill(conn: Connection, finished: int, pending: int) -> None:
+    """Finished jobs first (older), then pending ones; one in a hundred is a document."""
+    # Held off for the test's duration: autovacuum may otherwise analyze the table meanwhile.
+    await conn.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+    await conn.execute(
+        "INSERT INTO jobs (job_type, status, media_url, created_at, started_at, completed_at,"
+        " attempts, locked_by)"
+        " SELECT CASE WHEN g % 100 = 0 THEN 'document' WHEN g % 2 = 0 THEN 'video'"
+        " ELSE 'audio' END, 'completed', 'f' || g,"
+        " now() - interval '1 day' + g * interval '1 ms', now(), now(), 1, 'w'"
+        " FROM generate_series(1, $1::int) AS g",
+        finished,
+    )
+    # Created in the past: a job counts as runnable from its creation (migrations/0007), so
+    # one created in the future would not be claimable yet.
+    await conn.execute(
+        "INSERT INTO jobs (job_type, media_url, created_at)"
+        " SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,"
+        " now() - interval '1 hour' + g * interval '1 ms' FROM generate_series(1, $1::int) AS g",
+        pending,
+    )
+
+
+async def analyzed(conn: Connection) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM pg_statistic WHERE starelid = 'jobs'::regclass)"
+        )
+    )
+
+
+@pytest.fixture
+async def explained(raw: Connection) -> AsyncIterator[Connection]:
+    """``raw`` with auto_explain on: every statement's plan, nested ones included, arrives
+    as a notice."""
+    await raw.execute("LOAD 'auto_explain'")
+    await raw.execute(
+        "SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on;"
+        " SET auto_explain.log_level = notice"
+    )
+    yield raw
+    await raw.execute("SET auto_explain.log_min_duration = -1")
+
+
+async def claim_with_plans(
+    conn: Connection, name: str, *args: object
+) -> tuple[list[asyncpg.Record], str]:
+    """Run the named claim query; return its rows and the plan of the statement that picked
+    (and locked) the jobs."""
+    notices: list[str] = []
+
+    def collect(_: object, message: asyncpg.PostgresLogMessage) -> None:
+        notices.append(str(message.message))
+
+    conn.add_log_listener(collect)
+    try:
+        rows = await conn.fetch(QUERIES[name].sql, *args)
+        await asyncio.sleep(0)  # listeners are called soon after the message, not at once
+    finally:
+        conn.remove_log_listener(collect)
+    [pick] = [plan for plan in notices if "LockRows" in plan]
+    return rows, pick
+
+
+CLAIMS = {
+    # name, arguments after (holder, limit, lease), index read, media_url prefix of the jobs
+    "any type": ("claim_jobs", None, "jobs_claim_idx", "p"),
+    "two types": ("claim_jobs", ["audio", "video"], "jobs_claim_idx", "p"),
+    "one rare type": ("claim_jobs_of_type", "document", "jobs_claim_type_idx", "p"),
+}
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["never analyzed", "analyzed"])
+@pytest.mark.parametrize(("finished", "pending"), STATES.values(), ids=STATES.keys())
+async def test_claim_is_an_ordered_range_scan_of_a_pending_index_in_every_table_state(
+    explained: Connection, finished: int, pending: int, analyze: bool
+) -> None:
+    await fill(explained, finished, pending)
+    if analyze:
+        await explained.execute("ANALYZE jobs")
+    assert await analyzed(explained) is analyze
+
+    for name, types, index, prefix in CLAIMS.values():
+        rows, plan = await claim_with_plans(explained, name, "w", 10, 30.0, types)
+
+        # Read in claim order from the pending index, stopped after 10 rows: no scan of the
+        # table, no bitmap of the backlog, no sort.
+        assert f"Index Scan using {index} on jobs" in plan, plan
+        for whole_backlog in ("Seq Scan", "Bitmap", "Sort"):
+            assert whole_backlog not in plan, plan
+        assert len(rows) == 10
+        assert all(row["status"] == "processing" for row in rows)
+        assert all(row["media_url"].startswith(prefix) for row in rows)
+        assert [row["created_at"] for row in rows] == sorted(row["created_at"] for row in rows)
+
+    # Oldest first: the claims above took the first 10 pending jobs of any type, the next 10
+    # of audio or video (audio only among pending), and the first 10 documents.
+    taken = await explained.fetch(
+        "SELECT media_url FROM jobs WHERE status = 'processing' ORDER BY created_at"
+    )
+    numbers = sorted(int(row["media_url"][1:]) for row in taken)
+    assert numbers == [*range(1, 21), *range(100, 1001, 100)]
+
+
+# --- priorities and scheduled starts (migrations/0007) ----------------------------------------
+
+# Pending job g: a document when g % 100 == 0, else audio; priority 1 when g % 3 == 0, -1 when
+# g % 13 == 0, else 0; scheduled for tomorrow when g % 7 == 3 (at every priority), scheduled
+# half an hour before its creation when g % 11 == 5. Created in g order, one ms apart.
+MIXED_PENDING = """
+INSERT INTO jobs (job_type, media_url, created_at, priority, run_after)
+SELECT CASE WHEN g % 100 = 0 THEN 'document' ELSE 'audio' END, 'p' || g,
+       now() - interval '1 hour' + g * interval '1 ms',
+       CASE WHEN g % 3 = 0 THEN 1 WHEN g % 13 = 0 THEN -1 ELSE 0 END,
+       CASE WHEN g % 7 = 3 THEN now() + interval '1 day'
+            WHEN g % 11 = 5 THEN now() - interval '90 minutes' + g * interval '1 ms' END
+FROM generate_series(1, $1::int) AS g
+"""
+
+
+def claim_order(g: int) -> tuple[int, int, int]:
+    """The claim's order key of pending job g: priority first, then the time it became
+    runnable (its creation, or its earlier scheduled start), in ms."""
+    priority = 1 if g % 3 == 0 else -1 if g % 13 == 0 else 0
+    ready = g - 1_800_000 if g % 11 == 5 else g
+    return (-priority, ready, g)
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["never analyzed", "analyzed"])
+async def test_claim_by_priority_with_scheduled_jobs_is_one_ordered_range_scan(
+    explained: Connection, analyze: bool
+) -> None:
+    finished, pending = STATES["200k finished + 20k pending"]
+    await fill(explained, finished, 0)
+    await explained.execute(MIXED_PENDING, pending)
+    if analyze:
+        await explained.execute("ANALYZE jobs")
+    assert await analyzed(explained) is analyze
+
+    due = [g for g in range(1, pending + 1) if g % 7 != 3]
+    left = sorted(due, key=claim_order)
+    for name, types, index, _ in CLAIMS.values():
+        rows, plan = await claim_with_plans(explained, name, "w", 10, 30.0, types)
+
+        # One range scan of the pending index in claim order, the due test in the index
+        # condition; no scan of the table, no bitmap, no sort, whatever the statistics say.
+        assert f"Index Scan using {index} on jobs" in plan, plan
+        assert "Index Cond" in plan and "COALESCE(run_after, created_at)" in plan, plan
+        for whole_backlog in ("Seq Scan", "Bitmap", "Sort"):
+            assert whole_backlog not in plan, plan
+
+        wanted = [
+            g
+            for g in left
+            if types is None
+            or ("document" if g % 100 == 0 else "audio")
+            in ([types] if isinstance(types, str) else types)
+        ][:10]
+        # The ten first in claim order (returned by priority, then creation).
+        assert sorted(int(row["media_url"][1:]) for row in rows) == sorted(wanted)
+        assert [row["priority"] for row in rows] == sorted(
+            (row["priority"] for row in rows), reverse=True
+        )
+        left = [g for g in left if g not in wanted]
