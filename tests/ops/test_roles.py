@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -39,7 +40,7 @@ from media_store.ops.schema_check import check_database
 from media_store.worker.runner import JobResult, run_worker
 from tests.ops.test_migrations import MIGRATION_IDS, catalog_dump
 from tests.support.harness import Server, random_name, with_database
-from tests.test_readme import BLOCKS, run_block
+from tests.test_docs import DOCS, ROOT, run_block, runnable
 
 # --- roles and databases -----------------------------------------------------------------
 
@@ -599,13 +600,18 @@ async def test_run_worker_drains_jobs_as_the_runtime_role(
     }
 
 
-async def test_the_readme_runs_as_the_runtime_role(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+# Every guide but the one about migrating, which is the owner role's work.
+RUNTIME_DOCS = [doc for doc in DOCS if runnable(doc) and doc != ROOT / "docs" / "operations.md"]
+
+
+@pytest.mark.parametrize("doc", RUNTIME_DOCS, ids=lambda doc: str(doc.relative_to(ROOT)))
+async def test_the_docs_run_as_the_runtime_role(
+    doc: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", deployment.runtime_url)
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
     try:
-        for block in BLOCKS:
+        for block in runnable(doc):
             await run_block(block, namespace)
     finally:
         # A block that failed may leave a worker running: it would hold its connections, and
@@ -618,8 +624,10 @@ async def test_the_readme_runs_as_the_runtime_role(
             if isinstance(value, Store):
                 await value.close()
     # The blocks assert what they read back; the rows are there for every other client too.
-    # (The first block writes a job, a transcription with its words and an analysis result.)
-    written = ("jobs", "transcriptions", "transcription_word_segments", "analysis_results")
+    # (docs/store.md writes a job, a transcription with its words and an analysis result.)
+    written: tuple[str, ...] = ("jobs",)
+    if doc.name == "store.md":
+        written = ("jobs", "transcriptions", "transcription_word_segments", "analysis_results")
     counts = await row_counts(deployment.admin_url)
     assert {table: counts[table] > 0 for table in written} == dict.fromkeys(written, True)
 
