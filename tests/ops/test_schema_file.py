@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from media_store import Dsn, migrate
-from tests.harness import Server, random_name, with_database
+from tests.support.harness import Server, random_name, with_database
 
 
 def _checkout_root() -> Path:
