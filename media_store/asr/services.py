@@ -42,10 +42,15 @@ _LABEL = (str, int)
 
 def channel_speaker(channel: object, own: str | None) -> str:
     """The speaker of a word in merged multichannel output: ``ch{channel}`` (the engine's own
-    channel number), then ``:{speaker}`` when the engine also diarized the channel (a speaker
-    that only repeats the channel number, as AssemblyAI writes, adds nothing)."""
+    channel number), then ``:{speaker}`` whenever the engine also diarized the channel.
+
+    The speaker is kept even when it equals the channel number: Deepgram's, Google's and
+    Azure's speaker numbers are independent of the channel (speaker 0 on channel 0 is still
+    speaker 0, and dropping it would merge that speaker with the channel's undiarized
+    words). Only AssemblyAI writes a speaker that merely repeats the channel; its adapter
+    drops that one itself."""
     label = f"ch{channel}"
-    return label if own is None or own == str(channel) else f"{label}:{own}"
+    return label if own is None else f"{label}:{own}"
 
 
 def merge_channels(channels: Sequence[tuple[object, Iterator[StoreWord]]]) -> Iterator[StoreWord]:
@@ -174,7 +179,9 @@ def _assemblyai_words(
                 if number != str(only):
                     continue
             else:
-                own = channel_speaker(number, own)
+                # AssemblyAI's multichannel words carry the channel number as their speaker
+                # ("1" on channel "1"): it names no diarized speaker, so it adds nothing.
+                own = channel_speaker(number, None if own == number else own)
         yield {
             "word": text(word.get("text"), engine, f"{path}.text"),
             "start": milliseconds(word.get("start"), engine, f"{path}.start"),

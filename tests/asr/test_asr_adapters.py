@@ -381,6 +381,36 @@ def test_diarized_multichannel_speakers_carry_channel_and_speaker() -> None:
     assert speakers[:4] == ["ch0:1", "ch0:1", "ch0:1", "ch1:0"]
 
 
+def test_deepgram_diarized_multichannel_keeps_a_speaker_equal_to_its_channel() -> None:
+    # Deepgram's speaker numbers are independent of the channel: speaker 0 on channel 0 is
+    # still speaker 0, and must not collapse into the bare channel label.
+    payload = load("deepgram-multichannel.json")
+    for channel in payload["results"]["channels"]:
+        for i, word in enumerate(channel["alternatives"][0]["words"]):
+            word["speaker"] = i % 2
+    merged = [(w["word"], w["speaker"]) for w in deepgram(payload)]
+    assert merged == [
+        ("Thanks", "ch0:0"),
+        ("for", "ch0:1"),
+        ("calling.", "ch0:0"),
+        ("Hi,", "ch1:0"),
+        ("I", "ch1:1"),
+        ("need", "ch1:0"),
+        ("Okay.", "ch0:1"),
+        ("help.", "ch1:1"),
+    ]
+    # channel= gives the same speakers, unprefixed.
+    assert [w["speaker"] for w in deepgram(payload, channel=0)] == ["0", "1", "0", "1"]
+
+
+def test_assemblyai_multichannel_drops_a_speaker_that_only_repeats_its_channel() -> None:
+    words = list(assemblyai(load("assemblyai-multichannel.json")))
+    assert [w["speaker"] for w in words] == ["ch1", "ch2", "ch2", "ch2", "ch1", "ch1"]
+    payload = load("assemblyai-multichannel.json")
+    payload["words"][0]["speaker"] = "B"
+    assert next(assemblyai(payload))["speaker"] == "ch1:B"
+
+
 # --- AWS punctuation ----------------------------------------------------------------------------
 
 
