@@ -50,10 +50,24 @@ Decisions, for every engine alike:
 
 Errors: :class:`~media_store.errors.ValidationError` naming the engine, the path of the
 bad value in the payload (``results.items[3].start_time``) and what to change;
-:class:`UnknownEngine` (a ValidationError) when :func:`detect` cannot tell the engine.
+:class:`UnknownEngine` (a ValidationError) when :func:`detect` cannot tell the engine, and
+its subclass :class:`AmbiguousEngine` when the keys fit several engines (an empty Whisper
+result, an empty ``results``): its ``candidates`` name them, and the caller names the engine.
+A payload wrapped in a list or an envelope object is refused saying so.
+
+Live sessions: Deepgram's websocket messages (one, or a saved list) and IBM Watson's
+websocket session (a saved list of messages) are read like the batch output, final results
+only, in the order received.
 """
 
-from media_store.asr.engines import CHANNELLED, ENGINES, UnknownEngine, detect, words_from
+from media_store.asr.engines import (
+    CHANNELLED,
+    ENGINES,
+    AmbiguousEngine,
+    UnknownEngine,
+    detect,
+    words_from,
+)
 from media_store.asr.local import (
     faster_whisper,
     openai_whisper,
@@ -76,6 +90,7 @@ from media_store.asr.units import StoreWord
 __all__ = [
     "CHANNELLED",
     "ENGINES",
+    "AmbiguousEngine",
     "Repair",
     "StoreWord",
     "UnknownEngine",

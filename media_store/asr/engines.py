@@ -34,6 +34,20 @@ class UnknownEngine(ValidationError):
     """The payload is no engine's output this package knows, or the engine name is unknown."""
 
 
+class AmbiguousEngine(UnknownEngine):
+    """The payload's keys fit more than one engine (an empty result says nothing about the
+    words' keys): :attr:`candidates` names them, and the caller must name the engine.
+    Guessing would record the wrong provider."""
+
+    def __init__(self, candidates: tuple[str, ...], why: str) -> None:
+        self.candidates = candidates
+        super().__init__(
+            f"cannot tell which engine wrote this payload: {why}, so it could be any of "
+            f"{', '.join(candidates)}; name the engine",
+            [{"loc": ("$",), "msg": "ambiguous engine"}],
+        )
+
+
 def words_from(engine: str, payload: Any, *, channel: Any = None) -> Iterator[StoreWord]:
     """The store's word dicts from ``payload``, the output of ``engine`` (a name of
     :data:`ENGINES`, or ``"auto"`` to :func:`detect` it).
@@ -72,6 +86,8 @@ def detect(payload: Any) -> str:
         found = _detect_object(payload)
     elif isinstance(payload, list):
         found = _detect_list(payload)
+        if found is None:
+            _refuse_wrapped(payload)
     elif isinstance(payload, Iterator):
         found = "faster-whisper"
     else:
@@ -87,6 +103,8 @@ def detect(payload: Any) -> str:
 
 
 def _detect_object(payload: Mapping[str, Any]) -> str | None:
+    if payload.get("type") == "Results" and isinstance(payload.get("channel"), Mapping):
+        return "deepgram"  # one live (websocket) message
     results = payload.get("results")
     if isinstance(results, Mapping):
         if "channels" in results:
@@ -116,6 +134,9 @@ def _detect_results(payload: Mapping[str, Any], results: list[Any]) -> str | Non
     (Watson: ``timestamps`` lists; Google: ``words`` objects), else the result's keys."""
     if "result_index" in payload or isinstance(payload.get("speaker_labels"), list):
         return "ibm-watson"
+    if not results:
+        # Google's and Watson's empty responses differ in no key.
+        raise AmbiguousEngine(("google-stt", "ibm-watson"), "'results' is empty")
     for result in results:
         if not isinstance(result, Mapping):
             return None
@@ -135,9 +156,15 @@ def _detect_results(payload: Mapping[str, Any], results: list[Any]) -> str | Non
 def _detect_whisper(segments: list[Any]) -> str:
     """openai-whisper (``word`` + ``probability``), whisper-timestamped (``text`` +
     ``confidence``) or whisperX (``score``, ``speaker``, or words with no times), from the
-    first word that shows its keys."""
+    first word that shows its keys; with no word at all, from the segments' keys (only
+    whisper-timestamped gives a segment a ``confidence``), else :class:`AmbiguousEngine`:
+    openai-whisper and whisper-timestamped write the same top level, and naming the wrong
+    one would record the wrong provider."""
+    segment_keys: set[str] = set()
     for segment in segments:
         words = segment.get("words") if isinstance(segment, Mapping) else None
+        if isinstance(segment, Mapping):
+            segment_keys.update(k for k in segment if isinstance(k, str))
         for word in words or []:
             if not isinstance(word, Mapping):
                 continue
@@ -150,10 +177,27 @@ def _detect_whisper(segments: list[Any]) -> str:
                 return "whisper-timestamped"
             if "word" in keys and "start" not in keys:
                 return "whisperx"  # an unaligned word: only whisperX writes those
-    return "openai-whisper"
+    if "confidence" in segment_keys:
+        return "whisper-timestamped"
+    if "speaker" in segment_keys:  # a diarized whisperX segment
+        return "whisperx"
+    why = "no segment holds a word" if segments else "'segments' is empty"
+    raise AmbiguousEngine(("openai-whisper", "whisper-timestamped"), why)
 
 
 def _detect_list(payload: list[Any]) -> str | None:
+    # A saved websocket session: the messages without words (Deepgram's Metadata, Watson's
+    # {"state": "listening"}) may come first, so every message is looked at.
+    for message in payload:
+        if not isinstance(message, Mapping):
+            break
+        if message.get("type") == "Results" and isinstance(message.get("channel"), Mapping):
+            return "deepgram"
+        if "type" not in message and (
+            ("result_index" in message and isinstance(message.get("results"), list))
+            or isinstance(message.get("speaker_labels"), list)
+        ):
+            return "ibm-watson"
     first = payload[0] if payload else None
     if isinstance(first, Mapping):
         if {"NBest", "RecognitionStatus"} & first.keys():
@@ -164,3 +208,22 @@ def _detect_list(payload: list[Any]) -> str | None:
     if first is not None and not isinstance(first, str) and hasattr(first, "words"):
         return "faster-whisper"
     return None
+
+
+def _refuse_wrapped(payload: list[Any]) -> None:
+    """Raise :class:`UnknownEngine` saying so when ``payload`` is a list holding an engine's
+    one-object output (a batch of one, a client's envelope): the fix is to unwrap it, not
+    to name an engine."""
+    first = payload[0] if payload else None
+    if not isinstance(first, Mapping):
+        return
+    try:
+        inner = _detect_object(first)
+    except AmbiguousEngine:
+        return
+    if inner is not None:
+        raise UnknownEngine(
+            f"a list of {len(payload)} where one object was expected: the output is wrapped "
+            f"(its first element looks like {inner}'s); pass the object itself (payload[0])",
+            [{"loc": ("$",), "msg": "wrapped payload"}],
+        )

@@ -23,6 +23,7 @@ from media_store.asr.units import (
     duration_text,
     fast_word,
     from_ticks,
+    integer,
     items,
     mapping,
     milliseconds,
@@ -42,10 +43,15 @@ _LABEL = (str, int)
 
 def channel_speaker(channel: object, own: str | None) -> str:
     """The speaker of a word in merged multichannel output: ``ch{channel}`` (the engine's own
-    channel number), then ``:{speaker}`` when the engine also diarized the channel (a speaker
-    that only repeats the channel number, as AssemblyAI writes, adds nothing)."""
+    channel number), then ``:{speaker}`` whenever the engine also diarized the channel.
+
+    The speaker is kept even when it equals the channel number: Deepgram's, Google's and
+    Azure's speaker numbers are independent of the channel (speaker 0 on channel 0 is still
+    speaker 0, and dropping it would merge that speaker with the channel's undiarized
+    words). Only AssemblyAI writes a speaker that merely repeats the channel; its adapter
+    drops that one itself."""
     label = f"ch{channel}"
-    return label if own is None or own == str(channel) else f"{label}:{own}"
+    return label if own is None else f"{label}:{own}"
 
 
 def merge_channels(channels: Sequence[tuple[object, Iterator[StoreWord]]]) -> Iterator[StoreWord]:
@@ -71,10 +77,16 @@ def _labelled(channel: object, words: Iterator[StoreWord]) -> Iterator[tuple[flo
 # --- Deepgram --------------------------------------------------------------------------------
 
 
-def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iterator[StoreWord]:
+def deepgram(
+    response: Mapping[str, Any] | Sequence[Any], *, channel: int | None = None
+) -> Iterator[StoreWord]:
     """Deepgram pre-recorded: ``results.channels[c].alternatives[0].words[]`` with ``word``
     (lowercase), ``punctuated_word`` (when punctuate / smart_format is on), ``start``,
     ``end`` (seconds), ``confidence`` and, when diarized, ``speaker`` (an integer).
+
+    Also Deepgram live (the websocket): one ``{"type": "Results", "channel": {"alternatives":
+    [...]}, "is_final": ...}`` message, or a saved session, a list of the messages as
+    received (see :func:`_deepgram_live`).
 
     The stored text is ``punctuated_word`` when present (what the transcript shows), else
     ``word``. ``speaker_confidence`` has no place in the store's word and is not kept.
@@ -82,6 +94,12 @@ def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iter
     ``ch1`` (``ch0:1`` when diarized too); ``channel=`` selects one channel.
     """
     engine = "deepgram"
+    if isinstance(response, list | tuple):
+        if any(isinstance(m, Mapping) and "results" in m and "type" not in m for m in response):
+            mapping(response, engine, "$")  # pre-recorded responses in a list: say "wrapped"
+        return _deepgram_live(response, channel, single=False)
+    if isinstance(response, Mapping) and "results" not in response and "type" in response:
+        return _deepgram_live([response], channel, single=True)
     results = mapping(
         required(mapping(response, engine, "$"), "results", engine, ""), engine, "results"
     )
@@ -103,6 +121,95 @@ def deepgram(response: Mapping[str, Any], *, channel: int | None = None) -> Iter
         words = items(required(best, "words", engine, f"{where}[0]"), engine, f"{where}[0].words")
         streams.append((c, _deepgram_words(words, f"{where}[0].words")))
     return merge_channels(streams) if streams else iter(())
+
+
+# The live messages that carry no words (the websocket also sends these; a saved session
+# holds them between the results).
+_LIVE_OTHER = frozenset({"Metadata", "SpeechStarted", "UtteranceEnd"})
+
+
+def _deepgram_live(
+    messages: Sequence[Any], channel: int | None, *, single: bool
+) -> Iterator[StoreWord]:
+    """Deepgram live results: ``channel.alternatives[0].words[]`` of each ``Results``
+    message, final results only (``is_final: true``; an interim result is revised by the
+    final one that follows it, so keeping it would store its words twice), in the order
+    received. Word times are already from the start of the stream. ``channel_index``
+    (``[channel, channels]``) tells a multichannel stream's channels apart: merged as for
+    pre-recorded output, or ``channel=`` picks one. A single message must be final; a
+    session must hold at least one final result."""
+    engine = "deepgram"
+    by_channel: dict[int, list[tuple[str, Sequence[Any]]]] = {}
+    results = 0
+    for m, raw in enumerate(messages):
+        where = "" if single else f"[{m}]"
+        message = mapping(raw, engine, where or "$")
+        kind = message.get("type")
+        if isinstance(kind, str) and kind in _LIVE_OTHER:
+            continue
+        if kind != "Results":
+            refuse(
+                engine,
+                _join(where, "type"),
+                f"unknown message type {kind!r}",
+                "save the websocket's messages as received (Results, Metadata, ...)",
+            )
+        results += 1
+        final = message.get("is_final")
+        if not isinstance(final, bool):
+            refuse(
+                engine, _join(where, "is_final"), f"expected true or false, got {final!r}", "fix"
+            )
+        if not final:
+            if single:
+                refuse(
+                    engine,
+                    _join(where, "is_final"),
+                    "an interim result (its words are revised by the final result after it)",
+                    "save the final results (is_final: true)",
+                )
+            continue
+        number = _live_channel(message.get("channel_index"), _join(where, "channel_index"))
+        body = mapping(required(message, "channel", engine, where), engine, _join(where, "channel"))
+        path = _join(where, "channel.alternatives")
+        alternatives = items(body.get("alternatives"), engine, path)
+        if not alternatives:
+            continue
+        best = mapping(alternatives[0], engine, f"{path}[0]")
+        words = items(required(best, "words", engine, f"{path}[0]"), engine, f"{path}[0].words")
+        by_channel.setdefault(number, []).append((f"{path}[0].words", words))
+    if results and not by_channel and not single:
+        refuse(engine, "$", f"no final result (is_final: true) in {results} result(s)", "save them")
+    if channel is not None:
+        if channel not in by_channel:
+            refuse(engine, "channel_index", f"no channel {channel}", f"pick {sorted(by_channel)}")
+        by_channel = {channel: by_channel[channel]}
+    streams = [
+        (c, _chained(_deepgram_words(words, path) for path, words in group))
+        for c, group in sorted(by_channel.items())
+    ]
+    return merge_channels(streams) if streams else iter(())
+
+
+def _live_channel(value: object, path: str) -> int:
+    """The channel of a live message, from ``channel_index`` = ``[channel, channels]``; a
+    message without one is of a single-channel stream: 0."""
+    engine = "deepgram"
+    if value is None:
+        return 0
+    pair = items(value, engine, path)
+    if len(pair) != 2:
+        refuse(engine, path, f"expected [channel, channels], got {pair!r}", "fix it")
+    return integer(pair[0], engine, f"{path}[0]", "a channel number")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _chained(streams: Iterable[Iterator[StoreWord]]) -> Iterator[StoreWord]:
+    for stream in streams:
+        yield from stream
 
 
 def _deepgram_words(words: Sequence[Any], where: str) -> Iterator[StoreWord]:
@@ -174,7 +281,9 @@ def _assemblyai_words(
                 if number != str(only):
                     continue
             else:
-                own = channel_speaker(number, own)
+                # AssemblyAI's multichannel words carry the channel number as their speaker
+                # ("1" on channel "1"): it names no diarized speaker, so it adds nothing.
+                own = channel_speaker(number, None if own == number else own)
         yield {
             "word": text(word.get("text"), engine, f"{path}.text"),
             "start": milliseconds(word.get("start"), engine, f"{path}.start"),
@@ -583,38 +692,81 @@ def _azure_plain(
 # --- IBM Watson Speech to Text -------------------------------------------------------------------
 
 
-def ibm_watson(response: Mapping[str, Any]) -> Iterator[StoreWord]:
+def ibm_watson(response: Mapping[str, Any] | Sequence[Any]) -> Iterator[StoreWord]:
     """IBM Watson Speech to Text: ``results[].alternatives[0].timestamps`` =
     ``[[word, start, end], ...]`` (seconds) with the parallel ``word_confidence`` =
     ``[[word, confidence], ...]`` (when requested), and the top-level ``speaker_labels[]``
     (``from``, ``to``, ``speaker`` an integer) matched to words by their start time.
-    Word text is kept as given (a trailing space has been seen: ``"Chapter "``)."""
+    Word text is kept as given (a trailing space has been seen: ``"Chapter "``).
+
+    Also a websocket session saved as a list of its messages: the results of every message
+    in order, final ones only (``final: true``; an interim result is revised by the final
+    one after it), speakers from every ``{"speaker_labels": [...]}`` message (a later label
+    for the same start revises an earlier one); ``{"state": ...}`` messages are skipped and
+    an ``{"error": ...}`` message is refused with its text."""
     engine = "ibm-watson"
+    if isinstance(response, list | tuple):
+        return _watson_session(response)
     response = mapping(response, engine, "$")
     results = items(required(response, "results", engine, ""), engine, "results")
     speakers: dict[float, str | None] = {}
-    for s, raw in enumerate(items(response.get("speaker_labels") or [], engine, "speaker_labels")):
+    _watson_speakers(response.get("speaker_labels"), "speaker_labels", speakers)
+    return _watson_words(((f"results[{r}]", result) for r, result in enumerate(results)), speakers)
+
+
+def _watson_session(messages: Sequence[Any]) -> Iterator[StoreWord]:
+    engine = "ibm-watson"
+    speakers: dict[float, str | None] = {}
+    finals: list[tuple[str, Any]] = []
+    for m, raw in enumerate(messages):
+        message = mapping(raw, engine, f"[{m}]")
+        if "error" in message:
+            refuse(
+                engine,
+                f"[{m}].error",
+                f"the session ended in an error: {message['error']!r}",
+                "import a session that completed",
+            )
+        if "results" not in message and "speaker_labels" not in message:
+            if "state" in message:
+                continue  # {"state": "listening"}: the service is ready, no words
+            refuse(engine, f"[{m}]", "neither results nor speaker_labels", "save the messages")
+        _watson_speakers(message.get("speaker_labels"), f"[{m}].speaker_labels", speakers)
+        if "results" not in message:
+            continue
+        results = items(message.get("results"), engine, f"[{m}].results")
+        for r, result in enumerate(results):
+            path = f"[{m}].results[{r}]"
+            final = mapping(result, engine, path).get("final")
+            if not isinstance(final, bool):
+                refuse(engine, f"{path}.final", f"expected true or false, got {final!r}", "fix")
+            if final:
+                finals.append((path, result))
+    return _watson_words(iter(finals), speakers)
+
+
+def _watson_speakers(labels: object, where: str, speakers: dict[float, str | None]) -> None:
+    """Add ``speaker_labels[]`` (start time -> speaker) to ``speakers``; later ones win."""
+    engine = "ibm-watson"
+    for s, raw in enumerate(items(labels or [], engine, where)):
         if type(raw) is dict:  # the fast path: a float time, an int or str speaker
             start, own = raw.get("from"), raw.get("speaker")
             if type(start) is float and start - start == 0.0 and type(own) in _LABEL:
                 speakers[start] = own if type(own) is str else str(own)
                 continue
-        label = mapping(raw, engine, f"speaker_labels[{s}]")
-        start = seconds(label.get("from"), engine, f"speaker_labels[{s}].from")
+        label = mapping(raw, engine, f"{where}[{s}]")
+        start = seconds(label.get("from"), engine, f"{where}[{s}].from")
         if start is not None:
-            speakers[start] = speaker(label.get("speaker"), engine, f"speaker_labels[{s}].speaker")
-    return _watson_words(results, speakers)
+            speakers[start] = speaker(label.get("speaker"), engine, f"{where}[{s}].speaker")
 
 
 def _watson_words(
-    results: Sequence[Any], speakers: Mapping[float, str | None]
+    results: Iterable[tuple[str, Any]], speakers: Mapping[float, str | None]
 ) -> Iterator[StoreWord]:
     engine = "ibm-watson"
-    for r, result in enumerate(results):
-        where = f"results[{r}].alternatives"
-        alternatives = items(
-            mapping(result, engine, f"results[{r}]").get("alternatives") or [], engine, where
-        )
+    for at, result in results:
+        where = f"{at}.alternatives"
+        alternatives = items(mapping(result, engine, at).get("alternatives") or [], engine, where)
         if not alternatives:
             continue
         best = mapping(alternatives[0], engine, f"{where}[0]")

@@ -289,6 +289,15 @@ def field(container: object, key: str) -> Any:
 
 def mapping(value: object, engine: str, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
+        if path == "$" and isinstance(value, list | tuple):
+            # A response saved inside a list (a batch of one, a client's envelope): say so,
+            # or the user looks for a wrong option instead of the extra brackets.
+            refuse(
+                engine,
+                path,
+                f"expected one object, got a list of {len(value)} (is the output wrapped?)",
+                "pass the object itself (payload[0]), or each element on its own",
+            )
         refuse(engine, path, f"expected an object, got {type(value).__name__}", "check the file")
     return value
 
@@ -307,5 +316,23 @@ def items(value: object, engine: str, path: str) -> Sequence[Any]:
 
 def required(container: Mapping[str, Any], key: str, engine: str, path: str) -> Any:
     if key not in container or container[key] is None:
-        refuse(engine, f"{path}.{key}" if path else key, "missing", "check the engine's options")
+        where = f"{path}.{key}" if path else key
+        wrapper = _wrapper(container, key) if not path else None
+        if wrapper is not None:
+            # The response inside an envelope ({"response": {...}}): no option is missing.
+            refuse(
+                engine,
+                where,
+                f"missing at the top, but found under {wrapper!r} (the output is wrapped)",
+                f"pass payload[{wrapper!r}]",
+            )
+        refuse(engine, where, "missing", "check the engine's options")
     return container[key]
+
+
+def _wrapper(container: Mapping[str, Any], key: str) -> str | None:
+    """The top-level key whose object holds ``key``, when the payload is an envelope."""
+    for name, value in container.items():
+        if isinstance(value, Mapping) and value.get(key) is not None and isinstance(name, str):
+            return name
+    return None

@@ -3,10 +3,13 @@
 ::
 
     media-store import --job JOB_ID [--engine auto] [--order sort] [--inverted drop|clamp]
-                       [--untimed drop|interpolate] [--max-end SECONDS] PATH...
+                       [--untimed drop|interpolate] [--max-end SECONDS] [--max-bytes SIZE]
+                       PATH...
 
 Each PATH is a JSON file, or a directory whose ``*.json`` files (not its subdirectories)
 are imported in name order. Every file becomes one transcription of the job, with its words.
+A path that is no regular file (a FIFO, a device, a symbolic link loop or a broken one) is
+refused with that reason and never opened for a blocking read.
 
 Decisions:
 
@@ -21,7 +24,9 @@ Decisions:
 * **Bounded memory**: one file at a time; the words reach the database in chunks
   (``create_streamed`` reads an iterator). The repair policies need the file's whole word
   list (a stable sort sees every word), so memory is bounded by the largest single file,
-  never by the directory.
+  never by the directory. A file larger than ``--max-bytes`` (default 256 MiB; parsed JSON
+  takes several times its size in memory) is refused from its size, before a byte of it is
+  read.
 * **Re-runnable**: each stored file is recorded by the SHA-256 of its bytes, in the
   transcription's metadata (``asr_import``) and as a ``transcription`` media asset of the
   job (the source file, with the same ``asr_import`` metadata). A file whose hash the job
@@ -33,7 +38,11 @@ Decisions:
   two imports of the same file into the same job running at once store it once, the
   second waits for the first to commit and then finds it.
 * **Strict by default**: the three repair policies are ``refuse`` unless given; a refused
-  file's reason names the word and the option that would store it.
+  file's reason names the word and the option that would store it. A file whose keys fit
+  several engines (an empty Whisper result) is refused until ``--engine`` names one: a
+  guess would record the wrong provider.
+* **One file's failure is that file's refusal**: JSON nested too deeply to parse, a payload
+  that trips an adapter, a bad word: the file is refused, the others are imported.
 * **Exit status**: 0 when every file was stored or already there, 1 when any file was
   refused. (Wired into :mod:`media_store.cli`, a missing job or an unreachable database is a
   :class:`~media_store.errors.MediaStoreError`: status 2.)
@@ -47,8 +56,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import hashlib
 import json
+import os
+import re
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,7 +81,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from media_store.asr.engines import ENGINES, detect, words_from
+from media_store.asr.engines import ENGINES, AmbiguousEngine, detect, words_from
 from media_store.asr.repair import (
     INVERTED_POLICIES,
     ORDER_POLICIES,
@@ -80,14 +93,20 @@ from media_store.asr.repair import (
     repair,
 )
 from media_store.errors import JobNotFound, ValidationError
+from media_store.models.fields import storable
 from media_store.models.schemas import AssetType, MediaAsset
 from media_store.store import Store
+from media_store.words import validate_words
 
 # The metadata key of an imported transcription and of its source-file asset (the query
 # find_imported_asset in sql/media_assets.sql reads the asset's under this name).
 IMPORT_KEY = "asr_import"
 # How often (in words) the progress bar is updated while a file streams.
 PROGRESS_EVERY = 1024
+# The largest file imported unless --max-bytes says otherwise: parsed JSON takes several
+# times its size in memory (a 2 GB file took 2.6-4.2 GB resident), and a recogniser's
+# output for hours of audio is tens of MB.
+DEFAULT_MAX_BYTES = 256 * 2**20
 
 Status = Literal["stored", "skipped", "refused"]
 
@@ -105,6 +124,7 @@ class ImportOptions:
     provider: str | None = None
     language: str | None = None
     max_end: float | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = True
 
     @classmethod
@@ -120,6 +140,7 @@ class ImportOptions:
             provider=args.provider,
             language=args.language,
             max_end=args.max_end,
+            max_bytes=args.max_bytes,
             progress=args.progress,
         )
 
@@ -206,10 +227,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "another unit than seconds); add a second or so, engines overshoot a little",
     )
     parser.add_argument(
+        "--max-bytes",
+        type=byte_size,
+        default=DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="refuse a file larger than this, before reading it (bytes, or with K, M, G: "
+        "512M, 2GiB; default 256M); parsing takes several times the file's size in memory",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     parser.set_defaults(func=command)
     return parser
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "kib": 2**10,
+    "m": 2**20,
+    "mib": 2**20,
+    "g": 2**30,
+    "gib": 2**30,
+}
+
+
+def byte_size(text: str) -> int:
+    """``--max-bytes``: a whole number of bytes, or of KiB, MiB, GiB (``512M``, ``2GiB``)."""
+    match = _SIZE.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 1000000, 512M or 2GiB, got {text!r}"
+        )
+    return int(match.group(1)) * _UNITS[unit]
 
 
 def command(args: argparse.Namespace) -> int:
@@ -290,60 +343,138 @@ class _Meter:
 
 
 def _collect(paths: Sequence[Path]) -> tuple[list[Path], list[FileResult]]:
-    """The files to import, and the refusals of paths that hold none."""
+    """The files to import, and the refusals of paths that are none (with the true reason:
+    a FIFO is not "missing"). A directory's ``*.json`` entries that are no regular file are
+    refused too, rather than skipped unseen; its subdirectories are left alone."""
     files: list[Path] = []
     refused: list[FileResult] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file())
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json")
+            found = [p for p in found if not p.is_dir()]
             if not found:
                 refused.append(FileResult(path, "refused", reason="no *.json file in it"))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
+            for entry in found:
+                reason = _not_a_file(entry)
+                if reason is None:
+                    files.append(entry)
+                else:
+                    refused.append(FileResult(entry, "refused", reason=reason))
         else:
-            refused.append(FileResult(path, "refused", reason="no such file or directory"))
+            reason = _not_a_file(path)
+            if reason is None:
+                files.append(path)
+            else:
+                refused.append(FileResult(path, "refused", reason=reason))
     return files, refused
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None when ``path`` is (a symbolic link to) a regular file, else why not."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return _os_reason(path, exc)
+    return None if stat.S_ISREG(info.st_mode) else _kind(info.st_mode)
+
+
+def _os_reason(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        if path.is_symlink():
+            return "a broken symbolic link (its target does not exist)"
+        return "no such file or directory"
+    return f"cannot read it: {exc.strerror or exc}"
+
+
+def _kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return "not a regular file: " + next((name for test, name in kinds if test(mode)), "?")
+
+
+class _Unreadable(Exception):
+    """A file refused before its content was parsed; the message is the reason."""
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them. Raises
+    :class:`_Unreadable`.
+
+    Opened without blocking (a FIFO put in place since :func:`_collect` looked would block
+    a plain open until a writer came) and checked on the open descriptor, so what is read
+    is what was checked: a regular file, no larger than ``limit`` (from its size, before
+    anything is read: memory is bounded by the limit).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _Unreadable(_os_reason(path, exc)) from None
+    with open(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable(_kind(info.st_mode))
+        if info.st_size > limit:
+            raise _Unreadable(
+                f"{_size(info.st_size)}, over the {_size(limit)} limit; raise --max-bytes "
+                "to import it"
+            )
+        try:
+            data = file.read(info.st_size)
+            grew = bool(file.read(1))
+        except OSError as exc:
+            raise _Unreadable(f"cannot read it: {exc.strerror or exc}") from None
+    if grew:
+        raise _Unreadable("it grew while being read; import it once it is complete")
+    return data
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
 
 
 async def _import_one(
     store: Store, options: ImportOptions, path: Path, meter: _Meter
 ) -> FileResult:
     try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        return FileResult(path, "refused", reason=f"cannot read it: {exc.strerror or exc}")
+        data = await asyncio.to_thread(_read, path, options.max_bytes)
+    except _Unreadable as exc:
+        return FileResult(path, "refused", reason=str(exc))
     digest = hashlib.sha256(data).hexdigest()
     earlier = await store.media_assets.find_import(options.job_id, digest)
     if earlier is not None:
         return _already(path, earlier)
     try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return FileResult(path, "refused", reason=f"not JSON: {exc}")
-    engine: str | None = None
-    repairs: list[Repair] = []
-    try:
-        engine = detect(payload) if options.engine == "auto" else options.engine
-        words, repairs = repair(
-            list(words_from(engine, payload)),
-            order=options.order,
-            inverted=options.inverted,
-            untimed=options.untimed,
+        prepared = _prepare(data, options)
+    except _Refused as refusal:
+        return FileResult(
+            path, "refused", engine=refusal.engine, repairs=refusal.repairs, reason=refusal.reason
         )
-        record = {
-            "file": path.name,
-            "sha256": digest,
-            "engine": engine,
-            "repairs": [str(r) for r in repairs],
-        }
-        transcription = {
-            "job_id": options.job_id,
-            "provider": options.provider or engine,
-            "text_content": transcript_text(words),
-            "language": options.language,
-            "metadata": {IMPORT_KEY: record},
-        }
+    engine, words, repairs, text = prepared
+    record = {
+        "file": path.name,
+        "sha256": digest,
+        "engine": engine,
+        "repairs": [str(r) for r in repairs],
+    }
+    transcription = {
+        "job_id": options.job_id,
+        "provider": options.provider or engine,
+        "text_content": text,
+        "language": options.language,
+        "metadata": {IMPORT_KEY: record},
+    }
+    try:
         async with store.transaction() as tx:
             # Another import of this file into this job may have committed since the check
             # above, or be running now: wait for it, then look again.
@@ -366,6 +497,77 @@ async def _import_one(
     except ValidationError as exc:
         return FileResult(path, "refused", engine=engine, repairs=repairs, reason=str(exc))
     return FileResult(path, "stored", engine, count, repairs, transcription_id=created.id)
+
+
+class _Refused(Exception):
+    """A file refused while being parsed, adapted or repaired (nothing written yet)."""
+
+    def __init__(
+        self, reason: str, engine: str | None = None, repairs: list[Repair] | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.engine = engine
+        self.repairs = repairs or []
+
+
+def _prepare(
+    data: bytes, options: ImportOptions
+) -> tuple[str, list[Mapping[str, Any]], list[Repair], str]:
+    """Parse, adapt and repair one file's bytes: its engine, words, repairs and text. Pure
+    (nothing is written), so any failure here is this file's alone. Raises :class:`_Refused`.
+    """
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Refused(f"not JSON: {exc}") from None
+    except RecursionError:
+        # json's parser recurses once per level: a file nested thousands deep is no
+        # recogniser's output, and must not take the other files down with it.
+        raise _Refused(
+            "nested too deeply to parse (JSON arrays or objects thousands deep)"
+        ) from None
+    engine: str | None = None
+    repairs: list[Repair] = []
+    try:
+        engine = detect(payload) if options.engine == "auto" else options.engine
+        words, repairs = repair(
+            list(words_from(engine, payload)),
+            order=options.order,
+            inverted=options.inverted,
+            untimed=options.untimed,
+        )
+        return engine, words, repairs, _text(words)
+    except AmbiguousEngine as exc:
+        named = " or ".join(f"--engine {c}" for c in exc.candidates)
+        raise _Refused(f"{exc}: {named}") from None
+    except ValidationError as exc:
+        raise _Refused(str(exc), engine, repairs) from None
+    except Exception as exc:
+        # An adapter's bug hit by this file: nothing was written yet, and one file must not
+        # stop the rest of a backfill. Named by its type, so it can be reported.
+        raise _Refused(
+            f"could not be read ({type(exc).__name__}: {exc}); please report it with the file",
+            engine,
+            repairs,
+        ) from None
+
+
+def _text(words: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`transcript_text`, refusing a word the text could not hold (NUL, a lone
+    surrogate) by its index, as the store would: the importer builds the text, so a bad
+    word must not be reported against ``text_content``, which the user never wrote."""
+    text = transcript_text(words)
+    try:
+        storable(text)
+    except ValueError:
+        for index, word in enumerate(words):
+            try:
+                storable(word["word"])
+            except ValueError:
+                # The store's own check, for its message ("word 4321 (word): ...").
+                validate_words([word], offset=index)
+    return text
 
 
 def _already(path: Path, asset: MediaAsset, engine: str | None = None) -> FileResult:

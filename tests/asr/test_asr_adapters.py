@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from media_store import Store, ValidationError
 from media_store.asr import (
     ENGINES,
+    AmbiguousEngine,
     UnknownEngine,
     assemblyai,
     deepgram,
@@ -153,6 +154,28 @@ EXPECTED: dict[str, list[Row]] = {
         ("everyone", 0.5, 1.66, 0.87, "ch0:1"),
         ("hi", 0.5, 0.8, 0.93, "ch1:2"),
     ],
+    "deepgram-live.json": [  # the final results only, in order; the interim one is not kept
+        ("Hello,", 0.08, 0.48, 0.9921875, "0"),
+        ("this", 0.48, 0.64, 0.9980469, "0"),
+        ("is", 0.64, 0.8, 0.99902344, "0"),
+        ("Anna.", 0.8, 1.3, 0.96875, "0"),
+        ("Hi", 1.9, 2.14, 0.98828125, "1"),
+        ("Anna.", 2.14, 2.62, 0.9589844, "1"),
+    ],
+    "deepgram-live-message.json": [
+        ("hi", 1.9, 2.14, 0.98828125, None),
+        ("anna", 2.14, 2.62, 0.9589844, None),
+    ],
+    "ibm-watson-websocket.json": [  # final results; the later speaker_labels message wins
+        ("Chapter ", 0.0, 0.51, 0.93, "0"),
+        ("one", 0.51, 0.86, 0.99, "0"),
+        ("it", 1.2, 1.31, 0.95, "1"),
+        ("was", 1.31, 1.5, 1.0, "1"),
+        ("a", 1.5, 1.56, 0.87, "1"),
+        ("bright", 1.56, 1.9, 0.79, "1"),
+        ("cold", 1.9, 2.25, 0.91, "1"),
+        ("day", 2.25, 2.71, 0.99, "1"),
+    ],
     "ibm-watson.json": [
         ("Chapter ", 0.0, 0.51, 0.93, "0"),  # the trailing space is the engine's
         ("one", 0.51, 0.86, 0.99, "0"),
@@ -178,6 +201,8 @@ ENGINE_OF = {
     "vosk.json": "vosk",
     "deepgram.json": "deepgram",
     "deepgram-multichannel.json": "deepgram",
+    "deepgram-live.json": "deepgram",
+    "deepgram-live-message.json": "deepgram",
     "assemblyai.json": "assemblyai",
     "assemblyai-multichannel.json": "assemblyai",
     "aws-transcribe.json": "aws-transcribe",
@@ -188,6 +213,7 @@ ENGINE_OF = {
     "azure-speech.json": "azure-speech",
     "azure-speech-batch.json": "azure-speech",
     "ibm-watson.json": "ibm-watson",
+    "ibm-watson-websocket.json": "ibm-watson",
 }
 
 # The fixtures with the quirks that need a policy before the store takes them.
@@ -379,6 +405,170 @@ def test_diarized_multichannel_speakers_carry_channel_and_speaker() -> None:
             word["speaker"] = 1 - c
     speakers = [w["speaker"] for w in deepgram(payload)]
     assert speakers[:4] == ["ch0:1", "ch0:1", "ch0:1", "ch1:0"]
+
+
+def test_deepgram_diarized_multichannel_keeps_a_speaker_equal_to_its_channel() -> None:
+    # Deepgram's speaker numbers are independent of the channel: speaker 0 on channel 0 is
+    # still speaker 0, and must not collapse into the bare channel label.
+    payload = load("deepgram-multichannel.json")
+    for channel in payload["results"]["channels"]:
+        for i, word in enumerate(channel["alternatives"][0]["words"]):
+            word["speaker"] = i % 2
+    merged = [(w["word"], w["speaker"]) for w in deepgram(payload)]
+    assert merged == [
+        ("Thanks", "ch0:0"),
+        ("for", "ch0:1"),
+        ("calling.", "ch0:0"),
+        ("Hi,", "ch1:0"),
+        ("I", "ch1:1"),
+        ("need", "ch1:0"),
+        ("Okay.", "ch0:1"),
+        ("help.", "ch1:1"),
+    ]
+    # channel= gives the same speakers, unprefixed.
+    assert [w["speaker"] for w in deepgram(payload, channel=0)] == ["0", "1", "0", "1"]
+
+
+def test_assemblyai_multichannel_drops_a_speaker_that_only_repeats_its_channel() -> None:
+    words = list(assemblyai(load("assemblyai-multichannel.json")))
+    assert [w["speaker"] for w in words] == ["ch1", "ch2", "ch2", "ch2", "ch1", "ch1"]
+    payload = load("assemblyai-multichannel.json")
+    payload["words"][0]["speaker"] = "B"
+    assert next(assemblyai(payload))["speaker"] == "ch1:B"
+
+
+# --- live (websocket) sessions --------------------------------------------------------------------
+
+
+def live_message(channel: int, words: list[tuple[str, float, int]], final: bool = True) -> Any:
+    return {
+        "type": "Results",
+        "channel_index": [channel, 2],
+        "start": words[0][1],
+        "duration": 1.0,
+        "is_final": final,
+        "channel": {
+            "alternatives": [
+                {
+                    "words": [
+                        {"word": t, "start": s, "end": s + 0.2, "confidence": 0.9, "speaker": k}
+                        for t, s, k in words
+                    ]
+                }
+            ]
+        },
+    }
+
+
+def test_deepgram_live_multichannel_session_merges_its_channels() -> None:
+    session = [
+        live_message(0, [("hello", 0.1, 0)]),
+        live_message(1, [("hi", 0.2, 0)], final=False),
+        live_message(1, [("hi", 0.3, 0)]),
+        live_message(0, [("there", 0.5, 1)]),
+    ]
+    assert detect(session) == "deepgram"
+    assert [(w["word"], w["start"], w["speaker"]) for w in deepgram(session)] == [
+        ("hello", 0.1, "ch0:0"),
+        ("hi", 0.3, "ch1:0"),
+        ("there", 0.5, "ch0:1"),
+    ]
+    assert [w["word"] for w in deepgram(session, channel=1)] == ["hi"]
+    with pytest.raises(ValidationError, match="no channel 2"):
+        list(deepgram(session, channel=2))
+
+
+def test_an_interim_deepgram_message_alone_is_refused() -> None:
+    message = load("deepgram-live-message.json")
+    message["is_final"] = False
+    with pytest.raises(ValidationError, match=r"deepgram: is_final: an interim result"):
+        list(deepgram(message))
+    session = load("deepgram-live.json")[:1]  # interim only
+    with pytest.raises(ValidationError, match=r"no final result"):
+        list(deepgram(session))
+
+
+def test_a_live_message_of_an_unknown_type_is_refused() -> None:
+    session = load("deepgram-live.json")
+    session[2]["type"] = "Transcript"
+    with pytest.raises(ValidationError, match=r"deepgram: \[2\]\.type: unknown message type"):
+        list(deepgram(session))
+
+
+def test_a_bad_word_in_a_session_is_refused_naming_the_message() -> None:
+    session = load("deepgram-live.json")
+    session[4]["channel"]["alternatives"][0]["words"][1]["end"] = "2.62"
+    with pytest.raises(
+        ValidationError, match=r"deepgram: \[4\]\.channel\.alternatives\[0\]\.words\[1\]\.end"
+    ):
+        list(deepgram(session))
+    watson = load("ibm-watson-websocket.json")
+    watson[4]["results"][0]["alternatives"][0]["timestamps"][2][1] = None
+    watson[4]["results"][0]["alternatives"][0]["timestamps"][2][2] = "x"
+    with pytest.raises(
+        ValidationError,
+        match=r"ibm-watson: \[4\]\.results\[0\]\.alternatives\[0\]\.timestamps\[2\]\[2\]",
+    ):
+        list(words_from("ibm-watson", watson))
+
+
+def test_a_watson_session_error_message_is_refused_with_its_text() -> None:
+    watson = load("ibm-watson-websocket.json")
+    watson.insert(3, {"error": "Session timed out."})
+    with pytest.raises(ValidationError, match=r"ibm-watson: \[3\]\.error: .*Session timed out"):
+        list(words_from("ibm-watson", watson))
+
+
+@pytest.mark.parametrize(
+    ("engine", "name", "message"),
+    [
+        ("deepgram", "deepgram.json", r"deepgram: \$: expected one object, got a list of 1"),
+        ("openai-whisper", "openai-whisper.json", r"got a list of 1 .*payload\[0\]"),
+        ("assemblyai", "assemblyai.json", r"got a list of 1 .*payload\[0\]"),
+    ],
+)
+def test_a_payload_wrapped_in_a_list_is_named_as_wrapped(
+    engine: str, name: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        list(words_from(engine, [load(name)]))
+    with pytest.raises(UnknownEngine, match=rf"wrapped.*{engine}"):
+        detect([load(name)])
+
+
+def test_a_payload_wrapped_in_an_object_is_named_as_wrapped() -> None:
+    with pytest.raises(ValidationError, match=r"results: missing.*found under 'response'"):
+        list(words_from("deepgram", {"response": load("deepgram.json")}))
+
+
+# --- ambiguous payloads ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "candidates"),
+    [
+        ({"text": "", "segments": [], "language": "en"}, ("openai-whisper", "whisper-timestamped")),
+        (
+            {"text": "", "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": 1.0, "words": []}]},
+            ("openai-whisper", "whisper-timestamped"),
+        ),
+        ({"results": []}, ("google-stt", "ibm-watson")),
+    ],
+    ids=["empty whisper", "whisper without words", "empty results"],
+)
+def test_detect_says_when_the_keys_cannot_tell_the_engines_apart(
+    payload: Any, candidates: tuple[str, ...]
+) -> None:
+    with pytest.raises(AmbiguousEngine, match="could be any of") as info:
+        detect(payload)
+    assert info.value.candidates == candidates
+    assert isinstance(info.value, UnknownEngine)
+
+
+def test_an_empty_whisper_timestamped_result_is_told_by_its_segments() -> None:
+    # whisper-timestamped gives each segment a confidence; openai-whisper does not.
+    segment = {"id": 0, "start": 0.0, "end": 1.0, "text": "", "confidence": 0.0, "words": []}
+    assert detect({"text": "", "segments": [segment]}) == "whisper-timestamped"
 
 
 # --- AWS punctuation ----------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 import shutil
+import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from rich.console import Console
 
 from media_store import Job, JobNotFound, Store, ValidationError
 from media_store.cli.importer import (
+    DEFAULT_MAX_BYTES,
     ImportOptions,
     ImportReport,
     add_parser,
@@ -442,3 +445,154 @@ def test_transcript_text_joins_words_as_the_engine_spaced_them() -> None:
     assert transcript_text(words("Chapter ", "one")) == "Chapter one"
     assert transcript_text(words("こんにちは", " ", "世界")) == "こんにちは 世界"
     assert transcript_text([]) == ""
+
+
+# --- what real inputs break (issue 20) ---------------------------------------------------------
+
+
+async def test_an_ambiguous_file_is_refused_until_the_engine_is_named(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    # An empty whisper-timestamped result: its keys are openai-whisper's too.
+    path = tmp_path / "silence.json"
+    path.write_text(json.dumps({"text": "", "segments": [], "language": "ja"}))
+    before = await counts(store)
+
+    report, _ = await run(store, job, path)
+
+    [refused] = report.files
+    assert refused.status == "refused" and report.exit_status == 1
+    assert refused.reason is not None
+    assert "--engine openai-whisper or --engine whisper-timestamped" in refused.reason
+    assert await counts(store) == before
+
+    named, _ = await run(store, job, path, engine="whisper-timestamped")
+    assert named.count("stored") == 1
+    [transcription] = await store.transcriptions.list_for_job(job.id)
+    assert transcription.provider == "whisper-timestamped"
+
+
+async def test_a_deeply_nested_file_is_that_files_refusal_and_the_others_land(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json"])
+    depth = 100_000
+    (folder / "deep.json").write_text("[" * depth + "]" * depth)
+    before = await counts(store)
+
+    report, _ = await run(store, job, folder)
+
+    statuses = {f.path.name: f.status for f in report.files}
+    assert statuses == {"deep.json": "refused", "vosk.json": "stored"}
+    deep = report.files[0]
+    assert deep.reason is not None and "nested too deeply" in deep.reason
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + 1
+    assert after["words"] == before["words"] + 5
+
+
+async def test_a_file_over_max_bytes_is_refused_without_reading_it(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json"])
+    big = folder / "big.json"
+    with big.open("wb") as f:  # sparse: no disk, no memory, until someone reads it
+        f.truncate(DEFAULT_MAX_BYTES + 2**20)
+    before = await counts(store)
+
+    tracemalloc.start()
+    try:
+        report, _ = await run(store, job, folder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert {f.path.name: f.status for f in report.files} == {
+        "big.json": "refused",
+        "vosk.json": "stored",
+    }
+    reason = report.files[0].reason or ""
+    assert "257.0 MiB, over the 256.0 MiB limit; raise --max-bytes" in reason
+    assert peak < 64 * 2**20  # the file was never read whole
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + 1
+
+
+async def test_max_bytes_can_be_lowered_and_raised(store: Store, job: Job, tmp_path: Path) -> None:
+    path = directory(tmp_path, ["vosk.json"]) / "vosk.json"
+    size = path.stat().st_size
+    low, _ = await run(store, job, path, max_bytes=size - 1)
+    assert low.files[0].status == "refused"
+    assert f"over the {size - 1} B limit" in (low.files[0].reason or "")
+    exact, _ = await run(store, job, path, max_bytes=size)
+    assert exact.files[0].status == "stored"
+
+
+async def test_special_files_are_refused_with_the_true_reason_without_blocking(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    folder = directory(tmp_path, ["vosk.json"])
+    (folder / "loop-a.json").symlink_to(folder / "loop-b.json")
+    (folder / "loop-b.json").symlink_to(folder / "loop-a.json")
+    (folder / "dangling.json").symlink_to(folder / "gone.json")
+    os.mkfifo(folder / "pipe.json")  # nobody writes: reading it would block forever
+    before = await counts(store)
+
+    listed, _ = await asyncio.wait_for(run(store, job, folder), 30)
+    named, _ = await asyncio.wait_for(
+        run(
+            store,
+            job,
+            folder / "pipe.json",
+            folder / "loop-a.json",
+            Path("/dev/zero"),
+            tmp_path / "missing.json",
+        ),
+        30,
+    )
+
+    assert {f.path.name: (f.status, f.reason) for f in listed.files} == {
+        "dangling.json": ("refused", "a broken symbolic link (its target does not exist)"),
+        "loop-a.json": ("refused", "a symbolic link loop"),
+        "loop-b.json": ("refused", "a symbolic link loop"),
+        "pipe.json": ("refused", "not a regular file: a FIFO (named pipe)"),
+        "vosk.json": ("stored", None),
+    }
+    assert [f.reason for f in named.files] == [
+        "not a regular file: a FIFO (named pipe)",
+        "a symbolic link loop",
+        "not a regular file: a character device",
+        "no such file or directory",
+    ]
+    after = await counts(store)
+    assert after["transcriptions"] == before["transcriptions"] + 1
+
+
+async def test_a_nul_in_a_word_is_reported_against_that_word(
+    store: Store, job: Job, tmp_path: Path
+) -> None:
+    words = [
+        {"word": f"w{i}", "start": i * 0.5, "end": i * 0.5 + 0.4, "conf": 0.9} for i in range(5000)
+    ]
+    words[4321]["word"] = "bad\x00word"
+    path = tmp_path / "nul.json"
+    path.write_text(json.dumps({"result": words, "text": "..."}))
+    before = await counts(store)
+
+    report, _ = await run(store, job, path)
+
+    reason = report.files[0].reason or ""
+    assert report.files[0].status == "refused"
+    assert "word 4321 (word): must not contain NUL" in reason
+    assert "text_content" not in reason
+    assert await counts(store) == before
+
+
+def test_the_parser_takes_max_bytes_with_a_unit() -> None:
+    base = ["import", "a.json", "--job", str(uuid.UUID(int=1))]
+    assert ImportOptions.from_args(parser().parse_args(base)).max_bytes == DEFAULT_MAX_BYTES
+    for given, expected in [("1000", 1000), ("512M", 512 * 2**20), ("2GiB", 2 * 2**30)]:
+        args = parser().parse_args([*base, "--max-bytes", given])
+        assert ImportOptions.from_args(args).max_bytes == expected
+    with pytest.raises(SystemExit):
+        parser().parse_args([*base, "--max-bytes", "lots"])
