@@ -1,17 +1,29 @@
-"""Settings from the environment, and a DSN type that never shows its password."""
+"""Settings (declared once: :class:`Settings`), read from keywords or the environment, and a
+DSN type that never shows its password."""
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl, quote, unquote
 
+import annotated_types
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from media_store.errors import ConfigurationError
 
@@ -233,41 +245,9 @@ def _scrub(url: str, text: str) -> str:
     return text
 
 
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _float_env(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _float_env(env, name, default)
-    return default if value is None else value
-
-
 AUTO = "auto"
 DEFAULT_STATEMENT_CACHE_SIZE = 100  # asyncpg's default, used when no pooler is detected
-
-
-def _cache_size_env(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name)
-    if raw is None or raw.strip().lower() in ("", AUTO):
-        return None
-    return _int_env(env, name, DEFAULT_STATEMENT_CACHE_SIZE)
-
+ENV_PREFIX = "MEDIA_STORE_"
 
 # A URL in MEDIA_STORE_REPLICA_URLS ends at a comma followed by the next URL's scheme: a
 # multi-host URL's own commas (postgresql://h1,h2/db) stay inside it.
@@ -283,14 +263,30 @@ def parse_replica_urls(raw: str | None) -> tuple[Dsn, ...]:
     return tuple(Dsn(part.strip()) for part in _NEXT_URL.split(raw.strip()) if part.strip())
 
 
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number of seconds or None")
+class _KeywordOnly:
+    """Field metadata: the setting is given to ``Settings(...)`` only, never read from the
+    environment."""
+
+    def __repr__(self) -> str:
+        return "KEYWORD_ONLY"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How to reach PostgreSQL and size the pool.
+KEYWORD_ONLY = _KeywordOnly()
+# Fields whose input is a URL: their input is never quoted in an error (it holds a password).
+_URL_FIELDS = frozenset({"dsn", "replicas"})
+_NONE: Mapping[str, str] = {}
+_POOL_RULE = "pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1"
+
+
+class Settings(BaseSettings):
+    """How to reach PostgreSQL and size the pool: every setting, its environment variable, type,
+    bounds and default, declared once (``docs/configuration.md`` is generated from it by
+    :func:`settings_table`).
+
+    ``Settings(dsn=Dsn(url), max_size=5)`` uses the keywords given and the defaults, and never
+    reads the environment; :meth:`from_env` reads it. A value out of bounds is a
+    :class:`ConfigurationError` naming the setting (and its variable, from the environment).
+    Instances are frozen; ``settings.model_copy(update={...})`` makes a changed copy.
 
     ``acquire_timeout``: the longest a caller waits for a connection of the pool (seconds;
     default 30; ``None`` waits forever). When every connection is held (by slow or stuck
@@ -318,93 +314,341 @@ class Settings:
     runs ``SET`` (not ``SET LOCAL``), ``LISTEN`` or session advisory locks on borrowed connections.
     """
 
-    dsn: Dsn
-    min_size: int = 1
-    max_size: int = 10
-    command_timeout: float | None = 30.0
-    statement_cache_size: int | None = None
-    application_name: str = "media_store"
-    server_settings: Mapping[str, str] = field(default_factory=dict)
-    full_reset: bool = False
-    acquire_timeout: float | None = 30.0
-    connect_timeout: float | None = None
-    replicas: tuple[Dsn, ...] = ()
-    replica_max_lag: float | None = None
-    replica_connect_timeout: float = 2.0
-    replica_retry_after: float = 5.0
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=True,
+        env_ignore_empty=True,  # an empty variable is an unset one: the default
+        frozen=True,
+        extra="forbid",
+        arbitrary_types_allowed=True,  # Dsn
+        # Settings(min_size=...), whatever the variable (validation_alias) is called
+        populate_by_name=True,
+    )
 
-    def __post_init__(self) -> None:
-        if self.min_size < 0 or self.max_size < 1 or self.min_size > self.max_size:
-            raise ConfigurationError(
-                f"pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1 "
-                f"(got {self.min_size}, {self.max_size})"
+    dsn: Dsn = Field(
+        validation_alias=DATABASE_URL,
+        description="The database: a `postgresql://` URL; several hosts for failover "
+        "(`postgresql://h1,h2/db?target_session_attrs=read-write`) are accepted. "
+        "`Settings.from_env(dsn)` uses its argument first; there is no fallback: the library "
+        "never connects to a hidden default.",
+    )
+    min_size: int = Field(
+        1,
+        ge=0,
+        validation_alias="MEDIA_STORE_POOL_MIN_SIZE",
+        description="Connections the pool opens at start and keeps open; at most `max_size`.",
+    )
+    max_size: int = Field(
+        10,
+        ge=1,
+        validation_alias="MEDIA_STORE_POOL_MAX_SIZE",
+        description="Most connections the pool holds; at least `min_size`.",
+    )
+    command_timeout: float | None = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a statement may run before it is cancelled (`None`, as a keyword: "
+        "no limit).",
+    )
+    statement_cache_size: int | None = Field(
+        None,
+        ge=0,
+        description="asyncpg's per-connection cache of prepared statements. `auto` (`None`, the "
+        "default): 0 when a connection pooler (PgBouncer) is detected in front (the backend "
+        "pid given at login differs from `pg_backend_pid()`), else "
+        f"{DEFAULT_STATEMENT_CACHE_SIZE}; a number is used as given (0 behind PgBouncer in "
+        "transaction mode before 1.21 or without `max_prepared_statements`).",
+    )
+    application_name: Annotated[str, KEYWORD_ONLY] = Field(
+        "media_store",
+        description="The `application_name` of the sessions (in `pg_stat_activity`).",
+    )
+    server_settings: Annotated[Mapping[str, str], KEYWORD_ONLY] = Field(
+        default_factory=dict,
+        description="Further server settings of every session, as asyncpg's `server_settings`.",
+    )
+    full_reset: bool = Field(
+        False,
+        validation_alias="MEDIA_STORE_POOL_FULL_RESET",
+        description="`1`: asyncpg's full session reset (`RESET ALL`, `UNLISTEN *`, `CLOSE ALL`, "
+        "advisory locks released) when a connection returns to the pool; by default only an "
+        "open transaction is rolled back, saving a round trip per pooled call (media_store sets "
+        "no session state on pooled connections).",
+    )
+    acquire_timeout: float | None = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias="MEDIA_STORE_POOL_ACQUIRE_TIMEOUT",
+        description="Seconds a caller waits for a connection of the pool (`None`, as a "
+        "keyword: forever); then `PoolExhausted` (a `DatabaseUnavailable` naming the pool's size).",
+    )
+    connect_timeout: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a new connection may take, all hosts of a multi-host URL "
+        "together (unset, `None`: asyncpg's 60).",
+    )
+    replicas: Annotated[tuple[Dsn, ...], NoDecode] = Field(
+        (),
+        validation_alias="MEDIA_STORE_REPLICA_URLS",
+        description="Read replicas for `store.replica`: `postgresql://` URLs separated by "
+        "commas (a multi-host URL's own commas are kept). None: `store.replica` reads from "
+        "the primary.",
+    )
+    replica_max_lag: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a replica may be behind (by WAL position) before it is skipped "
+        "(unset, `None`: no bound).",
+    )
+    replica_connect_timeout: float = Field(
+        2.0, gt=0, allow_inf_nan=False, description="Seconds a connection to a replica may take."
+    )
+    replica_retry_after: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="Seconds a replica found down is left alone."
+    )
+
+    @field_validator("dsn", mode="before")
+    @classmethod
+    def _dsn_of_text(cls, value: object) -> object:
+        return _url_setting(Dsn, value) if isinstance(value, str) else value
+
+    @field_validator("replicas", mode="before")
+    @classmethod
+    def _replicas_of_text(cls, value: object) -> object:
+        return _url_setting(parse_replica_urls, value) if isinstance(value, str) else value
+
+    @field_validator("statement_cache_size", mode="before")
+    @classmethod
+    def _auto_cache_size(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", AUTO):
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Settings:
+        if self.min_size > self.max_size:
+            raise PydanticCustomError(
+                "pool_sizes",
+                f"{_POOL_RULE} (got {self.min_size}, {self.max_size})",
+                {"fields": ("min_size", "max_size")},
             )
-        if self.statement_cache_size is not None and self.statement_cache_size < 0:
-            raise ConfigurationError("statement_cache_size must be >= 0 (or None: auto)")
-        _check_timeout("command_timeout", self.command_timeout)
-        _check_timeout("acquire_timeout", self.acquire_timeout)
-        _check_timeout("connect_timeout", self.connect_timeout)
-        _check_timeout("replica_max_lag", self.replica_max_lag)
-        _check_timeout("replica_connect_timeout", self.replica_connect_timeout)
-        _check_timeout("replica_retry_after", self.replica_retry_after)
-        if not all(isinstance(replica, Dsn) for replica in self.replicas):
-            raise ConfigurationError("replicas must be Dsn values (see parse_replica_urls)")
+        return self
+
+    if not TYPE_CHECKING:  # the pydantic mypy plugin types the keywords from the fields
+
+        def __init__(self, _variables: Mapping[str, str] = _NONE, **values: Any) -> None:
+            # _variables: the variable each setting was read from (from_env), for the errors
+            try:
+                super().__init__(**values)
+                return
+            except ValidationError as exc:
+                problem = _problem(exc, _variables)
+            raise ConfigurationError(problem)  # outside the handler: nothing chained
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keywords only: Settings(...) never reads os.environ or a .env file; from_env does.
+        return (init_settings,)
 
     def for_replica(self, dsn: Dsn) -> Settings:
         """The settings of the pool of the replica at ``dsn``: these, with no connection opened
         ahead (a replica that is down does not stop the Store from opening), the replica
         connect timeout, and sessions that refuse writes (``default_transaction_read_only``,
         whatever the server is)."""
-        return replace(
-            self,
-            dsn=dsn,
-            min_size=0,
-            connect_timeout=self.replica_connect_timeout,
-            server_settings={**self.server_settings, "default_transaction_read_only": "on"},
-            replicas=(),
+        return self.model_copy(
+            update={
+                "dsn": dsn,
+                "min_size": 0,
+                "connect_timeout": self.replica_connect_timeout,
+                "server_settings": {
+                    **self.server_settings,
+                    "default_transaction_read_only": "on",
+                },
+                "replicas": (),
+            }
         )
 
     @classmethod
     def from_env(
         cls, dsn: str | Dsn | None = None, env: Mapping[str, str] | None = None
     ) -> Settings:
-        """Read settings from ``env`` (default ``os.environ``).
+        """Read settings from ``env`` (default ``os.environ``): every variable of
+        ``docs/configuration.md`` (:func:`settings_table`), an empty one counting as unset.
 
         The DSN is ``dsn`` when given, else ``DATABASE_URL``. There is no fallback: with
-        neither, :class:`ConfigurationError` says how to provide one.
-
-        Other variables: ``MEDIA_STORE_POOL_MIN_SIZE``, ``MEDIA_STORE_POOL_MAX_SIZE``,
-        ``MEDIA_STORE_POOL_ACQUIRE_TIMEOUT`` (seconds, default 30),
-        ``MEDIA_STORE_COMMAND_TIMEOUT`` (seconds), ``MEDIA_STORE_STATEMENT_CACHE_SIZE``
-        (a number, or ``auto``, the default), ``MEDIA_STORE_POOL_FULL_RESET`` (1 to reset the
-        whole session on release), ``MEDIA_STORE_CONNECT_TIMEOUT`` (seconds a new connection
-        may take; default asyncpg's 60).
-
-        Read replicas (see :mod:`media_store.replicas`): ``MEDIA_STORE_REPLICA_URLS`` (URLs
-        separated by commas), ``MEDIA_STORE_REPLICA_MAX_LAG`` (seconds; unset: no bound),
-        ``MEDIA_STORE_REPLICA_CONNECT_TIMEOUT`` (seconds, default 2),
-        ``MEDIA_STORE_REPLICA_RETRY_AFTER`` (seconds a replica found down is left alone,
-        default 5).
+        neither, :class:`ConfigurationError` says how to provide one. A bad value is a
+        :class:`ConfigurationError` naming its variable (and never quoting a URL's password).
         """
-        env = os.environ if env is None else env
-        if dsn is None:
-            raw = env.get(DATABASE_URL)
-            if not raw:
-                raise ConfigurationError(
-                    "no database configured: pass a DSN or set DATABASE_URL to a postgresql:// URL"
-                )
-            dsn = raw
-        return cls(
-            dsn=dsn if isinstance(dsn, Dsn) else Dsn(dsn),
-            min_size=_int_env(env, "MEDIA_STORE_POOL_MIN_SIZE", 1),
-            max_size=_int_env(env, "MEDIA_STORE_POOL_MAX_SIZE", 10),
-            command_timeout=_float_env(env, "MEDIA_STORE_COMMAND_TIMEOUT", 30.0),
-            statement_cache_size=_cache_size_env(env, "MEDIA_STORE_STATEMENT_CACHE_SIZE"),
-            full_reset=bool(_int_env(env, "MEDIA_STORE_POOL_FULL_RESET", 0)),
-            acquire_timeout=_float_env(env, "MEDIA_STORE_POOL_ACQUIRE_TIMEOUT", 30.0),
-            connect_timeout=_float_env(env, "MEDIA_STORE_CONNECT_TIMEOUT", None),
-            replicas=parse_replica_urls(env.get("MEDIA_STORE_REPLICA_URLS")),
-            replica_max_lag=_float_env(env, "MEDIA_STORE_REPLICA_MAX_LAG", None),
-            replica_connect_timeout=_seconds_env(env, "MEDIA_STORE_REPLICA_CONNECT_TIMEOUT", 2.0),
-            replica_retry_after=_seconds_env(env, "MEDIA_STORE_REPLICA_RETRY_AFTER", 5.0),
+        settings = cls._read(dsn, os.environ if env is None else env)
+        if isinstance(settings, str):  # the problem: raised here, the values read out of reach
+            raise ConfigurationError(settings)
+        return settings
+
+    @classmethod
+    def _read(cls, dsn: str | Dsn | None, env: Mapping[str, str]) -> Settings | str:
+        values = _Environment(cls, env)()
+        if dsn is not None:
+            values.pop(DATABASE_URL, None)
+        elif DATABASE_URL not in values:
+            return "no database configured: pass a DSN or set DATABASE_URL to a postgresql:// URL"
+        variables = {
+            name: variable
+            for name in cls.model_fields
+            if (variable := env_variable(name)) and (variable in values or name in values)
+        }
+        if dsn is not None:
+            values["dsn"] = dsn
+        values["_variables"] = variables  # for the errors: see __init__
+        try:
+            return cls(**values)
+        except ConfigurationError as exc:
+            return str(exc)
+
+
+def env_variable(name: str) -> str | None:
+    """The environment variable of the setting ``name`` (``None``: given as a keyword only)."""
+    field = Settings.model_fields[name]
+    if KEYWORD_ONLY in field.metadata:
+        return None
+    if isinstance(field.validation_alias, str):
+        return field.validation_alias
+    return ENV_PREFIX + name.upper()
+
+
+class _Environment(EnvSettingsSource):
+    """The settings' variables in ``env`` (rather than ``os.environ``), each under its one
+    name (:func:`env_variable`), exactly as spelled."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value for name, value in self._env.items() if value}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = env_variable(field_name)
+        key = field.validation_alias if isinstance(field.validation_alias, str) else field_name
+        return (None if variable is None else self.env_vars.get(variable)), key, False
+
+
+def _url_setting(parse: Callable[[str], object], text: str) -> object:
+    """``parse(text)``, its :class:`ConfigurationError` (which shows URLs redacted) turned
+    into a validation error of the field."""
+    try:
+        return parse(text)
+    except ConfigurationError as exc:
+        problem = str(exc)
+    raise PydanticCustomError("url", "{problem}", {"problem": problem})
+
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "1 or 0 (true or false)",
+    "bool_type": "1 or 0 (true or false)",
+    "finite_number": "a finite number",
+    "string_type": "a string",
+}
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _number(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _problem(exc: ValidationError, variables: Mapping[str, str]) -> str:
+    """What ``exc`` found wrong, each problem naming its setting (and the variable it was read
+    from: ``variables``, by setting), the value given quoted unless it is a URL."""
+    fields = Settings.model_fields
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        kind, ctx, loc = error["type"], error.get("ctx", {}), error["loc"]
+        key = str(loc[0]) if loc else ""
+        name = next((n for n, f in fields.items() if key in (n, f.validation_alias)), key)
+        label = ", ".join(
+            f"{variables[each]} ({each})" if each in variables else each
+            for each in ctx.get("fields", (name,))
         )
+        shown = "" if name in _URL_FIELDS else f", got {error['input']!r}"
+        if kind in ("pool_sizes", "url"):  # url: the message of Dsn, which redacts the URL
+            problems.append(f"{label}: {error['msg']}")
+        elif kind == "missing":
+            problems.append(f"{label} is required")
+        elif kind == "extra_forbidden":
+            problems.append(f"unknown setting {key!r}")
+        elif kind == "is_instance_of":
+            expected = "Dsn values (see parse_replica_urls)" if len(loc) > 1 else "a Dsn"
+            problems.append(f"{label} must be {expected}")
+        elif kind in _BOUNDS or kind in _EXPECTED:
+            if kind in _BOUNDS:
+                expected = f"{_BOUNDS[kind]} {_number(next(iter(ctx.values())))}"
+            else:
+                expected = _EXPECTED[kind]
+            if name == "statement_cache_size" and kind.startswith("int"):
+                expected += f" or {AUTO!r}"
+            pool = name in ("min_size", "max_size") and kind in _BOUNDS
+            hint = f" ({_POOL_RULE})" if pool else ""
+            problems.append(f"{label} must be {expected}{shown}{hint}")
+        else:
+            problems.append(f"{label}: {error['msg']}{shown}")
+    return "; ".join(problems)
+
+
+def _shown_type(annotation: object) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or re.sub(r"\b[\w.]+\.(?=\w)", "", str(annotation))
+
+
+def _bounds(field: FieldInfo) -> str:
+    shown = []
+    for rule in field.metadata:
+        for attribute, operator in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(rule, attribute, None)
+            if isinstance(rule, annotated_types.BaseMetadata) and value is not None:
+                shown.append(f"{operator} {value}")
+        if getattr(rule, "allow_inf_nan", None) is False:
+            shown.append("finite")
+    return ", ".join(shown)
+
+
+def settings_table() -> str:
+    """Every setting of :class:`Settings` as a Markdown table (``docs/configuration.md``):
+    its environment variable, keyword, type, default, bounds and description."""
+    rows = [
+        "| variable | keyword | type | default | bounds | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        variable = env_variable(name)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        cells = (
+            f"`{variable}`" if variable else "(keyword only)",
+            f"`{name}`",
+            f"`{_shown_type(field.annotation)}`",
+            "required" if field.is_required() else f"`{default!r}`",
+            _bounds(field),
+            field.description or "",
+        )
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -467,7 +466,9 @@ async def test_an_endpoint_raising_rolls_its_transaction_back(
 
 
 async def test_an_exhausted_pool_is_503_with_retry_after(settings: Settings) -> None:
-    app = create_app(replace(settings, min_size=1, max_size=1, acquire_timeout=0.2))
+    app = create_app(
+        settings.model_copy(update={"min_size": 1, "max_size": 1, "acquire_timeout": 0.2})
+    )
     async with serving(app) as client:
         job = await create_job(client)
         async with store_of(app).transaction():  # holds the only connection
@@ -496,7 +497,9 @@ async def test_an_unreachable_server_is_503_without_its_address() -> None:
 async def test_another_database_error_is_500_with_nothing_internal_and_is_logged(
     settings: Settings, raw: Raw, caplog: pytest.LogCaptureFixture
 ) -> None:
-    read_only = replace(settings, server_settings={"default_transaction_read_only": "on"})
+    read_only = settings.model_copy(
+        update={"server_settings": {"default_transaction_read_only": "on"}}
+    )
     async with serving(create_app(read_only)) as client:
         with caplog.at_level(logging.ERROR, logger="media_store.fastapi"):
             response = await client.post("/jobs", json={"job_type": "video", "media_url": "u"})
@@ -525,7 +528,7 @@ async def test_a_request_to_an_application_without_the_lifespan_is_500(
 async def test_a_thousand_requests_with_errors_mixed_in_leak_no_connection(
     settings: Settings, raw: Raw
 ) -> None:
-    app = mapping_app(replace(settings, min_size=1, max_size=5))
+    app = mapping_app(settings.model_copy(update={"min_size": 1, "max_size": 5}))
     async with serving(app) as client:
         job = (await create_job(client))["id"]
         started = (await processing_job(client))["id"]
