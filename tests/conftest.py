@@ -19,6 +19,8 @@ from tests.support.harness import (
     random_name,
     with_database,
 )
+from tests.support.pgbouncer import INSTALL_PGBOUNCER, pgbouncer_binary
+from tests.support.throwaway_pg import postgres_bindir
 
 _SOURCE = pytest.StashKey["Source | NoTestDatabase"]()
 
@@ -34,11 +36,29 @@ def chosen_source(config: pytest.Config) -> Source | NoTestDatabase:
     return config.stash[_SOURCE]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def missing_components() -> list[str]:
+    """The real components some tests start themselves that this machine lacks, each with the
+    command that installs it (Debian's packages, as .ci/run installs them)."""
+    missing = []
+    if pgbouncer_binary() is None:
+        missing.append(f"pgbouncer ({INSTALL_PGBOUNCER}): the PgBouncer tests are skipped")
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "pg_basebackup").exists():
+        missing.append(
+            "PostgreSQL server binaries initdb, pg_ctl, pg_basebackup (apt-get install"
+            " postgresql): the restart, replica and failover tests are skipped"
+        )
+    return missing
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     source = chosen_source(config)
     if isinstance(source, NoTestDatabase):
-        return f"media_store test server: none ({source})"
-    return f"media_store test server: {describe_source(source)}"
+        lines = [f"media_store test server: none ({source})"]
+    else:
+        lines = [f"media_store test server: {describe_source(source)}"]
+    lines += [f"media_store: NOT INSTALLED: {component}" for component in missing_components()]
+    return lines
 
 
 @pytest.fixture(scope="session")

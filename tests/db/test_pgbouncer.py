@@ -23,8 +23,9 @@ import pytest
 
 from media_store import Dsn, Job, JobStatus, LeaseLost, Settings, Store
 from media_store.worker.runner import JobResult, run_worker
+from tests import conftest
 from tests.support.harness import Server
-from tests.support.pgbouncer import PgBouncer, bounced, running_pgbouncer
+from tests.support.pgbouncer import PgBouncer, bounced, pgbouncer_binary, running_pgbouncer
 
 WAIT = 30.0  # seconds any wait below may take before the test fails
 
@@ -319,3 +320,22 @@ async def test_a_worker_whose_completions_keep_failing_stops_claiming_new_work(
     assert stats.unwritten >= 3 and stats.paused >= 3
     assert stats.completed == 20 and stats.lost == 0
     assert len(runs) == 20
+
+
+# --- where PgBouncer is not installed -----------------------------------------------------------
+
+
+def test_the_run_header_names_a_missing_pgbouncer_and_how_to_install_it(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where it is not installed, its tests are skipped and the header says so at the top of
+    # the run, with the command that installs it; where it is, the header says nothing of it.
+    mentioned = any("pgbouncer" in line for line in conftest.pytest_report_header(request.config))
+    assert mentioned is (pgbouncer_binary() is None)
+    monkeypatch.setattr(conftest, "pgbouncer_binary", lambda: None)
+    header = conftest.pytest_report_header(request.config)
+    assert header[0].startswith("media_store test server: ")
+    assert [line for line in header if "pgbouncer" in line] == [
+        "media_store: NOT INSTALLED: pgbouncer (apt-get install pgbouncer):"
+        " the PgBouncer tests are skipped"
+    ]

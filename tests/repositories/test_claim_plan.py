@@ -2,14 +2,22 @@
 
 A burst of jobs into a table autovacuum has not analyzed yet is what a new deployment meets;
 there the planner, guessing a handful of pending rows, used to scan and sort the whole
-backlog for every claim. The statements the claim function runs are shown by auto_explain
-(EXPLAIN of each statement as it runs, nested ones included) in every table state: never
-analyzed and analyzed, a burst of pending jobs alone and a backlog behind many finished ones.
+backlog for every claim. The statement the claim function runs to pick (and lock) the jobs is
+explained in every table state: never analyzed and analyzed, a burst of pending jobs alone and
+a backlog behind many finished ones.
+
+It is explained as the function plans it, on any server: the statement is taken from the
+function's body in pg_proc (the branch the function's own IF takes for the claim's types), its
+variables become parameters of a prepared statement, and the function's SET clauses
+(proconfig, force_generic_plan among them) are in force for EXPLAIN EXECUTE: PL/pgSQL's plan.
+Where the server ships auto_explain (the embedded pgserver build does not), the plan it logs
+of the statement as the claim runs is checked to be that same plan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import TypeAlias
 
@@ -19,6 +27,7 @@ import pytest
 from media_store.db.queries import QUERIES
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+Explained: TypeAlias = "tuple[Connection, bool]"  # a connection, and whether auto_explain is on
 
 # (finished jobs, pending jobs): a burst alone, and a backlog behind many finished jobs (the
 # benchmark measures 1,000,000 + 100,000; this scale shows the same plans in a few seconds).
@@ -56,25 +65,108 @@ async def analyzed(conn: Connection) -> bool:
     )
 
 
+# The picking statement of each branch of the function: ``picked := ARRAY(<SELECT>)``.
+BRANCHES = re.compile(r"IF\s+(?P<test>.+?)\s+THEN(?P<then>.+?)\bELSE\b(?P<else>.+?)END IF;", re.S)
+PICK = "picked := ARRAY("
+# The function's variables the picking statements read, as parameters of the prepared
+# statement: name -> (position, type). How PL/pgSQL plans them too ($n of a generic plan).
+VARIABLES = {"job_types": (1, "text[]"), "how_many": (2, "integer"), "due": (3, "timestamptz")}
+COSTS = re.compile(r"\s+\(cost=[^)]*\)")
+PARAMETER = re.compile(r"\$\d+")
+
+
+def picking_statement(body: str) -> tuple[str, str, str]:
+    """The function's branch test and, for either outcome, its picking statement (as
+    ``SELECT ARRAY(...)``, what the PL/pgSQL assignment runs)."""
+    [branches] = BRANCHES.findall(body)
+
+    def pick(code: str) -> str:
+        [_] = re.findall(re.escape(PICK), code)
+        start = code.index(PICK) + len(PICK)
+        depth = 1
+        for end in range(start, len(code)):
+            depth += {"(": 1, ")": -1}.get(code[end], 0)
+            if depth == 0:
+                return f"SELECT ARRAY({code[start:end]}\n)"
+        raise AssertionError(f"unbalanced ARRAY( in {code}")
+
+    test, then, otherwise = branches
+    return test, pick(then), pick(otherwise)
+
+
+def as_parameters(sql: str) -> str:
+    for name, (position, type_) in VARIABLES.items():
+        sql = re.sub(rf"\b{name}\b", f"${position}::{type_}", sql)
+    return sql
+
+
+def plan_shape(plan: str) -> list[str]:
+    """A plan's nodes and conditions, without estimates or parameter numbers (which differ
+    between a prepared statement and PL/pgSQL's)."""
+    lines = [COSTS.sub("", line).rstrip() for line in plan.splitlines()]
+    return [PARAMETER.sub("$n", line) for line in lines if line.strip()]
+
+
+async def explain_pick(conn: Connection, how_many: int, job_types: list[str] | None) -> str:
+    """The plan of the statement media_store_claim_jobs runs to pick jobs for these
+    arguments, as the function plans it (its SET clauses and a generic plan)."""
+    [(body, config)] = await conn.fetch(
+        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'media_store_claim_jobs'"
+    )
+    test, one_type, any_types = picking_statement(body)
+    takes_first = await conn.fetchval(f"SELECT coalesce({as_parameters(test)}, false)", job_types)
+    statement = as_parameters(one_type if takes_first else any_types)
+    types = ", ".join(type_ for _, type_ in sorted(VARIABLES.values()))
+    async with conn.transaction():
+        for setting in config:
+            name, value = setting.split("=", 1)
+            await conn.execute("SELECT set_config($1, $2, true)", name, value)
+        await conn.execute(f"PREPARE media_store_pick ({types}) AS {statement}")
+        try:
+            # EXECUTE takes no bind parameters: the arguments as literals (a generic plan does
+            # not depend on them anyway).
+            arguments = await conn.fetchval(
+                "SELECT format('%L::text[], %s, clock_timestamp()', $1::text[], $2::int)",
+                job_types,
+                how_many,
+            )
+            rows = await conn.fetch(f"EXPLAIN EXECUTE media_store_pick({arguments})")
+        finally:
+            await conn.execute("DEALLOCATE media_store_pick")
+    return "\n".join(row[0] for row in rows)
+
+
 @pytest.fixture
-async def explained(raw: Connection) -> AsyncIterator[Connection]:
-    """``raw`` with auto_explain on: every statement's plan, nested ones included, arrives
-    as a notice."""
-    await raw.execute("LOAD 'auto_explain'")
+async def explained(raw: Connection) -> AsyncIterator[Explained]:
+    """``raw``, and whether auto_explain is on for it (every statement's plan, nested ones
+    included, then arrives as a notice): where the server ships it."""
+    try:
+        await raw.execute("LOAD 'auto_explain'")
+    except asyncpg.UndefinedFileError:  # not in this server's build (pgserver's)
+        yield raw, False
+        return
     await raw.execute(
         "SET auto_explain.log_min_duration = 0;"
         " SET auto_explain.log_nested_statements = on;"
         " SET auto_explain.log_level = notice"
     )
-    yield raw
+    yield raw, True
     await raw.execute("SET auto_explain.log_min_duration = -1")
 
 
 async def claim_with_plans(
-    conn: Connection, name: str, *args: object
+    explained: Explained,
+    name: str,
+    holder: str,
+    how_many: int,
+    lease: float,
+    types: list[str] | str | None,
 ) -> tuple[list[asyncpg.Record], str]:
     """Run the named claim query; return its rows and the plan of the statement that picked
-    (and locked) the jobs."""
+    (and locked) the jobs, explained just before (and where auto_explain logged the plan as
+    the claim ran, checked to be the same)."""
+    conn, auto_explain = explained
+    plan = await explain_pick(conn, how_many, [types] if isinstance(types, str) else types)
     notices: list[str] = []
 
     def collect(_: object, message: asyncpg.PostgresLogMessage) -> None:
@@ -82,12 +174,16 @@ async def claim_with_plans(
 
     conn.add_log_listener(collect)
     try:
-        rows = await conn.fetch(QUERIES[name].sql, *args)
+        rows = await conn.fetch(QUERIES[name].sql, holder, how_many, lease, types)
         await asyncio.sleep(0)  # listeners are called soon after the message, not at once
     finally:
         conn.remove_log_listener(collect)
-    [pick] = [plan for plan in notices if "LockRows" in plan]
-    return rows, pick
+    if auto_explain:
+        [logged] = [notice for notice in notices if "LockRows" in notice]
+        # The notice: duration, the statement's text, then the plan from its top node.
+        as_run = logged[logged.index("\nResult") + 1 :]
+        assert plan_shape(as_run) == plan_shape(plan), (as_run, plan)
+    return rows, plan
 
 
 CLAIMS = {
@@ -101,12 +197,12 @@ CLAIMS = {
 @pytest.mark.parametrize("analyze", [False, True], ids=["never analyzed", "analyzed"])
 @pytest.mark.parametrize(("finished", "pending"), STATES.values(), ids=STATES.keys())
 async def test_claim_is_an_ordered_range_scan_of_a_pending_index_in_every_table_state(
-    explained: Connection, finished: int, pending: int, analyze: bool
+    raw: Connection, explained: Explained, finished: int, pending: int, analyze: bool
 ) -> None:
-    await fill(explained, finished, pending)
+    await fill(raw, finished, pending)
     if analyze:
-        await explained.execute("ANALYZE jobs")
-    assert await analyzed(explained) is analyze
+        await raw.execute("ANALYZE jobs")
+    assert await analyzed(raw) is analyze
 
     for name, types, index, prefix in CLAIMS.values():
         rows, plan = await claim_with_plans(explained, name, "w", 10, 30.0, types)
@@ -123,7 +219,7 @@ async def test_claim_is_an_ordered_range_scan_of_a_pending_index_in_every_table_
 
     # Oldest first: the claims above took the first 10 pending jobs of any type, the next 10
     # of audio or video (audio only among pending), and the first 10 documents.
-    taken = await explained.fetch(
+    taken = await raw.fetch(
         "SELECT media_url FROM jobs WHERE status = 'processing' ORDER BY created_at"
     )
     numbers = sorted(int(row["media_url"][1:]) for row in taken)
@@ -156,14 +252,14 @@ def claim_order(g: int) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("analyze", [False, True], ids=["never analyzed", "analyzed"])
 async def test_claim_by_priority_with_scheduled_jobs_is_one_ordered_range_scan(
-    explained: Connection, analyze: bool
+    raw: Connection, explained: Explained, analyze: bool
 ) -> None:
     finished, pending = STATES["200k finished + 20k pending"]
-    await fill(explained, finished, 0)
-    await explained.execute(MIXED_PENDING, pending)
+    await fill(raw, finished, 0)
+    await raw.execute(MIXED_PENDING, pending)
     if analyze:
-        await explained.execute("ANALYZE jobs")
-    assert await analyzed(explained) is analyze
+        await raw.execute("ANALYZE jobs")
+    assert await analyzed(raw) is analyze
 
     due = [g for g in range(1, pending + 1) if g % 7 != 3]
     left = sorted(due, key=claim_order)

@@ -5,7 +5,12 @@ Use the ``pgbouncer`` fixture (one per session, transaction pooling; import
 ``pgbouncer_fixture`` into the test module to make it available) and :func:`bounced` to turn a
 test database's URL into the same database through PgBouncer, or :func:`running_pgbouncer`
 for one with other settings. Tests using them are skipped, with the
-reason, when the ``pgbouncer`` binary is not installed (Debian: ``apt-get install pgbouncer``).
+reason, when the ``pgbouncer`` binary is not installed (Debian: ``apt-get install pgbouncer``;
+the run's header says so too); under CI (``CI`` set) that is a failure instead.
+
+The upstream is the test server wherever it listens: a TCP address (MEDIA_STORE_TEST_DSN,
+a container) or a Unix socket directory (the embedded pgserver listens on a socket in its data
+directory only, ``host=`` in its URL).
 
 Authentication is ``trust`` in PgBouncer (the test servers trust local connections too); any
 role of the server may log in through it (``auth_user`` looks roles up), and ``postgres`` may
@@ -34,8 +39,10 @@ import pytest
 from tests.support.harness import Server
 
 START_TIMEOUT = 30.0  # seconds to wait for PgBouncer to report that it listens
+CONNECT_TIMEOUT = 15  # seconds a first connection through it may take to reach the server
 STOP_TIMEOUT = 30.0
 ADMIN_ROLE = "postgres"
+INSTALL_PGBOUNCER = "apt-get install pgbouncer"
 
 
 def pgbouncer_binary() -> str | None:
@@ -84,6 +91,22 @@ def _upstream(server_url: str) -> tuple[str, str]:
     return host, port
 
 
+def _system_user(server_url: str) -> str:
+    """The system user to run PgBouncer as when this process is root (PgBouncer refuses to run
+    as root): one that can reach the server. For a Unix socket, the owner of the socket (the
+    server's own user: the embedded pgserver runs as ``pgserver``, its socket in a data
+    directory only that user may enter); over TCP, ``postgres``."""
+    host, port = _upstream(server_url)
+    if host.startswith("/"):
+        socket_dir = Path(host)
+        for path in (socket_dir / f".s.PGSQL.{port}", socket_dir):
+            with contextlib.suppress(OSError):
+                owner = pwd.getpwuid(path.stat().st_uid)
+                if owner.pw_uid != 0:
+                    return owner.pw_name
+    return ADMIN_ROLE
+
+
 def _config(
     directory: Path, server_url: str, port: int, pool_mode: str, settings: Mapping[str, str]
 ) -> str:
@@ -118,14 +141,18 @@ def running_pgbouncer(
     """Start a PgBouncer in front of the server ``server_url`` points at; stop it on exit.
 
     ``settings`` add to or override the ``[pgbouncer]`` section. Skips the calling test when
-    the binary is absent. PgBouncer refuses to run as root: as root it is started with
-    ``-u postgres`` (the files are made readable for that user), which must then be able to
-    reach the server: over TCP (``MEDIA_STORE_TEST_DSN=postgresql://...@127.0.0.1:5432/...``),
-    or a Unix socket directory it may enter (the embedded server's, under root's home, is not).
+    the binary is absent (fails it under CI). PgBouncer refuses to run as root: as root it is
+    started with ``-u <user>`` (the files are made readable for that user), a user that can
+    reach the server (:func:`_system_user`). Before it is handed out, a first connection
+    through it must reach the server, so that a PgBouncer that cannot fails at once, with its
+    log, instead of every client timing out.
     """
     binary = pgbouncer_binary()
     if binary is None:
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        message = f"pgbouncer is not installed ({INSTALL_PGBOUNCER})"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     directory = Path(tempfile.mkdtemp(prefix="ms_pgbouncer_"))
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -135,14 +162,15 @@ def running_pgbouncer(
         config.write_text(_config(directory, server_url, port, pool_mode, settings or {}))
         command = [binary, str(config)]
         if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
+            user = pwd.getpwnam(_system_user(server_url))
             os.chown(directory, user.pw_uid, user.pw_gid)
-            command[1:1] = ["-u", "postgres"]
+            command[1:1] = ["-u", user.pw_name]
         log = directory / "pgbouncer.log"
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         bouncer = PgBouncer("127.0.0.1", port, pool_mode, log)
         _wait_until_listening(process, bouncer)
+        _reach_server(bouncer, server_url)
         yield bouncer
     finally:
         if process is not None:
@@ -160,6 +188,20 @@ def _wait_until_listening(process: subprocess.Popen[bytes], bouncer: PgBouncer) 
         if time.monotonic() > deadline:
             raise RuntimeError(f"pgbouncer did not start:\n{bouncer.log_text()}")
         time.sleep(0.05)
+
+
+def _reach_server(bouncer: PgBouncer, server_url: str) -> None:
+    """One query through ``bouncer`` to the database ``server_url`` names."""
+    database = str(psycopg.conninfo.conninfo_to_dict(server_url).get("dbname") or ADMIN_ROLE)
+    try:
+        with psycopg.connect(
+            bouncer.url(database), connect_timeout=CONNECT_TIMEOUT, autocommit=True
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        raise RuntimeError(
+            f"pgbouncer does not reach the server ({exc}):\n{bouncer.log_text()}"
+        ) from exc
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
