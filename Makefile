@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo api test lint format migrate rollback migrate-status check bench clean
+.PHONY: install demo api test test-fast lint format migrate rollback migrate-status check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ api: $(STAMP)  ## serve the example HTTP service (examples/api.py) on 127.0.0.1:
 
 test: $(STAMP)  ## the whole suite; its header names the server (MEDIA_STORE_TEST_DSN, else Docker, else embedded PostgreSQL)
 	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## the suite without the slow tests (other processes, restarts, replication, large tables), while working
+	$(BIN)/pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check media_store tests benchmarks examples

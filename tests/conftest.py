@@ -51,6 +51,31 @@ def missing_components() -> list[str]:
     return missing
 
 
+# What `make test-fast` leaves out (`-m "not slow"`): whole modules that start other processes
+# or servers (PgBouncer, a primary and its standby, restarts, a wheel in a fresh venv, the demo
+# as a command) or build large tables. Single slow tests elsewhere carry @pytest.mark.slow.
+SLOW_MODULES = frozenset(
+    {
+        "tests/test_packaging.py",
+        "tests/test_harness.py",
+        "tests/db/test_pgbouncer.py",
+        "tests/demo/test_demo.py",
+        "tests/models/test_fuzz.py",
+        "tests/replicas/test_failover.py",
+        "tests/replicas/test_replicas.py",
+        "tests/repositories/test_claim_plan.py",
+        "tests/worker/test_restart.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     source = chosen_source(config)
     if isinstance(source, NoTestDatabase):
