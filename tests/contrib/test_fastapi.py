@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -27,12 +27,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, field_validator
 from starlette.requests import HTTPConnection
 
 from examples.api import create_app
 from media_store import Dsn, Settings, Store
 from media_store.contrib.fastapi import (
     DEFAULT_RETRY_AFTER_S,
+    MAX_ERROR_MESSAGE,
     STATE_KEY,
     StoreDep,
     TransactionDep,
@@ -185,6 +187,42 @@ async def test_create_job_with_a_bad_body_is_422_naming_the_field_and_stores_not
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [["body", "parameters"]]
     assert await count(raw, "jobs") == 0
+
+
+async def test_a_422_repeats_no_input_however_large(client: httpx.AsyncClient) -> None:
+    huge = "x" * 10_000_000
+    response = await client.post("/jobs", json={"job_type": huge, "media_url": "u"})
+    assert response.status_code == 422
+    assert len(response.content) < 1_000
+    [error] = response.json()["detail"]
+    assert set(error) == {"loc", "msg", "type"}
+    assert error["loc"] == ["body", "job_type"]
+    assert error["type"] == "enum"
+
+
+class Echo(BaseModel):
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def refuse(cls, value: str) -> str:
+        raise ValueError(f"refused {value}")  # the whole value, as a careless check might
+
+
+async def test_a_422_cuts_a_message_that_quotes_a_whole_value(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.post("/echo")
+    async def echo(body: Echo) -> None:
+        pass
+
+    async with serving(app) as client:
+        response = await client.post("/echo", json={"text": "y" * 1_000_000})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert len(error["msg"]) == MAX_ERROR_MESSAGE
+    assert error["msg"].startswith("Value error, refused yyy")
+    assert error["msg"].endswith("y…")
 
 
 async def test_read_job_is_200_then_404_for_an_unknown_id_and_422_for_no_uuid(
@@ -596,12 +634,29 @@ uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listening])
 """
 
 
-async def test_the_example_serves_through_uvicorn_and_closes_its_pool_on_sigterm(
-    db_url: str, raw: Raw
-) -> None:
+@dataclass
+class Server:
+    """The example served by uvicorn in a process of its own; its log goes to ``log``."""
+
+    url: str
+    proc: asyncio.subprocess.Process
+    log: Path
+
+    async def stop(self) -> str:
+        """SIGTERM, then the server's log once it exited."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                await self.proc.wait()
+        return self.log.read_text()
+
+
+@asynccontextmanager
+async def uvicorn_serving(db_url: str, log: Path) -> AsyncIterator[Server]:
     # The test binds the socket and hands it over: no port to guess, and requests sent before
-    # the server is ready wait in the socket's backlog instead of being refused.
-    with socket.socket() as listening:
+    # the server is ready wait in the socket's backlog instead of being refused. The log goes to
+    # a file, not a pipe that nobody reads while the server runs (a full pipe would block it).
+    with socket.socket() as listening, log.open("wb") as log_file:
         listening.bind(("127.0.0.1", 0))
         listening.listen(64)
         port = listening.getsockname()[1]
@@ -614,11 +669,23 @@ async def test_the_example_serves_through_uvicorn_and_closes_its_pool_on_sigterm
             pass_fds=[listening.fileno()],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=log_file,
+            stderr=log_file,
         )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        yield server
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_the_example_serves_through_uvicorn_and_closes_its_pool_on_sigterm(
+    db_url: str, raw: Raw, tmp_path: Path
+) -> None:
+    async with uvicorn_serving(db_url, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             job = await create_job(http)
             assert (await http.get(f"/jobs/{job['id']}")).json() == job
             assert [j["id"] for j in (await http.get("/jobs")).json()["jobs"]] == [job["id"]]
@@ -627,14 +694,54 @@ async def test_the_example_serves_through_uvicorn_and_closes_its_pool_on_sigterm
             assert missing.status_code == 404
             assert json.loads(missing.text)["detail"].endswith("does not exist")
         assert len(await backends(raw)) >= 1
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            _, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    # uvicorn >= 0.29 exits by the signal it shut down on, once shut down
-    assert proc.returncode in (0, -signal.SIGTERM), stderr.decode()
-    assert "Application shutdown complete" in stderr.decode()
+        log = await server.stop()
+        # uvicorn >= 0.29 exits by the signal it shut down on, once shut down
+        assert server.proc.returncode in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log
     await wait_for_no_backends(raw)
+
+
+def local_port(response: httpx.Response) -> int:
+    """The client's port of the connection that carried ``response``."""
+    port: int = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    return port
+
+
+# JSON that Python's json module reads (NaN, Infinity, and a literal beyond a double, read as
+# inf) but no JSON serialiser writes back: Pydantic refuses the number and keeps it as the
+# error's input, which FastAPI's own 422 handler then failed to encode.
+NON_FINITE_BODIES = [
+    ("/jobs", '{"job_type": "video", "media_url": "u", "parameters": {"x": NaN}}'),
+    ("/jobs", '{"job_type": "video", "media_url": "u", "max_attempts": Infinity}'),
+    ("/jobs", '{"job_type": "video", "media_url": "u", "priority": 1e999}'),
+    ("/analysis-results", '{"job_id": "%s", "analysis_type": "s", "confidence_score": NaN}'),
+]
+
+
+async def test_non_finite_numbers_in_a_body_are_422_and_keep_the_connection_open(
+    db_url: str, raw: Raw, tmp_path: Path
+) -> None:
+    async with uvicorn_serving(db_url, tmp_path / "server.log") as server:
+        # One keep-alive connection: a server that closed it after an error would fail a
+        # pooled client's next request, or make it open another (a new local port).
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+            job = await create_job(http)
+            for path, body in NON_FINITE_BODIES:
+                response = await http.post(
+                    path,
+                    content=body.replace("%s", job["id"]),
+                    headers={"content-type": "application/json"},
+                )
+                assert response.status_code == 422, (body, response.text)
+                assert response.headers["content-type"] == "application/json"
+                [error] = response.json()["detail"]
+                assert set(error) == {"loc", "msg", "type"}
+                assert error["loc"][0] == "body"
+                assert "connection" not in response.headers  # no "Connection: close"
+                after = await http.get(f"/jobs/{job['id']}")
+                assert after.status_code == 200
+                assert local_port(after) == local_port(response)
+        log = await server.stop()
+    assert "Traceback" not in log
+    assert await count(raw, "jobs") == 1
