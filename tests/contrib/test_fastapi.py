@@ -311,6 +311,83 @@ async def test_start_is_200_once_then_409_and_404_for_an_unknown_job(
     assert response.status_code == 404
 
 
+# --- retries with an Idempotency-Key --------------------------------------------------------------
+
+
+async def test_a_job_created_again_with_its_idempotency_key_is_the_same_job(
+    client: httpx.AsyncClient, raw: Raw
+) -> None:
+    body = {"job_type": "video", "media_url": "s3://b/talk.mp4", "parameters": {"lang": "en"}}
+    key = {"Idempotency-Key": "upload-7f3a"}
+    first = await client.post("/jobs", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    # the client timed out and retries: what the first attempt made, no 409, no second row
+    again = await client.post("/jobs", json=body, headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert await count(raw, "jobs") == 1
+    # the key stays taken once the job moved on (scope "forever"): a late retry still finds it
+    job_id = first.json()["id"]
+    assert (await client.post(f"/jobs/{job_id}/start")).status_code == 200
+    assert (await client.post("/analysis-results", json=analysis(job_id))).status_code == 201
+    late = await client.post("/jobs", json=body, headers=key)
+    assert (late.status_code, late.json()["id"], late.json()["status"]) == (
+        200,
+        job_id,
+        "completed",
+    )
+    assert await count(raw, "jobs") == 1
+
+
+async def test_an_idempotency_key_reused_for_another_body_is_422(
+    client: httpx.AsyncClient, raw: Raw
+) -> None:
+    key = {"Idempotency-Key": "upload-1"}
+    body = {"job_type": "video", "media_url": "s3://b/a.mp4"}
+    first = await client.post("/jobs", json=body, headers=key)
+    assert first.status_code == 201
+    response = await client.post("/jobs", json={**body, "media_url": "s3://b/b.mp4"}, headers=key)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "Idempotency-Key"]
+    assert first.json()["id"] in error["msg"]
+    # a body naming another key than the header's
+    response = await client.post(
+        "/jobs", json={**body, "idempotency_key": "other"}, headers={"Idempotency-Key": "k"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "idempotency_key"]
+    response = await client.post("/jobs", json=body, headers={"Idempotency-Key": "k" * 201})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert await count(raw, "jobs") == 1
+
+
+async def test_a_delivery_sent_again_with_its_idempotency_key_is_the_same_result(
+    client: httpx.AsyncClient, raw: Raw
+) -> None:
+    job = await processing_job(client)
+    key = {"Idempotency-Key": "delivery-1"}
+    first = await client.post("/analysis-results", json=analysis(job["id"]), headers=key)
+    assert first.status_code == 201, first.text
+    # committed, but the client hung up before the answer: the retry is told what was stored
+    again = await client.post("/analysis-results", json=analysis(job["id"]), headers=key)
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert await count(raw, "analysis_results") == 1
+    other = {**analysis(job["id"]), "summary": "something else"}
+    response = await client.post("/analysis-results", json=other, headers=key)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    # without the key (or with another), a second delivery is still refused: the job is done
+    response = await client.post("/analysis-results", json=analysis(job["id"]))
+    assert response.status_code == 409
+    response = await client.post(
+        "/analysis-results", json=analysis(job["id"]), headers={"Idempotency-Key": "delivery-2"}
+    )
+    assert response.status_code == 409
+    assert await count(raw, "analysis_results") == 1
+
+
 # --- analysis results: a transaction per request --------------------------------------------------
 
 
