@@ -11,6 +11,11 @@ http://127.0.0.1:8000 (the OpenAPI page at ``/docs``). In production, migrate as
 Endpoints hold no try/except: the library's errors become HTTP answers in one place
 (:func:`media_store.fastapi.exception_handlers`): bad input 422, a missing job or
 transcription 404, a refused status change or out-of-order words 409, no database 503.
+
+``POST /jobs`` and ``POST /analysis-results`` honour an ``Idempotency-Key`` header (IETF draft
+"The Idempotency-Key HTTP Header Field"): a client that timed out cannot know whether its
+request committed, so it retries with the same key and is answered 200 with what the first
+attempt made (201 when this attempt made it), or 422 when the key was used with another body.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import argparse
 import os
 import uuid
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import APIRouter, Body, FastAPI, Query, status
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Response, status
 from pydantic import BaseModel, Field
 
 from media_store import (
@@ -32,12 +37,15 @@ from media_store import (
     Dsn,
     Job,
     JobCreate,
+    JobCursor,
     JobNotFound,
     JobStatus,
+    KeyScope,
     Repositories,
     Settings,
     Transcription,
     TranscriptionCreate,
+    ValidationError,
     Words,
     migrate,
 )
@@ -46,10 +54,13 @@ from media_store.demo.embedded import DEFAULT_DIR, embedded_url, start_embedded
 from media_store.fastapi import (
     StoreDep,
     TransactionDep,
+    checked_by,
     exception_handlers,
     lifespan,
     transaction,
 )
+from media_store.models import arguments
+from media_store.models.arguments import MAX_KEY
 from media_store.repositories.jobs import MAX_PAGE
 from media_store.words.timestamps import WordsInput, WordsOutput
 
@@ -57,6 +68,58 @@ from media_store.words.timestamps import WordsInput, WordsOutput
 SnapshotDep = Annotated[Repositories, transaction(isolation="repeatable_read", readonly=True)]
 
 router = APIRouter()
+
+# Parameters checked by the library's own rules as FastAPI reads them, so that a refusal names
+# the parameter (loc ["query", "after"]) rather than coming from inside the endpoint with no loc.
+Cursor = Annotated[
+    str | None,
+    Query(description="the `next` of the previous page"),
+    checked_by(JobCursor.decode),
+]
+Start = Annotated[
+    float,
+    Query(description="seconds; words starting at or after t0"),
+    checked_by(partial(arguments.number, "t0")),
+]
+End = Annotated[
+    float,
+    Query(description="seconds; words starting before t1"),
+    checked_by(partial(arguments.number, "t1")),
+]
+
+
+# A client's retry key. For a job it is the job's idempotency_key (the library's own: a unique
+# index makes concurrent retries create one job); for a delivery, the job's result records it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY,
+        description="retry with the same key to get what the first attempt made (200)",
+    ),
+]
+KEY_LOC = ("header", "Idempotency-Key")  # as FastAPI names the header in its own errors
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "made by an earlier request with this Idempotency-Key"}
+}
+
+# The fields a job keeps as it was created. Its priority and run_after are left out: the queue
+# changes them (set_priority, a retry's backoff), so they no longer tell a retry from another
+# request.
+CREATED_AS = frozenset(JobCreate.model_fields) - {"priority", "run_after"}
+
+
+def same_request(stored: BaseModel, request: BaseModel, fields: frozenset[str]) -> bool:
+    """Whether ``stored`` is what ``request`` would have made, compared on ``fields``."""
+    return all(getattr(stored, name) == getattr(request, name) for name in fields)
+
+
+def key_reused(made: uuid.UUID) -> ValidationError:
+    """The answer to a key sent again with another body: 422, as the IETF draft asks (the
+    request cannot be a retry of the first; 409 would say the first is still in progress)."""
+    msg = f"this Idempotency-Key was used by another request, with another body (made {made})"
+    return ValidationError(msg, [{"loc": KEY_LOC, "msg": msg}])
 
 
 class JobsPage(BaseModel):
@@ -78,16 +141,36 @@ async def health(store: StoreDep) -> Health:
     return Health(database="ok")
 
 
-@router.post("/jobs", status_code=status.HTTP_201_CREATED)
-async def create_job(job: JobCreate, store: StoreDep) -> Job:
-    """Create a pending job."""
-    return await store.jobs.create(job)
+@router.post("/jobs", status_code=status.HTTP_201_CREATED, responses=REPLAYED)
+async def create_job(
+    job: JobCreate, store: StoreDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> Job:
+    """Create a pending job. With an ``Idempotency-Key``, the key becomes the job's
+    ``idempotency_key``, held ``forever`` unless the body names a scope (so a late retry, after
+    the job finished, still finds it): the same request again is answered 200 with that job."""
+    if idempotency_key is None:
+        return await store.jobs.create(job)  # a key in the body held by another job: 409
+    if job.idempotency_key not in (None, idempotency_key):
+        msg = "idempotency_key differs from the Idempotency-Key header"
+        raise ValidationError(msg, [{"loc": ("body", "idempotency_key"), "msg": msg}])
+    keyed = job.model_copy(
+        update={
+            "idempotency_key": idempotency_key,
+            "idempotency_scope": job.idempotency_scope or KeyScope.FOREVER,
+        }
+    )
+    made = await store.jobs.enqueue(keyed)
+    if not made.created:
+        if not same_request(made.job, keyed, CREATED_AS):
+            raise key_reused(made.job.id)
+        response.status_code = status.HTTP_200_OK
+    return made.job
 
 
 @router.get("/jobs")
 async def list_jobs(
     store: StoreDep,
-    after: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+    after: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> JobsPage:
     """Jobs newest first, a page at a time (keyset pagination: deep pages cost no more)."""
@@ -124,20 +207,45 @@ async def list_analysis_results(job_id: uuid.UUID, tx: SnapshotDep) -> list[Anal
     return await tx.analysis_results.list_for_job(job_id)
 
 
-@router.post("/analysis-results", status_code=status.HTTP_201_CREATED)
-async def deliver_analysis(analysis: AnalysisResultCreate, tx: TransactionDep) -> AnalysisResult:
+@router.post("/analysis-results", status_code=status.HTTP_201_CREATED, responses=REPLAYED)
+async def deliver_analysis(
+    analysis: AnalysisResultCreate,
+    tx: TransactionDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> AnalysisResult:
     """Store an analysis result and complete its job with it, all or nothing.
 
     When the job is not processing, the status change is refused (409) after the result
-    was inserted: the transaction rolls back, and nothing is stored.
+    was inserted: the transaction rolls back, and nothing is stored. With an
+    ``Idempotency-Key``, the completed job's result records the key: the same delivery again is
+    answered 200 with the stored result. A job completes once, so the key needs no row of its
+    own; a concurrent twin of a delivery still in flight is refused (409) by the status change.
     """
+    if idempotency_key is not None:
+        delivered = await delivered_with(tx, analysis.job_id, idempotency_key)
+        if delivered is not None:
+            if not same_request(delivered, analysis, DELIVERED_AS):
+                raise key_reused(delivered.id)
+            response.status_code = status.HTTP_200_OK
+            return delivered
     stored = await tx.analysis_results.create(analysis)
-    await tx.jobs.update_status(
-        analysis.job_id,
-        JobStatus.COMPLETED,
-        result={"analysis_result_id": str(stored.id), "summary": stored.summary},
-    )
+    result = {"analysis_result_id": str(stored.id), "summary": stored.summary}
+    if idempotency_key is not None:
+        result["idempotency_key"] = idempotency_key
+    await tx.jobs.update_status(analysis.job_id, JobStatus.COMPLETED, result=result)
     return stored
+
+
+DELIVERED_AS = frozenset(AnalysisResultCreate.model_fields)
+
+
+async def delivered_with(tx: Repositories, job_id: uuid.UUID, key: str) -> AnalysisResult | None:
+    """The result an earlier delivery with ``key`` completed the job with, if one did."""
+    job = await tx.jobs.get_by_id(job_id)
+    if job is None or job.result is None or job.result.get("idempotency_key") != key:
+        return None
+    return await tx.analysis_results.get(uuid.UUID(job.result["analysis_result_id"]))
 
 
 @router.post("/transcriptions", status_code=status.HTTP_201_CREATED)
@@ -161,8 +269,8 @@ async def append_words(
 async def words_between(
     transcription_id: uuid.UUID,
     store: StoreDep,
-    t0: Annotated[float, Query(description="seconds; words starting at or after t0")],
-    t1: Annotated[float, Query(description="seconds; words starting before t1")],
+    t0: Start,
+    t1: End,
 ) -> Words:
     """The words spoken in a window of the media, read from the segments that hold them."""
     return await store.transcriptions.words_between(transcription_id, t0, t1)

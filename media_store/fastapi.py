@@ -3,9 +3,11 @@
 
 from media_store.contrib.fastapi import (
     DEFAULT_RETRY_AFTER_S,
+    MAX_ERROR_MESSAGE,
     STATE_KEY,
     StoreDep,
     TransactionDep,
+    checked_by,
     exception_handlers,
     get_store,
     lifespan,
@@ -14,9 +16,11 @@ from media_store.contrib.fastapi import (
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_S",
+    "MAX_ERROR_MESSAGE",
     "STATE_KEY",
     "StoreDep",
     "TransactionDep",
+    "checked_by",
     "exception_handlers",
     "get_store",
     "lifespan",

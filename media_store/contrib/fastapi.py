@@ -25,8 +25,13 @@ is answered like any other error.
 
 The error mapping (:func:`exception_handlers`), by the closest class of the error:
 
-- :class:`~media_store.errors.ValidationError`: 422, ``detail`` a list of ``loc`` and ``msg``
-  in the shape of FastAPI's own 422;
+- a request FastAPI refuses (``RequestValidationError``: a bad body, query, path or header)
+  and :class:`~media_store.errors.ValidationError`: 422, ``detail`` a list of
+  ``{loc, msg, type}``. No error repeats the input: the client has it, ``loc`` points into
+  it, and FastAPI's own handler, which echoes it, made a 10 MB answer of a 10 MB string and
+  failed (a 500, the connection closed) on a number JSON cannot carry (NaN, Infinity,
+  ``1e999``). A library check run on a parameter through :func:`checked_by` is answered
+  with the parameter's ``loc``;
 - :class:`~media_store.errors.NotFound` (a job, a transcription): 404;
 - :class:`~media_store.errors.Conflict`, :class:`~media_store.errors.InvalidTransition`,
   :class:`~media_store.errors.LeaseLost`: 409;
@@ -44,10 +49,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, params
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -74,6 +82,11 @@ DEFAULT_RETRY_AFTER_S: Final = 1
 
 UNAVAILABLE_DETAIL: Final = "the database is unavailable; retry later"
 INTERNAL_DETAIL: Final = "internal database error"
+# The longest msg of a 422 error, in characters: the library's messages abbreviate the values
+# they name, but a validator of the application's own may put a whole value in its message.
+MAX_ERROR_MESSAGE: Final = 1000
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -143,6 +156,33 @@ def transaction(
 TransactionDep = Annotated[Repositories, transaction()]
 
 
+def checked_by(check: Callable[[T], object]) -> AfterValidator:
+    """Run a library check on a parameter as FastAPI reads it, so that its refusal names the
+    parameter: ``after: Annotated[str | None, Query(), checked_by(JobCursor.decode)]``
+    answers ``?after=garbage`` with 422 and ``loc: ["query", "after"]``, the library's
+    message as ``msg``.
+
+    ``check`` takes the value (after FastAPI's own conversion) and raises
+    :class:`~media_store.errors.ValidationError` to refuse it; what it returns is ignored and
+    the parameter keeps its value. A missing optional parameter (None) is not checked. The
+    same call inside the endpoint would refuse the value too, but with ``loc: []``: the
+    library does not know which parameter a value came from; FastAPI does.
+    """
+
+    def run(value: T) -> T:
+        if value is not None:
+            try:
+                check(value)
+            except ValidationError as exc:
+                # A custom error type keeps the message as the library wrote it (a ValueError
+                # would be shown as "Value error, ..."); "{reason}" so that braces in the
+                # message are not read as a template.
+                raise PydanticCustomError("value_error", "{reason}", {"reason": str(exc)}) from exc
+        return value
+
+    return AfterValidator(run)
+
+
 # --- errors as HTTP answers -------------------------------------------------------------------
 
 Handler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
@@ -168,6 +208,7 @@ def exception_handlers(
         )
 
     return {
+        RequestValidationError: _request_refused,
         ValidationError: _unprocessable,
         NotFound: _not_found,
         Conflict: _conflict,
@@ -178,20 +219,39 @@ def exception_handlers(
     }
 
 
+async def _request_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's own handler sends each error whole: its "input" (the refused value: as large
+    # as the body, or a float JSON cannot encode, which made the answer itself fail), "ctx"
+    # (which may hold an exception object) and "url". Only what names the fault is kept.
+    detail = [
+        _error(error.get("loc", ()), error.get("msg", ""), error.get("type", "value_error"))
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 async def _unprocessable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ValidationError)
     # The shape of FastAPI's own 422 (a list of {loc, msg, type}), so that clients read both
     # alike. An argument check names its argument in the message and gives no loc.
     detail = [
-        {"loc": list(_loc(error)), "msg": str(error.get("msg", "")), "type": "value_error"}
-        for error in exc.errors
-    ] or [{"loc": [], "msg": str(exc), "type": "value_error"}]
+        _error(error.get("loc", ()), error.get("msg", ""), "value_error") for error in exc.errors
+    ] or [_error((), str(exc), "value_error")]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def _loc(error: Any) -> tuple[Any, ...]:
-    loc = error.get("loc", ())
-    return tuple(loc) if isinstance(loc, tuple | list) else (loc,)
+def _error(loc: object, msg: object, type_: object) -> dict[str, Any]:
+    """One error of a 422, of values JSON can always encode: loc a list of str and int."""
+    parts = loc if isinstance(loc, tuple | list) else (loc,)
+    text = str(msg)
+    if len(text) > MAX_ERROR_MESSAGE:
+        text = text[: MAX_ERROR_MESSAGE - 1] + "…"
+    return {
+        "loc": [part if type(part) is int else str(part) for part in parts],
+        "msg": text,
+        "type": str(type_),
+    }
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -209,9 +269,11 @@ async def _internal(request: Request, exc: Exception) -> Response:
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_S",
+    "MAX_ERROR_MESSAGE",
     "STATE_KEY",
     "StoreDep",
     "TransactionDep",
+    "checked_by",
     "exception_handlers",
     "get_store",
     "lifespan",
