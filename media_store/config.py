@@ -159,30 +159,15 @@ class Dsn:
     def __init__(self, url: str) -> None:
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in ("postgresql", "postgres"):
-            raise ConfigurationError(
-                f"database URL must start with postgresql:// (got {redact(url)!r})"
-            )
-        problem: str | None = None
-        try:
-            if _WHITESPACE.search(url.partition("?")[0]) or _SPACED_URL.search(url):
-                # libpq refuses a space before the query string too, quoting the text around
-                # it: another URL's password when URLs were separated by spaces. The query
-                # string, which libpq does not read here (_parse), may hold spaces (pgserver's
-                # ?host=/a folder/), but not another URL.
-                problem = "a space in the URL: write it %20; separate URLs with commas"
-                params = {}
-            else:
-                params = _parse(url)
-        except psycopg.ProgrammingError as exc:
-            problem = _libpq_problem(url, str(exc))
-        else:
-            bad = _bad_ports(params)
-            if bad:
-                # libpq reads a port out of an unencoded "/" in the password: not quoted then
-                userinfo = parts.userinfo if (parts := _UrlParts.of(url)) else ""
-                problem = "bad port" + ("" if bad[0] in userinfo else f" {bad[0]!r}")
-        if problem is not None:  # raised outside the handler: nothing chained quotes the URL
-            raise ConfigurationError(f"database URL is malformed ({problem}): {redact(url)!r}")
+            url = redact(url)  # this frame's variables hold no password (see below)
+            raise ConfigurationError(f"database URL must start with postgresql:// (got {url!r})")
+        problem = _url_problem(url)
+        if problem is not None:
+            message = f"database URL is malformed ({problem}): {redact(url)!r}"
+            # This frame's variables are what an error reporter records (Sentry does): none
+            # may hold the URL or a part of it (the checks ran in _url_problem's frame, gone).
+            url = redact(url)
+            raise ConfigurationError(message)
         self._url = url
 
     def reveal(self) -> str:
@@ -201,16 +186,42 @@ class Dsn:
         return _scrub(self._url, text)
 
     def __str__(self) -> str:
-        return redact(self._url)
+        # getattr: a Dsn whose URL was refused has none, and an error reporter may still
+        # show it (it is ``self`` in the refusing frame).
+        url = getattr(self, "_url", None)
+        return "<refused URL>" if url is None else redact(url)
 
     def __repr__(self) -> str:
-        return f"Dsn({redact(self._url)!r})"
+        url = getattr(self, "_url", None)
+        return "Dsn(<refused URL>)" if url is None else f"Dsn({redact(url)!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Dsn) and other._url == self._url
 
     def __hash__(self) -> int:
         return hash(self._url)
+
+
+def _url_problem(url: str) -> str | None:
+    """What libpq (or the library) finds wrong with ``url``, said without quoting it; None
+    when it is usable."""
+    try:
+        if _WHITESPACE.search(url.partition("?")[0]) or _SPACED_URL.search(url):
+            # libpq refuses a space before the query string too, quoting the text around it:
+            # another URL's password when URLs were separated by spaces. The query string,
+            # which libpq does not read here (_parse), may hold spaces (pgserver's
+            # ?host=/a folder/), but not another URL.
+            return "a space in the URL: write it %20; separate URLs with commas"
+        params = _parse(url)
+    except psycopg.ProgrammingError as exc:
+        # returned, not raised from here: nothing chained quotes the URL
+        return _libpq_problem(url, str(exc))
+    bad = _bad_ports(params)
+    if bad:
+        # libpq reads a port out of an unencoded "/" in the password: not quoted then
+        userinfo = parts.userinfo if (parts := _UrlParts.of(url)) else ""
+        return "bad port" + ("" if bad[0] in userinfo else f" {bad[0]!r}")
+    return None
 
 
 _WHITESPACE = re.compile(r"\s")

@@ -10,7 +10,7 @@ from types import TracebackType
 from media_store.config import Dsn, Settings
 from media_store.db.boundary import borrowed, statement, transaction
 from media_store.db.connections import Executor, IsolationLevel, Pool, create_pool
-from media_store.errors import MediaStoreError
+from media_store.errors import ConfigurationError, MediaStoreError
 from media_store.replicas import ReplicaRouter, ReplicaView
 from media_store.repositories import (
     AnalysisResultRepository,
@@ -86,7 +86,17 @@ class Store(Repositories):
         Raises :class:`ConfigurationError` when none is given, :class:`DatabaseUnavailable`
         when the primary cannot be reached.
         """
+        if isinstance(dsn, str):
+            # From here on the URL is held only as a Dsn, which never shows its password: an
+            # error reporter that records frame variables (Sentry does) must find no raw URL
+            # in this frame, neither after a failed connect nor after a refused URL.
+            try:
+                dsn = Dsn(dsn)
+            except ConfigurationError:
+                dsn = None
+                raise
         settings = settings or Settings.from_env(dsn)
+        dsn = None
         pool = await create_pool(settings)
         replicas: list[tuple[Dsn, Pool]] = []
         try:
