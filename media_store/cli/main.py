@@ -49,9 +49,49 @@ def _dsn() -> Dsn:
     return Settings.from_env().dsn
 
 
+# A migration that gave up waiting for its locks: a temporary failure, worth running again
+# later (sysexits' EX_TEMPFAIL), told apart from a failing migration or a wrong role (2).
+EXIT_LOCKED = 75
+
+_LOCKS_HELP = """\
+Each migration waits at most --lock-timeout seconds at a time for the locks it needs (every
+worker statement on the table queues behind the wait), is rolled back whole if it gets none,
+and is tried again --lock-retries times after growing pauses; then the command exits 75
+naming the sessions that held the locks."""
+
+
+def _lock_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest wait for a lock at each attempt (default: ${migrate.LOCK_TIMEOUT_ENV}, "
+        f"else {migrate.LockPolicy().timeout_s:g})",
+    )
+    parser.add_argument(
+        "--lock-retries",
+        type=int,
+        metavar="N",
+        help=f"attempts after the first (default: ${migrate.LOCK_RETRIES_ENV}, "
+        f"else {migrate.LockPolicy().retries})",
+    )
+
+
+def _locks(args: argparse.Namespace) -> migrate.LockPolicy:
+    return migrate.LockPolicy.from_env(timeout_s=args.lock_timeout, retries=args.lock_retries)
+
+
+def _gave_up(command: str, exc: migrate.MigrationLockTimeout) -> int:
+    print(f"media-store {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return EXIT_LOCKED
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     dsn = _dsn()
-    applied = migrate.apply(dsn)
+    try:
+        applied = migrate.apply(dsn, locks=_locks(args))
+    except migrate.MigrationLockTimeout as exc:
+        return _gave_up("migrate", exc)
     print(f"{dsn}: applied {len(applied)} migration(s)" + "".join(f"\n  + {m}" for m in applied))
     return 0
 
@@ -71,7 +111,10 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    reverted = migrate.rollback(dsn, count=args.count)
+    try:
+        reverted = migrate.rollback(dsn, count=args.count, locks=_locks(args))
+    except migrate.MigrationLockTimeout as exc:
+        return _gave_up("rollback", exc)
     if not reverted:
         print(f"{dsn}: nothing to roll back")
     else:
@@ -143,10 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    command("migrate", "apply every pending migration to DATABASE_URL").set_defaults(
-        func=_cmd_migrate
+    migrate_cmd = command(
+        "migrate",
+        "apply every pending migration to DATABASE_URL",
+        "Apply every pending migration to DATABASE_URL.\n\n" + _LOCKS_HELP,
     )
-    rollback = command("rollback", "revert the latest migration(s)", _ROLLBACK_HELP)
+    _lock_options(migrate_cmd)
+    migrate_cmd.set_defaults(func=_cmd_migrate)
+    rollback = command(
+        "rollback", "revert the latest migration(s)", _ROLLBACK_HELP + "\n\n" + _LOCKS_HELP
+    )
+    _lock_options(rollback)
     rollback.add_argument("--count", type=int, default=1, help="how many to revert (default 1)")
     rollback.add_argument(
         "--yes",

@@ -15,15 +15,27 @@ runtime role with DML rights only (:mod:`media_store.ops.grants`). Every run fir
 role's rights (:func:`require_rights`), so that the wrong role gets an error naming the role,
 the database and each missing right before yoyo touches anything; yoyo itself would retry its
 lock row for ten seconds and then blame a missing ``yoyo_lock`` table.
+
+Every statement of a migration runs under a short ``lock_timeout`` (:class:`LockPolicy`). DDL
+asks for ACCESS EXCLUSIVE locks, and PostgreSQL queues every later lock request on the table
+behind a waiting one: a migration stuck behind one long transaction (a report holding
+``jobs``) would stop every worker's claim, heartbeat and completion for as long as it waited.
+With the timeout a migration waits at most ``timeout_s`` at a time, is rolled back whole, and
+is tried again after a pause in which the workers run; after ``retries`` retries it gives up
+with :class:`MigrationLockTimeout`, naming the sessions that held the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -33,9 +45,25 @@ from media_store.config import Dsn
 from media_store.db.bundled import migrations_dir
 from media_store.errors import DatabaseUnavailable, MediaStoreError
 
+log = logging.getLogger(__name__)
+_N = TypeVar("_N", int, float)
+
 # An arbitrary, fixed advisory-lock key: "media_store migrations".
 _LOCK_KEY = 0x6D656469615F6D69
+# How long a run waits for another migration run (the advisory lock): nothing else waits on
+# that lock, so a long wait harms no one.
 DEFAULT_LOCK_WAIT_S = 120.0
+
+# The variables LockPolicy.from_env reads (kept here, not in media_store.config: they concern
+# only the operator's migration runs, never a worker).
+LOCK_TIMEOUT_ENV = "MEDIA_STORE_MIGRATION_LOCK_TIMEOUT"
+LOCK_RETRIES_ENV = "MEDIA_STORE_MIGRATION_LOCK_RETRIES"
+# A pause between attempts never grows past this: an operator waiting for a deploy should see
+# it end or fail within minutes.
+_MAX_PAUSE_S = 30.0
+# What the migration connections call themselves in pg_stat_activity, unless the URL names
+# them: an operator looking for what holds up the workers finds "media-store migrations".
+APPLICATION_NAME = "media-store migrations"
 
 # The tables the migrations create, in the order they first appear. The owner role must own
 # them; media_store.ops.grants gives the runtime role DML on exactly these (tests/ops/test_roles.py
@@ -88,6 +116,150 @@ class MigrationError(MediaStoreError):
     """A migration run could not complete; the schema is as the last whole migration left it."""
 
 
+class MigrationLockTimeout(MigrationError):
+    """A migration could not get its locks within the policy's attempts; it was rolled back
+    whole (the migrations of the run before it stay applied, listed in ``done``).
+
+    ``blockers`` are the sessions that held locks on the schema's tables for longer than the
+    lock timeout when the run gave up: the likely cause.
+    """
+
+    def __init__(
+        self, message: str, *, migration: str, done: list[str], blockers: list[Blocker]
+    ) -> None:
+        super().__init__(message)
+        self.migration = migration
+        self.done = done
+        self.blockers = blockers
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How a migration waits for the locks its statements need.
+
+    Each attempt runs the migration under ``lock_timeout = timeout_s``: a statement that cannot
+    get its lock by then fails, and the migration's transaction is rolled back, releasing the
+    queue of workers that formed behind its lock request. After attempt ``n`` (from 1) the run
+    pauses ``timeout_s * 2**(n-1)`` seconds (at most 30), so the workers get at least as much
+    time to run as they were held up, then tries again, ``retries`` times in all. The longest a
+    migration can wait for locks is ``worst_case_s``; a worker is held up at most
+    ``timeout_s`` at a time.
+    """
+
+    timeout_s: float = 3.0
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise MigrationError(f"the lock timeout must be > 0 seconds (got {self.timeout_s})")
+        if self.retries < 0:
+            raise MigrationError(f"lock retries must be >= 0 (got {self.retries})")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+    ) -> LockPolicy:
+        """The policy of ``MEDIA_STORE_MIGRATION_LOCK_TIMEOUT`` (seconds) and
+        ``MEDIA_STORE_MIGRATION_LOCK_RETRIES`` (a count), each overridden by the argument
+        given (a command-line option), else the defaults. Raises :class:`MigrationError` for
+        a value that is not a number or out of range."""
+        env = os.environ if env is None else env
+        default = cls()
+        if timeout_s is None:
+            timeout_s = _number(env, LOCK_TIMEOUT_ENV, float, default.timeout_s)
+        if retries is None:
+            retries = _number(env, LOCK_RETRIES_ENV, int, default.retries)
+        return cls(timeout_s=timeout_s, retries=retries)
+
+    def pause_after(self, attempt: int) -> float:
+        """The pause after failed attempt ``attempt`` (counted from 1)."""
+        return min(self.timeout_s * 2.0 ** (attempt - 1), _MAX_PAUSE_S)
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one migration can take to give up (its statements' own work aside)."""
+        attempts = self.retries + 1
+        return attempts * self.timeout_s + sum(map(self.pause_after, range(1, attempts)))
+
+    @property
+    def timeout_ms(self) -> int:
+        return max(1, round(self.timeout_s * 1000))  # 0 would mean no timeout at all
+
+
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], _N], default: _N) -> _N:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise MigrationError(f"{name} must be {what}, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A session holding locks on the schema's tables in a transaction older than the lock
+    timeout. ``transaction_s`` and ``state`` are None when the role may not see them (another
+    role's session, without pg_read_all_stats)."""
+
+    pid: int
+    application: str
+    role: str | None
+    state: str | None
+    transaction_s: float | None
+    tables: tuple[str, ...]
+
+    def describe(self) -> str:
+        held = (
+            "transaction age unknown"
+            if self.transaction_s is None
+            else f"in a transaction for {self.transaction_s:.0f}s"
+        )
+        state = f", {self.state}" if self.state else ""
+        return (
+            f"pid {self.pid} (application {self.application or '(none)'!r}, role "
+            f"{self.role or '(unknown)'}, {held}{state}, holding {abridge(list(self.tables))})"
+        )
+
+
+# Sessions other than this one holding a granted lock on a table (or index) of the current
+# schema, in a transaction opened longer ago than the lock timeout: a migration that timed out
+# waited that long, so whatever it waited for is among them. A worker's short transactions are
+# not. Sessions of other roles show no transaction start without pg_read_all_stats: listed.
+_BLOCKERS = """
+SELECT a.pid, coalesce(a.application_name, ''), a.usename::text, a.state,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
+       array_agg(DISTINCT coalesce(i.indrelid, c.oid)::regclass::text
+                 ORDER BY coalesce(i.indrelid, c.oid)::regclass::text)
+FROM pg_locks AS l
+JOIN pg_class AS c ON c.oid = l.relation
+LEFT JOIN pg_index AS i ON i.indexrelid = c.oid
+JOIN pg_stat_activity AS a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND c.relnamespace = current_schema()::regnamespace
+  AND l.pid <> pg_backend_pid()
+  AND (a.xact_start IS NULL
+       OR a.xact_start <= clock_timestamp() - %(timeout_ms)s * interval '1 millisecond')
+GROUP BY a.pid, a.application_name, a.usename, a.state, a.xact_start
+ORDER BY a.xact_start NULLS LAST, a.pid
+"""
+
+
+def blockers(conn: psycopg.Connection[Any], policy: LockPolicy) -> list[Blocker]:
+    """The sessions likely to have held up a migration on ``conn``'s database (see _BLOCKERS)."""
+    rows = conn.execute(_BLOCKERS, {"timeout_ms": policy.timeout_ms}).fetchall()
+    return [
+        Blocker(pid, app, role, state, age, tuple(tables))
+        for pid, app, role, state, age, tables in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Session:
     """Who a connection is: its role, its database, the schema unqualified names go to (None
@@ -111,9 +283,21 @@ class MigrationState:
     applied: bool
 
 
-def yoyo_url(dsn: Dsn) -> str:
-    """Translate a ``postgresql://`` URL to the ``postgresql+psycopg://`` form yoyo needs."""
+def yoyo_url(dsn: Dsn, policy: LockPolicy | None = None) -> str:
+    """Translate a ``postgresql://`` URL to the ``postgresql+psycopg://`` form yoyo needs.
+
+    With a ``policy``, its lock timeout joins the URL's ``options`` (startup parameters): yoyo
+    opens a new connection for every migration, so only a setting in the URL reaches them all,
+    and a startup parameter survives the ROLLBACK that undoes a ``SET`` made in a transaction.
+    """
     _scheme, rest = dsn.reveal().split("://", 1)
+    if policy is not None:
+        base, _, query = rest.partition("?")
+        args = dict(parse_qsl(query, keep_blank_values=True))
+        setting = f"-c lock_timeout={policy.timeout_ms}"
+        args["options"] = f"{args['options']} {setting}" if args.get("options") else setting
+        args.setdefault("application_name", APPLICATION_NAME)
+        rest = f"{base}?{urlencode(args, quote_via=quote)}"
     return f"postgresql+psycopg://{rest}"
 
 
@@ -245,8 +429,8 @@ def _failing_as(dsn: Dsn, doing: str, who: Session) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _backend(dsn: Dsn) -> Iterator[Any]:
-    backend = get_backend(yoyo_url(dsn))
+def _backend(dsn: Dsn, policy: LockPolicy | None = None) -> Iterator[Any]:
+    backend = get_backend(yoyo_url(dsn, policy))
     try:
         yield backend
     finally:
@@ -268,13 +452,18 @@ def apply(
     target: str | None = None,
     source: Path | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
+    locks: LockPolicy | None = None,
 ) -> list[str]:
     """Apply every pending migration, in order, or those up to and including ``target``.
 
-    Returns the ids applied (maybe none). Raises :class:`MigrationError` for an unknown
-    ``target``, for a role without the rights the run needs (see :func:`require_rights`), for a
-    failing migration; :class:`DatabaseUnavailable` when the database cannot be reached.
+    Each migration waits for its locks as ``locks`` says (default: :meth:`LockPolicy.from_env`).
+    Returns the ids applied (maybe none). Raises :class:`MigrationLockTimeout` when a migration
+    could not get its locks (it is rolled back whole; those before it stay applied),
+    :class:`MigrationError` for an unknown ``target``, for a role without the rights the run
+    needs (see :func:`require_rights`), for a failing migration; :class:`DatabaseUnavailable`
+    when the database cannot be reached.
     """
+    policy = locks or LockPolicy.from_env()
     migrations = _migrations(source)
     if target is not None:
         ids = [m.id for m in migrations]
@@ -286,14 +475,18 @@ def apply(
     with (
         _serialised(dsn, lock_wait_s) as run,
         _failing_as(dsn, "applying", run.who),
-        _backend(dsn) as backend,
+        _backend(dsn, policy) as backend,
         backend.lock(),
     ):
         pending = backend.to_apply(migrations)
         if pending:
             run.require_owner()
-        backend.apply_migrations(pending)
-        return [m.id for m in pending]
+        done: list[str] = []
+        for migration in pending:
+            _patiently(run, dsn, policy, "applying", migration, done, backend.apply_one)
+        if done:
+            backend.run_post_apply(pending)
+        return done
 
 
 def rollback(
@@ -302,23 +495,120 @@ def rollback(
     count: int = 1,
     source: Path | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
+    locks: LockPolicy | None = None,
 ) -> list[str]:
-    """Revert the latest ``count`` applied migrations (default: exactly one). Raises as
-    :func:`apply` does."""
+    """Revert the latest ``count`` applied migrations (default: exactly one), each waiting for
+    its locks as ``locks`` says (see :func:`apply`). Raises as :func:`apply` does."""
+    policy = locks or LockPolicy.from_env()
     if count < 1:
         raise MigrationError(f"count must be >= 1 (got {count})")
     migrations = _migrations(source)
     with (
         _serialised(dsn, lock_wait_s) as run,
         _failing_as(dsn, "rolling back", run.who),
-        _backend(dsn) as backend,
+        _backend(dsn, policy) as backend,
         backend.lock(),
     ):
         latest = backend.to_rollback(migrations)[:count]
         if latest:
             run.require_owner()
-        backend.rollback_migrations(latest)
-        return [m.id for m in latest]
+        done: list[str] = []
+        for migration in latest:
+            _patiently(run, dsn, policy, "rolling back", migration, done, backend.rollback_one)
+        return done
+
+
+def _patiently(
+    run: _Run,
+    dsn: Dsn,
+    policy: LockPolicy,
+    doing: str,
+    migration: Any,
+    done: list[str],
+    step: Any,
+) -> None:
+    """Run ``step(migration)`` (yoyo's apply_one or rollback_one) under the lock policy and
+    append its id to ``done``; raise :class:`MigrationLockTimeout` once the attempts are spent.
+
+    A lock timeout fails the statement, and yoyo rolls the migration's transaction back whole,
+    so an attempt either did everything or nothing and the next one starts clean.
+    """
+    migration.load()  # use_transactions is known once the file is read
+    attempt = 1
+    while True:
+        try:
+            step(migration)
+        except psycopg.errors.LockNotAvailable:
+            if not migration.use_transactions or attempt > policy.retries:
+                break
+            pause = policy.pause_after(attempt)
+            log.warning(
+                "%s %s: no lock within %.1fs (attempt %d of %d); trying again in %.1fs",
+                doing,
+                migration.id,
+                policy.timeout_s,
+                attempt,
+                policy.retries + 1,
+                pause,
+            )
+            time.sleep(pause)
+            attempt += 1
+        else:
+            done.append(migration.id)
+            return
+    # Outside the handler: the driver's error adds nothing the message does not say.
+    held = blockers(run.conn, policy)
+    raise MigrationLockTimeout(
+        _gave_up(dsn, policy, doing, migration, attempt, done, held),
+        migration=migration.id,
+        done=list(done),
+        blockers=held,
+    )
+
+
+def _gave_up(
+    dsn: Dsn,
+    policy: LockPolicy,
+    doing: str,
+    migration: Any,
+    attempts: int,
+    done: list[str],
+    held: list[Blocker],
+) -> str:
+    if held:
+        cause = "held up by " + "; ".join(b.describe() for b in held)
+        pids = ", ".join(str(b.pid) for b in held)
+        remedy = (
+            f"let that transaction finish, or end it (SELECT pg_terminate_backend(pid) for pid "
+            f"{pids}), then run again"
+        )
+    else:
+        cause = (
+            "the session that held the lock is gone or could not be seen (look in pg_locks "
+            "and pg_stat_activity)"
+        )
+        remedy = "run again"
+    if migration.use_transactions:
+        undone = (
+            f"nothing of {migration.id} was applied"
+            if doing == "applying"
+            else f"{migration.id} is still applied (its rollback was undone whole)"
+        )
+    else:
+        # A migration outside a transaction is not retried: yoyo undid the statements it had
+        # run through their rollback steps, which may not restore everything.
+        undone = (
+            f"{migration.id} runs outside a transaction: not retried, its completed statements "
+            f"were reverted by its rollback steps"
+        )
+    before = f"; earlier in this run: {', '.join(done)} (kept)" if done else ""
+    return (
+        f"{doing} {migration.id} on {dsn}: gave up after {attempts} attempt(s), each waiting "
+        f"{policy.timeout_s:g}s for a lock (lock_timeout); {cause}. {undone}{before}. To go "
+        f"on, {remedy}, or allow longer waits with --lock-timeout/--lock-retries "
+        f"({LOCK_TIMEOUT_ENV}/{LOCK_RETRIES_ENV}), which hold up the workers' statements as "
+        f"long at each attempt"
+    )
 
 
 def status(dsn: Dsn, *, source: Path | None = None) -> list[MigrationState]:

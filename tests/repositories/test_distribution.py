@@ -8,19 +8,34 @@ separately in each subquery and CTE), every reference to a per-job table must be
 equality on its key: to a parameter (``= $1``, ``= any($2)``), to the key of another per-job
 table (a co-located join), or to a scalar subquery returning a ``job_id``. An INSERT is routed
 by the key it inserts (a job's id comes from its default, evaluated before routing).
+
+Only an equality that is a top-level conjunct of the statement's WHERE or of a JOIN's ON counts
+(``a AND key = $1 AND b``): under OR or NOT, or inside a function or a CASE, it does not hold for
+every row the statement touches (``job_id = $1 OR language IS NULL`` reads every shard).
+
+Every query, a listed fan-out too, joins the per-job tables of one statement with each other on
+their keys: a join of co-located tables that leaves the key out (``s.transcription_id = t.id``
+alone) pairs rows across shards, which Citus plans as a repartition join, or refuses.
+
+The queries are those of every ``sql/*.sql`` file (``QUERIES``), and a fan-out is listed by the
+query's name, whichever file holds it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pglast
 import pytest
 from pglast import ast
-from pglast.enums import A_Expr_Kind
+from pglast.enums import A_Expr_Kind, BoolExprType
 
+from media_store.db.bundled import sql_dir
 from media_store.db.queries import QUERIES
+
+SQL_DIR = sql_dir()
 
 # The distribution column of every per-job table (docs/scaling.md, "Distribution").
 DISTRIBUTION_KEYS = {
@@ -75,6 +90,16 @@ FAN_OUTS = {
     "list_word_segments": "by transcription id, its segments joined on the job",
     "list_word_segments_between": "by transcription id, its segments pinned to its job",
     "count_words": "by transcription id, its segments joined on the job",
+}
+
+# Queries that join co-located tables without the key today, each to be fixed in its sql file
+# (not this test's to change); listed so that the check holds every other query now, and so
+# that an entry fails the suite once its query is fixed (then delete it).
+KNOWN_UNJOINED = {
+    # the segments counted through `JOIN transcriptions AS t ON t.id = s.transcription_id`:
+    # add `AND t.job_id = s.job_id`
+    "purge_finished_jobs": "segments joined to transcriptions by transcription id only",
+    "count_purgeable_jobs": "segments joined to transcriptions by transcription id only",
 }
 
 _STATEMENTS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
@@ -147,9 +172,21 @@ def _is_value(node: Any) -> bool:
     return False
 
 
+def _conjuncts(qual: Any) -> Iterator[Any]:
+    """The top-level conjuncts of a condition: ``a AND (b AND c)`` gives a, b, c; an OR, a NOT
+    or anything else is one conjunct, looked into no further."""
+    if isinstance(qual, ast.BoolExpr) and qual.boolop == BoolExprType.AND_EXPR:
+        for arg in qual.args or ():
+            yield from _conjuncts(arg)
+    else:
+        yield qual
+
+
 def _equalities(quals: list[ast.Node]) -> Iterator[tuple[Any, Any]]:
+    """Both orders of every equality that is a top-level conjunct of one of ``quals``: only
+    those hold for every row the statement reads or writes."""
     for qual in quals:
-        for node in _walk(qual, into_statements=False):
+        for node in _conjuncts(qual):
             if (
                 isinstance(node, ast.A_Expr)
                 and node.kind in (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_OP_ANY)
@@ -159,24 +196,32 @@ def _equalities(quals: list[ast.Node]) -> Iterator[tuple[Any, Any]]:
                 yield _uncast(node.rexpr), _uncast(node.lexpr)
 
 
+def _name(table: ast.RangeVar) -> str:
+    return str(table.alias.aliasname) if table.alias else str(table.relname)
+
+
+def _key_of(tables: list[ast.RangeVar], ref: Any) -> ast.RangeVar | None:
+    """The table of ``tables`` whose distribution key ``ref`` names, if it names one."""
+    if not isinstance(ref, ast.ColumnRef):
+        return None
+    fields = _fields(ref)
+    for table in tables:
+        named = len(fields) == 2 and fields[0] == _name(table)
+        if fields[-1] == DISTRIBUTION_KEYS[table.relname] and (
+            named or (len(fields) == 1 and len(tables) == 1)
+        ):
+            return table
+    return None
+
+
 def _unpinned(tables: list[ast.RangeVar], quals: list[ast.Node]) -> list[str]:
     """The tables of one statement not pinned to a single key: by an equality of their key to
     a value, or to the key of a table pinned already (a co-located join)."""
 
     def key_of(ref: Any) -> ast.RangeVar | None:
-        if not isinstance(ref, ast.ColumnRef):
-            return None
-        fields = _fields(ref)
-        for table in tables:
-            name = table.alias.aliasname if table.alias else table.relname
-            named = len(fields) == 2 and fields[0] == name
-            if fields[-1] == DISTRIBUTION_KEYS[table.relname] and (
-                named or (len(fields) == 1 and len(tables) == 1)
-            ):
-                return table
-        return None
+        return _key_of(tables, ref)
 
-    names = {t.alias.aliasname if t.alias else t.relname for t in tables}
+    names = {_name(t) for t in tables}
 
     def outer_job_id(ref: Any) -> bool:
         # a correlated subquery's equality to its outer statement's job_id (checked there)
@@ -202,6 +247,26 @@ def _unpinned(tables: list[ast.RangeVar], quals: list[ast.Node]) -> list[str]:
                 pinned.add(id(mine))
                 changed = True
     return [t.relname for t in tables if id(t) not in pinned]
+
+
+def _unjoined(tables: list[ast.RangeVar], quals: list[ast.Node]) -> list[str]:
+    """The tables of one statement not joined on the key, directly or through others, to the
+    one written first: its per-job tables must form one co-located group. A statement on one
+    table has nothing to join."""
+    if len(tables) < 2:
+        return []
+    tables = sorted(tables, key=lambda table: int(table.location or 0))
+    joined = {id(tables[0])}
+    pairs = [(_key_of(tables, a), _key_of(tables, b)) for a, b in _equalities(quals)]
+    changed = True
+    while changed:
+        changed = False
+        for mine, theirs in pairs:
+            linked = mine is not None and theirs is not None and id(theirs) in joined
+            if linked and id(mine) not in joined:
+                joined.add(id(mine))
+                changed = True
+    return [t.relname for t in tables if id(t) not in joined]
 
 
 def _functions(stmt: ast.Node) -> list[str]:
@@ -235,6 +300,16 @@ def unpinned_tables(sql: str) -> list[str]:
     return found
 
 
+def unjoined_tables(sql: str) -> list[str]:
+    """The per-job tables some statement of ``sql`` joins with others but not on the key."""
+    found: list[str] = []
+    for raw in pglast.parse_sql(sql):
+        for stmt in _walk(raw.stmt):
+            if isinstance(stmt, _STATEMENTS) and not isinstance(stmt, ast.InsertStmt):
+                found += _unjoined(*_scope(stmt))
+    return found
+
+
 def test_every_query_on_a_per_job_table_filters_by_its_distribution_key() -> None:
     unpinned = {
         name: tables
@@ -245,6 +320,36 @@ def test_every_query_on_a_per_job_table_filters_by_its_distribution_key() -> Non
         "these queries would visit every shard on Citus: filter by the distribution key "
         f"(docs/scaling.md) or list them in FAN_OUTS with the reason: {unpinned}"
     )
+
+
+def test_every_query_joins_per_job_tables_on_their_key_even_a_fan_out() -> None:
+    unjoined = {
+        name: tables
+        for name, query in QUERIES.items()
+        if name not in KNOWN_UNJOINED and (tables := unjoined_tables(query.sql))
+    }
+    assert unjoined == {}, (
+        "these queries join co-located tables without the distribution key, a join across "
+        f"shards on Citus: join on job_id (jobs.id) as well: {unjoined}"
+    )
+
+
+def test_every_known_unjoined_query_exists_and_still_is() -> None:
+    fixed = [name for name in KNOWN_UNJOINED if not unjoined_tables(QUERIES[name].sql)]
+    assert fixed == [], f"joined on the key now: delete from KNOWN_UNJOINED: {fixed}"
+
+
+def test_the_queries_are_those_of_every_sql_file() -> None:
+    # The fan-outs are listed by query name; a query moved to another file keeps its entry,
+    # and a new file is read without being named here.
+    files = sorted(SQL_DIR.glob("*.sql"))
+    assert files
+    named = {
+        match.group(1)
+        for path in files
+        for match in re.finditer(r"^-- name: (\w+)", path.read_text(), re.MULTILINE)
+    }
+    assert named == set(QUERIES)
 
 
 def test_every_listed_fan_out_exists_and_does_fan_out() -> None:
@@ -291,7 +396,77 @@ def test_every_listed_fan_out_exists_and_does_fan_out() -> None:
         ("INSERT INTO media_assets (file_path) VALUES ($1)", ["media_assets"]),
         ("UPDATE transcriptions SET language = 'en' WHERE id = $1", ["transcriptions"]),
         ("DELETE FROM analysis_results WHERE job_id = $1", []),
+        (  # issue 20 item 18: an equality under OR holds for some rows only
+            "SELECT id FROM transcriptions WHERE job_id = $1 OR language IS NULL",
+            ["transcriptions"],
+        ),
+        ("SELECT id FROM jobs WHERE NOT (id = $1)", ["jobs"]),
+        ("SELECT id FROM jobs WHERE coalesce(id = $1, true)", ["jobs"]),
+        (  # conjuncts nested in AND still count
+            "SELECT id FROM transcriptions WHERE (language = 'en' AND (job_id = $1 AND true))",
+            [],
+        ),
+        (  # the join's key equality under OR does not join the segments to the job
+            "SELECT s.seq FROM transcriptions t JOIN transcription_word_segments s"
+            " ON (s.job_id = t.job_id OR s.transcription_id = t.id) WHERE t.job_id = $1",
+            ["transcription_word_segments"],
+        ),
     ],
 )
 def test_the_check_itself(sql: str, unpinned: list[str]) -> None:
     assert unpinned_tables(sql) == unpinned
+
+
+# list_word_segments (a fan-out: by transcription id) without its `s.job_id = t.job_id`
+SEGMENTS_JOINED_BY_TRANSCRIPTION_ONLY = """
+SELECT s.transcription_id, s.words
+FROM transcriptions AS t
+JOIN transcription_word_segments AS s ON s.transcription_id = t.id
+WHERE t.id = $1::uuid
+ORDER BY s.seq
+"""
+
+
+@pytest.mark.parametrize(
+    ("sql", "unjoined"),
+    [
+        (SEGMENTS_JOINED_BY_TRANSCRIPTION_ONLY, ["transcription_word_segments"]),
+        (
+            SEGMENTS_JOINED_BY_TRANSCRIPTION_ONLY.replace(
+                "ON s.transcription_id", "ON s.job_id = t.job_id AND s.transcription_id"
+            ),
+            [],
+        ),
+        (  # the key under OR does not join them
+            "SELECT s.seq FROM transcriptions t JOIN transcription_word_segments s"
+            " ON s.job_id = t.job_id OR s.transcription_id = t.id",
+            ["transcription_word_segments"],
+        ),
+        (  # joined through a third table, on the key each time
+            "SELECT a.id FROM jobs j JOIN media_assets a ON a.job_id = j.id"
+            " JOIN analysis_results r ON r.job_id = a.job_id WHERE j.status = 'pending'",
+            [],
+        ),
+        (  # a comma join with the key in WHERE
+            "SELECT a.id FROM jobs j, media_assets a WHERE a.job_id = j.id AND j.status = 'x'",
+            [],
+        ),
+        (
+            "UPDATE jobs AS j SET error = 'x' FROM analysis_results AS r"
+            " WHERE r.id = $1 AND r.analysis_type = j.job_type",
+            ["analysis_results"],
+        ),
+        ("SELECT id FROM jobs WHERE status = 'pending'", []),  # one table: nothing to join
+    ],
+)
+def test_the_join_check_itself(sql: str, unjoined: list[str]) -> None:
+    assert unjoined_tables(sql) == unjoined
+
+
+def test_the_bad_examples_of_issue_20_are_caught_though_their_name_is_a_fan_out() -> None:
+    # A fan-out entry exempts a query from pinning, not from joining on the key.
+    assert "list_word_segments" in FAN_OUTS
+    assert unjoined_tables(SEGMENTS_JOINED_BY_TRANSCRIPTION_ONLY) == ["transcription_word_segments"]
+    assert unpinned_tables(
+        "SELECT id FROM transcriptions WHERE job_id = $1::uuid OR language IS NULL"
+    ) == ["transcriptions"]
