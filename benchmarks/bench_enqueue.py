@@ -43,7 +43,7 @@ from benchmarks.common import Timer, fresh_database, median, print_table, write_
 from media_store import Dsn, Settings, Store
 from media_store.db.connections import connect
 from media_store.db.queries import QUERIES
-from media_store.repositories.jobs import _COPY_COLUMNS as COPY_COLUMNS
+from media_store.repositories.enqueue import COPY_COLUMNS
 
 JOBS = 10_000
 ROUNDS = 8  # even: each contender goes first equally often

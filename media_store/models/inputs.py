@@ -3,9 +3,9 @@ before any SQL runs, and their fast paths for plain dicts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import pydantic
 
@@ -19,10 +19,12 @@ from media_store.models.fields import (
     Input,
     check_json,
     printable,
+    shown,
     storable,
 )
 from media_store.models.schemas import (
     JobCreate,
+    JobStatus,
     JobType,
     KeyScope,
     StatusUpdate,
@@ -76,6 +78,7 @@ def validate_item(model: type[InputT], index: int, item: InputT | Mapping[str, A
 JobValues = tuple[
     str, str, str | None, dict[str, Any], int, int, datetime | None, str | None, str | None
 ]
+JOB_KEY: Final = 7  # the idempotency key's place in JobValues
 _JOB_KEYS = frozenset(JobCreate.model_fields)
 _JOB_TYPES = frozenset(t.value for t in JobType)
 _SCOPES = frozenset(s.value for s in KeyScope)
@@ -220,3 +223,48 @@ def _plain_time(value: object) -> bool:
         and value.utcoffset() is not None
         and EARLIEST_TIME <= value < LATEST_TIME
     )
+
+
+# --- job statuses and types as the SQL takes them ----------------------------------------------
+
+_STATUSES = tuple(s.value for s in JobStatus)
+_TYPES = tuple(t.value for t in JobType)
+
+
+def checked_status(value: JobStatus | str) -> JobStatus:
+    """A job status given as a member or its value. Raises :class:`ValidationError`."""
+    # Only strings reach the enum: its own error message reprs the value whole, which for a
+    # deeply nested one exhausts the stack.
+    if isinstance(value, str) and value in _STATUSES:
+        return JobStatus(value)
+    raise ValidationError(f"unknown job status {shown(value)}; expected one of {list(_STATUSES)}")
+
+
+def checked_job_type(value: JobType | str) -> str:
+    """A job type's value, given as a member or its value. Raises :class:`ValidationError`."""
+    if isinstance(value, str) and value in _TYPES:
+        return JobType(value).value
+    raise ValidationError(f"unknown job type {shown(value)}; expected one of {list(_TYPES)}")
+
+
+def checked_job_types(values: Iterable[JobType | str] | None) -> list[str] | None:
+    """Job types to claim (None: any; one type may be given bare), as their sorted distinct
+    values. Raises :class:`ValidationError`."""
+    if values is None:
+        return None
+    if isinstance(values, str):  # one type given bare: accept it rather than its letters
+        values = [values]
+    if isinstance(values, bytes) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"job_types must be job types (or one, or None for any), got {shown(values)}"
+        )
+    types: list[str] = []
+    for value in values:
+        if not (isinstance(value, str) and value in _TYPES):
+            raise ValidationError(
+                f"job_types: unknown job type {shown(value)}; expected one of {list(_TYPES)}"
+            )
+        types.append(JobType(value).value)
+    if not types:
+        raise ValidationError("job_types must name at least one type (or be None for any)")
+    return sorted(set(types))

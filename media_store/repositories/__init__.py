@@ -1,10 +1,37 @@
 """Thin repositories: choose a named query, pass parameters, turn rows into models."""
 
 from media_store.db.queries import Query
+from media_store.repositories.admin import JobAdmin, JobAdminReads
 from media_store.repositories.analysis_results import AnalysisResultRepository
 from media_store.repositories.base import Repository
-from media_store.repositories.jobs import Enqueued, JobCursor, JobPage, JobRepository
+from media_store.repositories.enqueue import JobEnqueue
+from media_store.repositories.jobs import (
+    DEFAULT_BATCH,
+    DEFAULT_LEASE,
+    MANUAL_HOLDER,
+    MANUAL_LEASE,
+    MAX_BATCH,
+    MAX_CLAIM,
+    MAX_KEY_TRIES,
+    MAX_OFFSET,
+    MAX_PAGE,
+    MAX_RETENTION,
+    UNSET,
+    Completed,
+    Enqueued,
+    Heartbeat,
+    JobCursor,
+    JobPage,
+    JobReads,
+    JobRepository,
+    OnConflict,
+    Purged,
+    QueueStats,
+    Requeued,
+    checked_job_types,
+)
 from media_store.repositories.media_assets import MediaAssetRepository
+from media_store.repositories.queue import JobQueue
 from media_store.repositories.replication import ReplicationRepository
 from media_store.repositories.transcriptions import TranscriptionRepository
 
@@ -25,15 +52,38 @@ def declared_queries() -> dict[str, Query]:
 
 
 __all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_LEASE",
+    "MANUAL_HOLDER",
+    "MANUAL_LEASE",
+    "MAX_BATCH",
+    "MAX_CLAIM",
+    "MAX_KEY_TRIES",
+    "MAX_OFFSET",
+    "MAX_PAGE",
+    "MAX_RETENTION",
     "REPOSITORIES",
+    "UNSET",
     "AnalysisResultRepository",
+    "Completed",
     "Enqueued",
+    "Heartbeat",
+    "JobAdmin",
+    "JobAdminReads",
     "JobCursor",
+    "JobEnqueue",
     "JobPage",
+    "JobQueue",
+    "JobReads",
     "JobRepository",
     "MediaAssetRepository",
+    "OnConflict",
+    "Purged",
+    "QueueStats",
     "ReplicationRepository",
     "Repository",
+    "Requeued",
     "TranscriptionRepository",
+    "checked_job_types",
     "declared_queries",
 ]

@@ -196,3 +196,57 @@ def test_each_repository_lists_its_queries_in_the_order_of_its_sql_files() -> No
             ),
         )
         assert listed == in_files, repository.__name__
+
+
+def test_each_part_of_the_jobs_repository_lists_its_queries_in_the_order_of_its_sql_file() -> None:
+    # JobRepository is composed of parts, each beside its own .sql file: each lists the
+    # queries of its file in order, none is listed twice, and together they are
+    # JobRepository's.
+    from media_store.repositories import (
+        JobAdmin,
+        JobAdminReads,
+        JobEnqueue,
+        JobQueue,
+        JobReads,
+        JobRepository,
+    )
+    from media_store.repositories.job_refusals import JobRefusals
+
+    own = {
+        "admin.sql": [*JobAdmin.queries, *JobAdminReads.queries],
+        "enqueue.sql": list(JobEnqueue.queries),
+        "job_refusals.sql": list(JobRefusals.queries),
+        "queue.sql": list(JobQueue.queries),
+    }
+    reads = [q for q in JobReads.queries if q.path.name == "jobs.sql"]
+    writes = [q for q in JobRepository.queries if q.path.name == "jobs.sql" and q not in reads]
+    own["jobs.sql"] = [*reads, *writes]
+    for file, listed in own.items():
+        assert all(q.path.name == file for q in listed), file
+        in_file = [q.name for q in QUERIES.values() if q.path.name == file]
+        assert [q.name for q in listed] == in_file, file
+    every = [q.name for listed in own.values() for q in listed]
+    assert len(every) == len(set(every))
+    assert sorted(every) == sorted(q.name for q in JobRepository.queries)
+
+
+def test_job_reads_hold_only_reads() -> None:
+    # store.replica.jobs is built from JobReads: it must offer no write, and its statements
+    # must write and lock nothing.
+    from media_store.repositories import JobReads, JobRepository
+
+    public = {name for name in dir(JobReads) if not name.startswith("_")}
+    assert public == {
+        "count_by_status",
+        "executor",
+        "get_all",
+        "get_by_id",
+        "get_by_status",
+        "list_jobs",
+        "queries",
+        "stats",
+    }
+    assert issubclass(JobRepository, JobReads)
+    for q in JobReads.queries:
+        words = set(q.sql.upper().replace("(", " ").split())
+        assert not words & {"INSERT", "UPDATE", "DELETE", "COPY"}, q.name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -17,13 +18,14 @@ from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
 from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
-from media_store.models.inputs import status_values, validate_input
-from media_store.models.rows import _RowPlan, from_row
+from media_store.models.inputs import job_values, status_values, validate_input
+from media_store.models.rows import _RowPlan, from_row, new_job, new_job_fields
 from media_store.models.schemas import (
     AnalysisResult,
     Job,
     JobStatus,
     JobType,
+    KeyScope,
     MediaAsset,
     StatusUpdate,
     Transcription,
@@ -252,3 +254,84 @@ def test_the_status_fast_path_agrees_with_statusupdate(given_values: dict[str, A
         update.result,
         update.processing_time_ms,
     )
+
+
+JOB_ITEMS = st.fixed_dictionaries(
+    {
+        "job_type": st.sampled_from([t.value for t in JobType]),
+        "media_url": st.text(min_size=1, max_size=8),
+    },
+    optional={
+        "prompt": st.none() | st.text(max_size=8),
+        "parameters": SMALL_OBJECTS,
+        "max_attempts": st.integers(1, 1000),
+        "priority": st.integers(-32768, 32767),
+        "run_after": st.none()
+        | st.datetimes(
+            min_value=datetime(2000, 1, 1),
+            max_value=datetime(2100, 1, 1),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+        ),
+        "idempotency_key": st.text(min_size=1, max_size=8),
+    },
+)
+
+
+@given(JOB_ITEMS, st.uuids(version=4), st.datetimes(timezones=st.just(UTC)))
+@settings(max_examples=300, deadline=None)
+def test_the_jobs_create_many_builds_equal_the_validated_ones(
+    item: dict[str, Any], job_id: uuid.UUID, clock: datetime
+) -> None:
+    # new_job copies a prototype with every field replaced (model_copy, no validation):
+    # it must give what validating the same fields gives.
+    try:
+        values = job_values(None, item)
+    except ValidationError:
+        return  # refused before any job is built
+    fields = new_job_fields(values, job_id, clock - timedelta(microseconds=1), clock)
+    validated = Job.model_validate(dict(fields))
+    _same(new_job(dict(fields)), validated)
+    assert validated.parameters is not item.get("parameters")  # the caller's dict stays its own
+
+
+JOB_ROWS = st.fixed_dictionaries(
+    {
+        "id": st.uuids(),
+        "job_type": st.sampled_from(list(JobType)),
+        "status": st.sampled_from(list(JobStatus)),
+        "media_url": st.text(min_size=1, max_size=4),
+        "prompt": st.none() | st.text(max_size=4),
+        "parameters": SMALL_OBJECTS,
+        "result": st.none() | SMALL_OBJECTS,
+        "error": st.none() | st.text(max_size=4),
+        "created_at": st.datetimes(timezones=st.just(UTC)),
+        "updated_at": st.datetimes(timezones=st.just(UTC)),
+        "started_at": st.none() | st.datetimes(timezones=st.just(UTC)),
+        "completed_at": st.none() | st.datetimes(timezones=st.just(UTC)),
+        "processing_time_ms": st.none() | st.integers(0, 2**31 - 1),
+        "attempts": st.integers(0, 1000),
+        "max_attempts": st.integers(1, 1000),
+        "locked_by": st.none() | st.text(max_size=4),
+        "locked_until": st.none() | st.datetimes(timezones=st.just(UTC)),
+        "heartbeat_at": st.none() | st.datetimes(timezones=st.just(UTC)),
+        "run_after": st.none() | st.datetimes(timezones=st.just(UTC)),
+        "priority": st.integers(-32768, 32767),
+        "idempotency_key": st.none() | st.text(min_size=1, max_size=4),
+        "idempotency_scope": st.none() | st.sampled_from(list(KeyScope)),
+    }
+)
+
+
+@given(JOB_ROWS)
+@settings(max_examples=300, deadline=None)
+def test_the_row_fast_path_builds_what_validation_builds(values: dict[str, Any]) -> None:
+    # _RowPlan.make: values already checked (exact types, enum members) become the model by
+    # model_copy of a prototype; the result equals model_validate of the same values, and no
+    # value of an earlier model (the prototype's) leaks into it.
+    plan = _RowPlan.of(Job)
+    assert plan is not None
+    values = {name: values[name] for name in Job.model_fields}
+    first = plan.make(Job, dict(values))  # the prototype: validated
+    again = plan.make(Job, dict(values))  # a copy of it with every field replaced
+    _same(again, Job.model_validate(values))
+    _same(first, again)

@@ -190,7 +190,7 @@ CLAIMS = {
     # name, arguments after (holder, limit, lease), index read, media_url prefix of the jobs
     "any type": ("claim_jobs", None, "jobs_claim_idx", "p"),
     "two types": ("claim_jobs", ["audio", "video"], "jobs_claim_idx", "p"),
-    "one rare type": ("claim_jobs_of_type", "document", "jobs_claim_type_idx", "p"),
+    "one rare type": ("claim_jobs", ["document"], "jobs_claim_type_idx", "p"),
 }
 
 

@@ -53,13 +53,11 @@ FUNCTION_TABLES = {"media_store_claim_jobs": ["jobs"]}
 # Queries that deliberately visit every shard, and why (docs/scaling.md, "Fan-out").
 FAN_OUTS = {
     # the queue: a claim takes the oldest runnable jobs, wherever they are
-    "claim_jobs": "claim: oldest runnable jobs of any job",
-    "claim_jobs_of_type": "claim: oldest runnable jobs of a type",
+    "claim_jobs": "claim: oldest runnable jobs of any job (or of some types)",
     "reclaim_expired_jobs": "maintenance: expired leases of any job",
     # listings and statistics across jobs
     "get_jobs_by_status": "listing across jobs",
     "get_all_jobs": "listing across jobs",
-    "list_jobs_after": "listing across jobs",
     "count_jobs_by_status": "statistics",
     # a worker's batch of jobs: the ids are given (the CTE finds them by id = any($2)), the
     # update joins that CTE, which Citus plans as an intermediate result: every shard
@@ -69,6 +67,7 @@ FAN_OUTS = {
     # the operator's queue (issue 12)
     "enqueue_job": "idempotency key: unique across all jobs, one global index",
     "get_key_holders": "the jobs holding idempotency keys: the key check is global",
+    "get_other_key_holder": "the job holding a job's idempotency key: the key check is global",
     "cancel_job": "by job id, through a locking CTE the check does not follow",
     "requeue_failed_jobs": "an operator's batch over failed jobs of any job",
     "count_requeue_blocked": "an operator's count over failed jobs of any job",
