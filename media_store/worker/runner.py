@@ -63,16 +63,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
-from media_store.db.boundary import borrowed
-from media_store.db.connections import PooledConnection
+from media_store.db.boundary import listening
 from media_store.errors import (
-    DRIVER_ERRORS,
     JobCancelled,
     JobNotFound,
     LeaseLost,
     MediaStoreError,
     ValidationError,
-    translate,
 )
 from media_store.models.arguments import MAX_LEASE, bounded_int, duration
 from media_store.models.schemas import Job, JobStatus, JobType
@@ -793,21 +790,10 @@ class _Worker:
         """LISTEN on a connection of the pool held until ``stack`` closes (the worker's
         lifetime), borrowed as every other connection is: within the acquire timeout, else
         :class:`~media_store.errors.PoolExhausted`."""
-        conn = await stack.enter_async_context(borrowed(self.store.pool))
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, conn) from exc
-        stack.push_async_callback(self._unlisten, conn)
+        await stack.enter_async_context(listening(self.store.pool, NOTIFY_CHANNEL, self._notified))
 
     def _notified(self, *_: object) -> None:
         self.wake.set()
-
-    async def _unlisten(self, conn: PooledConnection) -> None:
-        # The connection goes back to the pool right after (borrowed): a dead one is
-        # replaced there, so a failure to UNLISTEN on it is no error of the worker's.
-        with contextlib.suppress(*DRIVER_ERRORS):
-            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
 
 
 def _requires_two_arguments(handler: Handler) -> bool:
