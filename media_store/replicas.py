@@ -8,6 +8,22 @@ write through it does not type-check, and its replica connections run every sess
 ``store.jobs`` and the others, claims, ``store.transaction()``, and so a read that must see
 the caller's own write, always run on the primary.
 
+How the view is built: from the repositories' own read halves, the ``*Reads`` classes
+(:class:`~media_store.repositories.MediaAssetReads`, ``TranscriptionReads``,
+``AnalysisResultReads``; each repository inherits its ``*Reads`` and adds the writes). The
+view's ``media_assets`` is a ``MediaAssetReads`` whose executor is the :class:`ReplicaRouter`
+(a :class:`~media_store.db.boundary.RoutedExecutor`): a read method added to a ``*Reads``
+class is on the view with nothing else to write, and a write is not there at all.
+
+A read runs whole on one server: each public read method of the view (a coroutine method of
+the ``*Reads`` class whose name has no leading underscore) is given to the router as one call,
+on an instance of the ``*Reads`` class bound to the pool the router chose, so every statement
+of the call (``transcriptions.get`` reads the row, then its words) runs on that server, and a
+later one sees at least what an earlier one saw (a standby replays commits in order). When
+the server turns out unreachable the whole call runs again on the next one: reads write
+nothing, so running one again is harmless. (A statement run on the view outside a public
+read method, through a private helper, is routed on its own by the boundary.)
+
 Where a read runs:
 
 - round robin over the replicas (``Settings.replicas``), each call starting at the next one;
@@ -37,62 +53,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import itertools
 import logging
 import math
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from media_store.config import Dsn
-from media_store.db.boundary import _acquire, transaction
-from media_store.db.connections import Executor, Pool, PooledConnection
-from media_store.errors import DRIVER_ERRORS, DatabaseUnavailable, MediaStoreError, PoolExhausted
-from media_store.models.schemas import (
-    AnalysisResult,
-    Job,
-    JobStatus,
-    JobType,
-    MediaAsset,
-    Transcription,
-)
+from media_store.db.boundary import RoutedExecutor, Target, transaction
+from media_store.db.connections import Connection, Executor, Pool, PooledConnection
+from media_store.errors import DatabaseUnavailable, MediaStoreError, PoolExhausted
 from media_store.repositories import (
-    AnalysisResultRepository,
-    JobCursor,
-    JobPage,
-    JobRepository,
-    MediaAssetRepository,
+    AnalysisResultReads,
+    JobReads,
+    MediaAssetReads,
     ReplicationRepository,
-    TranscriptionRepository,
+    Repository,
+    TranscriptionReads,
 )
-from media_store.repositories.jobs import QueueStats
-from media_store.words.timestamps import Words
 
 log = logging.getLogger("media_store")
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Repository)
 Read: TypeAlias = Callable[[Executor], Awaitable[T]]
-
-
-class Runner(Protocol):
-    """Runs one read on the server (or connection) it chooses."""
-
-    async def __call__(self, read: Read[T], /) -> T: ...
-
-
-class _OnConnection:
-    """Every read on one connection (inside :meth:`ReplicaView.transaction`)."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: Executor) -> None:
-        self.conn = conn
-
-    async def __call__(self, read: Read[T], /) -> T:
-        return await read(self.conn)
 
 
 _SAMPLES = 512  # primary positions kept: at one per max_lag / 4 s, 128 bounds' worth
@@ -112,9 +101,10 @@ class _Replica:
         return now - self.caught_up_at
 
 
-class ReplicaRouter:
+class ReplicaRouter(RoutedExecutor):
     """Picks the server each read of the view runs on (see the module doc). One per Store;
-    it neither opens nor closes pools."""
+    it neither opens nor closes pools. As a routed executor, it is what the view's ``*Reads``
+    instances run on: :meth:`route` runs each of their calls."""
 
     def __init__(
         self,
@@ -137,9 +127,9 @@ class ReplicaRouter:
     def replica_pools(self) -> list[Pool]:
         return [replica.pool for replica in self._replicas]
 
-    async def run(self, read: Read[T]) -> T:
+    async def route(self, read: Read[T], /) -> T:
         """``read(pool)`` on a replica, else on the primary. A replica found unreachable is
-        marked down and the next one tried; any other error is the caller's.
+        marked down and ``read`` run again on the next one; any other error is the caller's.
 
         Raises :class:`PoolExhausted` when the chosen pool stays full (not a sign the replica
         is down: it is not skipped) and whatever the read raises on the primary."""
@@ -164,7 +154,9 @@ class ReplicaRouter:
         async with contextlib.AsyncExitStack() as stack:
             yield await self._begin_somewhere(stack)
 
-    async def _begin_somewhere(self, stack: contextlib.AsyncExitStack) -> PooledConnection:
+    async def _begin_somewhere(
+        self, stack: contextlib.AsyncExitStack
+    ) -> Connection | PooledConnection:
         for replica in await self._candidates():
             try:
                 return await _begin(replica.pool, stack)
@@ -247,139 +239,33 @@ class ReplicaRouter:
         )
 
 
-async def _begin(pool: Pool, stack: contextlib.AsyncExitStack) -> PooledConnection:
+async def _begin(pool: Pool, stack: contextlib.AsyncExitStack) -> Connection | PooledConnection:
     """A connection of ``pool`` in a read-only REPEATABLE READ transaction; ``stack`` ends the
     transaction and gives the connection back. When BEGIN fails the connection is given back
     at once (a lost one is closed by the error boundary first: the pool opens a new one)."""
-    async with contextlib.AsyncExitStack() as attempt:
-        conn = await _acquire(pool)
-        attempt.push_async_callback(_give_back, pool, conn)
-        await attempt.enter_async_context(
-            transaction(conn, isolation="repeatable_read", readonly=True)
-        )
-        stack.push_async_exit(attempt.pop_all())
-    return conn
-
-
-async def _give_back(pool: Pool, conn: PooledConnection) -> None:
-    # A connection broken mid-statement may fail its reset on release; the pool then
-    # terminates it. The error that matters is the one already propagating.
-    with contextlib.suppress(*DRIVER_ERRORS):
-        await pool.release(conn)
+    return await stack.enter_async_context(
+        transaction(pool, isolation="repeatable_read", readonly=True)
+    )
 
 
 # --- the read-only repositories ----------------------------------------------------------------
 
 
-class ReadOnlyJobs:
-    """The read methods of :class:`~media_store.repositories.JobRepository`."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: Runner) -> None:
-        self._run = run
-
-    async def get_by_id(self, job_id: uuid.UUID) -> Job | None:
-        return await self._run(lambda ex: JobRepository(ex).get_by_id(job_id))
-
-    async def get_by_status(self, status: JobStatus | str, limit: int = 100) -> list[Job]:
-        return await self._run(lambda ex: JobRepository(ex).get_by_status(status, limit))
-
-    async def get_all(self, limit: int = 100, offset: int = 0) -> list[Job]:
-        return await self._run(lambda ex: JobRepository(ex).get_all(limit, offset))
-
-    async def list_jobs(
-        self,
-        after: JobCursor | str | None = None,
-        limit: int = 100,
-        *,
-        status: JobStatus | str | None = None,
-        job_type: JobType | str | None = None,
-        key: str | None = None,
-    ) -> JobPage:
-        return await self._run(
-            lambda ex: JobRepository(ex).list_jobs(
-                after, limit, status=status, job_type=job_type, key=key
-            )
-        )
-
-    async def count_by_status(self) -> dict[JobStatus, int]:
-        return await self._run(lambda ex: JobRepository(ex).count_by_status())
-
-    async def stats(self) -> QueueStats:
-        """The queue's figures as the replica has replayed them (a dashboard's read)."""
-        return await self._run(lambda ex: JobRepository(ex).stats())
-
-
-class ReadOnlyMediaAssets:
-    """The read methods of :class:`~media_store.repositories.MediaAssetRepository`."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: Runner) -> None:
-        self._run = run
-
-    async def get(self, row_id: uuid.UUID) -> MediaAsset | None:
-        return await self._run(lambda ex: MediaAssetRepository(ex).get(row_id))
-
-    async def list_for_job(self, job_id: uuid.UUID) -> list[MediaAsset]:
-        return await self._run(lambda ex: MediaAssetRepository(ex).list_for_job(job_id))
-
-
-class ReadOnlyTranscriptions:
-    """The read methods of :class:`~media_store.repositories.TranscriptionRepository`."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: Runner) -> None:
-        self._run = run
-
-    async def get(self, row_id: uuid.UUID) -> Transcription | None:
-        return await self._run(lambda ex: TranscriptionRepository(ex).get(row_id))
-
-    async def list_for_job(self, job_id: uuid.UUID) -> list[Transcription]:
-        return await self._run(lambda ex: TranscriptionRepository(ex).list_for_job(job_id))
-
-    async def words(self, transcription_id: uuid.UUID) -> Words:
-        return await self._run(lambda ex: TranscriptionRepository(ex).words(transcription_id))
-
-    async def words_between(self, transcription_id: uuid.UUID, t0: float, t1: float) -> Words:
-        return await self._run(
-            lambda ex: TranscriptionRepository(ex).words_between(transcription_id, t0, t1)
-        )
-
-    async def count_words(self, transcription_id: uuid.UUID) -> int:
-        return await self._run(lambda ex: TranscriptionRepository(ex).count_words(transcription_id))
-
-
-class ReadOnlyAnalysisResults:
-    """The read methods of :class:`~media_store.repositories.AnalysisResultRepository`."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: Runner) -> None:
-        self._run = run
-
-    async def get(self, row_id: uuid.UUID) -> AnalysisResult | None:
-        return await self._run(lambda ex: AnalysisResultRepository(ex).get(row_id))
-
-    async def list_for_job(self, job_id: uuid.UUID) -> list[AnalysisResult]:
-        return await self._run(lambda ex: AnalysisResultRepository(ex).list_for_job(job_id))
-
-
 class ReadOnlyRepositories:
-    """The four read-only repositories, each call run by ``run`` (the router's choice of
-    server, or one connection's)."""
+    """The read halves of the four repositories on one target: on a connection or a pool,
+    each of them as it is; on a :class:`~media_store.db.boundary.RoutedExecutor` (the
+    view's router), each public read method run whole where the router chooses (see the
+    module doc)."""
 
     __slots__ = ("analysis_results", "executor", "jobs", "media_assets", "transcriptions")
 
-    def __init__(self, run: Runner, executor: Executor | None = None) -> None:
-        # The connection every call runs on, inside ReplicaView.transaction(); None on the view.
-        self.executor = executor
-        self.jobs = ReadOnlyJobs(run)
-        self.media_assets = ReadOnlyMediaAssets(run)
-        self.transcriptions = ReadOnlyTranscriptions(run)
-        self.analysis_results = ReadOnlyAnalysisResults(run)
+    def __init__(self, target: Target) -> None:
+        # The connection (or pool) every call runs on; None on the routed view.
+        self.executor: Executor | None = None if isinstance(target, RoutedExecutor) else target
+        self.jobs = _reads(JobReads, target)
+        self.media_assets = _reads(MediaAssetReads, target)
+        self.transcriptions = _reads(TranscriptionReads, target)
+        self.analysis_results = _reads(AnalysisResultReads, target)
 
 
 class ReplicaView(ReadOnlyRepositories):
@@ -388,7 +274,7 @@ class ReplicaView(ReadOnlyRepositories):
     __slots__ = ("router",)
 
     def __init__(self, router: ReplicaRouter) -> None:
-        super().__init__(router.run)
+        super().__init__(router)
         self.router = router
 
     @asynccontextmanager
@@ -402,4 +288,52 @@ class ReplicaView(ReadOnlyRepositories):
         server that begins the transaction. Raises :class:`DatabaseUnavailable` when no server
         can be reached, or the connection is lost in the block (the block is not run again)."""
         async with self.router.transaction() as conn:
-            yield ReadOnlyRepositories(_OnConnection(conn), conn)
+            yield ReadOnlyRepositories(conn)
+
+
+# --- the view's read methods, each call run whole on one server ---------------------------------
+
+
+def _reads(reads: type[R], target: Target) -> R:
+    """``reads`` on ``target``; on a routed executor, every public read method routed whole."""
+    if isinstance(target, RoutedExecutor):
+        return _routed_class(reads)(target)
+    return reads(target)
+
+
+_ROUTED: dict[type[Any], type[Any]] = {}
+
+
+def _routed_class(reads: type[R]) -> type[R]:
+    """A subclass of ``reads`` (made once) whose public coroutine methods each give the whole
+    call to the instance's router, run on a plain ``reads`` bound to the executor it chose.
+
+    Made from the class rather than written out per method, so that a read method added to a
+    ``*Reads`` class is routed whole without another line here; and no cost falls on the
+    repositories on the primary, which are plain ``*Reads`` subclasses."""
+    routed = _ROUTED.get(reads)
+    if routed is None:
+        methods = {
+            name: _whole_call(reads, name, method)
+            for name, method in inspect.getmembers(reads, inspect.iscoroutinefunction)
+            if not name.startswith("_")
+        }
+        routed = type(
+            f"Routed{reads.__name__}",
+            (reads,),
+            {"__slots__": (), "__module__": __name__, "__doc__": reads.__doc__, **methods},
+        )
+        _ROUTED[reads] = routed
+    return routed
+
+
+def _whole_call(
+    reads: type[Repository], name: str, method: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def call(self: Repository, /, *args: Any, **kwargs: Any) -> Any:
+        router = self.executor
+        assert isinstance(router, RoutedExecutor), f"{name} of a routed read off its router"
+        return await router.route(lambda executor: method(reads(executor), *args, **kwargs))
+
+    return call

@@ -98,3 +98,88 @@ def test_the_package_imports_in_a_fresh_interpreter() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _is_module(name: str) -> bool:
+    # Only the package's own modules are looked up: finding another library's would import
+    # it (and its side effects) into the test run. `import X` of any library is still seen.
+    return name.split(".")[0] == "media_store" and _exists(name)
+
+
+def _private_uses(source: str, package: str) -> list[str]:
+    """Each ``from X import _name`` and each ``X._name`` where ``X`` is a module imported by
+    ``source`` (``import X``, ``import X as Y``, ``from P import X`` when ``P.X`` is one of the
+    package's modules), as ``"line: what"``. ``package``: where relative imports start."""
+    tree = ast.parse(source)
+    modules: set[str] = set()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _private(alias.name.split(".")[-1]):
+                    found.append(f"{node.lineno}: import {alias.name}")
+                modules.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            origin = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = parts[: len(parts) - node.level + 1]
+                origin = ".".join([*base, origin] if origin else base)
+            for alias in node.names:
+                if _private(alias.name):
+                    found.append(f"{node.lineno}: from {origin} import {alias.name}")
+                elif _is_module(f"{origin}.{alias.name}"):
+                    modules.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root: ast.expr = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules:
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return sorted(found, key=lambda use: int(use.partition(":")[0]))
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A name with a leading underscore is its module's own: another module that needs it
+    needs a public name (what the module promises to keep), not a reach into its insides.
+    Attribute access on objects (``self._db``, a driver's ``pool._queue``) is not checked."""
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{use}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for use in _private_uses(path.read_text(encoding="utf-8"), _package_of(path))
+    ]
+    assert found == []
+
+
+def _package_of(path: Path) -> str:
+    """The package a relative import in ``path`` starts from (itself for an __init__)."""
+    module = _module_name(path)
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def test_the_private_name_check_sees_each_form_and_spares_the_rest() -> None:
+    source = "\n".join(
+        [
+            "import media_store.db.boundary as b",
+            "from media_store.db import connections",
+            "from media_store.db.boundary import _acquire, run",
+            "from .connections import _quiet",
+            "import asyncpg",
+            "b._failure(x)",
+            "connections._rollback_only_reset",
+            "asyncpg.pool._private",
+            "run.__name__, self._db, pool._queue, b.run",
+        ]
+    )
+    assert _private_uses(source, "media_store.db") == [
+        "3: from media_store.db.boundary import _acquire",
+        "4: from media_store.db.connections import _quiet",
+        "6: b._failure",
+        "7: connections._rollback_only_reset",
+        "8: asyncpg.pool._private",
+    ]

@@ -2,7 +2,16 @@
 execution boundary every statement, borrow, transaction and COPY goes through
 (:mod:`.boundary`), and the loader of the named queries in ``sql/`` (:mod:`.queries`)."""
 
-from media_store.db.boundary import borrowed, copy_records, statement, transaction
+from media_store.db.boundary import (
+    RoutedExecutor,
+    Target,
+    borrowed,
+    copy_records,
+    listening,
+    run,
+    statement,
+    transaction,
+)
 from media_store.db.connections import (
     Connection,
     Executor,
@@ -22,11 +31,15 @@ __all__ = [
     "ManagedPool",
     "Pool",
     "PooledConnection",
+    "RoutedExecutor",
+    "Target",
     "borrowed",
     "connect",
     "copy_records",
     "create_pool",
     "init_connection",
+    "listening",
+    "run",
     "statement",
     "transaction",
 ]

@@ -2,7 +2,7 @@
 
 from media_store.db.queries import Query
 from media_store.repositories.admin import JobAdmin, JobAdminReads
-from media_store.repositories.analysis_results import AnalysisResultRepository
+from media_store.repositories.analysis_results import AnalysisResultReads, AnalysisResultRepository
 from media_store.repositories.base import Repository
 from media_store.repositories.enqueue import JobEnqueue
 from media_store.repositories.jobs import (
@@ -30,10 +30,10 @@ from media_store.repositories.jobs import (
     Requeued,
     checked_job_types,
 )
-from media_store.repositories.media_assets import MediaAssetRepository
+from media_store.repositories.media_assets import MediaAssetReads, MediaAssetRepository
 from media_store.repositories.queue import JobQueue
 from media_store.repositories.replication import ReplicationRepository
-from media_store.repositories.transcriptions import TranscriptionRepository
+from media_store.repositories.transcriptions import TranscriptionReads, TranscriptionRepository
 
 # Every repository, in the order the Store exposes them (replication last: the Store's read
 # replicas use it, callers do not).
@@ -64,6 +64,7 @@ __all__ = [
     "MAX_RETENTION",
     "REPOSITORIES",
     "UNSET",
+    "AnalysisResultReads",
     "AnalysisResultRepository",
     "Completed",
     "Enqueued",
@@ -76,6 +77,7 @@ __all__ = [
     "JobQueue",
     "JobReads",
     "JobRepository",
+    "MediaAssetReads",
     "MediaAssetRepository",
     "OnConflict",
     "Purged",
@@ -83,6 +85,7 @@ __all__ = [
     "ReplicationRepository",
     "Repository",
     "Requeued",
+    "TranscriptionReads",
     "TranscriptionRepository",
     "checked_job_types",
     "declared_queries",

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from media_store.db.queries import query
+from media_store.db.queries import Query, query
 from media_store.models.schemas import AnalysisResult, AnalysisResultCreate
-from media_store.repositories.job_outputs import ChildRepository
+from media_store.repositories.job_outputs import ChildReads, ChildRepository
 
 _UUID = uuid.UUID
 
 
-class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisResult]):
+class AnalysisResultReads(ChildReads[AnalysisResult]):
+    """The reads of analysis results (get, list_for_job): what
+    ``store.replica.analysis_results`` offers."""
+
+    __slots__ = ()
+
+    row_model = AnalysisResult
+    _get_query = query("get_analysis_result", returns=AnalysisResult, params=(_UUID,))
+    _list_for_job_query = query(
+        "list_analysis_results_for_job", returns=AnalysisResult, params=(_UUID,)
+    )
+    queries: ClassVar[tuple[Query, ...]] = (_get_query, _list_for_job_query)
+
+
+class AnalysisResultRepository(
+    AnalysisResultReads, ChildRepository[AnalysisResultCreate, AnalysisResult]
+):
+    """Analysis results: the reads of :class:`AnalysisResultReads`, and the writes."""
+
     __slots__ = ()
 
     create_model = AnalysisResultCreate
-    row_model = AnalysisResult
     _create_query = query(
         "create_analysis_result",
         returns=AnalysisResult,
@@ -48,16 +65,12 @@ class AnalysisResultRepository(ChildRepository[AnalysisResultCreate, AnalysisRes
             list[int],
         ),
     )
-    _get_query = query("get_analysis_result", returns=AnalysisResult, params=(_UUID,))
-    _list_for_job_query = query(
-        "list_analysis_results_for_job", returns=AnalysisResult, params=(_UUID,)
-    )
     _delete_query = query("delete_analysis_result", returns=[("id", _UUID)], params=(_UUID,))
     queries = (
         _create_query,
         _create_many_query,
-        _get_query,
-        _list_for_job_query,
+        AnalysisResultReads._get_query,
+        AnalysisResultReads._list_for_job_query,
         _delete_query,
     )
 

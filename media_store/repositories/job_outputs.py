@@ -1,6 +1,10 @@
-"""What the three per-job repositories share: create, get, list_for_job, delete, create_many.
+"""What the three per-job repositories share: their reads (get, list_for_job) in
+:class:`ChildReads`, their writes (create, create_many, delete) in :class:`ChildRepository`.
 
-Each subclass names its queries and says how a validated input becomes query parameters.
+Each table's ``*Reads`` class names its read queries; its repository inherits it, names the
+write queries and says how a validated input becomes query parameters. The replica view is
+built from the ``*Reads`` classes (:mod:`media_store.replicas`): a read method written there
+is on the view too, and a write is not.
 """
 
 from __future__ import annotations
@@ -23,17 +27,42 @@ RowT = TypeVar("RowT", bound=Row)
 MAX_BATCH = 10_000
 
 
-class ChildRepository(Repository, Generic[CreateT, RowT]):
-    """Rows that belong to a job and go when it goes (ON DELETE CASCADE)."""
+class ChildReads(Repository, Generic[RowT]):
+    """Reads of rows that belong to a job. Every method runs on the executor alone and writes
+    nothing: a ``*Reads`` class is what the replica view offers."""
+
+    __slots__ = ()
+
+    row_model: ClassVar[type[Any]]
+    _get_query: ClassVar[Query]
+    _list_for_job_query: ClassVar[Query]
+
+    async def get(self, row_id: uuid.UUID) -> RowT | None:
+        """One row, or None. Raises :class:`ValidationError` when ``row_id`` is no UUID."""
+        row = await self._fetchrow(self._get_query, arguments.identifier("row_id", row_id))
+        if row is None:
+            return None
+        result: RowT = from_row(self.row_model, row)
+        return result
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[RowT]:
+        """The job's rows in creation order."""
+        job_id = arguments.identifier("job_id", job_id)
+        return [
+            from_row(self.row_model, row)
+            for row in await self._fetch(self._list_for_job_query, job_id)
+        ]
+
+
+class ChildRepository(ChildReads[RowT], Generic[CreateT, RowT]):
+    """Rows that belong to a job and go when it goes (ON DELETE CASCADE): the reads, and the
+    writes. A table's repository is ``class XRepository(XReads, ChildRepository[...])``."""
 
     __slots__ = ()
 
     create_model: ClassVar[type[Any]]
-    row_model: ClassVar[type[Any]]
     _create_query: ClassVar[Query]
     _create_many_query: ClassVar[Query | None] = None
-    _get_query: ClassVar[Query]
-    _list_for_job_query: ClassVar[Query]
     _delete_query: ClassVar[Query]
 
     def _params(self, item: CreateT) -> tuple[Any, ...]:
@@ -69,22 +98,6 @@ class ChildRepository(Repository, Generic[CreateT, RowT]):
                 f"a job these rows belong to does not exist (one of {sorted(map(str, missing))})",
             ) from exc
         return [from_row(self.row_model, row) for row in rows]
-
-    async def get(self, row_id: uuid.UUID) -> RowT | None:
-        """One row, or None. Raises :class:`ValidationError` when ``row_id`` is no UUID."""
-        row = await self._fetchrow(self._get_query, arguments.identifier("row_id", row_id))
-        if row is None:
-            return None
-        result: RowT = from_row(self.row_model, row)
-        return result
-
-    async def list_for_job(self, job_id: uuid.UUID) -> list[RowT]:
-        """The job's rows in creation order."""
-        job_id = arguments.identifier("job_id", job_id)
-        return [
-            from_row(self.row_model, row)
-            for row in await self._fetch(self._list_for_job_query, job_id)
-        ]
 
     async def delete(self, row_id: uuid.UUID) -> bool:
         """Delete one row. True if it existed."""

@@ -5,27 +5,41 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
-from media_store.db.queries import query
+from media_store.db.boundary import RoutedExecutor
+from media_store.db.queries import Query, query
 from media_store.errors import ValidationError
 from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.rows import from_row
 from media_store.models.schemas import MediaAsset, MediaAssetCreate
-from media_store.repositories.job_outputs import ChildRepository
+from media_store.repositories.job_outputs import ChildReads, ChildRepository
 
 _UUID = uuid.UUID
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
+class MediaAssetReads(ChildReads[MediaAsset]):
+    """The reads of media assets (get, list_for_job): what ``store.replica.media_assets``
+    offers."""
+
+    __slots__ = ()
+
+    row_model = MediaAsset
+    _get_query = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
+    _list_for_job_query = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
+    queries: ClassVar[tuple[Query, ...]] = (_get_query, _list_for_job_query)
+
+
+class MediaAssetRepository(MediaAssetReads, ChildRepository[MediaAssetCreate, MediaAsset]):
+    """Media assets: the reads of :class:`MediaAssetReads`, the writes, and imports."""
+
     __slots__ = ()
 
     create_model = MediaAssetCreate
-    row_model = MediaAsset
     _create_query = query(
         "create_media_asset",
         returns=MediaAsset,
@@ -36,8 +50,6 @@ class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
         returns=MediaAsset,
         params=(list[_UUID], list[str], list[str], list[int], list[str], list[dict[str, Any]]),
     )
-    _get_query = query("get_media_asset", returns=MediaAsset, params=(_UUID,))
-    _list_for_job_query = query("list_media_assets_for_job", returns=MediaAsset, params=(_UUID,))
     _delete_query = query("delete_media_asset", returns=[("id", _UUID)], params=(_UUID,))
     _lock_import_query = query(
         "lock_asset_import", returns=[("lock_key", int)], params=(_UUID, str)
@@ -46,8 +58,8 @@ class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
     queries = (
         _create_query,
         _create_many_query,
-        _get_query,
-        _list_for_job_query,
+        MediaAssetReads._get_query,
+        MediaAssetReads._list_for_job_query,
         _delete_query,
         _lock_import_query,
         _find_import_query,
@@ -83,7 +95,8 @@ class MediaAssetRepository(ChildRepository[MediaAssetCreate, MediaAsset]):
         a ``sha256`` that is not 64 lowercase hex digits.
         """
         job_id, sha256 = self._import_key(job_id, sha256)
-        if isinstance(self._db, asyncpg.Pool) or not self._db.is_in_transaction():
+        db = self._db
+        if isinstance(db, asyncpg.Pool | RoutedExecutor) or not db.is_in_transaction():
             raise ValidationError(
                 "lock_import must run inside a transaction (store.transaction()): outside "
                 "one the lock would be released as soon as it is taken"

@@ -1,5 +1,6 @@
 """Transcriptions and their word timestamps. Same order as sql/transcriptions.sql, then
-sql/words.sql.
+sql/words.sql, within each class: the reads (:class:`TranscriptionReads`, also the replica
+view's), then the writes (:class:`TranscriptionRepository`).
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
 :data:`~media_store.words.segments.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
@@ -17,11 +18,11 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any, Literal, TypeAlias, get_args, overload
+from typing import Any, ClassVar, Literal, TypeAlias, get_args, overload
 
 import asyncpg
 
-from media_store.db.queries import query
+from media_store.db.queries import Query, query
 from media_store.errors import (
     JobNotFound,
     TranscriptionNotFound,
@@ -33,7 +34,7 @@ from media_store.models.fields import shown
 from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
 from media_store.models.schemas import Transcription, TranscriptionCreate
-from media_store.repositories.job_outputs import MAX_BATCH, ChildRepository
+from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
 from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
@@ -89,29 +90,21 @@ class Appended:
     tail_start: float | None
 
 
-class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription]):
+class TranscriptionReads(ChildReads[Transcription]):
+    """The reads of transcriptions and their words: what ``store.replica.transcriptions``
+    offers. ``get``, ``list_for_job``, ``words`` and ``words_between`` run two statements
+    each (the rows, then their word segments; or the segments, then whether an empty result
+    means an unknown transcription): on the replica view the whole call runs on one server
+    (see :mod:`media_store.replicas`), where the second sees at least what the first saw."""
+
     __slots__ = ()
 
-    create_model = TranscriptionCreate
     row_model = Transcription
-    _create_query = query("create_transcription", returns=Transcription, params=_ROW_PARAMS)
-    _create_many_query = query(
-        "create_transcriptions",
-        returns=Transcription,
-        params=tuple(list[t] for t in _ROW_PARAMS),  # type: ignore[valid-type]
-    )
     _get_query = query("get_transcription", returns=Transcription, params=(_UUID,))
     _list_for_job_query = query(
         "list_transcriptions_for_job", returns=Transcription, params=(_UUID,)
     )
-    _delete_query = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
     # sql/words.sql
-    _lock_words_query = query(
-        "lock_transcription_words", returns=[("id", _UUID), ("job_id", _UUID)], params=(_UUID,)
-    )
-    _word_tail_query = query(
-        "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID, _UUID)
-    )
     _segments_query = query("list_word_segments", returns=_SEGMENT_COLUMNS, params=(_UUID,))
     _segments_for_job_query = query(
         "list_word_segments_for_job", returns=_SEGMENT_COLUMNS, params=(_UUID,)
@@ -122,18 +115,105 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
     _count_words_query = query(
         "count_words", returns=[("transcription_id", _UUID), ("word_count", int)], params=(_UUID,)
     )
-    queries = (
-        _create_query,
-        _create_many_query,
+    queries: ClassVar[tuple[Query, ...]] = (
         _get_query,
         _list_for_job_query,
-        _delete_query,
-        _lock_words_query,
-        _word_tail_query,
         _segments_query,
         _segments_for_job_query,
         _segments_between_query,
         _count_words_query,
+    )
+
+    async def get(self, row_id: uuid.UUID) -> Transcription | None:
+        """One transcription with all its words, or None."""
+        row_id = arguments.identifier("row_id", row_id)
+        row = await self._fetchrow(self._get_query, row_id)
+        if row is None:
+            return None
+        segments = await self._fetch(self._segments_query, row_id)
+        return _model(row, segments_words(segments) if segments else None)
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[Transcription]:
+        """The job's transcriptions in creation order, each with all its words."""
+        job_id = arguments.identifier("job_id", job_id)
+        rows = await self._fetch(self._list_for_job_query, job_id)
+        if not rows:
+            return []
+        by_transcription: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        for segment in await self._fetch(self._segments_for_job_query, job_id):
+            by_transcription.setdefault(segment["transcription_id"], []).append(segment)
+        result = []
+        for row in rows:
+            segments = by_transcription.get(row["id"])
+            result.append(_model(row, segments_words(segments) if segments else None))
+        return result
+
+    async def words(self, transcription_id: uuid.UUID) -> Words:
+        """All words of a transcription, in order. Raises :class:`TranscriptionNotFound`."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        segments = await self._fetch(self._segments_query, transcription_id)
+        if not segments:
+            await self.count_words(transcription_id)  # raises when it does not exist
+            return Words.trusted([], [], [], [], None)
+        return segments_words(segments)
+
+    async def words_between(self, transcription_id: uuid.UUID, t0: float, t1: float) -> Words:
+        """The words with ``t0 <= start < t1``, in order, reading only the segments that
+        hold such words. A word straddling ``t0`` (start < t0 < end) is not in the window; a
+        word straddling ``t1`` (start < t1 < end) is. Raises :class:`TranscriptionNotFound`.
+        """
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        t0, t1 = arguments.number("t0", t0), arguments.number("t1", t1)
+        segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
+        if not segments:
+            await self.count_words(transcription_id)
+            return Words.trusted([], [], [], [], None)
+        return segments_window(segments, t0, t1)
+
+    async def count_words(self, transcription_id: uuid.UUID) -> int:
+        """Number of words of a transcription. Raises :class:`TranscriptionNotFound`."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        row = await self._fetchrow(self._count_words_query, transcription_id)
+        if row is None:
+            raise TranscriptionNotFound(transcription_id)
+        return int(row["word_count"])
+
+
+class TranscriptionRepository(
+    TranscriptionReads, ChildRepository[TranscriptionCreate, Transcription]
+):
+    """Transcriptions: the reads of :class:`TranscriptionReads`, and the writes (every write
+    that touches words in one transaction)."""
+
+    __slots__ = ()
+
+    create_model = TranscriptionCreate
+    _create_query = query("create_transcription", returns=Transcription, params=_ROW_PARAMS)
+    _create_many_query = query(
+        "create_transcriptions",
+        returns=Transcription,
+        params=tuple(list[t] for t in _ROW_PARAMS),  # type: ignore[valid-type]
+    )
+    _delete_query = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
+    # sql/words.sql
+    _lock_words_query = query(
+        "lock_transcription_words", returns=[("id", _UUID), ("job_id", _UUID)], params=(_UUID,)
+    )
+    _word_tail_query = query(
+        "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID, _UUID)
+    )
+    queries = (
+        _create_query,
+        _create_many_query,
+        TranscriptionReads._get_query,
+        TranscriptionReads._list_for_job_query,
+        _delete_query,
+        _lock_words_query,
+        _word_tail_query,
+        TranscriptionReads._segments_query,
+        TranscriptionReads._segments_for_job_query,
+        TranscriptionReads._segments_between_query,
+        TranscriptionReads._count_words_query,
     )
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
@@ -148,7 +228,7 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             item.metadata,
         )
 
-    # --- create / get / list / delete --------------------------------------------------------
+    # --- create ------------------------------------------------------------------------------
 
     async def create(
         self, data: TranscriptionCreate | Mapping[str, Any], *, max_end: float | None = None
@@ -245,30 +325,6 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
             )
         return _model(row, first), stored + streamed.stored
 
-    async def get(self, row_id: uuid.UUID) -> Transcription | None:
-        """One transcription with all its words, or None."""
-        row_id = arguments.identifier("row_id", row_id)
-        row = await self._fetchrow(self._get_query, row_id)
-        if row is None:
-            return None
-        segments = await self._fetch(self._segments_query, row_id)
-        return _model(row, segments_words(segments) if segments else None)
-
-    async def list_for_job(self, job_id: uuid.UUID) -> list[Transcription]:
-        """The job's transcriptions in creation order, each with all its words."""
-        job_id = arguments.identifier("job_id", job_id)
-        rows = await self._fetch(self._list_for_job_query, job_id)
-        if not rows:
-            return []
-        by_transcription: dict[uuid.UUID, list[asyncpg.Record]] = {}
-        for segment in await self._fetch(self._segments_for_job_query, job_id):
-            by_transcription.setdefault(segment["transcription_id"], []).append(segment)
-        result = []
-        for row in rows:
-            segments = by_transcription.get(row["id"])
-            result.append(_model(row, segments_words(segments) if segments else None))
-        return result
-
     # --- words -------------------------------------------------------------------------------
 
     @overload
@@ -352,36 +408,6 @@ class TranscriptionRepository(ChildRepository[TranscriptionCreate, Transcription
         if on_overlap == "refuse":
             return stream.stored
         return Appended(stream.stored, stream.skipped, tail_start)
-
-    async def words(self, transcription_id: uuid.UUID) -> Words:
-        """All words of a transcription, in order. Raises :class:`TranscriptionNotFound`."""
-        transcription_id = arguments.identifier("transcription_id", transcription_id)
-        segments = await self._fetch(self._segments_query, transcription_id)
-        if not segments:
-            await self.count_words(transcription_id)  # raises when it does not exist
-            return Words.trusted([], [], [], [], None)
-        return segments_words(segments)
-
-    async def words_between(self, transcription_id: uuid.UUID, t0: float, t1: float) -> Words:
-        """The words with ``t0 <= start < t1``, in order, reading only the segments that
-        hold such words. A word straddling ``t0`` (start < t0 < end) is not in the window; a
-        word straddling ``t1`` (start < t1 < end) is. Raises :class:`TranscriptionNotFound`.
-        """
-        transcription_id = arguments.identifier("transcription_id", transcription_id)
-        t0, t1 = arguments.number("t0", t0), arguments.number("t1", t1)
-        segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
-        if not segments:
-            await self.count_words(transcription_id)
-            return Words.trusted([], [], [], [], None)
-        return segments_window(segments, t0, t1)
-
-    async def count_words(self, transcription_id: uuid.UUID) -> int:
-        """Number of words of a transcription. Raises :class:`TranscriptionNotFound`."""
-        transcription_id = arguments.identifier("transcription_id", transcription_id)
-        row = await self._fetchrow(self._count_words_query, transcription_id)
-        if row is None:
-            raise TranscriptionNotFound(transcription_id)
-        return int(row["word_count"])
 
     # --- internals -----------------------------------------------------------------------------
 

@@ -53,26 +53,21 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeAlias, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
-from media_store.db.boundary import borrowed
-from media_store.db.connections import PooledConnection
+from media_store.db.boundary import listening
 from media_store.errors import (
-    DRIVER_ERRORS,
     JobCancelled,
     JobNotFound,
     LeaseLost,
     MediaStoreError,
     ValidationError,
-    translate,
 )
 from media_store.models.arguments import MAX_LEASE, bounded_int, duration
 from media_store.models.schemas import Job, JobStatus, JobType
@@ -83,6 +78,25 @@ from media_store.repositories.jobs import (
     checked_job_types,
 )
 from media_store.store import Store
+from media_store.worker.context import (
+    Handler,
+    JobContext,
+    JobResult,
+    PermanentFailure,
+    WorkerStats,
+    default_worker_id,
+)
+
+# Re-exported: what tests and callers import from here since before the split.
+__all__ = [
+    "Handler",
+    "JobContext",
+    "JobResult",
+    "PermanentFailure",
+    "WorkerStats",
+    "default_worker_id",
+    "run_worker",
+]
 
 log = logging.getLogger("media_store.worker")
 
@@ -96,37 +110,7 @@ RETRY_MAX = 1.0
 # The longest pause before a claim while outcomes cannot be written (see the module doc).
 MAX_CLAIM_PAUSE = 60.0
 
-JobResult: TypeAlias = Mapping[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """What a handler taking two arguments, ``handler(job, context)``, receives besides the
-    job: the worker's id, and ``cancel_requested``, set when the job was cancelled while the
-    handler ran (see the module doc). A plain-function handler, which nothing can interrupt,
-    should poll it (``context.cancelled``) or sleep on it (``cancel_requested.wait(s)``)
-    and return early when it is set."""
-
-    job: Job
-    worker_id: str
-    cancel_requested: threading.Event
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_requested.is_set()
-
-
-Handler: TypeAlias = (
-    Callable[[Job], Awaitable[JobResult]]
-    | Callable[[Job], JobResult]
-    | Callable[[Job, JobContext], Awaitable[JobResult]]
-    | Callable[[Job, JobContext], JobResult]
-)
 T = TypeVar("T")
-
-
-class PermanentFailure(Exception):
-    """Raised by a handler to fail the job for good, without using its remaining attempts."""
 
 
 class _Interrupted(Exception):
@@ -148,28 +132,6 @@ class _Running:
         if self.task is not None and not self.interrupted:
             self.interrupted = True
             self.task.cancel()
-
-
-@dataclass
-class WorkerStats:
-    """What one :func:`run_worker` call did."""
-
-    worker_id: str
-    claimed: int = 0
-    completed: int = 0
-    retried: int = 0  # failed, back to pending for another attempt
-    failed: int = 0  # failed for good
-    lost: int = 0  # the lease was lost before the job could be finished
-    released: int = 0  # given back unfinished on stop or cancellation
-    reclaimed: int = 0  # expired leases of other workers this worker took back
-    unwritten: int = 0  # finished, but the outcome could not be written while the lease held
-    paused: int = 0  # claims put off because outcomes could not be written
-    cancelled: int = 0  # cancelled while held: the handler was stopped, no outcome written
-
-
-def default_worker_id() -> str:
-    """``host:pid:random``: unique per worker, and says where to look when a lease is lost."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def run_worker(
@@ -793,21 +755,10 @@ class _Worker:
         """LISTEN on a connection of the pool held until ``stack`` closes (the worker's
         lifetime), borrowed as every other connection is: within the acquire timeout, else
         :class:`~media_store.errors.PoolExhausted`."""
-        conn = await stack.enter_async_context(borrowed(self.store.pool))
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc, conn) from exc
-        stack.push_async_callback(self._unlisten, conn)
+        await stack.enter_async_context(listening(self.store.pool, NOTIFY_CHANNEL, self._notified))
 
     def _notified(self, *_: object) -> None:
         self.wake.set()
-
-    async def _unlisten(self, conn: PooledConnection) -> None:
-        # The connection goes back to the pool right after (borrowed): a dead one is
-        # replaced there, so a failure to UNLISTEN on it is no error of the worker's.
-        with contextlib.suppress(*DRIVER_ERRORS):
-            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
 
 
 def _requires_two_arguments(handler: Handler) -> bool:
