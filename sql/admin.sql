@@ -133,10 +133,10 @@ SELECT (SELECT count(*) FROM gone) AS jobs,
        (SELECT count(*) FROM transcriptions WHERE job_id IN (SELECT id FROM gone))
            AS transcriptions,
        (SELECT count(*) FROM transcription_word_segments AS s
-        JOIN transcriptions AS t ON t.id = s.transcription_id
+        JOIN transcriptions AS t ON t.id = s.transcription_id AND t.job_id = s.job_id
         WHERE t.job_id IN (SELECT id FROM gone)) AS word_segments,
        (SELECT coalesce(sum(s.word_count), 0)::bigint FROM transcription_word_segments AS s
-        JOIN transcriptions AS t ON t.id = s.transcription_id
+        JOIN transcriptions AS t ON t.id = s.transcription_id AND t.job_id = s.job_id
         WHERE t.job_id IN (SELECT id FROM gone)) AS words,
        (SELECT count(*) FROM analysis_results WHERE job_id IN (SELECT id FROM gone))
            AS analysis_results,
@@ -160,10 +160,10 @@ SELECT (SELECT count(*) FROM doomed) AS jobs,
        (SELECT count(*) FROM transcriptions WHERE job_id IN (SELECT id FROM doomed))
            AS transcriptions,
        (SELECT count(*) FROM transcription_word_segments AS s
-        JOIN transcriptions AS t ON t.id = s.transcription_id
+        JOIN transcriptions AS t ON t.id = s.transcription_id AND t.job_id = s.job_id
         WHERE t.job_id IN (SELECT id FROM doomed)) AS word_segments,
        (SELECT coalesce(sum(s.word_count), 0)::bigint FROM transcription_word_segments AS s
-        JOIN transcriptions AS t ON t.id = s.transcription_id
+        JOIN transcriptions AS t ON t.id = s.transcription_id AND t.job_id = s.job_id
         WHERE t.job_id IN (SELECT id FROM doomed)) AS words,
        (SELECT count(*) FROM analysis_results WHERE job_id IN (SELECT id FROM doomed))
            AS analysis_results,

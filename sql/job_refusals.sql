@@ -10,9 +10,11 @@ SELECT status FROM jobs WHERE id = $1::uuid;
 -- pending or processing; at most one: jobs_idempotency_key_idx), with the key: tells which job
 -- a requeue of failed job $1 collided with. One probe of the primary key, one of the unique
 -- index.
+-- (The key is read by a subquery pinned to $1, not by a self-join: on Citus the holder may sit
+-- on another shard, so the outer lookup is a fan-out by key, the subquery a router query.)
 SELECT h.idempotency_key, h.id, h.status
-FROM jobs AS f
-JOIN jobs AS h ON h.idempotency_key = f.idempotency_key
-WHERE f.id = $1::uuid AND h.id <> f.id
+FROM jobs AS h
+WHERE h.idempotency_key = (SELECT f.idempotency_key FROM jobs AS f WHERE f.id = $1::uuid)
+  AND h.id <> $1::uuid
   AND (h.idempotency_scope = 'forever' OR h.status IN ('pending', 'processing'))
 LIMIT 1;
