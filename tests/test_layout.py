@@ -183,3 +183,103 @@ def test_the_private_name_check_sees_each_form_and_spares_the_rest() -> None:
         "7: connections._rollback_only_reset",
         "8: asyncpg.pool._private",
     ]
+
+
+# The rooms of the package, lowest first (docs: CONTRIBUTING.md, "Layout"). A module imports
+# only from its own room or the rooms below it: arrows point down. models/fields.py (field
+# types and model bases) is the floor that words/ and the schemas share, so it sits below
+# words/, and the schemas (which hold word columns) above it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("media_store.errors",),
+    ("media_store.config",),
+    ("media_store.db", "media_store.models.fields"),
+    ("media_store.words",),
+    ("media_store.models", "media_store.asr"),
+    ("media_store.repositories",),
+    ("media_store.replicas",),
+    ("media_store.store",),
+    ("media_store.worker",),
+    (
+        "media_store.ops",
+        "media_store.cli",
+        "media_store.contrib",
+        "media_store.fastapi",
+        "media_store.demo",
+        "media_store.__main__",
+        "media_store",
+    ),
+)
+
+
+def _room(module: str) -> tuple[int, str]:
+    """(layer, room) of ``module``: the longest room name that is it or contains it."""
+    best: tuple[int, str] | None = None
+    for layer, rooms in enumerate(LAYERS):
+        for room in rooms:
+            if (module == room or module.startswith(room + ".")) and (
+                best is None or len(room) > len(best[1])
+            ):
+                best = (layer, room)
+    assert best is not None, f"{module} is in no room of LAYERS"
+    return best
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of ``graph`` that points to a higher room, or sideways to another room of
+    the same layer (the top layer's rooms excepted: they are the package's users)."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        layer, room = _room(module)
+        for target in sorted(targets):
+            target_layer, target_room = _room(target)
+            sideways = target_layer == layer and target_room != room and layer < len(LAYERS) - 1
+            if target_layer > layer or sideways:
+                found.append(f"{module} ({room}) imports {target} ({target_room})")
+    return found
+
+
+def test_every_import_points_down_the_rooms() -> None:
+    assert _upward(_graph()) == []
+
+
+def test_the_room_check_sees_an_import_up_or_sideways() -> None:
+    assert _upward(
+        {
+            "media_store.db.boundary": {"media_store.repositories.jobs"},  # up
+            "media_store.asr.engines": {"media_store.models.schemas"},  # sideways
+            "media_store.words.timestamps": {"media_store.models.fields"},  # down: fine
+            "media_store.cli.main": {"media_store.demo.run"},  # the top layer: fine
+        }
+    ) == [
+        "media_store.asr.engines (media_store.asr) imports media_store.models.schemas "
+        "(media_store.models)",
+        "media_store.db.boundary (media_store.db) imports media_store.repositories.jobs "
+        "(media_store.repositories)",
+    ]
+
+
+def test_the_adapters_use_no_store_and_print_nothing() -> None:
+    """asr/ is pure: it turns a recogniser's output into words (the CLI imports it, not the
+    other way), so a worker can use it without a terminal library or a database."""
+    found = []
+    for path in sorted((PACKAGE / "asr").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                found += [
+                    f"{path.name}: {n}"
+                    for n in names
+                    if n.split(".")[0] == "rich" or n in ("media_store.store", "media_store")
+                ]
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "print"
+            ):
+                found.append(f"{path.name}:{node.lineno}: print()")
+    assert found == []
