@@ -185,6 +185,34 @@ class DatabaseError(MediaStoreError):
     """Any other database failure."""
 
 
+class DatabaseTimeout(DatabaseError):
+    """The server gave up on a statement after a time limit of its own; the statement did
+    nothing (its transaction, if the caller opened one, must be rolled back), the connection
+    stays usable, and the call may be retried: :class:`StatementTimeout` or
+    :class:`LockTimeout`, told apart by SQLSTATE. A :class:`DatabaseError`, as these were
+    before they had a class of their own, so ``except DatabaseError`` still catches them.
+
+    Not the client's ``command_timeout`` (``Settings.command_timeout``): that one is the
+    driver's, and a plain :class:`DatabaseError` ("database command timed out").
+    """
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class StatementTimeout(DatabaseTimeout):
+    """SQLSTATE 57014 (query_canceled): the server cancelled the statement, as
+    ``statement_timeout`` does when a statement runs longer. A cancel request from another
+    session (``pg_cancel_backend``) ends a statement with the same SQLSTATE, and only the
+    message, which is never matched, tells them apart; either way the statement did nothing."""
+
+
+class LockTimeout(DatabaseTimeout):
+    """SQLSTATE 55P03 (lock_not_available): a lock the statement needed stayed held by
+    another transaction for longer than ``lock_timeout`` (or at once, under ``NOWAIT``)."""
+
+
 class ReadOnlyError(DatabaseError):
     """A write reached a session that refuses writes: a hot standby, a connection of the
     Store's read-replica pools (read-only sessions whatever the server is), or a read-only
@@ -281,8 +309,21 @@ def translate(exc: BaseException, executor: object = None) -> MediaStoreError:
             return ValidationError(f"refused by the database: {exc.sqlstate}")
         if isinstance(exc, _UNAVAILABLE):
             return DatabaseUnavailable(f"database connection lost ({exc.sqlstate})")  # type: ignore[union-attr]
-        if isinstance(exc, asyncpg.QueryCanceledError):
-            return DatabaseError(f"query cancelled or timed out ({exc.sqlstate})")
+        # Both server-side: the driver's own timeout (command_timeout) and a cancellation of
+        # the caller's task send the server a cancel too, but the driver then raises
+        # TimeoutError (below) or CancelledError (never translated) and drops the server's
+        # 57014 answer, so a 57014 that reaches here is the server's own doing.
+        if isinstance(exc, asyncpg.QueryCanceledError):  # 57014
+            return StatementTimeout(
+                f"statement cancelled by the server ({exc.sqlstate}: statement_timeout, or a "
+                f"cancel request)",
+                exc.sqlstate,
+            )
+        if isinstance(exc, asyncpg.LockNotAvailableError):  # 55P03
+            return LockTimeout(
+                f"a lock was not available in time ({exc.sqlstate}: lock_timeout, or NOWAIT)",
+                exc.sqlstate,
+            )
         return DatabaseError(f"database error {exc.sqlstate}: {type(exc).__name__}")
     # Before _UNAVAILABLE: TimeoutError is an OSError, but a command timeout is no outage.
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):

@@ -307,24 +307,48 @@ async def copy_records(
 
 @asynccontextmanager
 async def listening(
-    pool: Pool, channel: str, callback: Listener
+    pool: Pool,
+    channel: str,
+    callback: Listener,
+    *,
+    on_lost: Callable[[], None] | None = None,
 ) -> AsyncIterator[PooledConnection]:
     """A connection of ``pool`` that LISTENs on ``channel`` for the block, ``callback`` called
     with asyncpg's ``(connection, pid, channel, payload)`` on each notification; UNLISTEN and
     given back afterwards. Borrowed as in :func:`borrowed` (same errors); a failed LISTEN is
     translated. The caller must not run statements on the connection (it belongs to the
     listener): it is yielded for tests and logs.
+
+    A LISTEN lasts only as long as its server session: when the connection closes under the
+    block (its backend terminated, the server restarted, ``idle_session_timeout``), no
+    notification arrives any more and nothing else says so, since no statement runs on it.
+    ``on_lost`` is then called once, from the event loop, so that the caller can end the
+    block and LISTEN again on a new connection.
     """
     async with borrowed(pool) as conn:
+
+        def lost(_: object) -> None:
+            if on_lost is not None:
+                on_lost()
+
+        # Watched before the LISTEN, so that no loss falls between the two. A connection that
+        # died before this (detached from its proxy) fails the call, translated.
         async with _boundary(conn):
-            await conn.add_listener(channel, callback)
+            conn.add_termination_listener(lost)
         try:
-            yield conn
+            async with _boundary(conn):
+                await conn.add_listener(channel, callback)
+            try:
+                yield conn
+            finally:
+                # The connection goes back to the pool right after: a dead one is replaced
+                # there, so a failure to UNLISTEN on it is no error of the caller's.
+                with contextlib.suppress(*DRIVER_ERRORS):
+                    await conn.remove_listener(channel, callback)
         finally:
-            # The connection goes back to the pool right after: a dead one is replaced
-            # there, so a failure to UNLISTEN on it is no error of the caller's.
+            # Not left on a connection the pool hands to someone else.
             with contextlib.suppress(*DRIVER_ERRORS):
-                await conn.remove_listener(channel, callback)
+                conn.remove_termination_listener(lost)
 
 
 def _unrouted(

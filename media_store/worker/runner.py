@@ -109,6 +109,10 @@ RETRY_FIRST = 0.05
 RETRY_MAX = 1.0
 # The longest pause before a claim while outcomes cannot be written (see the module doc).
 MAX_CLAIM_PAUSE = 60.0
+# Pauses between attempts to LISTEN again after its connection was lost: the first attempt
+# is immediate (a killed backend or an idle_session_timeout is over at once), then these.
+LISTEN_RETRY_FIRST = 0.1
+LISTEN_RETRY_MAX = 30.0
 
 T = TypeVar("T")
 
@@ -182,9 +186,10 @@ async def run_worker(
 
     ``listen=True`` also wakes the worker as soon as a job is created, through LISTEN on one
     connection of the store's pool held for the worker's lifetime; polling continues, so a
-    lost notification only costs latency. It is off by default and does not work through
-    PgBouncer in transaction pooling mode (LISTEN needs a session of its own): there, leave it
-    off and shorten ``poll_interval``.
+    lost notification only costs latency. A LISTEN whose connection closes (a terminated
+    backend, ``idle_session_timeout``) is re-established on a new one, in the background. It
+    is off by default and does not work through PgBouncer in transaction pooling mode (LISTEN
+    needs a session of its own): there, leave it off and shorten ``poll_interval``.
 
     The store is the caller's: the worker holds one connection of its pool for claims and
     completions, borrows a second for heartbeats (and holds a third with ``listen``), so the
@@ -192,7 +197,7 @@ async def run_worker(
 
     Raises :class:`ValidationError` on bad arguments (a bad worker id at the first claim,
     before any job is touched), :class:`~media_store.errors.PoolExhausted` or
-    :class:`~media_store.errors.DatabaseUnavailable` when ``listen`` cannot get its
+    :class:`~media_store.errors.DatabaseUnavailable` when ``listen`` cannot get its first
     connection. Database errors are logged, not raised: a failed claim,
     heartbeat or reclaim is tried again on the next round (on a new connection), a failed
     outcome as said above.
@@ -304,10 +309,20 @@ class _Worker:
         self.takes_context = _requires_two_arguments(handler)
 
     async def run(self, *, listen: bool, burst: bool) -> WorkerStats:
-        async with contextlib.AsyncExitStack() as listening:
-            if listen:
-                await self._listen(listening)
+        if not listen:
             await self._run(burst)
+            return self.stats
+        established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        listener = asyncio.create_task(self._listen(established), name=f"LISTEN {self.worker_id}")
+        try:
+            # The first LISTEN's failure is the caller's (run_worker's documented errors);
+            # once it was established, the listener never ends on its own.
+            await established
+            await self._run(burst)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         return self.stats
 
     async def _run(self, burst: bool) -> None:
@@ -751,11 +766,60 @@ class _Worker:
                 waiter.cancel()
             self.wake.clear()
 
-    async def _listen(self, stack: contextlib.AsyncExitStack) -> None:
-        """LISTEN on a connection of the pool held until ``stack`` closes (the worker's
-        lifetime), borrowed as every other connection is: within the acquire timeout, else
-        :class:`~media_store.errors.PoolExhausted`."""
-        await stack.enter_async_context(listening(self.store.pool, NOTIFY_CHANNEL, self._notified))
+    async def _listen(self, established: asyncio.Future[None]) -> None:
+        """LISTEN on a connection of the pool for the worker's lifetime (until cancelled),
+        borrowed as every other connection is. The first LISTEN's outcome is set on
+        ``established`` (its failure, :class:`~media_store.errors.PoolExhausted` or
+        :class:`~media_store.errors.DatabaseUnavailable`, ends this at once).
+
+        A LISTEN dies with its session (a terminated backend, a server restart,
+        ``idle_session_timeout``) and nothing else tells, so a lost connection is replaced at
+        once and then after pauses growing up to :data:`LISTEN_RETRY_MAX`, logged once per
+        outage. Polling goes on meanwhile: LISTEN only lowers latency, so nothing here may
+        stop the worker.
+        """
+        pause = LISTEN_RETRY_FIRST
+        lost_since: float | None = None
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with listening(
+                    self.store.pool, NOTIFY_CHANNEL, self._notified, on_lost=lost.set
+                ):
+                    if not established.done():
+                        established.set_result(None)
+                    elif lost_since is not None:
+                        log.info(
+                            "worker %s: LISTEN re-established after %.1fs",
+                            self.worker_id,
+                            time.monotonic() - lost_since,
+                        )
+                        # A job created while nothing listened was announced to no one.
+                        self.wake.set()
+                    lost_since = None
+                    pause = LISTEN_RETRY_FIRST
+                    await lost.wait()
+                reason = "its connection was closed"
+            # Not only MediaStoreError: whatever failed, the worker goes on polling, and
+            # listening again is tried on.
+            except Exception as exc:
+                if not established.done():
+                    established.set_exception(exc)
+                    return
+                reason = f"{type(exc).__name__}: {exc}"
+            if lost_since is None:
+                lost_since = time.monotonic()
+                log.warning(
+                    "worker %s: LISTEN lost (%s); listening again on a new connection, "
+                    "polling every %.2fs meanwhile",
+                    self.worker_id,
+                    reason,
+                    self.poll_s,
+                )
+            else:
+                log.debug("worker %s: LISTEN not re-established (%s)", self.worker_id, reason)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LISTEN_RETRY_MAX)
 
     def _notified(self, *_: object) -> None:
         self.wake.set()

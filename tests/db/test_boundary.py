@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 
-from media_store import Store
+from media_store import Settings, Store
 from media_store.db import Executor, Pool, RoutedExecutor, copy_records, listening, run, transaction
 
 T = TypeVar("T")
@@ -57,3 +58,22 @@ async def test_listening_calls_back_on_each_notification_until_the_block_ends(
     await store.pool.execute("SELECT pg_notify('media_store_test', 'two')")
     await asyncio.sleep(0.2)
     assert received.empty()
+
+
+async def test_listening_tells_when_idle_session_timeout_ends_its_session(
+    settings: Settings, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    # A LISTEN connection runs no statement: it is idle, so the server ends its session.
+    idle = settings.model_copy(update={"server_settings": {"idle_session_timeout": "300"}})
+    lost = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        pass
+
+    async with (
+        await Store.open(settings=idle) as store,
+        listening(store.pool, "media_store_test", notified, on_lost=lost.set) as conn,
+    ):
+        pid = conn.get_server_pid()
+        await asyncio.wait_for(lost.wait(), 10)
+    assert not await raw.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)

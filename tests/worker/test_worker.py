@@ -353,6 +353,58 @@ async def test_listen_wakes_an_idle_worker_before_its_next_poll(store: Store) ->
     assert stats.completed == 1
 
 
+async def listening_backend(store: Store, other_than: int | None = None) -> int:
+    """The pid of the backend LISTENing for the worker (other than ``other_than``), once the
+    worker's claim connection is idle after a claim: a job created now can only reach an
+    idle worker through NOTIFY."""
+    claim_sql = QUERIES["claim_jobs"].sql[:200]
+    try:
+        async with asyncio.timeout(10):  # a worker that never LISTENs (again) fails, never hangs
+            while True:
+                pid = await store.pool.fetchval(
+                    "SELECT max(pid) FILTER (WHERE query LIKE 'LISTEN %' AND pid <> $2)"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " HAVING count(*) FILTER (WHERE state = 'idle' AND left(query, 200) = $1) > 0",
+                    claim_sql,
+                    other_than or 0,
+                )
+                if pid is not None:
+                    return int(pid)
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail("no backend LISTENs for the worker (or its claim connection is busy)")
+
+
+async def test_listen_is_re_established_after_its_backend_is_terminated(store: Store) -> None:
+    picked: asyncio.Queue[tuple[uuid.UUID, float]] = asyncio.Queue()
+
+    async def handler(job: Job) -> JobResult:
+        picked.put_nowait((job.id, time.monotonic()))
+        return None
+
+    stop = asyncio.Event()
+    # Polling every 30 s: a job picked up within seconds was announced through LISTEN.
+    task = asyncio.create_task(
+        run_worker(store, handler, worker_id="w", listen=True, poll_interval=30, stop=stop)
+    )
+    try:
+        first = await listening_backend(store)
+        assert await store.pool.fetchval("SELECT pg_terminate_backend($1)", first)
+        again = await listening_backend(store, other_than=first)
+        assert again != first
+
+        job = await store.jobs.create({"job_type": "audio", "media_url": "https://x/new.mp3"})
+        created = time.monotonic()
+        picked_id, at = await asyncio.wait_for(picked.get(), timeout=10)
+        assert picked_id == job.id
+        assert at - created < 5
+        assert not task.done()
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(task, timeout=30)
+    assert stats.completed == 1
+
+
 async def test_worker_refuses_a_pool_too_small_to_heartbeat(settings: Settings) -> None:
     job = None
     async with await Store.open(settings=Settings(dsn=settings.dsn, max_size=1)) as small:
