@@ -12,7 +12,7 @@ from typing import ClassVar, Final
 import asyncpg
 
 from media_store.db.queries import Query, query
-from media_store.errors import Conflict, ValidationError
+from media_store.errors import Conflict, InvalidTransition, ValidationError
 from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import checked_job_type, checked_status
@@ -88,7 +88,8 @@ class JobAdmin(JobRefusals):
         job_id = arguments.identifier("job_id", job_id)
         row = await self._fetchrow(_CANCEL, job_id)
         if row is None:
-            raise await self._refusal(job_id, JobStatus.CANCELLED)
+            refusal = await self._refusal(job_id, JobStatus.CANCELLED)
+            raise _worded(refusal, "only pending or processing jobs can be cancelled")
         return from_row(Job, row)
 
     async def requeue(self, job_id: uuid.UUID) -> Job:
@@ -103,7 +104,8 @@ class JobAdmin(JobRefusals):
         except Conflict as exc:
             raise await self._key_taken(job_id, exc) from None
         if row is None:
-            raise await self._refusal(job_id, JobStatus.PENDING)
+            refusal = await self._refusal(job_id, JobStatus.PENDING)
+            raise _worded(refusal, "only failed jobs can be requeued")
         return from_row(Job, row)
 
     async def requeue_failed(
@@ -245,6 +247,17 @@ class QueueStats:
 
     types: list[JobStats]
     total: JobStats
+
+
+def _worded(refusal: Exception, rule: str) -> Exception:
+    """``refusal``, an :class:`InvalidTransition` of an operator's call, with its message in
+    the operator's words: the rule and the job's status ("only failed jobs can be requeued
+    (job … is pending)"), where the lifecycle's "cannot move from pending to pending" left
+    them to work out what was asked. Same class and attributes (``job_id``, ``current``,
+    ``target``); any other error (:class:`JobNotFound`) as it is."""
+    if isinstance(refusal, InvalidTransition):
+        refusal.args = (f"{rule} (job {refusal.job_id} is {refusal.current})",)
+    return refusal
 
 
 def _finished(values: Iterable[JobStatus | str] | None) -> list[JobStatus]:
