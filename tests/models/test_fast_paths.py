@@ -288,17 +288,19 @@ JOB_ITEMS = st.fixed_dictionaries(
 )
 
 
-@given(JOB_ITEMS)
+@given(JOB_ITEMS, st.sampled_from(["active", "forever"]))
 @settings(max_examples=400, deadline=None)
-def test_the_plain_dict_fast_path_agrees_with_jobcreate(item: dict[str, Any]) -> None:
+def test_the_plain_dict_fast_path_agrees_with_jobcreate(
+    item: dict[str, Any], key_scope: str
+) -> None:
     # _plain_job (no model) takes a dict only when JobCreate would take it unchanged, and
     # gives its columns; anything else it leaves to JobCreate (None), whose refusal is raised.
     try:
         job = validate_input(JobCreate, item)
     except ValidationError:
-        assert _plain_job(item) is None
+        assert _plain_job(item, key_scope) is None
         with pytest.raises(ValidationError, match="item 3"):
-            job_values(3, item)
+            job_values(3, item, key_scope)
         return
     key = job.idempotency_key
     expected = (
@@ -310,11 +312,13 @@ def test_the_plain_dict_fast_path_agrees_with_jobcreate(item: dict[str, Any]) ->
         job.priority,
         job.run_after,
         key,
-        None if key is None else (job.idempotency_scope or KeyScope.ACTIVE).value,
+        # the call's scope for a key whose item names none
+        None if key is None else (job.idempotency_scope or KeyScope(key_scope)).value,
     )
-    fast = _plain_job(item)
-    assert fast is None or fast == expected
-    assert job_values(3, item) == expected
+    fast = _plain_job(item, key_scope)
+    assert fast is None or (fast == expected and list(map(type, fast)) == list(map(type, expected)))
+    got = job_values(3, item, key_scope)
+    assert got == expected and list(map(type, got)) == list(map(type, expected))
 
 
 @given(JOB_ITEMS, st.uuids(version=4), st.datetimes(timezones=st.just(UTC)))

@@ -305,6 +305,59 @@ async def test_a_held_key_returns_the_holder_or_raises(store: Store, raw: Raw) -
     assert await count(raw) == 4
 
 
+async def test_a_calls_key_scope_applies_to_keyed_items_that_name_none(
+    store: Store, raw: Raw
+) -> None:
+    # Precedence: the item's own idempotency_scope, then the call's key_scope, then active.
+    done = await store.jobs.create_many(
+        [
+            item(1, idempotency_key="k1"),
+            item(2, idempotency_key="k2", idempotency_scope="active"),
+            item(3),
+            JobCreate(job_type=JobType.AUDIO, media_url="u", idempotency_key="k4"),
+        ],
+        key_scope="forever",
+    )
+    one = await store.jobs.enqueue(item(5, idempotency_key="k5"), key_scope=KeyScope.FOREVER)
+    own = await store.jobs.enqueue(
+        item(6, idempotency_key="k6", idempotency_scope="active"), key_scope="forever"
+    )
+    plain = await store.jobs.create_many([item(7, idempotency_key="k7")])
+
+    scopes = [e.job.idempotency_scope for e in [*done, one, own, *plain]]
+    assert scopes == [
+        KeyScope.FOREVER,
+        KeyScope.ACTIVE,
+        None,
+        KeyScope.FOREVER,
+        KeyScope.FOREVER,
+        KeyScope.ACTIVE,
+        KeyScope.ACTIVE,
+    ]
+    rows = await raw.fetch("SELECT idempotency_key, idempotency_scope FROM jobs")
+    stored = {row["idempotency_key"]: row["idempotency_scope"] for row in rows}
+    assert stored == {
+        "k1": "forever",
+        "k2": "active",
+        None: None,
+        "k4": "forever",
+        "k5": "forever",
+        "k6": "active",
+        "k7": "active",
+    }
+
+
+@pytest.mark.parametrize("key_scope", ["never", "", 1, b"forever", ["forever"], True])
+async def test_a_bad_key_scope_is_refused_before_anything_is_written(
+    store: Store, raw: Raw, key_scope: Any
+) -> None:
+    with pytest.raises(ValidationError, match="key_scope"):
+        await store.jobs.create_many([item(1, idempotency_key="k")], key_scope=key_scope)
+    with pytest.raises(ValidationError, match="key_scope"):
+        await store.jobs.enqueue(item(1, idempotency_key="k"), key_scope=key_scope)
+    assert await count(raw) == 0
+
+
 async def test_an_active_key_is_free_again_once_its_job_finished(store: Store) -> None:
     key = {"idempotency_key": "media-7", "idempotency_scope": "active"}
     first = (await store.jobs.enqueue(item(1, **key))).job
