@@ -28,7 +28,7 @@ from media_store.db.queries import QUERIES
 from media_store.models import arguments
 from media_store.models.arguments import MAX_DURATION, MAX_LEASE
 from media_store.models.fields import MAX_JSON_DEPTH
-from media_store.repositories.jobs import JobCursor
+from media_store.repositories.jobs import MAX_RETENTION, JobCursor
 from media_store.worker.runner import run_worker
 from tests.conftest import create_database, drop_database
 from tests.support.harness import Server, with_database
@@ -437,6 +437,9 @@ ODD_CALLS: dict[str, tuple[str, Call]] = {
     "fail(error=None)": ("error", lambda s, f: s.jobs.fail(f.held, "w", None)),
     "purge(-(10**400))": ("older_than", lambda s, f: s.jobs.purge(-(10**400))),
     "purge(NaN)": ("older_than", lambda s, f: s.jobs.purge(float("nan"))),
+    # a cut-off before year 1, which Python cannot read (found by the fuzz: OverflowError)
+    "purge(1,000,000 days)": ("older_than", lambda s, f: s.jobs.purge(timedelta(days=10**6))),
+    "purge(8e10 s)": ("older_than", lambda s, f: s.jobs.purge(8e10, dry_run=True)),
     "purge(True)": ("older_than", lambda s, f: s.jobs.purge(True)),
     "purge(Decimal)": ("older_than", lambda s, f: s.jobs.purge(Decimal(30))),
     "purge(batch=-(10**400))": ("batch", lambda s, f: s.jobs.purge(0, batch=-(10**400))),
@@ -616,3 +619,10 @@ def test_every_numeric_check_refuses_odd_numbers_with_a_validation_error(
         check(value)
     str(refused.value).encode("utf-8")
     assert len(str(refused.value)) < 200  # the value is described, not printed in full
+
+
+async def test_the_longest_retention_a_purge_takes_gives_a_cutoff_python_reads(
+    refusing: Store,
+) -> None:
+    purged = await refusing.jobs.purge(MAX_RETENTION, dry_run=True)
+    assert purged.cutoff.year >= 1 and purged.jobs == 0
