@@ -23,9 +23,11 @@ import re
 import shlex
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -39,9 +41,12 @@ from media_store.errors import (
     ValidationError,
 )
 from media_store.models.schemas import FINISHED_STATUSES, Job, JobStats, JobStatus, JobType
+from media_store.repositories.admin import MAX_BATCH
 from media_store.repositories.jobs import MAX_PAGE, JobPage, Purged, QueueStats
 from media_store.store import Store
 
+# The most refreshes --count asks for (over a year of --watch at the shortest interval).
+MAX_REFRESHES = 1_000_000_000
 _UNITS = {"w": 7 * 86_400, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 
@@ -87,14 +92,25 @@ def _interval(text: str) -> float:
     return seconds
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+def _integer(high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from 1 to ``high`` written in plain digits. Anything
+    else is a usage error (exit status 2) saying the range: ``1e30`` or a number beyond the
+    range is refused, not cut down to ``high`` in silence; ``int()`` alone would also take
+    ``1_000`` and digits of other scripts."""
+
+    def parse(text: str) -> int:
+        digits = text.strip()
+        if _DIGITS.fullmatch(digits) and 1 <= int(digits) <= high:
+            return int(digits)
+        raise argparse.ArgumentTypeError(
+            f"must be an integer from 1 to {high:,}, got {text[:40]!r}"
+        )
+
+    parse.__name__ = "integer"  # what argparse calls the type in its messages
+    return parse
 
 
 def _job_id(text: str) -> uuid.UUID:
@@ -140,7 +156,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="refresh interval of --watch (default 2s)",
     )
     stats.add_argument(
-        "--count", type=_positive, metavar="N", help="with --watch: stop after N refreshes"
+        "--count",
+        type=_integer(MAX_REFRESHES),
+        metavar="N",
+        help="with --watch: stop after N refreshes",
     )
     stats.set_defaults(jobs_func=_stats)
 
@@ -151,7 +170,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--key", help="only the jobs created with this idempotency key (finished ones too)"
     )
     listing.add_argument(
-        "--limit", type=_positive, default=50, help=f"jobs a page (default 50, at most {MAX_PAGE})"
+        "--limit",
+        type=_integer(MAX_PAGE),
+        default=50,
+        help=f"jobs a page (default 50, at most {MAX_PAGE})",
     )
     listing.add_argument(
         "--after", metavar="CURSOR", help="the cursor a previous page printed: the next page"
@@ -197,7 +219,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     purge.add_argument(
-        "--batch", type=_positive, default=1_000, help="jobs deleted a transaction (default 1000)"
+        "--batch",
+        type=_integer(MAX_BATCH),
+        default=1_000,
+        help=f"jobs deleted a transaction (default 1000, at most {MAX_BATCH})",
     )
     purge.set_defaults(jobs_func=_purge)
     parser.set_defaults(func=command_of)
@@ -216,7 +241,9 @@ def command_of(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(args.jobs_func(args, out))
     except (NotFound, InvalidTransition, Conflict) as exc:
-        print(f"media-store jobs {args.jobs_command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # A refusal is the operator's to act on: its message alone, which says what is allowed
+        # and what the job is, without the exception's class (an internal name).
+        print(f"media-store jobs {args.jobs_command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: the way out of --watch; elsewhere, an interruption
         return 0 if getattr(args, "watch", False) else 130
@@ -276,32 +303,61 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f}d"
 
 
+# The stats table's headers: short, two lines where one word would not do, so that the nine
+# columns fit an 80-column terminal (--watch) with every header whole; _STATS_LEGEND spells
+# them out.
+STATS_HEADERS = (
+    "type",
+    "pending",
+    "ready",
+    "oldest\npending",
+    "running",
+    "expired\nleases",
+    "failed\n1h",
+    "cancel\n1h",
+    "done\n1m",
+)
+_STATS_LEGEND = (
+    "ready: claimable now; oldest pending: the age of the oldest job due; running: processing; "
+    "1h, 1m: in the last hour, minute; k, M, G: thousands, millions, billions (exact: --json)"
+)
+
+
+def _count(value: int) -> str:
+    """A count in at most 6 characters (a column of the stats table stays as narrow as its
+    header): exact below 100,000, then 123k, 4.5M, 6.7G (rounded down: 999,999 is no 1000k)."""
+    if value < 100_000:
+        return f"{value:,}"
+    if value < 1_000_000:
+        return f"{value // 1_000}k"
+    if value < 1_000_000_000:
+        return f"{value // 100_000 / 10:.1f}M"
+    return f"{value // 100_000_000 / 10:.1f}G"
+
+
 def _stats_view(stats: QueueStats) -> Group:
-    table = Table(title=f"jobs at {stats.total.at:%Y-%m-%d %H:%M:%S} UTC", title_justify="left")
-    for name in (
-        "type",
-        "pending",
-        "claimable",
-        "oldest pending",
-        "processing",
-        "expired leases",
-        "failed 1h",
-        "cancelled 1h",
-        "completed 1m",
-    ):
+    table = Table(
+        title=f"jobs at {stats.total.at:%Y-%m-%d %H:%M:%S} UTC",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for name in STATS_HEADERS:
         table.add_column(name, justify="left" if name == "type" else "right")
 
     def cells(row: JobStats, name: str) -> list[str]:
         return [
             name,
-            f"{row.pending:,}",
-            f"{row.claimable:,}",
+            _count(row.pending),
+            _count(row.claimable),
             _age(row.oldest_pending_s),
-            f"{row.processing:,}",
-            f"{row.expired_leases:,}",
-            f"{row.failed_last_hour:,}",
-            f"{row.cancelled_last_hour:,}",
-            f"{row.completed_last_minute:,}",
+            _count(row.processing),
+            _count(row.expired_leases),
+            _count(row.failed_last_hour),
+            _count(row.cancelled_last_hour),
+            _count(row.completed_last_minute),
         ]
 
     for row in stats.types:
@@ -322,7 +378,7 @@ def _stats_view(stats: QueueStats) -> Group:
             f"cancelled ~{total.cancelled_estimate:,}",
             style="dim",
         )
-    return Group(table, note)
+    return Group(table, Text(_STATS_LEGEND, style="dim"), note)
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -332,7 +388,7 @@ async def _list(args: argparse.Namespace, out: Console) -> int:
     async with await Store.open() as store:
         page = await store.jobs.list_jobs(
             args.after,
-            min(args.limit, MAX_PAGE),
+            args.limit,
             status=args.status,
             job_type=args.job_type,
             key=args.key,
@@ -513,7 +569,7 @@ async def _purge(args: argparse.Namespace, out: Console) -> int:
             args.older_than,
             args.status,
             dry_run=args.dry_run,
-            batch=min(args.batch, 10_000),
+            batch=args.batch,
         )
     if args.json:
         _print_json(out, _purged_json(purged))

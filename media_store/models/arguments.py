@@ -48,8 +48,9 @@ def duration(
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        # Compared before any float conversion: 10**400 seconds must not overflow here.
-        if isinstance(value, int) and value > maximum.total_seconds():
+        # Both ends compared before any float conversion: an int beyond a double's range,
+        # 10**400 or -(10**400) seconds, must not raise OverflowError here.
+        if isinstance(value, int) and not 0 <= value <= maximum.total_seconds():
             raise ValidationError(f"{rule}, got {shown(value)}")
         seconds = float(value)
     else:

@@ -209,6 +209,19 @@ def _text_only(value: object) -> object:
 TextChoice = BeforeValidator(_text_only)
 
 
+def _datetime_only(value: object) -> object:
+    # Pydantic reads a number, or a string of one, as seconds since 1970: run_after=3600 (an
+    # hour, as every other duration of the library is given) became 1970-01-01T01:00Z and the
+    # job was claimable at once. A number here is ambiguous, so only a datetime is taken, and
+    # no string either: one rule for every caller (the fast path takes the same).
+    if isinstance(value, datetime):
+        return value
+    raise ValueError(
+        f"must be an aware datetime, not {type(value).__name__} (for a delay: "
+        f"datetime.now(UTC) + timedelta(...))"
+    )
+
+
 def _readable(value: datetime) -> datetime:
     if not EARLIEST_TIME <= value < LATEST_TIME:
         raise ValueError(f"time must be from {EARLIEST_TIME} to before {LATEST_TIME}")
@@ -230,8 +243,9 @@ Text100 = Annotated[str, StringConstraints(max_length=100), _Storable]
 Text10 = Annotated[str, StringConstraints(max_length=10), _Storable]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 # An aware datetime the database stores and Python reads back (naive ones are refused: the
-# database would read them in its session's time zone).
-ReadableTime = Annotated[AwareDatetime, AfterValidator(_readable)]
+# database would read them in its session's time zone), given as a datetime, never as a number
+# or a string.
+ReadableTime = Annotated[AwareDatetime, BeforeValidator(_datetime_only), AfterValidator(_readable)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)]
 

@@ -84,10 +84,13 @@ _JOB_TYPES = frozenset(t.value for t in JobType)
 _SCOPES = frozenset(s.value for s in KeyScope)
 
 
-def job_values(index: int | None, item: JobCreate | Mapping[str, Any]) -> JobValues:
+def job_values(
+    index: int | None, item: JobCreate | Mapping[str, Any], key_scope: str = "active"
+) -> JobValues:
     """Item ``index`` of a batch of jobs to create (None: a job created alone), checked as
     :class:`JobCreate` checks it, as its columns. Raises :class:`ValidationError` naming the
-    index.
+    index. ``key_scope`` (a :class:`KeyScope` value, checked by the caller) is the scope of
+    an item with an idempotency key and no ``idempotency_scope`` of its own.
 
     A plain dict whose values already have the exact types the columns take (str, int,
     dict, an aware datetime, None) is checked here, by the same rules, without building a
@@ -96,13 +99,14 @@ def job_values(index: int | None, item: JobCreate | Mapping[str, Any]) -> JobVal
     breaks a rule) goes through :class:`JobCreate`, whose error is the one raised.
     """
     if type(item) is dict:
-        values = _plain_job(item)
+        values = _plain_job(item, key_scope)
         if values is not None:
             return values
     job = (
         validate_input(JobCreate, item) if index is None else validate_item(JobCreate, index, item)
     )
     key = job.idempotency_key
+    scope = job.idempotency_scope
     return (
         job.job_type.value,
         job.media_url,
@@ -112,11 +116,11 @@ def job_values(index: int | None, item: JobCreate | Mapping[str, Any]) -> JobVal
         job.priority,
         job.run_after,
         key,
-        None if key is None else (job.idempotency_scope or KeyScope.ACTIVE).value,
+        None if key is None else (key_scope if scope is None else scope.value),
     )
 
 
-def _plain_job(item: dict[str, Any]) -> JobValues | None:
+def _plain_job(item: dict[str, Any], key_scope: str = "active") -> JobValues | None:
     """The columns of a job given as a dict of exact types that JobCreate accepts unchanged,
     or None (then JobCreate decides)."""
     if not _JOB_KEYS.issuperset(item):
@@ -163,7 +167,7 @@ def _plain_job(item: dict[str, Any]) -> JobValues | None:
         except ValueError:
             return None
     if key is not None and scope is None:
-        scope = "active"
+        scope = key_scope
     return (job_type, media_url, prompt, parameters, max_attempts, priority, run_after, key, scope)
 
 

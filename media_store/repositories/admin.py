@@ -12,7 +12,7 @@ from typing import ClassVar, Final
 import asyncpg
 
 from media_store.db.queries import Query, query
-from media_store.errors import Conflict, ValidationError
+from media_store.errors import Conflict, InvalidTransition, ValidationError
 from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import checked_job_type, checked_status
@@ -25,8 +25,12 @@ from media_store.repositories.job_refusals import JobRefusals
 # transaction).
 MAX_BATCH = 10_000
 DEFAULT_BATCH = 1_000
-# How far back a purge may reach: any age a finished job can have (the readable time range).
-MAX_RETENTION: Final = timedelta(days=3_660_000)
+# The longest older_than of a purge: short enough that the database clock less it is a time
+# Python reads (3,660,000 days made a cut-off before year 1, and the purge raised
+# OverflowError reading it back: found by tests/models/test_fuzz.py, issue 20 item 8). Nothing
+# is out of reach: a job finished before year 110 (the earliest readable time is in year 1) is
+# purged by this age too.
+MAX_RETENTION: Final = timedelta(days=700_000)
 # Keyset start of a purge: before the first finished job (migrations/0004 keeps every stored
 # time within the readable range).
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -88,7 +92,8 @@ class JobAdmin(JobRefusals):
         job_id = arguments.identifier("job_id", job_id)
         row = await self._fetchrow(_CANCEL, job_id)
         if row is None:
-            raise await self._refusal(job_id, JobStatus.CANCELLED)
+            refusal = await self._refusal(job_id, JobStatus.CANCELLED)
+            raise _worded(refusal, "only pending or processing jobs can be cancelled")
         return from_row(Job, row)
 
     async def requeue(self, job_id: uuid.UUID) -> Job:
@@ -103,7 +108,8 @@ class JobAdmin(JobRefusals):
         except Conflict as exc:
             raise await self._key_taken(job_id, exc) from None
         if row is None:
-            raise await self._refusal(job_id, JobStatus.PENDING)
+            refusal = await self._refusal(job_id, JobStatus.PENDING)
+            raise _worded(refusal, "only failed jobs can be requeued")
         return from_row(Job, row)
 
     async def requeue_failed(
@@ -245,6 +251,17 @@ class QueueStats:
 
     types: list[JobStats]
     total: JobStats
+
+
+def _worded(refusal: Exception, rule: str) -> Exception:
+    """``refusal``, an :class:`InvalidTransition` of an operator's call, with its message in
+    the operator's words: the rule and the job's status ("only failed jobs can be requeued
+    (job … is pending)"), where the lifecycle's "cannot move from pending to pending" left
+    them to work out what was asked. Same class and attributes (``job_id``, ``current``,
+    ``target``); any other error (:class:`JobNotFound`) as it is."""
+    if isinstance(refusal, InvalidTransition):
+        refusal.args = (f"{rule} (job {refusal.job_id} is {refusal.current})",)
+    return refusal
 
 
 def _finished(values: Iterable[JobStatus | str] | None) -> list[JobStatus]:

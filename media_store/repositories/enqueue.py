@@ -17,7 +17,7 @@ from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import JOB_KEY, JobValues, job_values
 from media_store.models.rows import from_row, from_wider_row, new_job, new_job_fields
-from media_store.models.schemas import Job, JobCreate
+from media_store.models.schemas import Job, JobCreate, KeyScope
 from media_store.repositories.base import Repository
 
 # Jobs a create_many takes at most.
@@ -103,7 +103,11 @@ class JobEnqueue(Repository):
     queries: ClassVar[tuple[Query, ...]] = (_ENQUEUE, _CLOCK, _CREATE_KEYED, _KEY_HOLDERS)
 
     async def enqueue(
-        self, data: JobCreate | Mapping[str, Any], *, on_conflict: OnConflict = "return"
+        self,
+        data: JobCreate | Mapping[str, Any],
+        *,
+        on_conflict: OnConflict = "return",
+        key_scope: KeyScope | str | None = None,
     ) -> Enqueued:
         """Insert a pending job unless another job holds its ``idempotency_key``.
 
@@ -112,11 +116,13 @@ class JobEnqueue(Repository):
         the key is held, nothing is written and the holder is returned with ``created=False``
         (``on_conflict="return"``) or :class:`DuplicateJob` is raised (``"raise"``). Of
         concurrent calls with one key exactly one creates the job: a unique index decides,
-        not this process. Without a key, the job is created (``created=True``). Raises
-        :class:`ValidationError` before any SQL on bad input.
+        not this process. Without a key, the job is created (``created=True``).
+        ``key_scope`` is the key's scope when ``data`` names none (its own
+        ``idempotency_scope`` wins; None: ``active``). Raises :class:`ValidationError`
+        before any SQL on bad input.
         """
         mode = _on_conflict(on_conflict)
-        return await self._enqueue(job_values(None, data), mode)
+        return await self._enqueue(job_values(None, data, _key_scope(key_scope)), mode)
 
     async def _enqueue(self, values: JobValues, mode: OnConflict) -> Enqueued:
         """Run enqueue_job for ``values`` (checked); without a key it inserts, as create_job."""
@@ -141,6 +147,7 @@ class JobEnqueue(Repository):
         items: Sequence[JobCreate | Mapping[str, Any]],
         *,
         on_conflict: OnConflict = "return",
+        key_scope: KeyScope | str | None = None,
     ) -> list[Enqueued]:
         """Insert many pending jobs in one statement, all or nothing; returns one
         :class:`Enqueued` per item, in input order.
@@ -153,10 +160,14 @@ class JobEnqueue(Repository):
         returns the same job with ``created=False`` (with ``"raise"``: a
         :class:`ValidationError` before any SQL). The jobs of a batch are first in first out
         in input order (within a priority). At most :data:`MAX_BATCH` items.
+
+        ``key_scope`` is the scope of every item with a key that names none: an item's own
+        ``idempotency_scope`` wins, and items without a key have no scope (None: ``active``).
         """
         mode = _on_conflict(on_conflict)
+        scope = _key_scope(key_scope)
         arguments.sequence("items", items, MAX_BATCH)
-        valid = [job_values(index, item) for index, item in enumerate(items)]
+        valid = [job_values(index, item, scope) for index, item in enumerate(items)]
         first: dict[str, int] = {}  # key -> index of the first item with it
         copies: dict[int, int] = {}  # index of a later item -> index of the first, same key
         for index, values in enumerate(valid):
@@ -311,6 +322,20 @@ def _on_conflict(value: OnConflict) -> OnConflict:
     if isinstance(value, str) and value in ("return", "raise"):
         return "raise" if value == "raise" else "return"
     raise ValidationError(f"on_conflict must be 'return' or 'raise', got {shown(value)}")
+
+
+def _key_scope(value: KeyScope | str | None) -> str:
+    """A call's default scope of idempotency keys, as the column takes it."""
+    if value is None:
+        return KeyScope.ACTIVE.value
+    if isinstance(value, str) and value in _SCOPES:
+        return KeyScope(value).value
+    raise ValidationError(
+        f"key_scope must be one of {list(_SCOPES)} (or None: active), got {shown(value)}"
+    )
+
+
+_SCOPES = tuple(scope.value for scope in KeyScope)
 
 
 def _columns(batch: list[JobValues]) -> list[list[Any]]:

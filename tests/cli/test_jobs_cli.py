@@ -3,25 +3,40 @@ pages, a job with what it produced, requeue, cancel, purge; exit statuses and er
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from rich.console import Console
 
-from media_store import DuplicateJob, Job, JobStatus, Store
-from media_store.cli.jobs import duration
+from media_store import DuplicateJob, Job, JobStats, JobStatus, JobType, Store
+from media_store.cli.jobs import STATS_HEADERS, _count, _stats_view, add_parser, duration
 from media_store.cli.main import main as cli_main
+from media_store.repositories.jobs import QueueStats
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ["stats", "list", "show", "requeue", "cancel", "purge"]
+# The counts of a JobStats.
+_COUNTS = [
+    "pending",
+    "claimable",
+    "processing",
+    "expired_leases",
+    "failed_last_hour",
+    "cancelled_last_hour",
+    "completed_last_minute",
+]
 
 
 async def media_store(*args: str, url: str | None) -> subprocess.CompletedProcess[str]:
@@ -84,9 +99,42 @@ async def test_stats_prints_each_figure_and_json_gives_them_exactly(
     assert data["total"]["pending"] == 2 and data["total"]["job_type"] is None
     assert data["total"]["completed_estimate"] is None  # never analyzed: not guessed
     assert table.returncode == 0, table.stderr
-    for heading in ("pending", "claimable", "oldest pending", "expired leases", "failed 1h"):
+    for heading in ("pending", "ready", "oldest", "running", "expired", "leases", "failed"):
         assert heading in table.stdout
     assert "not estimated yet" in table.stdout
+
+
+@pytest.mark.parametrize("size", [7, 99_999, 1_234_567, 99_999_999_999])
+def test_the_stats_table_fits_80_columns_with_every_header_whole(size: int) -> None:
+    # --watch in an 80-column terminal: rich squeezed nine long headers into "pendi…",
+    # "oldest pendi…", and the figures with them.
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    estimates = dict.fromkeys(("completed_estimate", "failed_estimate", "cancelled_estimate"))
+    figures = dict.fromkeys(_COUNTS, size) | estimates | {"oldest_pending_s": 123_456.0, "at": at}
+    rows = [JobStats(job_type=t, **figures) for t in JobType]
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+
+    console.print(_stats_view(QueueStats(types=rows, total=JobStats(job_type=None, **figures))))
+
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines) and not any("…" in line for line in lines)
+    assert lines[0].startswith("jobs at 2026-01-02 03:04:05 UTC")
+    heads = [lines[1].split(), lines[2].split()]  # a header is one or two lines
+    for name in STATS_HEADERS:
+        *first, last = name.split("\n")
+        assert last in heads[1] and all(word in heads[0] for word in first), (name, lines)
+    shown = _count(size)
+    for kind in ("video", "audio", "document", "all"):
+        row = next(line.split() for line in lines if line.startswith(kind))
+        assert row == [kind, *[shown] * 2, "34.3h", *[shown] * 5], lines
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [(0, "0"), (99_999, "99,999"), (100_000, "100k"), (999_999, "999k"), (1_250_000, "1.2M")],
+)
+def test_stats_counts_are_exact_below_100k_then_rounded_down(count: int, shown: str) -> None:
+    assert _count(count) == shown
 
 
 async def test_stats_watch_refreshes_and_stops_after_count(store: Store, db_url: str) -> None:
@@ -248,7 +296,9 @@ async def test_show_gives_the_job_with_its_assets_transcriptions_and_results(
 async def test_show_of_a_missing_job_exits_1_and_a_bad_id_exits_2(db_url: str) -> None:
     missing = str(uuid.uuid4())
     await one_line_error(
-        await media_store("jobs", "show", missing, url=db_url), 1, "JobNotFound", missing
+        await media_store("jobs", "show", missing, url=db_url),
+        1,
+        f"jobs show: job {missing} does not exist",
     )
     bad = await media_store("jobs", "show", "nope", url=db_url)
     assert bad.returncode == 2 and "not a job id" in bad.stderr and "Traceback" not in bad.stderr
@@ -271,7 +321,10 @@ async def test_requeue_one_failed_job_then_every_failed_job(
     every = await media_store("jobs", "requeue", "--failed", "--type", "video", url=db_url)
 
     assert single["job"]["status"] == "pending" and single["job"]["attempts"] == 0
-    await one_line_error(refused, 1, "InvalidTransition", "completed")
+    await one_line_error(
+        refused, 1, f"jobs requeue: only failed jobs can be requeued (job {done.id} is completed)"
+    )
+    assert "InvalidTransition" not in refused.stderr  # an operator's words, not the class
     assert every.returncode == 0 and "requeued 3 failed video job(s)" in every.stdout
     statuses = {row["id"]: row["status"] for row in await raw.fetch("SELECT id, status FROM jobs")}
     assert statuses == {
@@ -301,7 +354,7 @@ async def test_requeue_of_a_failed_job_whose_key_another_job_holds_is_refused(
     one = await media_store("jobs", "requeue", str(old.id), url=db_url)
 
     assert refused.value.job_id == new.id and refused.value.key == "media-7"
-    await one_line_error(one, 1, "DuplicateJob", str(new.id))
+    await one_line_error(one, 1, f"job {new.id} (pending) holds the idempotency key 'media-7'")
     assert await raw.fetch("SELECT id, status, attempts FROM jobs ORDER BY id") == before
 
     every = await media_store("jobs", "requeue", "--failed", url=db_url)
@@ -326,7 +379,9 @@ async def test_cancel_a_pending_job_then_the_refusal_of_cancelling_it_again(
     busy = parsed(await media_store("jobs", "cancel", str(running.id), "--json", url=db_url))
 
     assert first.returncode == 0 and "it was pending" in first.stdout
-    await one_line_error(again, 1, "InvalidTransition", "cancelled")
+    await one_line_error(
+        again, 1, f"only pending or processing jobs can be cancelled (job {job.id} is cancelled)"
+    )
     assert busy["was_processing"] is True and busy["job"]["status"] == "cancelled"
     assert busy["job"]["locked_by"] == "gpu-7"
     beat = await store.jobs.heartbeat("gpu-7", [running.id])
@@ -391,6 +446,45 @@ async def test_purge_refuses_what_it_must_never_delete_before_deleting_anything(
     for word in words:
         assert word in done.stderr, done.stderr
     assert await row_count(raw) == 2
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+BAD_COUNTS = {
+    "1e30": ("list", "--limit"),
+    "10000000000000000000000000000000": ("list", "--limit"),
+    "10001": ("list", "--limit"),
+    "0": ("purge", "--batch"),
+    "1_000": ("purge", "--batch"),
+    "2.0": ("stats", "--count"),
+    "-5": ("list", "--limit"),
+    "٥": ("list", "--limit"),  # an Arabic-Indic five: int() takes it
+}
+
+
+@pytest.mark.parametrize("text", BAD_COUNTS)
+def test_a_count_that_is_no_integer_in_range_is_a_usage_error(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused, not accepted and silently cut to the largest page or batch.
+    subcommand, option = BAD_COUNTS[text]
+    extra = ["--older-than", "30d"] if subcommand == "purge" else []
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["jobs", subcommand, *extra, f"{option}={text}"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"argument {option}: " in err and "must be an integer from 1" in err, err
+    assert err.strip().splitlines()[-1].startswith(f"media-store jobs {subcommand}: error:")
+
+
+def test_counts_in_range_are_taken() -> None:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    add_parser(subparsers)
+    args = parser.parse_args(["jobs", "list", "--limit", "10000"])
+    assert args.limit == 10_000
+    args = parser.parse_args(["jobs", "purge", "--older-than", "1d", "--batch", " 7 "])
+    assert args.batch == 7
 
 
 # --- no database ------------------------------------------------------------------------------

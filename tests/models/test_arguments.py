@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -24,9 +25,10 @@ import pytest
 
 from media_store import Dsn, Job, JobStatus, Settings, Store, ValidationError, migrate
 from media_store.db.queries import QUERIES
+from media_store.models import arguments
 from media_store.models.arguments import MAX_DURATION, MAX_LEASE
 from media_store.models.fields import MAX_JSON_DEPTH
-from media_store.repositories.jobs import JobCursor
+from media_store.repositories.jobs import MAX_RETENTION, JobCursor
 from media_store.worker.runner import run_worker
 from tests.conftest import create_database, drop_database
 from tests.support.harness import Server, with_database
@@ -113,6 +115,10 @@ JUST_OVER = object()  # the call's maximum plus one second
 HUGE_DURATIONS: dict[str, Any] = {
     "1e12 s (year 33715)": 1e12,
     "10**400 s": 10**400,
+    "-(10**400) s": -(10**400),  # past a double's range below: OverflowError once
+    "-1e308 s": -1e308,
+    "-infinity": float("-inf"),
+    "NaN": float("nan"),
     "timedelta.max": timedelta.max,
     "infinity": float("inf"),
     "just over the maximum": JUST_OVER,
@@ -400,6 +406,12 @@ ODD_CALLS: dict[str, tuple[str, Call]] = {
     "claim(w, [[]])": ("job type", lambda s, f: s.jobs.claim("w", [[]])),
     "claim, lease 10**400": ("lease", lambda s, f: s.jobs.claim("w", lease=10**400)),
     "claim, lease Decimal": ("lease", lambda s, f: s.jobs.claim("w", lease=Decimal(5))),
+    "claim, lease -(10**400)": ("lease", lambda s, f: s.jobs.claim("w", lease=-(10**400))),
+    "claim, limit -(10**400)": ("limit", lambda s, f: s.jobs.claim("w", limit=-(10**400))),
+    "heartbeat, lease -(10**400)": (
+        "lease",
+        lambda s, f: s.jobs.heartbeat("w", [f.held], lease=-(10**400)),
+    ),
     "claim, worker id with a lone surrogate": ("worker_id", lambda s, f: s.jobs.claim("w\ud800")),
     "claim, worker id None": ("worker_id", lambda s, f: s.jobs.claim(None)),
     "heartbeat(w, 5)": ("job_ids", lambda s, f: s.jobs.heartbeat("w", 5)),
@@ -418,7 +430,20 @@ ODD_CALLS: dict[str, tuple[str, Call]] = {
         "retry_in",
         lambda s, f: s.jobs.fail(f.held, "w", "e", retry_in=10**400),
     ),
+    "fail(retry_in=-(10**400))": (
+        "retry_in",
+        lambda s, f: s.jobs.fail(f.held, "w", "e", retry_in=-(10**400)),
+    ),
     "fail(error=None)": ("error", lambda s, f: s.jobs.fail(f.held, "w", None)),
+    "purge(-(10**400))": ("older_than", lambda s, f: s.jobs.purge(-(10**400))),
+    "purge(NaN)": ("older_than", lambda s, f: s.jobs.purge(float("nan"))),
+    # a cut-off before year 1, which Python cannot read (found by the fuzz: OverflowError)
+    "purge(1,000,000 days)": ("older_than", lambda s, f: s.jobs.purge(timedelta(days=10**6))),
+    "purge(8e10 s)": ("older_than", lambda s, f: s.jobs.purge(8e10, dry_run=True)),
+    "purge(True)": ("older_than", lambda s, f: s.jobs.purge(True)),
+    "purge(Decimal)": ("older_than", lambda s, f: s.jobs.purge(Decimal(30))),
+    "purge(batch=-(10**400))": ("batch", lambda s, f: s.jobs.purge(0, batch=-(10**400))),
+    "requeue_failed(batch=1e30)": ("batch", lambda s, f: s.jobs.requeue_failed(batch=1e30)),
     "get_by_id('abc')": ("job_id", lambda s, f: s.jobs.get_by_id("abc")),
     "get_by_id(5)": ("job_id", lambda s, f: s.jobs.get_by_id(5)),
     "get_by_id(None)": ("job_id", lambda s, f: s.jobs.get_by_id(None)),
@@ -539,3 +564,65 @@ async def test_json_exactly_as_deep_as_allowed_round_trips(refusing: Store) -> N
     assert job.parameters == deep
     found = await store.jobs.get_by_id(job.id)
     assert found is not None and found.parameters == deep
+
+
+# --- issue 20, item 8: every numeric check, every odd number --------------------------------
+
+ODD_NUMBERS: dict[str, object] = {
+    "-(10**400)": -(10**400),
+    "10**400": 10**400,
+    "-(2**2000)": -(2**2000),
+    "-(2**63) - 1": -(2**63) - 1,
+    "1e308": 1e308,
+    "-1e308": -1e308,
+    "NaN": float("nan"),
+    "infinity": float("inf"),
+    "-infinity": float("-inf"),
+    "True": True,
+    "False": False,
+    "Decimal 5": Decimal(5),
+    "Decimal NaN": Decimal("NaN"),
+    "Decimal sNaN": Decimal("sNaN"),
+    "Decimal -1e400": Decimal("-1e400"),
+    "Fraction 1/2": Fraction(1, 2),
+    "'5'": "5",
+    "None": None,
+    "timedelta.min": timedelta.min,
+    "timedelta.max": timedelta.max,
+}
+NUMERIC_CHECKS: dict[str, Callable[[Any], object]] = {
+    "duration": lambda value: arguments.duration("older_than", value),
+    "duration(positive)": lambda value: arguments.duration("poll", value, positive=True),
+    "lease": arguments.lease,
+    "bounded_int": lambda value: arguments.bounded_int("limit", value, 1, 1000),
+    "bounded_int(negative range)": lambda value: arguments.bounded_int("p", value, -100, 100),
+    "number": lambda value: arguments.number("t0", value),
+}
+
+
+# What a check takes among them: numbers a double holds, for a time in seconds.
+TAKEN = {("number", "-(2**63) - 1"), ("number", "1e308"), ("number", "-1e308")}
+
+
+@pytest.mark.parametrize("value_name", ODD_NUMBERS)
+@pytest.mark.parametrize("check_name", NUMERIC_CHECKS)
+def test_every_numeric_check_refuses_odd_numbers_with_a_validation_error(
+    check_name: str, value_name: str
+) -> None:
+    # Refused, not an OverflowError or a TypeError from a comparison or a float() inside,
+    # whatever the value's sign or size; or, for the few a check takes, the float it means.
+    check, value = NUMERIC_CHECKS[check_name], ODD_NUMBERS[value_name]
+    if (check_name, value_name) in TAKEN:
+        assert check(value) == float(cast(int | float, value))
+        return
+    with pytest.raises(ValidationError) as refused:
+        check(value)
+    str(refused.value).encode("utf-8")
+    assert len(str(refused.value)) < 200  # the value is described, not printed in full
+
+
+async def test_the_longest_retention_a_purge_takes_gives_a_cutoff_python_reads(
+    refusing: Store,
+) -> None:
+    purged = await refusing.jobs.purge(MAX_RETENTION, dry_run=True)
+    assert purged.cutoff.year >= 1 and purged.jobs == 0

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
 from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
-from media_store.models.inputs import job_values, status_values, validate_input
+from media_store.models.inputs import _plain_job, job_values, status_values, validate_input
 from media_store.models.rows import _RowPlan, from_row, new_job, new_job_fields
 from media_store.models.schemas import (
     AnalysisResult,
     Job,
+    JobCreate,
     JobStatus,
     JobType,
     KeyScope,
@@ -271,10 +272,53 @@ JOB_ITEMS = st.fixed_dictionaries(
             min_value=datetime(2000, 1, 1),
             max_value=datetime(2100, 1, 1),
             timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
-        ),
+        )
+        # What is no time: naive, a number or string Pydantic once read as seconds since
+        # 1970, a delay, a date (issue 20, item 7).
+        | st.datetimes(timezones=st.none())
+        | st.integers()
+        | st.floats()
+        | st.booleans()
+        | st.integers(0, 10**10).map(str)
+        | st.timedeltas()
+        | st.dates(),
         "idempotency_key": st.text(min_size=1, max_size=8),
+        "idempotency_scope": st.sampled_from(["active", "forever"]),
     },
 )
+
+
+@given(JOB_ITEMS, st.sampled_from(["active", "forever"]))
+@settings(max_examples=400, deadline=None)
+def test_the_plain_dict_fast_path_agrees_with_jobcreate(
+    item: dict[str, Any], key_scope: str
+) -> None:
+    # _plain_job (no model) takes a dict only when JobCreate would take it unchanged, and
+    # gives its columns; anything else it leaves to JobCreate (None), whose refusal is raised.
+    try:
+        job = validate_input(JobCreate, item)
+    except ValidationError:
+        assert _plain_job(item, key_scope) is None
+        with pytest.raises(ValidationError, match="item 3"):
+            job_values(3, item, key_scope)
+        return
+    key = job.idempotency_key
+    expected = (
+        job.job_type.value,
+        job.media_url,
+        job.prompt,
+        job.parameters,
+        job.max_attempts,
+        job.priority,
+        job.run_after,
+        key,
+        # the call's scope for a key whose item names none
+        None if key is None else (job.idempotency_scope or KeyScope(key_scope)).value,
+    )
+    fast = _plain_job(item, key_scope)
+    assert fast is None or (fast == expected and list(map(type, fast)) == list(map(type, expected)))
+    got = job_values(3, item, key_scope)
+    assert got == expected and list(map(type, got)) == list(map(type, expected))
 
 
 @given(JOB_ITEMS, st.uuids(version=4), st.datetimes(timezones=st.just(UTC)))

@@ -129,6 +129,33 @@ async def test_cancelling_a_finished_job_is_refused_and_changes_nothing(
         await store.jobs.cancel(job.id)
 
     assert (info.value.current, info.value.target) == (finished, "cancelled")
+    assert str(info.value) == (
+        f"only pending or processing jobs can be cancelled (job {job.id} is {finished})"
+    )
+    assert await store.jobs.get_by_id(job.id) == before
+
+
+@pytest.mark.parametrize("status", ["pending", "processing", "completed", "cancelled"])
+async def test_requeueing_a_job_that_did_not_fail_says_only_failed_jobs_can_be(
+    store: Store, status: str
+) -> None:
+    # An operator's message, not the lifecycle's ("cannot move from pending to pending").
+    job = await new_job(store) if status == "pending" else await claimed(store)
+    if status == "completed":
+        await store.jobs.complete(job.id, "w1", {"ok": True})
+    elif status == "cancelled":
+        await store.jobs.cancel(job.id)
+    before = await store.jobs.get_by_id(job.id)
+
+    with pytest.raises(InvalidTransition) as info:
+        await store.jobs.requeue(job.id)
+
+    assert str(info.value) == f"only failed jobs can be requeued (job {job.id} is {status})"
+    assert (info.value.job_id, info.value.current, info.value.target) == (
+        job.id,
+        status,
+        "pending",
+    )
     assert await store.jobs.get_by_id(job.id) == before
 
 

@@ -8,7 +8,8 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -125,6 +126,8 @@ BAD_ITEMS: dict[str, dict[str, Any]] = {
     "priority below the range": item(0, priority=-101),
     "priority not an int": item(0, priority=1.5),
     "naive run_after": item(0, run_after=datetime(2030, 1, 1)),
+    "run_after in seconds": item(0, run_after=3600),
+    "run_after a string": item(0, run_after="2030-01-01T00:00:00Z"),
     "run_after past the readable range": item(0, run_after=datetime(9999, 12, 31, 12, tzinfo=UTC)),
     "empty key": item(0, idempotency_key=""),
     "key too long": item(0, idempotency_key="k" * 201),
@@ -149,6 +152,42 @@ async def test_a_bad_item_is_refused_before_anything_is_written(
         await store.jobs.create(bad)
     with pytest.raises(ValidationError):
         await store.jobs.enqueue(bad)
+
+    assert await count(raw) == before
+
+
+NOT_A_TIME: dict[str, Any] = {
+    "seconds as an int": 3600,
+    "seconds as a float": 3600.0,
+    "seconds as a string": "3600",
+    "a Decimal": Decimal(3600),
+    "True": True,
+    "an ISO string": "2030-01-01T00:00:00+00:00",
+    "a timedelta": timedelta(hours=1),
+    "a date": date(2030, 1, 1),
+}
+
+
+@pytest.mark.parametrize("value", NOT_A_TIME.values(), ids=NOT_A_TIME.keys())
+async def test_run_after_is_an_aware_datetime_and_nothing_else(
+    store: Store, raw: Raw, value: Any
+) -> None:
+    # Every duration of the library is seconds, so run_after=3600 reads as "in an hour";
+    # Pydantic read it as seconds since 1970 (1970-01-01T01:00Z), claimable at once.
+    await store.jobs.create(item("kept"))
+    before = await count(raw)
+    modelled = JobCreate.model_construct(job_type=JobType.AUDIO, media_url="u", run_after=value)
+
+    for job in (item(1, run_after=value), modelled):
+        with pytest.raises(ValidationError, match=r"run_after: .*aware datetime") as refused:
+            await store.jobs.create(job)
+        assert refused.value.errors[0]["loc"] == ("run_after",)
+        with pytest.raises(ValidationError, match=r"run_after: .*aware datetime"):
+            await store.jobs.enqueue(job, on_conflict="raise")
+        with pytest.raises(ValidationError, match=r"item 1: .*run_after: .*aware datetime"):
+            await store.jobs.create_many([item(0), job, item(2)])
+    with pytest.raises(pydantic.ValidationError, match="run_after"):
+        JobCreate(job_type=JobType.AUDIO, media_url="u", run_after=value)
 
     assert await count(raw) == before
 
@@ -179,6 +218,17 @@ async def test_a_failing_statement_writes_none_of_the_batch(store: Store, raw: R
     assert await count(raw) == 0
 
 
+# What a run_after is not, though Pydantic would once read most of them as seconds since 1970.
+NOT_TIMES = st.one_of(
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.integers(0, 10**10).map(str),
+    st.timedeltas(),
+    st.dates(),
+    st.decimals(allow_nan=False),
+)
+
 JOB_ITEMS = st.fixed_dictionaries(
     {
         "job_type": st.sampled_from(["audio", "video", "document", "podcast", JobType.AUDIO]),
@@ -191,7 +241,8 @@ JOB_ITEMS = st.fixed_dictionaries(
         "priority": st.integers(-102, 102) | st.booleans() | st.floats(-1, 1) | st.just("7"),
         "run_after": st.none()
         | st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-9))]))
-        | st.just("2030-01-01T00:00:00Z"),
+        | st.just("2030-01-01T00:00:00Z")
+        | NOT_TIMES,
         "idempotency_key": st.none() | st.text(max_size=3) | st.text(min_size=199, max_size=201),
         "idempotency_scope": st.none() | st.sampled_from(["active", "forever", "x"]),
         "unknown": st.integers(),
@@ -252,6 +303,59 @@ async def test_a_held_key_returns_the_holder_or_raises(store: Store, raw: Raw) -
     assert (await store.jobs.enqueue(item(6))).created
     assert (await store.jobs.create(item(7, idempotency_key="talk-44"))).idempotency_key
     assert await count(raw) == 4
+
+
+async def test_a_calls_key_scope_applies_to_keyed_items_that_name_none(
+    store: Store, raw: Raw
+) -> None:
+    # Precedence: the item's own idempotency_scope, then the call's key_scope, then active.
+    done = await store.jobs.create_many(
+        [
+            item(1, idempotency_key="k1"),
+            item(2, idempotency_key="k2", idempotency_scope="active"),
+            item(3),
+            JobCreate(job_type=JobType.AUDIO, media_url="u", idempotency_key="k4"),
+        ],
+        key_scope="forever",
+    )
+    one = await store.jobs.enqueue(item(5, idempotency_key="k5"), key_scope=KeyScope.FOREVER)
+    own = await store.jobs.enqueue(
+        item(6, idempotency_key="k6", idempotency_scope="active"), key_scope="forever"
+    )
+    plain = await store.jobs.create_many([item(7, idempotency_key="k7")])
+
+    scopes = [e.job.idempotency_scope for e in [*done, one, own, *plain]]
+    assert scopes == [
+        KeyScope.FOREVER,
+        KeyScope.ACTIVE,
+        None,
+        KeyScope.FOREVER,
+        KeyScope.FOREVER,
+        KeyScope.ACTIVE,
+        KeyScope.ACTIVE,
+    ]
+    rows = await raw.fetch("SELECT idempotency_key, idempotency_scope FROM jobs")
+    stored = {row["idempotency_key"]: row["idempotency_scope"] for row in rows}
+    assert stored == {
+        "k1": "forever",
+        "k2": "active",
+        None: None,
+        "k4": "forever",
+        "k5": "forever",
+        "k6": "active",
+        "k7": "active",
+    }
+
+
+@pytest.mark.parametrize("key_scope", ["never", "", 1, b"forever", ["forever"], True])
+async def test_a_bad_key_scope_is_refused_before_anything_is_written(
+    store: Store, raw: Raw, key_scope: Any
+) -> None:
+    with pytest.raises(ValidationError, match="key_scope"):
+        await store.jobs.create_many([item(1, idempotency_key="k")], key_scope=key_scope)
+    with pytest.raises(ValidationError, match="key_scope"):
+        await store.jobs.enqueue(item(1, idempotency_key="k"), key_scope=key_scope)
+    assert await count(raw) == 0
 
 
 async def test_an_active_key_is_free_again_once_its_job_finished(store: Store) -> None:
