@@ -26,11 +26,17 @@ a gap to the limit lies.
 Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs and with 1,000,000
 finished + 100,000 pending jobs (inserted with generate_series), both before any ANALYZE and
 after one.
+
+Jobs scheduled for later (migrations/0013): p50 of ``claim(limit=10)`` and the shared buffers
+one claim reads (EXPLAIN (ANALYZE, BUFFERS) of the claim function, rolled back), with no job
+scheduled for later and with 100,000 scheduled a day ahead, side by side: on an idle queue
+(nothing due) and behind 10,000 due priority-0 jobs with the scheduled ones at priority 50.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -384,6 +390,81 @@ async def claim_latency(server_url: str) -> dict[str, Any]:
     return {"claims": CLAIMS, **result}
 
 
+# --- jobs scheduled for later ------------------------------------------------------------------
+
+SCHEDULED = 100_000
+
+
+async def fill_scheduled(url: str, due: int, scheduled: int, priority: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO jobs (job_type, media_url, created_at) SELECT 'audio', 'p' || g,"
+            " now() - interval '1 hour' + g * interval '1 ms'"
+            " FROM generate_series(1, $1::int) AS g",
+            due,
+        )
+        await conn.execute(
+            "INSERT INTO jobs (job_type, media_url, run_after, priority)"
+            " SELECT 'audio', 's' || g, now() + interval '1 day', $2::int"
+            " FROM generate_series(1, $1::int) AS g",
+            scheduled,
+            priority,
+        )
+        await conn.execute("ANALYZE jobs")
+    finally:
+        await conn.close()
+
+
+async def claim_buffers(url: str) -> int:
+    """Shared buffers one claim(limit=10) reads (its function's statements included), rolled
+    back; the second of two, so that the function's plans are cached as in a worker."""
+    conn = await asyncpg.connect(url)
+    try:
+        counted = 0
+        for _ in range(2):
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                explained = await conn.fetchval(
+                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)"
+                    " SELECT id FROM media_store_claim_jobs('w', 10, 30, NULL)"
+                )
+            finally:
+                await transaction.rollback()
+            top = json.loads(explained)[0]["Plan"]
+            counted = int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+        return counted
+    finally:
+        await conn.close()
+
+
+async def scheduled_claims(server_url: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    rows = []
+    for state, due, priority in (
+        ("idle (nothing due)", 0, 0),
+        ("10k due at priority 0, scheduled at 50", 10_000, 50),
+    ):
+        async with fresh_database(server_url) as none_url, fresh_database(server_url) as some_url:
+            await fill_scheduled(none_url, due, 0, priority)
+            await fill_scheduled(some_url, due, SCHEDULED, priority)
+            buffers = [await claim_buffers(url) for url in (none_url, some_url)]
+            none, some = await claim_p50_ms([none_url, some_url])
+        result[state] = {
+            "p50_ms": {"none": none, "scheduled": some, "ratio": some / none},
+            "buffers": {"none": buffers[0], "scheduled": buffers[1]},
+        }
+        rows.append([state, none, some, f"{some / none:.2f}x", buffers[0], buffers[1]])
+    print_table(
+        f"claim(limit=10) with 0 vs {SCHEDULED:,} jobs scheduled a day ahead (analyzed):"
+        f" p50 ms ({CLAIMS} claims each, alternating) and shared buffers a claim reads",
+        ["queue", "p50 none", "p50 scheduled", "ratio", "buffers none", "buffers scheduled"],
+        rows,
+    )
+    return {"scheduled": SCHEDULED, "claims": CLAIMS, **result}
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -497,6 +578,7 @@ async def main(server_url: str) -> None:
         )
 
     latency = await claim_latency(server_url)
+    scheduled = await scheduled_claims(server_url)
     write_results(
         "queue",
         {
@@ -507,5 +589,6 @@ async def main(server_url: str) -> None:
             "drain": results,
             "targets": targets,
             "claim_latency": latency,
+            "scheduled_for_later": scheduled,
         },
     )

@@ -173,26 +173,33 @@ SELECT (SELECT count(*) FROM doomed) AS jobs,
 -- name: get_job_stats
 -- The queue at a glance, one row per job type of $1 and a last row (job_type NULL) for all
 -- of them, from small indexes only, whatever the number of finished jobs:
--- pending (jobs_claim_type_idx, pending jobs only), the creation of the oldest pending job
--- that is due now (scheduled or backing off until later: not a backlog yet), not runnable yet (jobs_delayed_idx, pending jobs with a backoff), processing
+-- pending (jobs_claim_type_idx, pending jobs only), since when the longest-waiting due job
+-- has been due (coalesce(run_after, created_at): its scheduled start or the end of its
+-- backoff, else its creation; jobs not due yet are no backlog), not due yet
+-- (jobs_delayed_idx: run_after ahead, scheduled or backing off), processing
 -- and expired leases (the processing range of jobs_status_created_at_idx: as many as the
 -- leases held), and failed in the last hour, cancelled in the last hour, completed in the
--- last minute (ranges of jobs_finished_idx, index-only: job_type is included).
+-- last minute (ranges of jobs_finished_idx, index-only: job_type is included). Those ranges
+-- are bounded by statement_timestamp() written in place, not by the clock CTE: the planner
+-- evaluates a stable call when it estimates the range (also for a generic plan), where a
+-- value from a CTE is guessed at a third of the finished jobs, which after an ANALYZE
+-- without a fresh VACUUM made the recent completions a sequential scan of the table. The
+-- clock is statement_timestamp() as well, so every figure is as of one instant.
 -- The finished totals (last row only) are estimates: the table's row estimate (pg_class)
 -- times each status's frequency in the planner's statistics (pg_stats), NULL until the
 -- table was analyzed; counting them exactly would read every finished job.
-WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at),
+WITH clock AS MATERIALIZED (SELECT statement_timestamp() AS at),
 recent AS MATERIALIZED (  -- each range read once, whatever the number of types
     SELECT f.job_type, f.status, count(*) AS n
-    FROM clock, LATERAL (
+    FROM (
         SELECT job_type, status FROM jobs
-        WHERE status = 'failed' AND completed_at > clock.at - interval '1 hour'
+        WHERE status = 'failed' AND completed_at > statement_timestamp() - interval '1 hour'
         UNION ALL
         SELECT job_type, status FROM jobs
-        WHERE status = 'cancelled' AND completed_at > clock.at - interval '1 hour'
+        WHERE status = 'cancelled' AND completed_at > statement_timestamp() - interval '1 hour'
         UNION ALL
         SELECT job_type, status FROM jobs
-        WHERE status = 'completed' AND completed_at > clock.at - interval '1 minute'
+        WHERE status = 'completed' AND completed_at > statement_timestamp() - interval '1 minute'
     ) AS f
     GROUP BY f.job_type, f.status
 ),
@@ -203,9 +210,9 @@ per_type AS MATERIALIZED (
            (SELECT count(*) FROM jobs AS j
             WHERE j.status = 'pending' AND j.job_type = t.job_type
               AND j.run_after > clock.at) AS delayed,
-           (SELECT min(j.created_at) FROM jobs AS j
+           (SELECT min(coalesce(j.run_after, j.created_at)) FROM jobs AS j
             WHERE j.status = 'pending' AND j.job_type = t.job_type
-              AND coalesce(j.run_after, j.created_at) <= clock.at) AS oldest_pending_at,
+              AND coalesce(j.run_after, j.created_at) <= clock.at) AS oldest_due_at,
            (SELECT count(*) FROM jobs AS j
             WHERE j.status = 'processing' AND j.job_type = t.job_type) AS processing,
            (SELECT count(*) FROM jobs AS j
@@ -232,7 +239,7 @@ estimate AS MATERIALIZED (
     WHERE c.oid = 'jobs'::regclass AND c.reltuples >= 0
 )
 SELECT p.job_type, p.pending, p.pending - p.delayed AS claimable,
-       extract(epoch FROM clock.at - p.oldest_pending_at)::float8 AS oldest_pending_s,
+       extract(epoch FROM clock.at - p.oldest_due_at)::float8 AS oldest_pending_s,
        p.processing, p.expired_leases, p.failed_last_hour, p.cancelled_last_hour,
        p.completed_last_minute,
        NULL::bigint AS completed_estimate, NULL::bigint AS failed_estimate,
@@ -240,7 +247,7 @@ SELECT p.job_type, p.pending, p.pending - p.delayed AS claimable,
 FROM per_type AS p, clock
 UNION ALL
 SELECT NULL, sum(p.pending)::bigint, sum(p.pending - p.delayed)::bigint,
-       extract(epoch FROM clock.at - min(p.oldest_pending_at))::float8,
+       extract(epoch FROM clock.at - min(p.oldest_due_at))::float8,
        sum(p.processing)::bigint, sum(p.expired_leases)::bigint,
        sum(p.failed_last_hour)::bigint, sum(p.cancelled_last_hour)::bigint,
        sum(p.completed_last_minute)::bigint,

@@ -14,10 +14,11 @@
 -- Claim up to $2 runnable pending jobs, oldest first, of the types $4 (NULL: any) for holder $1
 -- under a lease of $3 seconds, in one statement. media_store_claim_jobs (migrations/0005)
 -- picks and row-locks them SKIP LOCKED, so concurrent claimers never wait for or share a row,
--- always by a range scan of a partial pending index: its plan cannot fall back on a scan and
--- sort of the whole backlog when the table has no statistics yet. Given one type, it reads
--- jobs_claim_type_idx, so a worker of a rare type reads only that type's backlog instead of
--- everyone else's.
+-- always by range scans of a partial pending index: its plan cannot fall back on a scan and
+-- sort of the whole backlog when the table has no statistics yet. It walks the index one
+-- priority at a time (migrations/0013), each range bounded by the due time, so jobs scheduled
+-- for later are never read. Given one type, it reads jobs_claim_type_idx, so a worker of a
+-- rare type reads only that type's backlog instead of everyone else's.
 SELECT id, job_type, status, media_url, prompt, parameters, result, error,
        created_at, updated_at, started_at, completed_at, processing_time_ms,
        attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,

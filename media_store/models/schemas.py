@@ -135,8 +135,12 @@ class JobStats(Row):
 
     job_type: JobType | None
     pending: int
-    claimable: int  # pending and runnable now (not waiting out a retry's backoff)
-    oldest_pending_s: float | None  # age of the oldest pending job, seconds
+    # pending and due now: leaves out every job whose run_after is ahead (a start scheduled
+    # for later, or a retry's backoff)
+    claimable: int
+    # how long the longest-waiting due job has been due, seconds: counted from its run_after
+    # (scheduled start, end of a backoff), else its creation; None when no pending job is due
+    oldest_pending_s: float | None
     processing: int
     expired_leases: int  # processing, lease run out: the next reclaim takes them back
     failed_last_hour: int

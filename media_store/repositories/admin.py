@@ -184,9 +184,10 @@ class JobAdminReads(Repository):
     async def stats(self) -> QueueStats:
         """The queue at a glance, in one statement that reads only small indexes however
         many finished jobs the table holds: per job type, pending (and how many are
-        claimable now, not waiting out a retry's backoff), the age of the oldest pending
-        job, processing and expired leases, failed and cancelled in the last hour, completed
-        in the last minute. Exact, on the database clock.
+        claimable now: due, their run_after, a scheduled start or a retry's backoff, not
+        ahead), how long the longest-waiting due job has been due (from its run_after, else
+        its creation), processing and expired leases, failed and cancelled in the last
+        hour, completed in the last minute. Exact, on the database clock.
 
         The all-time totals of finished jobs are estimates (``*_estimate`` of ``total``,
         None until autovacuum or ANALYZE has analyzed the jobs table): counting them

@@ -1,4 +1,4 @@
--- The live schema: what migrations 0001-0012 leave behind, in one place, to read.
+-- The live schema: what migrations 0001-0013 leave behind, in one place, to read.
 --
 -- NOT A MIGRATION. The migrations in ../ are the only thing that builds a database; this file
 -- restates their result as if written in one go, grouped per table, with the functions'
@@ -253,14 +253,18 @@ CREATE TRIGGER jobs_notify_created
 -- Why a function, and a PL/pgSQL one: a plain statement's plan depends on statistics, and on
 -- a never-analyzed table (a burst into a new deployment) the planner ran every claim as a
 -- bitmap scan plus a sort of the whole backlog. The SET clauses (in force for this function
--- only) price out sequential scans, bitmap scans and sorts, leaving a range scan of a pending
+-- only) price out sequential scans, bitmap scans and sorts, leaving range scans of a pending
 -- index in claim order stopped after how_many rows; force_generic_plan plans each statement
 -- once per session. "due" is a variable, not clock_timestamp() in the WHERE, so that the
--- ready time is an index condition. For one type the order leads with job_type (the same
--- order for one value), which only jobs_claim_type_idx yields. A SQL function would be
--- inlined or planned again per call. Rows are locked FOR UPDATE SKIP LOCKED: claimers never
--- wait for or share a row. The RETURNING list is the jobs row type, column for column: a
--- column added to jobs must be added there. [0005, 0007]
+-- ready time is an index condition. The index is walked one priority at a time (levels: each
+-- priority present among pending jobs, highest first, found by one descent, with its earliest
+-- ready time); a level with nothing due is passed over, and in a due level the range
+-- (priority = p, ready <= due) is bounded at both ends, so jobs scheduled for later are never
+-- read (one range across priorities could only filter them). For one type the order leads
+-- with job_type (the same order for one value), which only jobs_claim_type_idx yields. A SQL
+-- function would be inlined or planned again per call. Rows are locked FOR UPDATE SKIP
+-- LOCKED: claimers never wait for or share a row. The RETURNING list is the jobs row type,
+-- column for column: a column added to jobs must be added there. [0005, 0007, 0013]
 CREATE FUNCTION media_store_claim_jobs(
     holder text, how_many integer, lease_s double precision, job_types text[]
 ) RETURNS SETOF jobs
@@ -277,25 +281,74 @@ DECLARE
 BEGIN
     IF cardinality(job_types) = 1 THEN
         picked := ARRAY(
-            SELECT id
-            FROM jobs
-            WHERE status = 'pending'
-              AND job_type = any(job_types)
-              AND coalesce(run_after, created_at) <= due
-            ORDER BY job_type, priority DESC, coalesce(run_after, created_at), id  -- one type
+            WITH RECURSIVE levels (priority, first_at) AS (
+                (SELECT j.priority, coalesce(j.run_after, j.created_at)
+                 FROM jobs AS j
+                 WHERE j.status = 'pending' AND j.job_type = any(job_types)
+                 ORDER BY j.job_type, j.priority DESC, coalesce(j.run_after, j.created_at), j.id
+                 LIMIT 1)
+                UNION ALL
+                SELECT below.priority, below.first_at
+                FROM levels AS l
+                CROSS JOIN LATERAL (
+                    SELECT j.priority, coalesce(j.run_after, j.created_at) AS first_at
+                    FROM jobs AS j
+                    WHERE j.status = 'pending' AND j.job_type = any(job_types)
+                      AND j.priority < l.priority
+                    ORDER BY j.job_type, j.priority DESC, coalesce(j.run_after, j.created_at),
+                             j.id
+                    LIMIT 1
+                ) AS below
+            )
+            SELECT c.id
+            FROM levels AS l
+            CROSS JOIN LATERAL (
+                SELECT j.id
+                FROM jobs AS j
+                WHERE j.status = 'pending' AND j.job_type = any(job_types)
+                  AND j.priority = l.priority
+                  AND coalesce(j.run_after, j.created_at) <= due
+                ORDER BY j.job_type, j.priority DESC, coalesce(j.run_after, j.created_at), j.id
+                LIMIT how_many
+                FOR UPDATE SKIP LOCKED
+            ) AS c
+            WHERE l.first_at <= due
             LIMIT how_many
-            FOR UPDATE SKIP LOCKED
         );
     ELSE
         picked := ARRAY(
-            SELECT id
-            FROM jobs
-            WHERE status = 'pending'
-              AND (job_types IS NULL OR job_type = any(job_types))
-              AND coalesce(run_after, created_at) <= due
-            ORDER BY priority DESC, coalesce(run_after, created_at), id
+            WITH RECURSIVE levels (priority, first_at) AS (
+                (SELECT j.priority, coalesce(j.run_after, j.created_at)
+                 FROM jobs AS j
+                 WHERE j.status = 'pending'
+                 ORDER BY j.priority DESC, coalesce(j.run_after, j.created_at), j.id
+                 LIMIT 1)
+                UNION ALL
+                SELECT below.priority, below.first_at
+                FROM levels AS l
+                CROSS JOIN LATERAL (
+                    SELECT j.priority, coalesce(j.run_after, j.created_at) AS first_at
+                    FROM jobs AS j
+                    WHERE j.status = 'pending' AND j.priority < l.priority
+                    ORDER BY j.priority DESC, coalesce(j.run_after, j.created_at), j.id
+                    LIMIT 1
+                ) AS below
+            )
+            SELECT c.id
+            FROM levels AS l
+            CROSS JOIN LATERAL (
+                SELECT j.id
+                FROM jobs AS j
+                WHERE j.status = 'pending'
+                  AND (job_types IS NULL OR j.job_type = any(job_types))
+                  AND j.priority = l.priority
+                  AND coalesce(j.run_after, j.created_at) <= due
+                ORDER BY j.priority DESC, coalesce(j.run_after, j.created_at), j.id
+                LIMIT how_many
+                FOR UPDATE SKIP LOCKED
+            ) AS c
+            WHERE l.first_at <= due
             LIMIT how_many
-            FOR UPDATE SKIP LOCKED
         );
     END IF;
     RETURN QUERY

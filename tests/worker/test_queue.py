@@ -214,6 +214,43 @@ async def test_retry_backoff_keeps_the_job_from_claims_until_due(store: Store) -
     assert [j.id for j in await store.jobs.claim("w1")] == [first.id]
 
 
+async def test_a_claim_walks_priorities_past_locked_and_scheduled_levels(
+    store: Store, raw: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """The claim reads one priority at a time (migrations/0013): a level whose jobs are all
+    scheduled for later is passed over, one whose due jobs another claimer holds locked is
+    skipped (SKIP LOCKED), and a claim fills its limit across levels in claim order."""
+    jobs = store.jobs
+    tomorrow = "now() + interval '1 day'"
+    await raw.execute(
+        "INSERT INTO jobs (job_type, media_url, priority, run_after, created_at)"
+        f" SELECT 'audio', 'later-' || g, 90, {tomorrow}, now() - interval '1 hour'"
+        " FROM generate_series(1, 50) AS g"
+    )
+    locked = await jobs.create({"job_type": "audio", "media_url": "locked", "priority": 50})
+    top = [
+        await jobs.create({"job_type": "audio", "media_url": f"ten-{i}", "priority": 10})
+        for i in range(2)
+    ]
+    # Due a minute ago at priority 0: ahead of the priority-0 jobs created since, behind none.
+    scheduled = await raw.fetchval(
+        "INSERT INTO jobs (job_type, media_url, run_after, created_at)"
+        " VALUES ('audio', 'was-scheduled', now() - interval '1 minute', now() - interval '1 day')"
+        " RETURNING id"
+    )
+    zero = [await jobs.create({"job_type": "audio", "media_url": f"zero-{i}"}) for i in range(3)]
+
+    async with raw.transaction():  # another claimer holds the priority-50 job
+        await raw.execute("SELECT FROM jobs WHERE id = $1 FOR UPDATE", locked.id)
+        taken = await jobs.claim("w", ["audio"], limit=4)
+        assert [j.id for j in taken] == [top[0].id, top[1].id, scheduled, zero[0].id]
+        taken = await jobs.claim("w", limit=4)
+        assert [j.id for j in taken] == [zero[1].id, zero[2].id]
+    assert [j.id for j in await jobs.claim("w", limit=4)] == [locked.id]
+    assert await jobs.claim("w", limit=4) == []
+    assert await raw.fetchval("SELECT count(*) FROM jobs WHERE status = 'pending'") == 50
+
+
 async def expire(store: Store, job_id: uuid.UUID) -> None:
     """Move a lease's expiry into the past, as waiting for it would."""
     async with store.connection() as repos:
