@@ -37,6 +37,7 @@ from media_store.models.schemas import (
     MediaAssetCreate,
     Transcription,
     TranscriptionCreate,
+    Turn,
 )
 from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import Enqueued, JobCursor, JobPage
@@ -84,6 +85,7 @@ __all__ = [
     "Transcription",
     "TranscriptionCreate",
     "TranscriptionNotFound",
+    "Turn",
     "ValidationError",
     "WordOrderConflict",
     "WordTimestamp",
