@@ -241,25 +241,32 @@ class TranscriptionReads(ChildReads[Transcription]):
         return captions_of(self._windows(transcription_id), check_format(format), rules)
 
     async def _windows(self, transcription_id: uuid.UUID) -> AsyncIterator[Words]:
-        """The transcription's words as consecutive time windows ``[t0, t1)`` of about
-        :data:`WINDOW_WORDS` words (the width follows the speech rate seen so far and grows
-        fast over silence), every word once, until as many words as it had when the count was
-        read. Raises :class:`TranscriptionNotFound` first thing."""
+        """The transcription's words as consecutive time windows ``[t0, t1)``, every word
+        once, until as many words as it had when the count was read. Raises
+        :class:`TranscriptionNotFound` first thing.
+
+        A window is as wide as :data:`WINDOW_WORDS` words took at the speech rate seen so far
+        (:data:`WINDOW_SECONDS` at first). Over a silence the windows double until one finds
+        words; it holds at most about the silence's length of speech, so only a silence
+        longer than a window's worth of speech lets a window hold more than that."""
         total = await self.count_words(transcription_id)
         seen, t0, width = 0, 0.0, WINDOW_SECONDS
+        probe = width
         while seen < total:
             # Past LAST_WINDOW_START the rest is read in one window, open-ended: reached only
             # by times no media has, or when words went away meanwhile (a deleted
             # transcription), and then the loop ends instead of widening for ever.
-            t1 = math.inf if t0 + width > LAST_WINDOW_START else t0 + width
+            t1 = math.inf if t0 + probe > LAST_WINDOW_START else t0 + probe
             segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
             window = segments_window(segments, t0, t1) if segments else None
             if window:
                 yield window
                 seen += len(window)
-                width *= min(max(WINDOW_WORDS / len(window), 1 / 8), 8)
+                if probe == width:  # a window at the speech rate: follow the rate
+                    width *= min(max(WINDOW_WORDS / len(window), 1 / 8), 8)
+                probe = width
             else:
-                width *= 8
+                probe *= 2
             if t1 == math.inf:
                 return
             t0 = t1
