@@ -576,12 +576,18 @@ async def captions_of(
     a time as the windows complete them (WebVTT's header first, even with no words)."""
     builder = CueBuilder(rules, style=style)
     index = 0
-    if format == "vtt":
-        yield VTT_HEADER
+    # The header waits for the first window: an error reading it (an unknown transcription)
+    # then comes before any text, while an answer can still say so.
+    header = VTT_HEADER if format == "vtt" else ""
     async for window in windows:
+        if header:
+            yield header
+            header = ""
         for cue in builder.feed(window):
             index += 1
             yield vtt_cue(cue) if format == "vtt" else srt_cue(index, cue)
+    if header:
+        yield header
     for cue in builder.finish():
         index += 1
         yield vtt_cue(cue) if format == "vtt" else srt_cue(index, cue)
