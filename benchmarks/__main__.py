@@ -9,7 +9,7 @@ import sys
 from benchmarks.common import bench_server
 
 # Each module benchmarks/bench_<name>.py defines ``async def main(server_url: str) -> None``.
-ALL = ["jobs", "queue", "enqueue", "stats", "words", "api", "asr", "distribution"]
+ALL = ["jobs", "queue", "enqueue", "stats", "words", "api", "asr", "distribution", "captions"]
 
 
 def main(argv: list[str]) -> int:

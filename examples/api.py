@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, Body, FastAPI, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from media_store import (
@@ -45,6 +47,7 @@ from media_store import (
     Settings,
     Transcription,
     TranscriptionCreate,
+    Turn,
     ValidationError,
     Words,
     migrate,
@@ -62,6 +65,7 @@ from media_store.fastapi import (
 from media_store.models import arguments
 from media_store.models.arguments import MAX_KEY
 from media_store.repositories.jobs import MAX_PAGE
+from media_store.words.captions import MEDIA_TYPES, CaptionRules, check_min_gap
 from media_store.words.timestamps import WordsInput, WordsOutput
 
 # A consistent read of several statements: one snapshot, no writes.
@@ -274,6 +278,62 @@ async def words_between(
 ) -> Words:
     """The words spoken in a window of the media, read from the segments that hold them."""
     return await store.transcriptions.words_between(transcription_id, t0, t1)
+
+
+MinGap = Annotated[
+    float | None,
+    Query(description="seconds; a longer pause within one speaker's words starts a new turn"),
+    checked_by(check_min_gap),
+]
+
+
+@router.get("/transcriptions/{transcription_id}/turns")
+async def speaker_turns(
+    transcription_id: uuid.UUID, store: StoreDep, min_gap: MinGap = None
+) -> list[Turn]:
+    """The speaker turns, in order: who spoke when, and what (read a window of words at a
+    time; the list is what the client asked for, so it is answered whole)."""
+    return [turn async for turn in store.transcriptions.turns(transcription_id, min_gap=min_gap)]
+
+
+_RULES = CaptionRules()
+
+
+@router.get(
+    "/transcriptions/{transcription_id}/captions",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}},
+)
+async def captions(
+    transcription_id: uuid.UUID,
+    store: StoreDep,
+    format: Literal["srt", "vtt"] = "vtt",
+    max_chars: Annotated[int, Query(ge=1)] = _RULES.max_chars,
+    max_lines: Annotated[int, Query(ge=1)] = _RULES.max_lines,
+    split_on_speaker: bool = True,
+) -> StreamingResponse:
+    """The captions as a file to download (SRT or WebVTT), streamed a cue at a time."""
+    chunks = store.transcriptions.captions(
+        transcription_id,
+        format,
+        max_chars=max_chars,
+        max_lines=max_lines,
+        split_on_speaker=split_on_speaker,
+    )
+    # The first chunk is read before answering: an unknown transcription is a 404, not a 200
+    # cut short once the headers are gone.
+    first = await anext(chunks, "")
+
+    async def body() -> AsyncIterator[str]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=f"{MEDIA_TYPES[format]}; charset=utf-8",  # SubRip too: the text is UTF-8
+        headers={"Content-Disposition": f'attachment; filename="{transcription_id}.{format}"'},
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

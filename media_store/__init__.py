@@ -40,6 +40,7 @@ from media_store.models.schemas import (
     MediaAssetCreate,
     Transcription,
     TranscriptionCreate,
+    Turn,
 )
 from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import Enqueued, JobCursor, JobPage
@@ -90,6 +91,7 @@ __all__ = [
     "Transcription",
     "TranscriptionCreate",
     "TranscriptionNotFound",
+    "Turn",
     "ValidationError",
     "WordOrderConflict",
     "WordTimestamp",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -47,6 +48,11 @@ def missing_components() -> list[str]:
         missing.append(
             "PostgreSQL server binaries initdb, pg_ctl, pg_basebackup (apt-get install"
             " postgresql): the restart, replica and failover tests are skipped"
+        )
+    if shutil.which("ffmpeg") is None:
+        missing.append(
+            "ffmpeg (apt-get install --no-install-recommends ffmpeg): the caption conversion"
+            " test is skipped"
         )
     return missing
 

@@ -1,5 +1,5 @@
 """media-store: migrate and inspect the schema, grant a runtime role, check the queries, import
-ASR output, see and steer the job queue, run the demo.
+ASR output, see and steer the job queue, write captions, run the demo.
 
 The database is DATABASE_URL, never a command-line argument (which would show the password in
 process listings). Only the demo falls back to an embedded development PostgreSQL when
@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from media_store.cli import captions as captions_cli
 from media_store.cli import importer
 from media_store.cli import jobs as jobs_cli
 from media_store.config import DATABASE_URL, Dsn, Settings
@@ -222,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
     importer.add_parser(sub)
     jobs_cli.add_parser(sub)
+    captions_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

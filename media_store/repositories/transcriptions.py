@@ -33,8 +33,16 @@ from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
-from media_store.models.schemas import Transcription, TranscriptionCreate
+from media_store.models.schemas import Transcription, TranscriptionCreate, Turn
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
+from media_store.words.captions import (
+    CaptionFormat,
+    CaptionRules,
+    captions_of,
+    check_format,
+    check_min_gap,
+    turns_of,
+)
 from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
@@ -69,6 +77,12 @@ _SEGMENT_COLUMNS = [
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
 STREAM_CHUNK_WORDS = 32 * SEGMENT_WORDS
+
+# turns() and captions() read words in time windows of about this many words (8 segments: a
+# window re-reads at most the segment it shares with the next), starting WINDOW_SECONDS wide.
+WINDOW_WORDS = 8 * SEGMENT_WORDS
+WINDOW_SECONDS = 600.0
+LAST_WINDOW_START = 2.0**32  # seconds, about 136 years: see _windows
 
 # What append_words does with words of a batch that overlap the stored tail (see there).
 OverlapPolicy: TypeAlias = Literal["refuse", "skip"]
@@ -177,6 +191,85 @@ class TranscriptionReads(ChildReads[Transcription]):
         if row is None:
             raise TranscriptionNotFound(transcription_id)
         return int(row["word_count"])
+
+    # --- turns and captions: streamed, a window of words at a time ------------------------------
+    # Plain methods returning async iterators: the arguments are checked when called, before
+    # any SQL; an unknown transcription raises TranscriptionNotFound at the first item. On the
+    # replica view each window is a read of its own (they are not coroutine methods, so not
+    # routed whole): iterate inside store.replica.transaction() for one snapshot.
+
+    def turns(
+        self, transcription_id: uuid.UUID, *, min_gap: float | None = None
+    ) -> AsyncIterator[Turn]:
+        """The transcription's speaker turns in order (:class:`Turn`), read a window of
+        words at a time (:func:`~media_store.words.captions.turns_of` says how turns are cut
+        and their text joined). ``min_gap``: a pause longer than this many seconds within
+        one speaker's words starts a new turn; None, the default: only a change of speaker
+        does. Raises :class:`ValidationError` at once on bad arguments."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        return turns_of(self._windows(transcription_id), min_gap=check_min_gap(min_gap))
+
+    def captions(
+        self,
+        transcription_id: uuid.UUID,
+        format: CaptionFormat = "srt",
+        *,
+        max_chars: int = 42,
+        max_lines: int = 2,
+        max_duration: float = 7.0,
+        min_duration: float = 0.833,
+        max_gap: float | None = 1.5,
+        split_on_speaker: bool = True,
+    ) -> AsyncIterator[str]:
+        """The transcription's captions as an SRT or WebVTT file, a chunk a cue, read a window
+        of words at a time. The rules (:class:`~media_store.words.captions.CaptionRules`):
+        lines of at most ``max_chars`` characters broken at word boundaries (a longer word
+        takes a line of its own), at most ``max_lines`` lines and ``max_duration`` seconds a
+        cue, at least ``min_duration`` where the next cue starts late enough, a new cue after
+        a pause longer than ``max_gap`` and, with ``split_on_speaker``, at every change of
+        speaker; WebVTT names the speaker in a voice span. Raises :class:`ValidationError` at
+        once on bad arguments."""
+        transcription_id = arguments.identifier("transcription_id", transcription_id)
+        rules = CaptionRules(
+            max_chars=max_chars,
+            max_lines=max_lines,
+            max_duration=max_duration,
+            min_duration=min_duration,
+            max_gap=max_gap,
+            split_on_speaker=split_on_speaker,
+        )
+        return captions_of(self._windows(transcription_id), check_format(format), rules)
+
+    async def _windows(self, transcription_id: uuid.UUID) -> AsyncIterator[Words]:
+        """The transcription's words as consecutive time windows ``[t0, t1)``, every word
+        once, until as many words as it had when the count was read. Raises
+        :class:`TranscriptionNotFound` first thing.
+
+        A window is as wide as :data:`WINDOW_WORDS` words took at the speech rate seen so far
+        (:data:`WINDOW_SECONDS` at first). Over a silence the windows double until one finds
+        words; it holds at most about the silence's length of speech, so only a silence
+        longer than a window's worth of speech lets a window hold more than that."""
+        total = await self.count_words(transcription_id)
+        seen, t0, width = 0, 0.0, WINDOW_SECONDS
+        probe = width
+        while seen < total:
+            # Past LAST_WINDOW_START the rest is read in one window, open-ended: reached only
+            # by times no media has, or when words went away meanwhile (a deleted
+            # transcription), and then the loop ends instead of widening for ever.
+            t1 = math.inf if t0 + probe > LAST_WINDOW_START else t0 + probe
+            segments = await self._fetch(self._segments_between_query, transcription_id, t0, t1)
+            window = segments_window(segments, t0, t1) if segments else None
+            if window:
+                yield window
+                seen += len(window)
+                if probe == width:  # a window at the speech rate: follow the rate
+                    width *= min(max(WINDOW_WORDS / len(window), 1 / 8), 8)
+                probe = width
+            else:
+                probe *= 2
+            if t1 == math.inf:
+                return
+            t0 = t1
 
 
 class TranscriptionRepository(

@@ -839,3 +839,46 @@ async def test_non_finite_numbers_in_a_body_are_422_and_keep_the_connection_open
         log = await server.stop()
     assert "Traceback" not in log
     assert await count(raw, "jobs") == 1
+
+
+async def test_turns_answer_who_spoke_when_and_404_for_an_unknown_transcription(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client)
+    transcription = await create_transcription(client, job["id"])
+    response = await client.get(f"/transcriptions/{transcription['id']}/turns")
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        {"speaker": "A", "start": 0.0, "end": 0.9, "text": "hello there", "word_count": 2},
+        {"speaker": "B", "start": 1.2, "end": 2.4, "text": "general kenobi", "word_count": 2},
+    ]
+    split = await client.get(f"/transcriptions/{transcription['id']}/turns?min_gap=0.05")
+    assert [turn["text"] for turn in split.json()] == ["hello", "there", "general", "kenobi"]
+    assert (await client.get(f"/transcriptions/{uuid.uuid4()}/turns")).status_code == 404
+    refused = await client.get(f"/transcriptions/{transcription['id']}/turns?min_gap=-1")
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["query", "min_gap"]
+
+
+async def test_captions_download_as_an_attachment_of_their_media_type(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client)
+    transcription = await create_transcription(client, job["id"])
+    url = f"/transcriptions/{transcription['id']}/captions"
+    vtt = await client.get(url)
+    assert vtt.status_code == 200, vtt.text
+    assert vtt.headers["content-type"] == "text/vtt; charset=utf-8"
+    assert vtt.headers["content-disposition"] == (
+        f'attachment; filename="{transcription["id"]}.vtt"'
+    )
+    assert vtt.text == (
+        "WEBVTT\n\n"
+        "00:00:00.000 --> 00:00:00.900\n<v A>hello there\n\n"
+        "00:00:01.200 --> 00:00:02.400\n<v B>general kenobi\n\n"
+    )
+    srt = await client.get(url, params={"format": "srt", "max_chars": 6, "max_lines": 1})
+    assert srt.headers["content-type"] == "application/x-subrip; charset=utf-8"
+    assert srt.text.startswith("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n")
+    assert (await client.get(f"/transcriptions/{uuid.uuid4()}/captions")).status_code == 404
+    assert (await client.get(url, params={"format": "ass"})).status_code == 422
