@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -47,6 +48,11 @@ def missing_components() -> list[str]:
         missing.append(
             "PostgreSQL server binaries initdb, pg_ctl, pg_basebackup (apt-get install"
             " postgresql): the restart, replica and failover tests are skipped"
+        )
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        missing.append(
+            "prometheus, promtool (apt-get install -y --no-install-recommends prometheus): the"
+            " Prometheus scrape test and the alert rules' check are skipped"
         )
     return missing
 

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -167,8 +166,8 @@ async def test_the_asgi_endpoint_serves_the_store_of_the_fastapi_integration(
 
 
 @pytest.fixture
-def cli_env(db_url: str) -> Iterator[dict[str, str]]:
-    yield {**os.environ, "DATABASE_URL": db_url}
+def cli_env(db_url: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": db_url}
 
 
 @pytest.mark.slow
