@@ -18,19 +18,21 @@ from media_store.repositories import (
     MediaAssetRepository,
     TranscriptionRepository,
 )
+from media_store.repositories.base import QueryTracer
 
 
 class Repositories:
-    """The four repositories bound to one executor (the pool, or one connection)."""
+    """The four repositories bound to one executor (the pool, or one connection), their
+    queries traced by ``tracer`` when one is given (see :meth:`Store.trace_queries`)."""
 
     __slots__ = ("analysis_results", "executor", "jobs", "media_assets", "transcriptions")
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, tracer: QueryTracer | None = None) -> None:
         self.executor = executor
-        self.jobs = JobRepository(executor)
-        self.media_assets = MediaAssetRepository(executor)
-        self.transcriptions = TranscriptionRepository(executor)
-        self.analysis_results = AnalysisResultRepository(executor)
+        self.jobs = JobRepository(executor, tracer)
+        self.media_assets = MediaAssetRepository(executor, tracer)
+        self.transcriptions = TranscriptionRepository(executor, tracer)
+        self.analysis_results = AnalysisResultRepository(executor, tracer)
 
 
 class Store(Repositories):
@@ -56,7 +58,7 @@ class Store(Repositories):
     :class:`~media_store.errors.DatabaseUnavailable`, and the next one gets a new connection.
     """
 
-    __slots__ = ("_owns_pool", "pool", "replica")
+    __slots__ = ("_owns_pool", "_tracer", "pool", "replica")
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class Store(Repositories):
         super().__init__(pool)
         self.pool = pool
         self._owns_pool = owns_pool
+        self._tracer: QueryTracer | None = None
         self.replica = ReplicaView(
             ReplicaRouter(pool, replicas, max_lag=replica_max_lag, retry_after=replica_retry_after)
         )
@@ -133,6 +136,16 @@ class Store(Repositories):
     ) -> None:
         await self.close()
 
+    def trace_queries(self, tracer: QueryTracer | None) -> None:
+        """Run every named query of this Store's repositories (``store.jobs``…, and those of
+        :meth:`connection` and :meth:`transaction` from now on) through ``tracer``, which
+        makes a span of each, and let jobs created through them keep the trace context they
+        were created in; None turns it off. :func:`media_store.tracing.trace_store` calls
+        this with OpenTelemetry's tracer. The read-only view (``store.replica``) is not
+        traced. Repositories handed out before the call keep what they had."""
+        self._tracer = tracer
+        Repositories.__init__(self, self.pool, tracer)
+
     async def ping(self, timeout: float = 5.0) -> bool:
         """True when a connection can be borrowed and answers ``SELECT 1`` in time.
 
@@ -149,7 +162,7 @@ class Store(Repositories):
 
         Raises :class:`~media_store.errors.PoolExhausted` when none is free in time."""
         async with borrowed(self.pool) as conn:
-            yield Repositories(conn)
+            yield Repositories(conn, self._tracer)
 
     @asynccontextmanager
     async def transaction(
@@ -159,4 +172,4 @@ class Store(Repositories):
 
         Raises :class:`~media_store.errors.PoolExhausted` when no connection is free in time."""
         async with transaction(self.pool, isolation=isolation, readonly=readonly) as conn:
-            yield Repositories(conn)
+            yield Repositories(conn, self._tracer)

@@ -54,6 +54,11 @@ def missing_components() -> list[str]:
             "ffmpeg (apt-get install --no-install-recommends ffmpeg): the caption conversion"
             " test is skipped"
         )
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        missing.append(
+            "prometheus, promtool (apt-get install -y --no-install-recommends prometheus): the"
+            " Prometheus scrape test and the alert rules' check are skipped"
+        )
     return missing
 
 

@@ -41,7 +41,14 @@ NO_RUN = ("python", "no-run")
 # above, so that none is left out by a spelling the extraction does not know.
 PYTHON_LIKE = {"python", "python3", "py", "py3", "pycon", "pyi", "ipython", "python-repl"}
 # Where the docs may import from: the public paths, which survive reorganising the package.
-PUBLIC_MODULES = {"media_store", "media_store.worker", "media_store.asr", "media_store.fastapi"}
+PUBLIC_MODULES = {
+    "media_store",
+    "media_store.worker",
+    "media_store.asr",
+    "media_store.fastapi",
+    "media_store.metrics",
+    "media_store.tracing",
+}
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 

@@ -1,5 +1,6 @@
 """media-store: migrate and inspect the schema, grant a runtime role, check the queries, import
-ASR output, see and steer the job queue, write captions, run the demo.
+ASR output, see and steer the job queue, write captions, serve Prometheus metrics, run
+the demo.
 
 The database is DATABASE_URL, never a command-line argument (which would show the password in
 process listings). Only the demo falls back to an embedded development PostgreSQL when
@@ -12,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from media_store.cli import captions as captions_cli
 from media_store.cli import importer
@@ -27,6 +32,7 @@ from media_store.errors import MediaStoreError
 from media_store.ops import grants
 from media_store.ops import migrations as migrate
 from media_store.ops.schema_check import check_database
+from media_store.store import Store
 
 _GRANT_HELP = """\
 Give ROLE the rights a worker needs on DATABASE_URL, and no more: CONNECT on the database,
@@ -171,6 +177,54 @@ def _cmd_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+_METRICS_HELP = """\
+Serve the queue's and its tables' figures, read from DATABASE_URL at each scrape by the cheap
+statistics statements (never a table scan), in Prometheus' text format on http://LISTEN/metrics
+until interrupted (SIGINT, SIGTERM). Needs the metrics extra: pip install media-store[metrics].
+Workers export their own counters from their own processes (media_store.metrics.WorkerMetrics).
+"""
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9108`` for IPv6) as argparse's type."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the command needs the metrics extra, which the rest of
+    # the CLI does not (import_module, since every import statement of the package must stand
+    # at the top of its module: tests/test_layout.py).
+    try:
+        metrics: Any = importlib.import_module("media_store.contrib.metrics")
+    except ImportError as exc:
+        print(
+            f"media-store metrics: needs the metrics extra (pip install media-store[metrics]): "
+            f"{exc}",
+            file=sys.stderr,
+        )
+        return 2
+    host, port = args.listen
+    settings = Settings.from_env()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with await Store.open(settings=settings) as store:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            print(f"{settings.dsn}: serving metrics on http://{where}/metrics", flush=True)
+            await metrics.serve(store, host, port, timeout=args.timeout, stop=stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="media-store",
@@ -221,6 +275,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parameter and\nresult types with the model the rows become. Exits 1 on a mismatch.",
     ).set_defaults(func=_cmd_check)
     command("demo", "run the example flow", _DEMO_HELP).set_defaults(func=_cmd_demo)
+    metrics_cmd = command("metrics", "serve the queue's figures to Prometheus", _METRICS_HELP)
+    metrics_cmd.add_argument(
+        "--listen",
+        type=_listen_address,
+        default=("127.0.0.1", 9108),
+        metavar="HOST:PORT",
+        help="address to serve on (default 127.0.0.1:9108)",
+    )
+    metrics_cmd.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="longest wait for the database's figures at a scrape (default 5)",
+    )
+    metrics_cmd.set_defaults(func=_cmd_metrics)
     importer.add_parser(sub)
     jobs_cli.add_parser(sub)
     captions_cli.add_parser(sub)

@@ -75,6 +75,7 @@ TABLES = (
     "analysis_results",
     "transcription_word_segments",
     "job_cancel_requests",
+    "job_trace_contexts",
 )
 # Every function the migrations create is named so.
 FUNCTION_PREFIX = "media_store_"

@@ -5,6 +5,7 @@ from media_store.repositories.admin import JobAdmin, JobAdminReads
 from media_store.repositories.analysis_results import AnalysisResultReads, AnalysisResultRepository
 from media_store.repositories.base import Repository
 from media_store.repositories.enqueue import JobEnqueue
+from media_store.repositories.health import HealthReads
 from media_store.repositories.jobs import (
     DEFAULT_BATCH,
     DEFAULT_LEASE,
@@ -36,13 +37,14 @@ from media_store.repositories.replication import ReplicationRepository
 from media_store.repositories.transcriptions import TranscriptionReads, TranscriptionRepository
 
 # Every repository, in the order the Store exposes them (replication last: the Store's read
-# replicas use it, callers do not).
+# replicas use it, callers do not; health after it: the metrics use it).
 REPOSITORIES: tuple[type[Repository], ...] = (
     JobRepository,
     MediaAssetRepository,
     TranscriptionRepository,
     AnalysisResultRepository,
     ReplicationRepository,
+    HealthReads,
 )
 
 
@@ -68,6 +70,7 @@ __all__ = [
     "AnalysisResultRepository",
     "Completed",
     "Enqueued",
+    "HealthReads",
     "Heartbeat",
     "JobAdmin",
     "JobAdminReads",

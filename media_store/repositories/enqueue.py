@@ -18,7 +18,7 @@ from media_store.models.fields import shown
 from media_store.models.inputs import JOB_KEY, JobValues, job_values
 from media_store.models.rows import from_row, from_wider_row, new_job, new_job_fields
 from media_store.models.schemas import Job, JobCreate, KeyScope
-from media_store.repositories.base import Repository
+from media_store.repositories.trace_contexts import JobTraceContexts
 
 # Jobs a create_many takes at most.
 MAX_BATCH = 10_000
@@ -95,7 +95,7 @@ class Enqueued(NamedTuple):
     created: bool
 
 
-class JobEnqueue(Repository):
+class JobEnqueue(JobTraceContexts):
     """Jobs created once per idempotency key, and many at once."""
 
     __slots__ = ()
@@ -136,6 +136,10 @@ class JobEnqueue(Repository):
                 f"the idempotency key {shown(values[JOB_KEY])} kept changing holders"
             )
         result = Enqueued(from_wider_row(Job, row), row["created"])
+        if result.created and (carrier := self._trace_carrier()) is not None:
+            # Traced Store: a statement of its own, after the insert (a worker claiming the
+            # job in between starts a trace of its own; create() without a key has none).
+            await self._save_trace_context([result.job.id], carrier)
         if not result.created and mode == "raise":
             key = result.job.idempotency_key
             assert key is not None
@@ -181,7 +185,7 @@ class JobEnqueue(Repository):
         if not valid:
             return []
         if not first:  # no keys: one COPY inserts every item
-            return await self._copy_new(valid, None)
+            return await self._traced(await self._copy_new(valid, None))
         todo = [index for index in range(len(valid)) if index not in copies]
         batch = [valid[index] for index in todo]
         keys = [values[JOB_KEY] for values in batch]
@@ -227,7 +231,15 @@ class JobEnqueue(Repository):
                     raise DatabaseError("idempotency keys of the batch kept changing holders")
         for index, source in copies.items():
             results[index] = Enqueued(results[source].job, False)
-        return [results[index] for index in range(len(valid))]
+        return await self._traced([results[index] for index in range(len(valid))])
+
+    async def _traced(self, results: list[Enqueued]) -> list[Enqueued]:
+        """``results``, after keeping the current trace context for the jobs created, when
+        the Store traces (a statement after the batch's: see _enqueue)."""
+        carrier = self._trace_carrier()
+        if carrier is not None:
+            await self._save_trace_context([r.job.id for r in results if r.created], carrier)
+        return results
 
     async def _copy_new(self, batch: list[JobValues], order: list[int] | None) -> list[Enqueued]:
         """Insert the jobs of ``batch`` (checked, with keys nobody holds) by one binary COPY,

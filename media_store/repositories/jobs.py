@@ -62,6 +62,7 @@ from media_store.repositories.queue import (
     Heartbeat,
     JobQueue,
 )
+from media_store.repositories.trace_contexts import JobTraceContexts
 
 
 class _Unset:
@@ -306,6 +307,7 @@ class JobRepository(JobReads, JobEnqueue, JobQueue, JobAdmin):
         _SET_PRIORITY,
         _DELETE,
         *JobQueue.queries,
+        *JobTraceContexts.queries,
     )
 
     async def create(self, data: JobCreate | Mapping[str, Any]) -> Job:
@@ -315,6 +317,8 @@ class JobRepository(JobReads, JobEnqueue, JobQueue, JobAdmin):
         values = job_values(None, data)
         if values[JOB_KEY] is not None:
             return (await self._enqueue(values, "raise")).job
+        if (carrier := self._trace_carrier()) is not None:
+            return await self._create_traced(values, carrier)
         row = await self._fetchrow(_CREATE, *values[:JOB_KEY])
         assert row is not None
         return from_row(Job, row)

@@ -1,16 +1,20 @@
 """What a handler of :func:`~media_store.worker.run_worker` sees: the job's result type, the
 :class:`JobContext` it may take, :class:`PermanentFailure` it may raise; and what the worker
-reports back (:class:`WorkerStats`). No database access here."""
+reports back: :class:`WorkerStats` when it returns, and to an :class:`Instrument` (metrics,
+traces) as it goes. No database access here."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from enum import StrEnum
+from typing import Any, Final, TypeAlias
 
 from media_store.models.schemas import Job
 
@@ -66,3 +70,92 @@ class WorkerStats:
 def default_worker_id() -> str:
     """``host:pid:random``: unique per worker, and says where to look when a lease is lost."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Outcome(StrEnum):
+    """How a job the worker claimed ended for it (an :class:`Instrument` is told each)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"  # for good
+    RETRIED = "retried"  # failed, pending again for another attempt
+    CANCELLED = "cancelled"  # cancelled while held: the handler was stopped
+    LOST = "lost"  # the lease was lost: another worker may run it
+
+
+# One shared, reusable no-op context manager: the default hooks allocate nothing per job.
+_NOTHING: Final[AbstractContextManager[None]] = contextlib.nullcontext()
+
+
+class Instrument:
+    """What :func:`~media_store.worker.run_worker` tells an observer as it works: metrics
+    (:class:`media_store.metrics.WorkerMetrics`) and traces
+    (:class:`media_store.tracing.WorkerTracing`) implement it; :class:`Instruments` combines
+    several. Every hook here does nothing, so a subclass overrides only what it needs.
+
+    The hooks run on the worker's event loop, inside its loop: they must be quick and must not
+    raise (an exception would stop the worker), and must not block. The default costs one
+    method call per hook, about a microsecond per job in all, against the ~150 us of a job's
+    database round trips.
+    """
+
+    __slots__ = ()
+
+    # Whether the worker should read the trace context each claimed job was created under
+    # (one more statement per claimed batch, so only tracing asks for it).
+    wants_trace_context: bool = False
+
+    def claiming(self, worker_id: str) -> AbstractContextManager[object]:
+        """Entered around each claim statement (the claim's span)."""
+        return _NOTHING
+
+    def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
+        """A claim returned ``jobs`` (maybe none) after ``seconds`` (inside :meth:`claiming`)."""
+
+    def running(
+        self, job: Job, trace_context: Mapping[str, str] | None
+    ) -> AbstractContextManager[object]:
+        """Entered around the handler's run of ``job``, in the worker's task (a plain-function
+        handler's thread sees the context variables set on entering). ``trace_context``: the
+        W3C headers the job was created under, when :attr:`wants_trace_context` and there
+        were any. An exception the handler raised passes through it."""
+        return _NOTHING
+
+    def finished(self, job: Job, outcome: Outcome) -> None:
+        """``job``'s attempt ended with ``outcome`` (written to the database, or, for
+        cancelled and lost, learnt from it)."""
+
+
+class Instruments(Instrument):
+    """Several instruments as one (``Instruments(metrics, tracing)``), each hook called on
+    each in order, the context managers nested in that order."""
+
+    __slots__ = ("parts", "wants_trace_context")
+
+    def __init__(self, *parts: Instrument) -> None:
+        self.parts = parts
+        self.wants_trace_context = any(part.wants_trace_context for part in parts)
+
+    @contextlib.contextmanager
+    def claiming(self, worker_id: str) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for part in self.parts:
+                stack.enter_context(part.claiming(worker_id))
+            yield
+
+    def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
+        for part in self.parts:
+            part.claimed(jobs, seconds)
+
+    @contextlib.contextmanager
+    def running(self, job: Job, trace_context: Mapping[str, str] | None) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for part in self.parts:
+                stack.enter_context(part.running(job, trace_context))
+            yield
+
+    def finished(self, job: Job, outcome: Outcome) -> None:
+        for part in self.parts:
+            part.finished(job, outcome)
+
+
+NO_INSTRUMENT: Final = Instrument()

@@ -1,4 +1,4 @@
--- The live schema: what migrations 0001-0013 leave behind, in one place, to read.
+-- The live schema: what migrations 0001-0014 leave behind, in one place, to read.
 --
 -- NOT A MIGRATION. The migrations in ../ are the only thing that builds a database; this file
 -- restates their result as if written in one go, grouped per table, with the functions'
@@ -440,6 +440,23 @@ BEGIN
     END IF;
 END;
 $$;
+
+
+-- === job_trace_contexts ======================================================================
+-- The W3C trace context (traceparent, tracestate) a traced Store created a job in, for the
+-- worker to start the handler's span under. A table beside jobs, not a column of the hot row
+-- (copied by every claim, heartbeat and completion) nor of the claim function's row type; only
+-- traced jobs have a row. Rows go with their job. [0014]
+
+CREATE TABLE job_trace_contexts (
+    job_id      uuid          PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    traceparent varchar(55)   NOT NULL,
+    tracestate  varchar(512),
+    CONSTRAINT job_trace_contexts_traceparent_check
+        CHECK (traceparent ~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$')
+);
+COMMENT ON TABLE job_trace_contexts IS
+    'W3C trace context (traceparent, tracestate) each traced job was created in';
 
 
 -- === media_assets ============================================================================

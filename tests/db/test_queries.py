@@ -211,12 +211,14 @@ def test_each_part_of_the_jobs_repository_lists_its_queries_in_the_order_of_its_
         JobRepository,
     )
     from media_store.repositories.job_refusals import JobRefusals
+    from media_store.repositories.trace_contexts import JobTraceContexts
 
     own = {
         "admin.sql": [*JobAdmin.queries, *JobAdminReads.queries],
         "enqueue.sql": list(JobEnqueue.queries),
         "job_refusals.sql": list(JobRefusals.queries),
         "queue.sql": list(JobQueue.queries),
+        "trace_contexts.sql": list(JobTraceContexts.queries),
     }
     reads = [q for q in JobReads.queries if q.path.name == "jobs.sql"]
     writes = [q for q in JobRepository.queries if q.path.name == "jobs.sql" and q not in reads]

@@ -241,7 +241,8 @@ async def row_counts(url: str) -> dict[str, int]:
         "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM media_assets),"
         " (SELECT count(*) FROM transcriptions), (SELECT count(*) FROM analysis_results),"
         " (SELECT count(*) FROM transcription_word_segments),"
-        " (SELECT count(*) FROM job_cancel_requests)",
+        " (SELECT count(*) FROM job_cancel_requests),"
+        " (SELECT count(*) FROM job_trace_contexts)",
     )
     return dict(zip(migrate.TABLES, row, strict=True))
 
@@ -467,6 +468,7 @@ async def test_every_repository_round_trips_as_the_runtime_role(
         "analysis_results": 0,
         "transcription_word_segments": 0,
         "job_cancel_requests": 0,
+        "job_trace_contexts": 0,
     }
 
 

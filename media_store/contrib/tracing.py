@@ -1,0 +1,176 @@
+"""OpenTelemetry traces (``pip install media-store[otel]``; public path
+:mod:`media_store.tracing`). ``import media_store`` never imports this module nor OpenTelemetry;
+without an SDK configured, OpenTelemetry's API makes no-op spans.
+
+- :func:`trace_store` makes a span of every named query a Store runs (``db.*`` attributes of
+  the database semantic conventions, the span named by the query), and lets jobs created
+  through it keep the W3C trace context (``traceparent``, ``tracestate``) that was current then
+  (table ``job_trace_contexts``, migrations/0014);
+- :class:`WorkerTracing`, an :class:`~media_store.worker.Instrument` given to ``run_worker``,
+  makes a span of each claim (``receive``) and of each handler run (``process``; messaging
+  semantic conventions), the latter a child of the span the job was created in: the request
+  that enqueued a job and the worker that ran it share one trace, across the database.
+
+Why ``messaging.system`` is ``"media_store"``: the conventions name the messaging product, and a
+system not in their list uses its own name; PostgreSQL is the store under the queue, named by
+the query spans' ``db.system.name``.
+
+Cost: a Store without :func:`trace_store` pays one attribute test per statement (see
+:mod:`media_store.repositories.base`); a worker without the instrument pays nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg.conninfo
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from media_store.db.boundary import Target, run
+from media_store.db.connections import ManagedPool
+from media_store.db.queries import Query
+from media_store.models.schemas import Job
+from media_store.store import Store
+from media_store.worker.context import Instrument
+
+# The instrumentation scope of every span made here.
+SCOPE: Final = "media_store"
+MESSAGING_SYSTEM: Final = "media_store"
+DB_SYSTEM: Final = "postgresql"
+# Where the attempt number goes: no messaging convention names it.
+ATTEMPT: Final = "media_store.job.attempt"
+
+# Only the W3C trace context travels with a job (not baggage: it is the application's, and
+# would be stored in every job row of a traced request).
+_W3C = TraceContextTextMapPropagator()
+
+
+def carrier() -> dict[str, str] | None:
+    """The W3C headers of the span current now (``traceparent``, and ``tracestate`` when it
+    has one), None when no span is recording or sampled-out context is current."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    headers: dict[str, str] = {}
+    _W3C.inject(headers)
+    return headers or None
+
+
+class QuerySpans:
+    """A :class:`~media_store.repositories.base.QueryTracer`: each named query run in a
+    ``CLIENT`` span named after the query, with ``db.system.name`` (postgresql),
+    ``db.query.summary`` (the query's name), ``db.operation.name`` (its SQL verb: ``SELECT``,
+    ``INSERT``, …; ``WITH`` for a statement that begins with a CTE) and ``db.namespace`` (the
+    database, when known). A failing statement's span records the library's error."""
+
+    __slots__ = ("_attributes", "namespace", "tracer")
+
+    def __init__(self, tracer: Tracer, namespace: str | None = None) -> None:
+        self.tracer = tracer
+        self.namespace = namespace
+        # The attributes of each query, made once: a span's attributes are copied anyway.
+        self._attributes: dict[str, dict[str, str]] = {}
+
+    def run(
+        self, target: Target, method: str, query: Query, args: Sequence[Any]
+    ) -> Coroutine[Any, Any, Any]:
+        return self._run(target, method, query, args)
+
+    async def _run(self, target: Target, method: str, query: Query, args: Sequence[Any]) -> Any:
+        attributes = self._attributes.get(query.name)
+        if attributes is None:
+            attributes = self._attributes[query.name] = self._attributes_of(query)
+        with self.tracer.start_as_current_span(
+            query.name, kind=SpanKind.CLIENT, attributes=attributes
+        ):
+            return await run(target, method, query.sql, args)
+
+    def _attributes_of(self, query: Query) -> dict[str, str]:
+        attributes = {
+            "db.system.name": DB_SYSTEM,
+            "db.query.summary": query.name,
+            "db.operation.name": query.sql.split(None, 1)[0].upper(),
+        }
+        if self.namespace:
+            attributes["db.namespace"] = self.namespace
+        return attributes
+
+    def carrier(self) -> Mapping[str, str] | None:
+        return carrier()
+
+
+def trace_store(
+    store: Store, *, tracer_provider: TracerProvider | None = None, namespace: str | None = None
+) -> QuerySpans:
+    """Trace ``store``'s queries (see :class:`QuerySpans`) with a tracer of
+    ``tracer_provider`` (default: OpenTelemetry's global one), and let the jobs it creates
+    keep the trace context they were created in. ``namespace``: ``db.namespace`` (default:
+    the database the Store's settings name). Returns the query tracer;
+    ``store.trace_queries(None)`` turns it off."""
+    if namespace is None and isinstance(store.pool, ManagedPool):
+        dbname = psycopg.conninfo.conninfo_to_dict(store.pool.settings.dsn.reveal()).get("dbname")
+        namespace = None if dbname is None else str(dbname)
+    spans = QuerySpans(trace.get_tracer(SCOPE, tracer_provider=tracer_provider), namespace)
+    store.trace_queries(spans)
+    return spans
+
+
+class WorkerTracing(Instrument):
+    """Spans of a worker (give it to ``run_worker(..., instrument=WorkerTracing())``):
+
+    - each claim: a ``CLIENT`` span ``receive`` (``messaging.operation.name`` and ``.type``
+      ``receive``, ``messaging.batch.message_count``, ``messaging.client.id`` the worker);
+    - each handler run: a ``CONSUMER`` span ``process <job type>``, a child of the span the
+      job was created in when it was created by a traced Store (see :func:`trace_store`), a
+      root otherwise; ``messaging.operation.name``/``.type`` ``process``,
+      ``messaging.message.id`` the job's id, ``messaging.destination.name`` its type,
+      ``media_store.job.attempt`` the attempt. The span is current while the handler runs, so
+      the handler's own spans (and its queries on a traced Store) are its children. An
+      exception the handler raised is recorded on it, the status an error.
+
+    Reading the trace contexts costs the worker one statement per claimed batch.
+    """
+
+    wants_trace_context = True
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+
+    @contextmanager
+    def claiming(self, worker_id: str) -> Iterator[None]:
+        with self.tracer.start_as_current_span(
+            "receive",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "messaging.system": MESSAGING_SYSTEM,
+                "messaging.operation.name": "receive",
+                "messaging.operation.type": "receive",
+                "messaging.client.id": worker_id,
+            },
+        ):
+            yield
+
+    def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
+        # Called inside claiming(): the receive span is current.
+        trace.get_current_span().set_attribute("messaging.batch.message_count", len(jobs))
+
+    @contextmanager
+    def running(self, job: Job, trace_context: Mapping[str, str] | None) -> Iterator[None]:
+        parent = _W3C.extract(trace_context) if trace_context else None
+        with self.tracer.start_as_current_span(
+            f"process {job.job_type.value}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": MESSAGING_SYSTEM,
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.message.id": str(job.id),
+                "messaging.destination.name": job.job_type.value,
+                ATTEMPT: job.attempts,
+            },
+        ):
+            yield
