@@ -40,12 +40,12 @@ from media_store.models.schemas import (
     MediaAssetCreate,
     Transcription,
     TranscriptionCreate,
-    Turn,
 )
 from media_store.replicas import ReadOnlyRepositories, ReplicaView
 from media_store.repositories import Enqueued, JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
+from media_store.words.captions import Turn
 from media_store.words.timestamps import Words, WordTimestamp
 
 __all__ = [

@@ -219,18 +219,6 @@ class Transcription(Row):
 TranscriptionResponse = Transcription
 
 
-class Turn(Row):
-    """A speaker turn: consecutive words of one speaker (``store.transcriptions.turns``).
-    ``start`` is its first word's start, ``end`` its words' latest end, ``text`` its words
-    joined as stored (media_store.words.captions says how), ``word_count`` how many words."""
-
-    speaker: str | None
-    start: float
-    end: float
-    text: str
-    word_count: int
-
-
 # --- analysis results -----------------------------------------------------------------------
 
 

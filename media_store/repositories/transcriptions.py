@@ -33,11 +33,12 @@ from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
-from media_store.models.schemas import Transcription, TranscriptionCreate, Turn
+from media_store.models.schemas import Transcription, TranscriptionCreate
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
 from media_store.words.captions import (
     CaptionFormat,
     CaptionRules,
+    Turn,
     captions_of,
     check_format,
     check_min_gap,

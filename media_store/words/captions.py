@@ -47,12 +47,25 @@ from itertools import repeat
 from typing import Literal, TypeAlias, get_args
 
 from media_store.errors import ValidationError
-from media_store.models.fields import shown
-from media_store.models.schemas import Turn
+from media_store.models.fields import Row, shown
 from media_store.words.timestamps import Words
 
 JoinStyle: TypeAlias = Literal["auto", "verbatim", "spaced"]
 CaptionFormat: TypeAlias = Literal["srt", "vtt"]
+
+
+class Turn(Row):
+    """A speaker turn: consecutive words of one speaker (``store.transcriptions.turns``).
+    ``start`` is its first word's start, ``end`` its words' latest end, ``text`` its words
+    joined as stored (media_store.words.captions says how), ``word_count`` how many words."""
+
+    speaker: str | None
+    start: float
+    end: float
+    text: str
+    word_count: int
+
+
 CAPTION_FORMATS: tuple[str, ...] = get_args(CaptionFormat)
 MEDIA_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
