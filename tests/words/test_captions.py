@@ -16,7 +16,7 @@ from typing import Any
 import pysubs2
 import pytest
 import webvtt
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from media_store import ValidationError, Words
@@ -337,6 +337,9 @@ def test_srt_reads_back_through_pysubs2_as_the_cues(
     transcript: Transcript, rules: CaptionRules
 ) -> None:
     cues = build_cues(transcript.words, rules)
+    # A text line of digits alone is ambiguous in SRT (it reads as the next cue's number):
+    # pysubs2 drops it, as other SRT readers may. Such cues are left to the VTT test.
+    assume(not any(line.strip().isdigit() for cue in cues for line in cue.lines))
     srt = "".join(format_cues(cues, "srt"))
     events = pysubs2.SSAFile.from_string(srt, format_="srt") if cues else []
     check_against_words([(e.start, e.end, e.plaintext) for e in events], cues, transcript)
