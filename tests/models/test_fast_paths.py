@@ -58,6 +58,11 @@ def _same(built: Row, validated: Row) -> None:
         assert type(mine) is type(theirs), name
         assert mine == theirs, name
     assert built.model_dump(mode="json") == validated.model_dump(mode="json")
+    assert built.__pydantic_extra__ == validated.__pydantic_extra__
+    assert built.__pydantic_private__ == validated.__pydantic_private__
+    assert built.model_copy() == validated.model_copy()
+    with pytest.raises(pydantic.ValidationError):  # as frozen as the validated one
+        built.priority = 1  # type: ignore[misc]
 
 
 async def _job_row(store: Store, **parts: str) -> asyncpg.Record:
@@ -326,8 +331,8 @@ def test_the_plain_dict_fast_path_agrees_with_jobcreate(
 def test_the_jobs_create_many_builds_equal_the_validated_ones(
     item: dict[str, Any], job_id: uuid.UUID, clock: datetime
 ) -> None:
-    # new_job copies a prototype with every field replaced (model_copy, no validation):
-    # it must give what validating the same fields gives.
+    # new_job sets the model's state directly (no validation): it must give what validating
+    # the same fields gives.
     try:
         values = job_values(None, item)
     except ValidationError:
@@ -370,12 +375,12 @@ JOB_ROWS = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 def test_the_row_fast_path_builds_what_validation_builds(values: dict[str, Any]) -> None:
     # _RowPlan.make: values already checked (exact types, enum members) become the model by
-    # model_copy of a prototype; the result equals model_validate of the same values, and no
-    # value of an earlier model (the prototype's) leaks into it.
+    # setting the model's state directly; the result equals model_validate of the same values,
+    # and no value of an earlier model (the first, validated one) leaks into it.
     plan = _RowPlan.of(Job)
     assert plan is not None
     values = {name: values[name] for name in Job.model_fields}
-    first = plan.make(Job, dict(values))  # the prototype: validated
-    again = plan.make(Job, dict(values))  # a copy of it with every field replaced
+    first = plan.make(Job, dict(values))  # the first of a plan: validated
+    again = plan.make(Job, dict(values))  # built directly
     _same(again, Job.model_validate(values))
     _same(first, again)

@@ -36,6 +36,7 @@ from media_store.db.connections import connect
 from media_store.db.queries import QUERIES
 from media_store.models.inputs import job_values
 from media_store.repositories import JobRepository
+from media_store.repositories.enqueue import time_ordered_ids
 from tests.support.strategies import SMALL_OBJECTS
 
 Raw: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -596,15 +597,16 @@ async def test_a_failed_copy_in_a_transaction_leaves_the_transaction_usable(
     assert urls == {"https://x/other", "https://x/before", "https://x/2", "https://x/after"}
 
 
-async def test_created_ids_are_random_version_4_uuids(store: Store) -> None:
-    # A COPY returns nothing, so create_many chooses the ids, as gen_random_uuid() would.
+async def test_created_ids_are_version_7_uuids_with_random_tails(store: Store) -> None:
+    # A COPY returns nothing, so create_many chooses the ids: time-ordered (see
+    # time_ordered_ids), each with 58 random bits.
     done = await store.jobs.create_many([item(i) for i in range(2000)])
     ids = [e.job.id for e in done]
     assert len(set(ids)) == 2000
-    assert {i.version for i in ids} == {4} and {i.variant for i in ids} == {uuid.RFC_4122}
-    # Random: every hex digit but the fixed version and variant ones takes many values.
-    columns = [{str(i).replace("-", "")[d] for i in ids} for d in range(32)]
-    assert all(len(c) == 16 for d, c in enumerate(columns) if d not in (12, 16))
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {uuid.RFC_4122}
+    # Random: every hex digit of the tail but the variant's takes many values.
+    columns = [{str(i).replace("-", "")[d] for i in ids} for d in range(17, 32)]
+    assert all(len(c) == 16 for c in columns)
 
 
 async def test_a_holder_that_rolled_back_leaves_the_key_free(
@@ -963,3 +965,29 @@ async def test_list_by_a_bad_key_is_refused_before_sql(store: Store, raw: Raw, k
     with pytest.raises(ValidationError, match="key"):
         await store.jobs.list_jobs(key=key)
     assert await count(raw) == before
+
+
+@given(st.integers(1, 2_000), st.datetimes(min_value=datetime(1990, 1, 1), timezones=st.just(UTC)))
+@settings(max_examples=50, deadline=None)
+def test_time_ordered_ids_are_version_7_ascending_and_of_the_clock(
+    count: int, clock: datetime
+) -> None:
+    ids = time_ordered_ids(count, clock)
+    assert len(set(ids)) == count and ids == sorted(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert all(uuid.UUID(str(i)) == i and hash(i) == hash(uuid.UUID(str(i))) for i in ids[:5])
+    assert {i.int >> 80 for i in ids} == {int(clock.timestamp() * 1000)}
+
+
+async def test_create_many_ids_ascend_in_the_order_the_jobs_go_in(store: Store, raw: Raw) -> None:
+    # The primary key takes a batch at its right edge: ids of a later batch sort after.
+    first = await store.jobs.create_many(
+        [{"job_type": "audio", "media_url": f"u{i}"} for i in range(50)]
+    )
+    later = await store.jobs.create_many(
+        [{"job_type": "audio", "media_url": f"v{i}"} for i in range(50)]
+    )
+    ids = [e.job.id for e in first + later]
+    assert ids == sorted(ids) and all(i.version == 7 for i in ids)
+    stored = await raw.fetch("SELECT id FROM jobs WHERE id = ANY($1::uuid[]) ORDER BY id", ids)
+    assert [row["id"] for row in stored] == ids
