@@ -8,24 +8,30 @@ The profiles, side by side in every measurement:
   (" café", " 東京", " 🎙️"); keys the library ignores on every word (``id``,
   ``probability``, ``tokens``).
 
-Every write contender starts from the same input: each transcript's words as a list of dicts,
-as ``orjson.loads`` gives them from the ASR's JSON (parsed untimed, just before its insert),
-and does its whole path to stored rows, one call per transcript:
-- media_store: ``store.transcriptions.create`` (column-wise validation, one binary COPY of
-  segments, one transaction);
-- the plan's design: SQLAlchemy 2 async ORM (asyncpg driver), a Transcription ORM object with
-  a JSONB ``word_timestamps`` column, tables of the plan's shape, one session per transcript;
-- the ingest limit: asyncpg binary COPY of the same words, prebuilt as tuples (untimed), one
-  row per word into a logged table with no index or constraint.
-Each (profile, contender) pair writes into its own fresh database, all opened before the clock
-starts; the pairs take turns transcript by transcript (their order rotating), so that a burst
-of load on this shared machine falls on all of them alike. 3 rounds on fresh databases,
-medians of rounds.
+Every write contender starts from the same input, prepared before any clock starts (and
+frozen out of the garbage collector's walks): each transcript's words as ``orjson.loads``
+gives them from the ASR's JSON (dicts), and the same words as plain-row tuples built from
+those dicts. One call per transcript; in the clock:
+- media_store (batch): ``store.transcriptions.create`` from the dicts (column-wise
+  validation, packing, one transaction with the row and one binary COPY of segments);
+- media_store (streamed): ``create_streamed`` from ``iter(dicts)`` (the words are made
+  before the clock, unlike the million-word memory test below);
+- COPY step alone: asyncpg binary COPY of the prebuilt tuples, one row per word, into a
+  logged table with no key, index or constraint; its clock leaves out building the rows
+  from the dicts, which any code storing the dicts must do;
+- dicts -> plain rows -> COPY: the tuples built from the dicts in the clock, then the same
+  COPY: the same work as media_store's side, from the same input;
+- the plan's design: SQLAlchemy 2 async ORM, a JSONB ``word_timestamps`` column.
+Each (profile, contender) pair writes into its own fresh database per round; the pairs take
+turns call by call (their order rotating), so that at its i-th call every contender's tables
+hold the same i - 1 transcripts, and a burst of load on this shared machine falls on all of
+them alike. Per call: wall time, this process's CPU time and (where the server runs here)
+the server backend's CPU time from /proc. 3 rounds; ratios are per round, then the median.
 
 Then, per profile: bytes per word on disk, reading a 10,000-word transcript into what the API
 returns, a 60-second window of a 3.1-hour, 40,000-word transcript against the whole of it
-(the two reads alternating), and the peak memory of a 1,000,000-word streamed insert.
-The targets are judged on the worse profile.
+(the two reads alternating), and the peak memory of a 1,000,000-word streamed insert from a
+generator (its time includes making the words). The targets are judged on the worse profile.
 """
 
 from __future__ import annotations

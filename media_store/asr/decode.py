@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import attrgetter, eq, itemgetter, ne
 from typing import Any, TypeAlias
 
 import msgspec
 
-from media_store.asr.units import MAX_FAST_MS
+from media_store.asr.units import MAX_FAST_MS, MAX_TICKS
 
 # word, start, end, confidence, speakers (None: no word has a speaker field)
 Columns: TypeAlias = tuple[
@@ -57,6 +57,10 @@ class _Top(msgspec.Struct):
     NBest: msgspec.Raw = msgspec.field(default_factory=_raw)
     RecognitionStatus: msgspec.Raw = msgspec.field(default_factory=_raw)
     recognizedPhrases: msgspec.Raw = msgspec.field(default_factory=_raw)
+    result: msgspec.Raw = msgspec.field(default_factory=_raw)
+    word_segments: msgspec.Raw = msgspec.field(default_factory=_raw)
+    segments: msgspec.Raw = msgspec.field(default_factory=_raw)
+    words: msgspec.Raw = msgspec.field(default_factory=_raw)
 
 
 class _ResultsKeys(msgspec.Struct):
@@ -77,17 +81,24 @@ def _kind(raw: msgspec.Raw) -> str:
     return chr(text[0]) if text else ""
 
 
+# What _engine answers for the Whisper family's shape: which of the four is told by the
+# words' keys, read with the words themselves (see columns).
+_WHISPER_FAMILY = "whisper family"
+
+
 def _engine(data: bytes) -> str | None:
-    """The engine detect() would name for this file, when it is one of the engines read
-    here and the top-level keys settle it; else None (the general path decides)."""
+    """The engine detect() would name for this file (its _detect_object, in its order),
+    when the keys settle it and it is read here; else None (the general path decides)."""
+    if _kind(msgspec.Raw(data)) == "[":
+        return _list_engine(data)
     top = _TOP.decode(data)
-    if any(map(len, (top.type, top.NBest, top.RecognitionStatus, top.recognizedPhrases))):
-        return None  # a Deepgram live message, Azure: not read here
+    if len(top.type):
+        return None  # maybe a Deepgram live message: the general path
     results = _kind(top.results)
     if results == "{":
         keys = _RESULTS_KEYS.decode(top.results)
         if len(keys.channels):
-            return None  # Deepgram
+            return "deepgram"
         if len(keys.items) or len(keys.transcripts) or len(keys.channel_labels):
             return "aws-transcribe"
         return None
@@ -95,8 +106,40 @@ def _engine(data: bytes) -> str | None:
         if len(top.result_index) or _kind(top.speaker_labels) == "[":
             return "ibm-watson"
         return None  # Google, or Watson told by its results' keys: the general path
-    if results in ("", "n") and _kind(top.transcription) == "[":
+    if any(map(len, (top.NBest, top.RecognitionStatus, top.recognizedPhrases))):
+        return "azure-speech"
+    if _kind(top.transcription) == "[":
         return "whisper.cpp"
+    if _kind(top.result) == "[":
+        return "vosk"
+    if len(top.word_segments):
+        return "whisperx"
+    if _kind(top.segments) == "[":
+        return _WHISPER_FAMILY
+    if _kind(top.words) == "[":
+        return "assemblyai"
+    return None
+
+
+_LIST = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
+_VOSK_KEYS = frozenset({"text", "spk", "partial"})
+
+
+def _list_engine(data: bytes) -> str | None:
+    """detect()'s choice for a JSON array (its _detect_list), for the lists read here: Azure's
+    continuous recognition, Vosk's utterances. Each element is read as keys and unparsed
+    values (an element is a result or an utterance, not a word)."""
+    messages = _LIST.decode(data)
+    for message in messages:
+        if "type" in message or "result_index" in message or "speaker_labels" in message:
+            return None  # a live session (Deepgram, Watson): the general path
+    first = messages[0] if messages else None
+    if first is None:
+        return None
+    if "NBest" in first or "RecognitionStatus" in first:
+        return "azure-speech"
+    if "result" in first or first.keys() <= _VOSK_KEYS:
+        return "vosk"
     return None
 
 
@@ -328,12 +371,324 @@ def _ibm_watson(data: bytes) -> Columns:
     return words, starts, ends, confidences, labels
 
 
+# --- the Whisper family (openai-whisper, faster-whisper, whisper-timestamped, whisperX) -------
+
+_Unset: TypeAlias = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class _WhisperWord(msgspec.Struct, gc=False):
+    """A word of any of the four: which keys it has tells the engine (UNSET: absent)."""
+
+    word: str | _Unset | None = UNSET
+    text: str | _Unset | None = UNSET
+    start: float | _Unset | None = UNSET
+    end: float | _Unset | None = UNSET
+    probability: float | _Unset | None = UNSET
+    confidence: float | _Unset | None = UNSET
+    score: float | _Unset | None = UNSET
+    speaker: int | str | _Unset | None = UNSET
+
+
+class _WhisperSegment(msgspec.Struct, gc=False):
+    words: list[_WhisperWord] | _Unset | None = UNSET
+    confidence: msgspec.Raw = msgspec.field(default_factory=_raw)
+    speaker: msgspec.Raw = msgspec.field(default_factory=_raw)
+
+
+class _WhisperResult(msgspec.Struct):
+    segments: list[_WhisperSegment] | _Unset | None = UNSET
+    word_segments: list[_WhisperWord] | _Unset | None = UNSET
+
+
+_WHISPER = msgspec.json.Decoder(_WhisperResult)
+_SEGMENTS = msgspec.json.Decoder(list[_WhisperSegment])
+_WORDS_OF = attrgetter("words")
+
+
+def _whisper_engine(result: _WhisperResult) -> str | None:
+    """detect()'s choice among the Whisper family (its _detect_whisper, on the keys)."""
+    if result.word_segments is not UNSET:
+        return "whisperx"
+    if not isinstance(result.segments, list):
+        return None
+    segment_keys: set[str] = set()
+    for segment in result.segments:
+        if len(segment.confidence):
+            segment_keys.add("confidence")
+        if len(segment.speaker):
+            segment_keys.add("speaker")
+        for word in segment.words or ():
+            if word.score is not UNSET or word.speaker is not UNSET:
+                return "whisperx"
+            if word.probability is not UNSET:
+                return "openai-whisper"
+            if word.text is not UNSET and word.word is UNSET:
+                return "whisper-timestamped"
+            if word.word is not UNSET and word.start is UNSET:
+                return "whisperx"
+    if "confidence" in segment_keys:
+        return "whisper-timestamped"
+    if "speaker" in segment_keys:
+        return "whisperx"
+    return None  # ambiguous: the general path says so
+
+
+def _whisper_words(segments: object) -> list[_WhisperWord]:
+    if not isinstance(segments, list):
+        raise _NotPlain
+    groups = list(map(_WORDS_OF, segments))
+    if not all(isinstance(group, list) for group in groups):
+        raise _NotPlain  # a segment without words: the adapter refuses it, naming it
+    return list(chain.from_iterable(groups))
+
+
+def _word_columns(
+    words: list[Any], text: str | list[Any], confidence: str, speaker: str | None = None
+) -> Columns:
+    """Columns of decoded word structs (``text``: the text's field, or the texts): every
+    text a str, every time given, confidences in [0, 1] (absent: None), speakers str (an
+    int as its decimal string); else :class:`_NotPlain`."""
+    texts = list(map(attrgetter(text), words)) if isinstance(text, str) else text
+    starts = list(map(_START, words))
+    ends = list(map(_END, words))
+    confidences = [None if c is UNSET else c for c in map(attrgetter(confidence), words)]
+    if not set(map(type, texts)) <= {str} or not set(map(type, starts + ends)) <= {float}:
+        raise _NotPlain  # an untimed word (the untimed policy), a missing text
+    if not math.isfinite(sum(starts) + sum(ends)):
+        raise _NotPlain
+    _check_confidences(confidences)
+    speakers: list[str | None] | None = None
+    if speaker is not None:
+        labels = [None if s is UNSET else s for s in map(attrgetter(speaker), words)]
+        if labels.count(None) != len(labels):
+            kinds = set(map(type, labels))
+            if not kinds <= {str, int, type(None)}:
+                raise _NotPlain
+            speakers = labels if int not in kinds else [_label(s) for s in labels]
+    return texts, starts, ends, confidences, speakers
+
+
+def _label(value: str | int | None) -> str | None:
+    return str(value) if type(value) is int else value  # type: ignore[return-value]
+
+
+_START, _END = attrgetter("start"), attrgetter("end")
+
+
+def _whisper_result(data: bytes) -> _WhisperResult:
+    if _kind(msgspec.Raw(data)) == "[":  # faster-whisper's segments, dumped as a list
+        return _WhisperResult(segments=_SEGMENTS.decode(data))
+    return _WHISPER.decode(data)
+
+
+def _whisperx_words(result: _WhisperResult) -> list[_WhisperWord]:
+    if result.segments is not None and result.segments is not UNSET:
+        return _whisper_words(result.segments)
+    if isinstance(result.word_segments, list):
+        return result.word_segments
+    raise _NotPlain
+
+
+_WHISPER_COLUMNS: dict[str, Callable[[_WhisperResult], Columns]] = {
+    "openai-whisper": lambda r: _word_columns(_whisper_words(r.segments), "word", "probability"),
+    "faster-whisper": lambda r: _word_columns(_whisper_words(r.segments), "word", "probability"),
+    "whisper-timestamped": lambda r: _word_columns(
+        _whisper_words(r.segments), "text", "confidence"
+    ),
+    "whisperx": lambda r: _word_columns(_whisperx_words(r), "word", "score", "speaker"),
+}
+
+
+# --- Vosk, Deepgram, AssemblyAI, Azure --------------------------------------------------------
+
+
+class _VoskWord(msgspec.Struct, gc=False):
+    word: str
+    start: float
+    end: float
+    conf: float | None = None
+
+
+class _VoskResult(msgspec.Struct, gc=False):
+    result: list[_VoskWord] | None = None
+
+
+_VOSK = msgspec.json.Decoder(_VoskResult)
+_VOSK_LIST = msgspec.json.Decoder(list[_VoskResult])
+
+
+def _vosk(data: bytes) -> Columns:
+    if _kind(msgspec.Raw(data)) == "[":
+        parts = [r.result for r in _VOSK_LIST.decode(data) if r.result is not None]
+        words = list(chain.from_iterable(parts))
+    else:
+        result = _VOSK.decode(data).result
+        if result is None:
+            raise _NotPlain
+        words = result
+    return _word_columns(words, "word", "conf")
+
+
+class _DeepgramWord(msgspec.Struct, gc=False):
+    start: float
+    end: float
+    word: str | None = None
+    punctuated_word: str | None = None
+    confidence: float | None = None
+    speaker: int | str | None = None
+
+
+class _DeepgramAlternative(msgspec.Struct, gc=False):
+    words: list[_DeepgramWord]
+
+
+class _DeepgramChannel(msgspec.Struct, gc=False):
+    alternatives: list[_DeepgramAlternative]
+
+
+class _DeepgramResults(msgspec.Struct):
+    channels: list[_DeepgramChannel]
+
+
+class _Deepgram(msgspec.Struct):
+    results: _DeepgramResults
+
+
+_DEEPGRAM = msgspec.json.Decoder(_Deepgram)
+_PUNCTUATED = attrgetter("punctuated_word")
+
+
+def _deepgram(data: bytes) -> Columns:
+    channels = _DEEPGRAM.decode(data).results.channels
+    if len(channels) != 1:
+        raise _NotPlain  # channels to merge into speakers
+    if not channels[0].alternatives:
+        return [], [], [], [], None
+    words = channels[0].alternatives[0].words
+    texts = list(map(_PUNCTUATED, words))
+    if None in texts:
+        texts = [w.word if w.punctuated_word is None else w.punctuated_word for w in words]
+    return _word_columns(words, texts, "confidence", "speaker")
+
+
+class _AssemblyWord(msgspec.Struct, gc=False):
+    text: str
+    start: int
+    end: int
+    confidence: float | None = None
+    speaker: str | int | None = None
+    channel: msgspec.Raw = msgspec.field(default_factory=_raw)
+
+
+class _Assembly(msgspec.Struct):
+    words: list[_AssemblyWord]
+    audio_channels: msgspec.Raw = msgspec.field(default_factory=_raw)
+
+
+_ASSEMBLY = msgspec.json.Decoder(_Assembly)
+
+
+def _assemblyai(data: bytes) -> Columns:
+    transcript = _ASSEMBLY.decode(data)
+    if len(transcript.audio_channels) or (
+        transcript.words and _kind(transcript.words[0].channel) not in ("", "n")
+    ):
+        raise _NotPlain  # multichannel
+    words = transcript.words
+    starts_ms = list(map(_START, words))
+    ends_ms = list(map(_END, words))
+    if words and max(map(abs, starts_ms + ends_ms)) > MAX_FAST_MS:
+        raise _NotPlain
+    texts = list(map(_TEXT, words))
+    confidences: list[float | None] = list(map(_CONFIDENCE, words))
+    _check_confidences(confidences)
+    labels = list(map(_SPEAKER, words))
+    speakers = None
+    if labels.count(None) != len(labels):
+        speakers = [_label(s) for s in labels] if int in set(map(type, labels)) else labels
+    return (
+        texts,
+        [ms / 1000 for ms in starts_ms],
+        [ms / 1000 for ms in ends_ms],
+        confidences,
+        speakers,
+    )
+
+
+class _AzureWord(msgspec.Struct, gc=False):
+    Word: str
+    Offset: int
+    Duration: int
+    Confidence: float | None = None
+
+
+class _AzureBest(msgspec.Struct, gc=False):
+    Words: list[_AzureWord]
+
+
+class _AzureResult(msgspec.Struct, gc=False):
+    NBest: list[_AzureBest] | None = None
+    RecognitionStatus: str | None = None
+    recognizedPhrases: msgspec.Raw = msgspec.field(default_factory=_raw)
+
+
+_AZURE = msgspec.json.Decoder(_AzureResult)
+_AZURE_LIST = msgspec.json.Decoder(list[_AzureResult])
+_OFFSET, _DURATION = attrgetter("Offset"), attrgetter("Duration")
+
+
+def _azure_speech(data: bytes) -> Columns:
+    if _kind(msgspec.Raw(data)) == "[":
+        results = _AZURE_LIST.decode(data)
+    else:
+        results = [_AZURE.decode(data)]
+        if len(results[0].recognizedPhrases):
+            raise _NotPlain  # the batch transcription file
+    groups = []
+    for result in results:
+        if result.NBest is None:
+            if result.RecognitionStatus in (None, "Success"):
+                raise _NotPlain  # the adapter refuses it
+            continue
+        if not result.NBest:
+            raise _NotPlain
+        groups.append(result.NBest[0].Words)
+    words = list(chain.from_iterable(groups))
+    offsets = list(map(_OFFSET, words))
+    durations = list(map(_DURATION, words))
+    if words and max(map(abs, offsets + durations)) >= MAX_TICKS:
+        raise _NotPlain
+    confidences: list[float | None] = list(map(attrgetter("Confidence"), words))
+    _check_confidences(confidences)
+    return (
+        list(map(attrgetter("Word"), words)),
+        [o / 10_000_000 for o in offsets],
+        [(o + d) / 10_000_000 for o, d in zip(offsets, durations, strict=True)],
+        confidences,
+        None,
+    )
+
+
 # --- the entry point ----------------------------------------------------------------------------
+
+
+def _from_bytes(read: Callable[[_WhisperResult], Columns]) -> Callable[[bytes], Columns]:
+    def decode(data: bytes) -> Columns:
+        return read(_whisper_result(data))
+
+    return decode
+
 
 DECODERS: dict[str, Callable[[bytes], Columns]] = {
     "whisper.cpp": _whisper_cpp,
     "aws-transcribe": _aws_transcribe,
     "ibm-watson": _ibm_watson,
+    "vosk": _vosk,
+    "deepgram": _deepgram,
+    "assemblyai": _assemblyai,
+    "azure-speech": _azure_speech,
+    **{name: _from_bytes(read) for name, read in _WHISPER_COLUMNS.items()},
 }
 
 
@@ -343,6 +698,12 @@ def columns(data: bytes, engine: str = "auto") -> tuple[str, Columns] | None:
     (the engine detect() would name). Never raises for a bad file: None."""
     try:
         name = _engine(data) if engine == "auto" else engine
+        if name == _WHISPER_FAMILY:  # decoded once: the words' keys tell which
+            result = _whisper_result(data)
+            name = _whisper_engine(result)
+            if name is None:
+                return None
+            return name, _WHISPER_COLUMNS[name](result)
         decoder = DECODERS.get(name) if name is not None else None
         if name is None or decoder is None:
             return None
