@@ -20,6 +20,7 @@ naming the path of a bad value (tests/asr/test_asr_decode.py holds the two paths
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from itertools import chain, compress, repeat
 from operator import attrgetter, eq, itemgetter, ne
@@ -105,7 +106,7 @@ def _engine(data: bytes) -> str | None:
     if results == "[":
         if len(top.result_index) or _kind(top.speaker_labels) == "[":
             return "ibm-watson"
-        return None  # Google, or Watson told by its results' keys: the general path
+        return _results_engine(top.results)
     if any(map(len, (top.NBest, top.RecognitionStatus, top.recognizedPhrases))):
         return "azure-speech"
     if _kind(top.transcription) == "[":
@@ -122,6 +123,40 @@ def _engine(data: bytes) -> str | None:
 
 
 _LIST = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
+_RESULTS = msgspec.json.Decoder(list[msgspec.Raw])
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_GOOGLE_KEYS = frozenset({"resultEndTime", "languageCode", "channelTag"})
+
+
+def _results_engine(raw: msgspec.Raw) -> str | None:
+    """Google or Watson from ``results[]`` (detect()'s _detect_results): the first result
+    whose alternatives or keys tell, each read as keys and unparsed values."""
+    results = _RESULTS.decode(raw)
+    if not results:
+        return None  # ambiguous: the general path says so
+    for result in results:
+        if _kind(result) != "{":
+            return None
+        keys = _KEYS.decode(result)
+        alternatives = keys.get("alternatives")
+        if alternatives is not None and _kind(alternatives) == "[":
+            for alternative in _RESULTS.decode(alternatives):
+                if _kind(alternative) != "{":
+                    continue
+                inner = _KEYS.decode(alternative)
+                if "timestamps" in inner or "word_confidence" in inner:
+                    return "ibm-watson"
+                if "words" in inner:
+                    return "google-stt"
+        elif alternatives is not None and _kind(alternatives) not in ("n",):
+            return None  # alternatives of another type: the general path
+        if _GOOGLE_KEYS & keys.keys():
+            return "google-stt"
+        if "final" in keys:
+            return "ibm-watson"
+    return None
+
+
 _VOSK_KEYS = frozenset({"text", "spk", "partial"})
 
 
@@ -670,6 +705,81 @@ def _azure_speech(data: bytes) -> Columns:
     )
 
 
+# --- Google Cloud STT v1 ---------------------------------------------------------------------
+
+
+class _GoogleWord(msgspec.Struct, gc=False):
+    word: str
+    startTime: str
+    endTime: str
+    confidence: float | None = None
+    speakerTag: int | None = None
+    speakerLabel: str | None = None
+
+
+class _GoogleAlternative(msgspec.Struct, gc=False):
+    words: list[_GoogleWord] | None = None
+
+
+class _GoogleResult(msgspec.Struct, gc=False):
+    alternatives: list[_GoogleAlternative] | None = None
+    channelTag: msgspec.Raw = msgspec.field(default_factory=_raw)
+
+
+class _Google(msgspec.Struct):
+    results: list[msgspec.Raw]
+
+
+_GOOGLE = msgspec.json.Decoder(_Google)
+_GOOGLE_RESULT = msgspec.json.Decoder(_GoogleResult)
+# A protobuf Duration's JSON form, as units.duration_text reads it, every time of a column
+# at once: the times joined by NUL, each digits, maybe a point and 1 to 9 digits, then "s".
+_DURATIONS = re.compile(r"(?:\d+(?:\.\d{1,9})?s\x00)*")
+_START_TEXT, _END_TEXT = attrgetter("startTime"), attrgetter("endTime")
+
+
+def _google_stt(data: bytes) -> Columns:
+    raw_results = _GOOGLE.decode(data).results
+    if not raw_results:
+        return [], [], [], [], None
+    last = _GOOGLE_RESULT.decode(raw_results[-1])
+    diarized = _google_words_of(last)
+    if diarized and any(w.speakerTag is not None or w.speakerLabel is not None for w in diarized):
+        results = [last]  # the last result repeats every word, with its speaker
+    else:
+        results = [*map(_GOOGLE_RESULT.decode, raw_results[:-1]), last]
+    if any(len(result.channelTag) for result in results):
+        raise _NotPlain  # channels to merge
+    words = list(chain.from_iterable(map(_google_words_of, results)))
+    starts = _seconds(list(map(_START_TEXT, words)))
+    ends = _seconds(list(map(_END_TEXT, words)))
+    confidences: list[float | None] = list(map(_CONFIDENCE, words))
+    _check_confidences(confidences)
+    labels = [w.speakerLabel or w.speakerTag for w in words]
+    speakers = None
+    if labels.count(None) != len(labels):
+        speakers = [_label(s) for s in labels]
+    return list(map(attrgetter("word"), words)), starts, ends, confidences, speakers
+
+
+def _google_words_of(result: _GoogleResult) -> list[_GoogleWord]:
+    if not result.alternatives:
+        return []
+    return result.alternatives[0].words or []
+
+
+def _seconds(durations: list[str]) -> list[float]:
+    """``"12.300s"`` times as seconds, as units.duration_text reads each; else
+    :class:`_NotPlain` (the adapter names the bad one)."""
+    joined = "\x00".join(durations) + "\x00" if durations else ""
+    if _DURATIONS.fullmatch(joined) is None:
+        raise _NotPlain
+    seconds = list(map(float, joined.replace("s\x00", " ").split()))
+    if math.inf in seconds:
+        raise _NotPlain
+    return seconds
+
+
 # --- the entry point ----------------------------------------------------------------------------
 
 
@@ -688,6 +798,7 @@ DECODERS: dict[str, Callable[[bytes], Columns]] = {
     "deepgram": _deepgram,
     "assemblyai": _assemblyai,
     "azure-speech": _azure_speech,
+    "google-stt": _google_stt,
     **{name: _from_bytes(read) for name, read in _WHISPER_COLUMNS.items()},
 }
 

@@ -49,6 +49,7 @@ READ = [
     "aws-transcribe.json",
     "azure-speech.json",
     "deepgram.json",
+    "google-stt.json",
     "ibm-watson.json",
     "openai-whisper.json",
     "openai-whisper-backwards.json",  # read: the importer then sends it to the repairs
@@ -300,6 +301,32 @@ SMALL = {
         ],
         "utterances": [],
     },
+    "google-stt": {
+        "results": [
+            {
+                "alternatives": [{"words": [{"word": "a", "startTime": "0s", "endTime": "1.5s"}]}],
+                "languageCode": "en-us",
+            },
+            {"alternatives": []},
+            {
+                "alternatives": [
+                    {
+                        "words": [
+                            {"word": "a", "startTime": "0s", "endTime": "1.5s", "speakerTag": 0},
+                            {
+                                "word": "b",
+                                "startTime": "1.500s",
+                                "endTime": "2.123456789s",
+                                "confidence": 0.5,
+                                "speakerLabel": "",
+                                "speakerTag": 2,
+                            },
+                        ]
+                    }
+                ]
+            },
+        ]
+    },
     "azure-speech": [
         {"RecognitionStatus": "InitialSilenceTimeout"},
         {
@@ -324,6 +351,11 @@ UNREAD = {
     "deepgram": {"results": {"channels": [{"alternatives": []}, {"alternatives": []}]}},
     "assemblyai": {"words": [{"text": "a", "start": 0.5, "end": 1, "channel": "1"}]},
     "azure-speech": {"recognizedPhrases": [], "NBest": []},
+    "google-stt": {
+        "results": [
+            {"alternatives": [{"words": [{"word": "a", "startTime": ".5s", "endTime": "1s"}]}]}
+        ]
+    },
 }
 
 
