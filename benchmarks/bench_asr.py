@@ -22,6 +22,14 @@ Contenders, each timed per transcript, one call per transcript:
   from the words that contender stores, asyncpg binary COPY into a logged table of plain rows
   with no index or constraint.
 
+Then the import command (issue 21, item 3): ``media-store import`` of each engine's directory
+of its :data:`DISTINCT` files (``import_files``, into a job made before the clock), against
+the plainest import of the same files: each file read and ``orjson.loads`` in the clock, its
+words COPYed as plain rows. That limit is reported twice: with the rows built before the
+clock (``parse + COPY alone``: it leaves out getting the words out of the payload, the
+issue's limit) and with the adapter and the tuples in the clock (``parse + adapt + rows +
+COPY``: the same work as the import). The three take turns file set by file set.
+
 All contenders take turns transcript by transcript, the engines' order rotating and each
 engine's store and limit side by side (which goes first alternating), so that a burst of load
 on this shared 2-core machine falls on all of them alike; media_store contenders share one
@@ -36,25 +44,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import random
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
+from rich.console import Console
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Settings, Store
 from media_store.asr import words_from
+from media_store.cli.importer import ImportOptions, import_files
 
 WORDS = 12_000
 DISTINCT = 3  # distinct transcripts per engine; transcript i uses payload i % DISTINCT
-TRANSCRIPTS = 24  # per contender per round
-ROUNDS = 5
+TRANSCRIPTS = 12  # per contender per round
+ROUNDS = 3
 SEGMENT = 24  # words per segment / result / utterance in the rendered payloads
 TARGET_VS_LIMIT = 0.8
+IMPORTS = 4  # imports of each engine's directory (its DISTINCT files) per round
+TARGET_IMPORT_VS_LIMIT = 0.8  # issue 21, item 3: import vs the plainest import, every engine
 
 ENGLISH = (
     "the of and to a in is it you that he was for on are with as I his they be at one have"
@@ -526,7 +541,7 @@ def check(engine: str, words: list[dict[str, Any]], base: list[Base]) -> None:
 LIMIT_COLUMNS = ["transcription_id", "word", "start", "finish", "confidence", "speaker"]
 
 
-def limit_tuples(words: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def limit_tuples(words: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     tid = uuid.uuid4()
     return [
         (tid, w["word"], w["start"], w["end"], w.get("confidence"), w.get("speaker")) for w in words
@@ -608,6 +623,92 @@ async def run_round(
     return times
 
 
+# --- the import command, file to stored ------------------------------------------------------
+
+IMPORT = "import"
+IMPORT_PARSE_COPY = "parse + COPY alone"
+IMPORT_SAME_WORK = "parse + adapt + rows + COPY"
+
+
+def write_files(folder: Path, blobs: dict[str, list[bytes]]) -> dict[str, Path]:
+    """Each engine's transcripts as the files a backfill reads: a directory an engine."""
+    folders = {}
+    for name in RENDER:
+        where = folder / table(name)
+        where.mkdir()
+        for i, blob in enumerate(blobs[name]):
+            (where / f"{i}.json").write_bytes(blob)
+        folders[name] = where
+    return folders
+
+
+async def import_round(
+    server_url: str, folders: dict[str, Path], round_: int
+) -> dict[str, dict[str, float]]:
+    """Per engine, seconds of: ``media-store import`` of the engine's directory (every file,
+    each into a job made before the clock starts); and the plainest import of the same files
+    (read, ``orjson.loads``, the words as plain rows by COPY), without and with building the
+    rows from the payload (the adapter, then tuples) in the clock."""
+    quiet = Console(file=io.StringIO(), width=120)
+    seconds = {
+        name: dict.fromkeys((IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK), 0.0) for name in RENDER
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        store_url = await stack.enter_async_context(fresh_database(server_url))
+        limit_url = await stack.enter_async_context(fresh_database(server_url, migrated=False))
+        store = await Store.open(settings=Settings(dsn=Dsn(store_url), min_size=1, max_size=1))
+        stack.push_async_callback(store.close)
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(limit_url)
+        stack.push_async_callback(conn.close)
+        names = list(RENDER)
+        for name in names:
+            await conn.execute(
+                f"CREATE TABLE {table(name)} (transcription_id uuid, word text, start float8,"
+                " finish float8, confidence float8, speaker text)"
+            )
+        files = {name: sorted(folders[name].iterdir()) for name in names}
+        for i in range(IMPORTS):
+            shift = (i * 5 + round_ * 3) % len(names)
+            kinds = [IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK]
+            turn = (i + round_) % len(kinds)
+            kinds = kinds[turn:] + kinds[:turn]
+            for name in names[shift:] + names[:shift]:
+                for kind in kinds:
+                    if kind == IMPORT:
+                        job = await store.jobs.create(
+                            {"job_type": "audio", "media_url": "https://x/a.wav"}
+                        )
+                        options = ImportOptions(
+                            (folders[name],), job.id, engine=name, progress=False
+                        )
+                        with Timer() as t:
+                            report = await import_files(store, options, out=quiet, err=quiet)
+                        assert report.count("stored") == len(files[name]), report
+                        quiet.file = io.StringIO()
+                    elif kind == IMPORT_PARSE_COPY:
+                        prepared = [limit_tuples(adapt(name, p.read_bytes())) for p in files[name]]
+                        with Timer() as t:
+                            for path, records in zip(files[name], prepared, strict=True):
+                                orjson.loads(path.read_bytes())
+                                await conn.copy_records_to_table(
+                                    table(name), records=records, columns=LIMIT_COLUMNS
+                                )
+                        del prepared
+                    else:
+                        with Timer() as t:
+                            for path in files[name]:
+                                records = limit_tuples(
+                                    list(words_from(name, orjson.loads(path.read_bytes())))
+                                )
+                                await conn.copy_records_to_table(
+                                    table(name), records=records, columns=LIMIT_COLUMNS
+                                )
+                        del records
+                    seconds[name][kind] += t.elapsed
+                gc.collect()  # untimed, between engines
+    return seconds
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -627,6 +728,9 @@ async def main(server_url: str) -> None:
     for r in range(ROUNDS):
         rounds.append(await run_round(server_url, blobs, r))
         gc.collect()
+    with tempfile.TemporaryDirectory() as folder:
+        folders = write_files(Path(folder), blobs)
+        imports = [await import_round(server_url, folders, r) for r in range(ROUNDS)]
 
     engines: dict[str, dict[str, Any]] = {}
     for name in [*RENDER, GENERIC]:
@@ -695,6 +799,54 @@ async def main(server_url: str) -> None:
             for name, e in engines.items()
         ],
     )
+    file_words = DISTINCT * WORDS * IMPORTS
+    for name in RENDER:
+        per_round = [r[name] for r in imports]
+        engines[name]["import"] = {
+            "words_per_s": {
+                kind: file_words / median([r[kind] for r in per_round])
+                for kind in (IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK)
+            },
+            "ratios": {
+                "import_vs_parse_copy": median(
+                    [r[IMPORT_PARSE_COPY] / r[IMPORT] for r in per_round]
+                ),
+                "import_vs_same_work": median([r[IMPORT_SAME_WORK] / r[IMPORT] for r in per_round]),
+            },
+        }
+    print_table(
+        f"media-store import: each engine's {DISTINCT} files ({WORDS:,} words each) a call,"
+        f" {IMPORTS} calls a round, median of {ROUNDS} rounds (words/s; ratios: import over"
+        " the plainest import of the same files)",
+        [
+            "engine",
+            "import",
+            IMPORT_PARSE_COPY,
+            IMPORT_SAME_WORK,
+            "vs parse+COPY",
+            "vs same work",
+        ],
+        [
+            [
+                name,
+                engines[name]["import"]["words_per_s"][IMPORT],
+                engines[name]["import"]["words_per_s"][IMPORT_PARSE_COPY],
+                engines[name]["import"]["words_per_s"][IMPORT_SAME_WORK],
+                engines[name]["import"]["ratios"]["import_vs_parse_copy"],
+                engines[name]["import"]["ratios"]["import_vs_same_work"],
+            ]
+            for name in RENDER
+        ],
+    )
+    print(
+        "  import: media_store.cli.importer.import_files of the engine's directory into a"
+        " fresh job (read,\n  parse, detect, adapt, repair checks, one transaction a file with"
+        " its asset, the summary).\n  parse + COPY alone: each file read and orjson.loads"
+        " in the clock, then the COPY of its words as plain\n  rows built before the clock"
+        " (it leaves out getting the words out of the payload); parse + adapt +\n  rows +"
+        " COPY: the same with words_from and the tuples in the clock (the same work)."
+    )
+    import_worst = min(engines[name]["import"]["ratios"]["import_vs_parse_copy"] for name in RENDER)
     generic_ratio = engines[GENERIC]["ratios"]["store_vs_limit"]
     met = generic_ratio >= TARGET_VS_LIMIT
     print(
@@ -708,7 +860,11 @@ async def main(server_url: str) -> None:
             "transcripts_per_round": TRANSCRIPTS,
             "rounds": ROUNDS,
             "engines": engines,
-            "targets": {f"generic_store_vs_limit>={TARGET_VS_LIMIT}": met},
+            "targets": {
+                f"generic_store_vs_limit>={TARGET_VS_LIMIT}": met,
+                f"import_vs_parse_copy>={TARGET_IMPORT_VS_LIMIT} (every engine)": import_worst
+                >= TARGET_IMPORT_VS_LIMIT,
+            },
         },
     )
 

@@ -21,12 +21,12 @@ Decisions:
   transcription and its words go in one transaction (``store.transaction()`` with
   ``create_streamed``), so a file refused midway (a bad word in its 9,000th place) leaves
   no row behind. A refused file does not stop the others.
-* **Bounded memory**: one file at a time; the words reach the database in chunks
-  (``create_streamed`` reads an iterator). The repair policies need the file's whole word
+* **Bounded memory**: one file at a time. The repair policies need the file's whole word
   list (a stable sort sees every word), so memory is bounded by the largest single file,
-  never by the directory. A file larger than ``--max-bytes`` (default 256 MiB; parsed JSON
-  takes several times its size in memory) is refused from its size, before a byte of it is
-  read.
+  never by the directory; that list goes to ``create_streamed`` whole (validated and copied
+  column-wise at once: no step a word in Python). A file larger than ``--max-bytes``
+  (default 256 MiB; parsed JSON takes several times its size in memory) is refused from its
+  size, before a byte of it is read.
 * **Re-runnable**: each stored file is recorded by the SHA-256 of its bytes, in the
   transcription's metadata (``asr_import``) and as a ``transcription`` media asset of the
   job (the source file, with the same ``asr_import`` metadata). A file whose hash the job
@@ -64,11 +64,13 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import orjson
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -81,6 +83,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from media_store.asr.decode import columns
 from media_store.asr.engines import ENGINES, AmbiguousEngine, detect, words_from
 from media_store.asr.repair import (
     INVERTED_POLICIES,
@@ -91,18 +94,19 @@ from media_store.asr.repair import (
     Repair,
     UntimedPolicy,
     repair,
+    sound,
 )
 from media_store.errors import JobNotFound, ValidationError
 from media_store.models.fields import storable
 from media_store.models.schemas import AssetType, MediaAsset
 from media_store.store import Store
-from media_store.words import validate_words
+from media_store.words import Words, validate_words
 
 # The metadata key of an imported transcription and of its source-file asset (the query
 # find_imported_asset in sql/media_assets.sql reads the asset's under this name).
 IMPORT_KEY = "asr_import"
-# How often (in words) the progress bar is updated while a file streams.
-PROGRESS_EVERY = 1024
+_WORD = itemgetter("word")
+_SPACED = re.compile(r"\x00\s")
 # The largest file imported unless --max-bytes says otherwise: parsed JSON takes several
 # times its size in memory (a 2 GB file took 2.6-4.2 GB resident), and a recogniser's
 # output for hours of audio is tens of MB.
@@ -328,13 +332,6 @@ class _Meter:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         self.progress.update(self.task, words=words, rate=words / elapsed)
 
-    def counted(self, words: Iterable[Any]) -> Iterator[Any]:
-        """``words`` unchanged, moving the bar every :data:`PROGRESS_EVERY` words."""
-        for n, word in enumerate(words, 1):
-            if n % PROGRESS_EVERY == 0:
-                self.show(self.committed + n)
-            yield word
-
     def file_done(self, result: FileResult) -> None:
         if result.status == "stored":
             self.committed += result.words
@@ -481,8 +478,10 @@ async def _import_one(
             earlier = await tx.media_assets.lock_import(options.job_id, digest)
             if earlier is not None:
                 return _already(path, earlier, engine)
+            # The file's words are in memory already (the repairs need them all): handed
+            # over whole, they are validated and copied at once, column-wise.
             created, count = await tx.transcriptions.create_streamed(
-                transcription, meter.counted(words), max_end=options.max_end
+                transcription, words, max_end=options.max_end
             )
             await tx.media_assets.create(
                 {
@@ -513,20 +512,28 @@ class _Refused(Exception):
 
 def _prepare(
     data: bytes, options: ImportOptions
-) -> tuple[str, list[Mapping[str, Any]], list[Repair], str]:
+) -> tuple[str, Sequence[Mapping[str, Any]] | Words, list[Repair], str]:
     """Parse, adapt and repair one file's bytes: its engine, words, repairs and text. Pure
     (nothing is written), so any failure here is this file's alone. Raises :class:`_Refused`.
+
+    The engines' usual files take the fast path: typed decoding to the word columns
+    (:func:`media_store.asr.decode.columns`), when no repair policy has anything to do and
+    the text can be stored. Anything else, the general path: parse, detect, adapt, repair,
+    which names what is wrong (the same words either way).
     """
+    fast = columns(data, options.engine)
+    if fast is not None:
+        name, (texts, starts, ends, confidences, speakers) = fast
+        joined = _joined(texts)
+        if sound(starts, ends) and _storable(joined):
+            # Not validated yet: the store validates every Words it is given, column-wise.
+            return name, Words.trusted(texts, starts, ends, confidences, speakers), [], joined
     try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Refused(f"not JSON: {exc}") from None
-    except RecursionError:
-        # json's parser recurses once per level: a file nested thousands deep is no
-        # recogniser's output, and must not take the other files down with it.
-        raise _Refused(
-            "nested too deeply to parse (JSON arrays or objects thousands deep)"
-        ) from None
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # The standard library's parser reads what orjson refuses (NaN, integers past 64
+        # bits, UTF-16, lone surrogates: the store then names the word), and says why not.
+        payload = _parse_slowly(data)
     engine: str | None = None
     repairs: list[Repair] = []
     try:
@@ -553,14 +560,26 @@ def _prepare(
         ) from None
 
 
+def _parse_slowly(data: bytes) -> Any:
+    """``json.loads``, for a file orjson would not read. Raises :class:`_Refused`."""
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Refused(f"not JSON: {exc}") from None
+    except RecursionError:
+        # json's parser recurses once per level: a file nested thousands deep is no
+        # recogniser's output, and must not take the other files down with it.
+        raise _Refused(
+            "nested too deeply to parse (JSON arrays or objects thousands deep)"
+        ) from None
+
+
 def _text(words: Sequence[Mapping[str, Any]]) -> str:
     """:func:`transcript_text`, refusing a word the text could not hold (NUL, a lone
     surrogate) by its index, as the store would: the importer builds the text, so a bad
     word must not be reported against ``text_content``, which the user never wrote."""
     text = transcript_text(words)
-    try:
-        storable(text)
-    except ValueError:
+    if not _storable(text):
         for index, word in enumerate(words):
             try:
                 storable(word["word"])
@@ -568,6 +587,14 @@ def _text(words: Sequence[Mapping[str, Any]]) -> str:
                 # The store's own check, for its message ("word 4321 (word): ...").
                 validate_words([word], offset=index)
     return text
+
+
+def _storable(text: str) -> bool:
+    try:
+        storable(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _already(path: Path, asset: MediaAsset, engine: str | None = None) -> FileResult:
@@ -591,11 +618,22 @@ def _absolute(path: Path) -> str:
 def transcript_text(words: Sequence[Mapping[str, Any]]) -> str:
     """The transcription's text from its words: concatenated when the engine writes words
     with their leading space (the Whisper family), else joined with single spaces."""
-    texts = [w["word"] for w in words]
-    spaced = sum(1 for t in texts[1:] if t[:1].isspace())
+    # Column-wise (maps in C, no Python step a word): a transcript has tens of thousands.
+    try:
+        texts = list(map(_WORD, words))
+    except (KeyError, TypeError):
+        texts = [w["word"] for w in words]
+    return _joined(texts)
+
+
+def _joined(texts: list[str]) -> str:
+    """:func:`transcript_text` of the words' texts."""
+    # Words after the first that begin with whitespace: a separator and \s (str.isspace's
+    # characters) found in one scan of the joined text.
+    spaced = len(_SPACED.findall("\x00".join(texts)))
     if texts and spaced * 2 > len(texts) - 1 and len(texts) > 1:
         return "".join(texts).strip()
-    return " ".join(t.strip() for t in texts if t.strip())
+    return " ".join(filter(None, map(str.strip, texts)))
 
 
 def _summary(out: Console, report: ImportReport) -> None:

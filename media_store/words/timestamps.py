@@ -104,6 +104,8 @@ _REAL = (numbers.Real, Decimal)
 CONFIDENCE_ALIASES = ("probability", "score", "conf")
 TEXT_ALIASES = ("text",)
 _NOT_NONE = partial(is_not, None)
+_WORD, _START, _END = itemgetter("word"), itemgetter("start"), itemgetter("end")
+_CONFIDENCE, _SPEAKER = itemgetter("confidence"), itemgetter("speaker")
 
 Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
 
@@ -293,14 +295,24 @@ def _extract(items: Sequence[Any]) -> Columns:
         )
     try:
         return (
-            list(map(itemgetter("word"), items)),
-            list(map(itemgetter("start"), items)),
-            list(map(itemgetter("end"), items)),
-            list(map(dict.get, items, repeat("confidence"))),
-            list(map(dict.get, items, repeat("speaker"))),
+            list(map(_WORD, items)),
+            list(map(_START, items)),
+            list(map(_END, items)),
+            _optional(items, _CONFIDENCE, "confidence"),
+            _optional(items, _SPEAKER, "speaker"),
         )
     except (KeyError, TypeError, IndexError):
         return _extract_slow(items)
+
+
+def _optional(items: Sequence[Any], getter: itemgetter[Any], key: str) -> list[Any]:
+    """The values of an optional key of word dicts (None where absent). An itemgetter's map
+    costs half of ``dict.get``'s (no bound call with a default a word), so it is tried first;
+    the first dict without the key sends the column to ``dict.get``."""
+    try:
+        return list(map(getter, items))
+    except KeyError:
+        return list(map(dict.get, items, repeat(key)))
 
 
 def _extract_slow(items: Sequence[Any]) -> Columns:

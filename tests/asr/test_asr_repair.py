@@ -7,10 +7,12 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
 from media_store.asr import Repair, repair, words_from
-from media_store.asr.repair import fix_inverted, fix_order, fix_untimed
+from media_store.asr.repair import fix_inverted, fix_order, fix_untimed, sound
 from tests.support.asr import bits, load, new_job, rows, store_and_read
 
 
@@ -195,3 +197,30 @@ async def test_unrepaired_quirks_are_refused_by_the_store_too(store: Store, name
     with pytest.raises(ValidationError):
         await store_and_read(store, job, words_from("auto", load(name)))
     assert await store.transcriptions.list_for_job(job.id) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 1.5, float("nan")])),
+            st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+        ),
+        max_size=6,
+    )
+)
+def test_the_column_wise_check_lets_through_only_what_the_three_checks_pass(
+    times: list[tuple[float | None, float | None]],
+) -> None:
+    words = [{"word": "w", "start": s, "end": e} for s, e in times]
+    try:
+        for check in (fix_inverted, fix_untimed, fix_order):
+            check(words)  # all refuse by default
+        clean = True
+    except ValidationError:
+        clean = False
+    timed = all(s is not None and e is not None for s, e in times)
+    if timed and sound([s for s, _ in times], [e for _, e in times]):
+        assert clean
+    if clean:
+        assert repair(words) == (words, [])

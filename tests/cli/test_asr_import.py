@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given as hypothesis_given
+from hypothesis import settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from media_store import Job, JobNotFound, Store, ValidationError
@@ -596,3 +599,25 @@ def test_the_parser_takes_max_bytes_with_a_unit() -> None:
         assert ImportOptions.from_args(args).max_bytes == expected
     with pytest.raises(SystemExit):
         parser().parse_args([*base, "--max-bytes", "lots"])
+
+
+def _text_one_by_one(texts: list[str]) -> str:
+    """transcript_text as it was written word by word (the column-wise one must agree)."""
+    spaced = sum(1 for t in texts[1:] if t[:1].isspace())
+    if texts and spaced * 2 > len(texts) - 1 and len(texts) > 1:
+        return "".join(texts).strip()
+    return " ".join(t.strip() for t in texts if t.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@hypothesis_given(
+    st.lists(
+        st.text(
+            alphabet=st.sampled_from([" ", "\t", "\u3000", "\x1c", "\u2028", "a", "é", "東", "."]),
+            max_size=4,
+        ),
+        max_size=8,
+    )
+)
+def test_transcript_text_column_wise_agrees_with_one_by_one(texts: list[str]) -> None:
+    assert transcript_text([{"word": t} for t in texts]) == _text_one_by_one(texts)
