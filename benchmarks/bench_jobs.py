@@ -19,7 +19,7 @@ import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from benchmarks.common import Timer, fresh_database, judge, median, print_table, write_results
 from benchmarks.plan_orm import PlanJob
 from media_store import Dsn, JobStatus, Settings, Store
 from media_store.db.connections import _rollback_only_reset, init_connection
@@ -293,11 +293,10 @@ async def main(server_url: str) -> None:
         ],
         rows,
     )
-    print(
-        f"  target media_store >= {TARGET_VS_RAW}x raw asyncpg: "
-        + ", ".join(
-            f"conc {c}: {'met' if v['target_met'] else 'NOT met'}"
-            for c, v in payload["concurrency"].items()
+    for concurrency, figures in payload["concurrency"].items():
+        judge(
+            f"job cycle vs raw asyncpg, concurrency {concurrency}",
+            figures["media_store_vs_raw"],
+            TARGET_VS_RAW,
         )
-    )
     write_results("jobs", payload)
