@@ -1,5 +1,6 @@
-"""The work queue: drain throughput against pgqueuer and against the bare-SQL limit, in the
-conditions users meet, and claim latency as the table grows.
+"""The work queue: drain throughput against its peers (pgqueuer, procrastinate) and against
+the bare-SQL limit, in the conditions users meet; the cost of metrics and traces on it; and
+claim latency as the table grows.
 
 Drain: 5,000 jobs are enqueued, then 4 workers (coroutines of this process) claim 10 at a
 time and finish every job with a no-op handler. jobs/s is measured from the end of the
@@ -9,6 +10,9 @@ enqueue to the moment every job is finished. Contenders:
   Store each;
 - pgqueuer 1.6.0: a QueueManager per worker on its own asyncpg connection, its own schema
   (``Queries.install``) in the same database, ``mode=drain``;
+- procrastinate 3.10: one App on its PsycopgConnector for the process (its schema applied
+  beside the others), 4 workers (``run_worker_async(wait=False)``) of concurrency 10, an
+  async no-op task, jobs deferred with ``batch_defer_async``;
 - the bare-SQL limit: a loop of the same two statements a worker needs (a SKIP LOCKED claim
   of 10, one guarded batch completion) on a narrow table with a primary key and the partial
   pending index, no trigger, no constraint, returning ids only.
@@ -22,6 +26,12 @@ reported on the worse condition and arrangement. Each drain also reports the CPU
 on each side while the clock ran: this process's (workers, driver, event loop) and the
 database backends' (read from /proc when the server runs on this machine), which says where
 a gap to the limit lies.
+
+Overhead of metrics and traces (issue 22, item 6): the drain of one Store with no instrument
+against the same with ``Instruments(WorkerMetrics, WorkerTracing)`` and ``trace_store`` (the
+OpenTelemetry SDK with a BatchSpanProcessor and an exporter that drops the spans, a
+prometheus_client registry of its own), on analyzed tables, the two alternating run by run
+(A B B A ...) on fresh databases; the cost is one minus the median of the pairs' ratios.
 
 Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs and with 1,000,000
 finished + 100,000 pending jobs (inserted with generate_series), both before any ANALYZE and
@@ -40,17 +50,25 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 import asyncpg
+import procrastinate
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job as PgqJob
 from pgqueuer.types import QueueExecutionMode
+from procrastinate.schema import SchemaManager
+from prometheus_client import CollectorRegistry
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Job, Settings, Store
+from media_store.metrics import WorkerMetrics
+from media_store.tracing import WorkerTracing, trace_store
+from media_store.worker import Instrument, Instruments
 from media_store.worker.runner import JobResult, run_worker
 
 JOBS = 5_000
@@ -59,12 +77,17 @@ BATCH = 10
 ROUNDS = 5
 CLAIMS = 300
 CONDITIONS = ("never analyzed", "analyzed")
-TARGET_VS_PGQUEUER = 1.2
+OVERHEAD_PAIRS = 10
+TARGET_OVERHEAD = 0.03
+TARGET_VS_PEER = 1.2  # against every peer, in every table state
 TARGET_VS_LIMIT = 0.7
 
 SHARED = "media_store, one Store"
 EACH = "media_store, a Store each"
+OBSERVED = "media_store, one Store, metrics + traces"
 PGQUEUER = "pgqueuer 1.6.0"
+PROCRASTINATE = "procrastinate 3.10"
+PEERS = (PGQUEUER, PROCRASTINATE)
 LIMIT = "bare-SQL limit"
 
 BARE_SCHEMA = """
@@ -158,10 +181,12 @@ Contender = Callable[[str, bool], Awaitable[Drained]]
 
 
 async def prepare_schemas(url: str) -> None:
-    """pgqueuer's schema and the bare table, beside media_store's (already migrated)."""
+    """pgqueuer's and procrastinate's schemas and the bare table, beside media_store's
+    (already migrated)."""
     conn = await asyncpg.connect(url)
     try:
         await Queries.from_asyncpg_connection(conn).install()
+        await conn.execute(SchemaManager.get_schema())
         await conn.execute(BARE_SCHEMA)
     finally:
         await conn.close()
@@ -177,7 +202,26 @@ async def enqueue(url: str, sql: str, table: str, analyze: bool) -> None:
         await conn.close()
 
 
-async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained:
+class DroppedSpans(SpanExporter):
+    """An exporter that drops every span: the tracing cost on the workers' side, without a
+    collector to send to."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+# A traceparent as an API request's span would leave on each job a traced Store created.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def drain_media_store(
+    url: str, analyze: bool, *, shared: bool, observed: bool = False
+) -> Drained:
+    """``observed``: with metrics and traces (see the module doc), the jobs created with a
+    trace context, as a traced API leaves them."""
     await enqueue(
         url,
         "INSERT INTO jobs (job_type, media_url) SELECT 'audio', 'https://x/' || g"
@@ -185,6 +229,17 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained
         "jobs",
         analyze,
     )
+    if observed:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO job_trace_contexts (job_id, traceparent) SELECT id, $1 FROM jobs",
+                TRACEPARENT,
+            )
+            if analyze:
+                await conn.execute("ANALYZE job_trace_contexts")
+        finally:
+            await conn.close()
     # A worker holds one connection for claims and completions and borrows one to heartbeat.
     if shared:
         settings = Settings(dsn=Dsn(url), min_size=2 * WORKERS, max_size=max(10, 2 * WORKERS))
@@ -198,14 +253,27 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained
     async def noop(job: Job) -> JobResult:
         return None
 
+    instrument: Instrument | None = None
+    provider: TracerProvider | None = None
+    if observed:
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(DroppedSpans()))
+        for s in stores:
+            trace_store(s, tracer_provider=provider)
+        instrument = Instruments(WorkerMetrics(CollectorRegistry()), WorkerTracing(provider))
     try:
         async with Meter(url) as meter:
             stats = await asyncio.gather(
-                *(run_worker(s, noop, batch=BATCH, lease=30, burst=True) for s in per_worker)
+                *(
+                    run_worker(s, noop, batch=BATCH, lease=30, burst=True, instrument=instrument)
+                    for s in per_worker
+                )
             )
     finally:
         for s in stores:
             await s.close()
+        if provider is not None:
+            provider.shutdown()
     done = sum(s.completed for s in stats)
     assert done == JOBS, f"media_store completed {done} of {JOBS}"
     return meter.drained()
@@ -217,6 +285,10 @@ async def drain_shared(url: str, analyze: bool) -> Drained:
 
 async def drain_each(url: str, analyze: bool) -> Drained:
     return await drain_media_store(url, analyze, shared=False)
+
+
+async def drain_observed(url: str, analyze: bool) -> Drained:
+    return await drain_media_store(url, analyze, shared=True, observed=True)
 
 
 async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
@@ -260,6 +332,50 @@ async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
     return meter.drained()
 
 
+def procrastinate_app(url: str, workers: int) -> procrastinate.App:
+    """procrastinate's App on its PsycopgConnector (a psycopg pool), as its docs set it up.
+    Each worker holds a connection to LISTEN and borrows others for its fetches, outcomes
+    and heartbeats: the pool has room for every worker's concurrency."""
+    return procrastinate.App(
+        connector=procrastinate.PsycopgConnector(
+            conninfo=url, min_size=workers * 3, max_size=workers * 3
+        )
+    )
+
+
+async def drain_procrastinate(url: str, analyze: bool) -> Drained:
+    """procrastinate 3.10: one App (one pool) for the process, as its docs recommend, and
+    4 workers (``run_worker_async``, ``wait=False``: they return once the queue is empty),
+    each running up to 10 jobs at a time (``concurrency``: the jobs a worker has in hand, as
+    the others' batch of 10)."""
+    app = procrastinate_app(url, WORKERS)
+    done = 0
+
+    @app.task(name="bench")
+    async def noop() -> None:
+        nonlocal done
+        done += 1
+
+    async with app.open_async():
+        await noop.batch_defer_async(*([{}] * JOBS))
+        if analyze:
+            await app.connector.execute_query_async("ANALYZE procrastinate_jobs")
+        async with Meter(url) as meter:
+            await asyncio.gather(
+                *(
+                    app.run_worker_async(
+                        name=f"w{i}",
+                        concurrency=BATCH,
+                        wait=False,
+                        install_signal_handlers=False,
+                    )
+                    for i in range(WORKERS)
+                )
+            )
+    assert done == JOBS, f"procrastinate completed {done} of {JOBS}"
+    return meter.drained()
+
+
 async def drain_limit(url: str, analyze: bool) -> Drained:
     await enqueue(
         url,
@@ -299,7 +415,14 @@ async def table_analyzed(url: str, table: str) -> bool:
         await conn.close()
 
 
-TABLES = {SHARED: "jobs", EACH: "jobs", PGQUEUER: "pgqueuer", LIMIT: "bare_jobs"}
+TABLES = {
+    SHARED: "jobs",
+    EACH: "jobs",
+    OBSERVED: "jobs",
+    PGQUEUER: "pgqueuer",
+    PROCRASTINATE: "procrastinate_jobs",
+    LIMIT: "bare_jobs",
+}
 
 
 async def one_run(
@@ -311,6 +434,52 @@ async def one_run(
         await prepare_schemas(url)
         drained = await contender(url, analyze)
         return drained, await table_analyzed(url, TABLES[name])
+
+
+# --- overhead of metrics and traces ---------------------------------------------------------
+
+
+async def overhead(server_url: str) -> dict[str, Any]:
+    """The drain with metrics and traces against the same without, alternating A B B A ...
+    (so that neither side always runs first), on analyzed tables."""
+    plain: list[float] = []
+    observed: list[float] = []
+    plain_cpu: list[float] = []
+    observed_cpu: list[float] = []
+    for pair in range(OVERHEAD_PAIRS):
+        sides = [(SHARED, drain_shared), (OBSERVED, drain_observed)]
+        for name, contender in sides if pair % 2 == 0 else reversed(sides):
+            drained, _ = await one_run(server_url, name, contender, True)
+            (plain if name == SHARED else observed).append(drained.rate)
+            (plain_cpu if name == SHARED else observed_cpu).append(drained.client_us)
+    ratios = [o / p for o, p in zip(observed, plain, strict=True)]
+    cost = 1 - median(ratios)
+    print_table(
+        f"Overhead of metrics + traces on the drain ({JOBS:,} jobs, {WORKERS} workers, one"
+        f" Store, analyzed; {OVERHEAD_PAIRS} pairs, alternating): jobs/s and client CPU us a"
+        " job (medians)",
+        ["contender", "jobs/s", "client us"],
+        [
+            [SHARED, median(plain), f"{median(plain_cpu):.0f}"],
+            [OBSERVED, median(observed), f"{median(observed_cpu):.0f}"],
+        ],
+    )
+    print(
+        f"  cost: {cost:.1%} of throughput (1 - median of the pairs' ratios; target <="
+        f" {TARGET_OVERHEAD:.0%}: {'met' if cost <= TARGET_OVERHEAD else 'NOT met'});"
+        f" client CPU +{median(observed_cpu) - median(plain_cpu):.0f} us a job"
+    )
+    return {
+        "pairs": OVERHEAD_PAIRS,
+        "plain_jobs_per_s": plain,
+        "observed_jobs_per_s": observed,
+        "plain_client_cpu_us_per_job": plain_cpu,
+        "observed_client_cpu_us_per_job": observed_cpu,
+        "ratios": ratios,
+        "cost": cost,
+        "target": TARGET_OVERHEAD,
+        "met": cost <= TARGET_OVERHEAD,
+    }
 
 
 # --- claim latency ----------------------------------------------------------------------------
@@ -473,6 +642,7 @@ async def main(server_url: str) -> None:
         SHARED: drain_shared,
         EACH: drain_each,
         PGQUEUER: drain_pgqueuer,
+        PROCRASTINATE: drain_procrastinate,
         LIMIT: drain_limit,
     }
     names = list(contenders)
@@ -518,7 +688,7 @@ async def main(server_url: str) -> None:
                     condition,
                     name,
                     m[name],
-                    f"{paired(condition, name, PGQUEUER):.2f}x",
+                    *(f"{paired(condition, name, peer):.2f}x" for peer in PEERS),
                     f"{paired(condition, name, LIMIT):.2f}x",
                     f"{median(client_us[condition][name]):.0f}",
                     "?" if server is None else f"{server:.0f}",
@@ -529,8 +699,10 @@ async def main(server_url: str) -> None:
                 "jobs_per_s": runs[condition][name],
                 "median": m[name],
                 "vs_pgqueuer": paired(condition, name, PGQUEUER),
+                "vs_procrastinate": paired(condition, name, PROCRASTINATE),
                 "vs_limit": paired(condition, name, LIMIT),
                 "vs_pgqueuer_of_medians": m[name] / m[PGQUEUER],
+                "vs_procrastinate_of_medians": m[name] / m[PROCRASTINATE],
                 "vs_limit_of_medians": m[name] / m[LIMIT],
                 "runs_whose_table_state_differed": mislabelled[condition][name],
                 # CPU a job took during the drain, in us: this process's and the database
@@ -551,6 +723,7 @@ async def main(server_url: str) -> None:
             "contender",
             "jobs/s",
             "vs pgqueuer",
+            "vs procrastinate",
             "vs limit",
             "client us",
             "server us",
@@ -560,7 +733,8 @@ async def main(server_url: str) -> None:
     # The targets, on the worse condition and arrangement.
     targets: dict[str, Any] = {}
     for key, other, target in (
-        ("vs_pgqueuer", PGQUEUER, TARGET_VS_PGQUEUER),
+        ("vs_pgqueuer", PGQUEUER, TARGET_VS_PEER),
+        ("vs_procrastinate", PROCRASTINATE, TARGET_VS_PEER),
         ("vs_limit", LIMIT, TARGET_VS_LIMIT),
     ):
         ratio, condition, name = min(
@@ -577,6 +751,7 @@ async def main(server_url: str) -> None:
             f" {'met' if ratio >= target else 'NOT met'}"
         )
 
+    cost = await overhead(server_url)
     latency = await claim_latency(server_url)
     scheduled = await scheduled_claims(server_url)
     write_results(
@@ -588,6 +763,7 @@ async def main(server_url: str) -> None:
             "rounds": ROUNDS,
             "drain": results,
             "targets": targets,
+            "overhead": cost,
             "claim_latency": latency,
             "scheduled_for_later": scheduled,
         },
