@@ -79,6 +79,7 @@ class Soak:
     enqueued: int = 0
     completed: int = 0
     purged: int = 0
+    purge_seconds: list[float] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def claim(self, seconds: float) -> None:
@@ -214,7 +215,9 @@ async def operator(
             return
         except TimeoutError:
             pass
+        began = time.perf_counter()
         soak.purged += await purge()
+        soak.purge_seconds.append(time.perf_counter() - began)
 
 
 async def soak_media_store(url: str, rate: float, seconds: float) -> Soak:
@@ -338,6 +341,7 @@ def summarise(
         "enqueued": soak.enqueued,
         "completed": soak.completed,
         "purged": soak.purged,
+        "purge_seconds": soak.purge_seconds,
         "claim_ms_first_minute": {
             "p50": percentile(first, 0.5) * 1000,
             "p99": p99_first,

@@ -127,3 +127,19 @@ BEGIN
     RETURNING j.id;
 END;
 $$;
+
+-- Storage: jobs is a queue table. Every job is inserted, updated at least twice (claim,
+-- completion: neither HOT, status is indexed) and deleted by the purge, so most of its pages
+-- hold dead row versions until a vacuum; the defaults (vacuum at 20% of the table dead, cost
+-- delay 2 ms) let them pile up between vacuums. Vacuumed at 2% (and analyzed at 2%, so that
+-- the claim's level walk and the stats keep true statistics), without the cost delay (a
+-- vacuum of the queue table is short and should not be stretched), and pages filled to 80%
+-- on insert, so that a job's next version (a heartbeat's is HOT: no indexed column changes)
+-- finds room on its page.
+ALTER TABLE jobs SET (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
