@@ -6,8 +6,8 @@ For each contender, first its drain capacity: the median of 3 drains of 5,000 jo
 workers (as in ``bench_queue``). Then, on a fresh database, for ``MEDIA_STORE_SOAK_SECONDS``
 (default 600) seconds:
 
-- a producer enqueues at 70% of that capacity, every 0.1 s the jobs due by then (media_store:
-  ``store.jobs.create_many`` on a Store of its own, as an API would; pgqueuer:
+- a producer, in a process of its own as an API's would be, enqueues at 70% of that capacity,
+  every 0.1 s the jobs due by then (media_store: ``store.jobs.create_many``; pgqueuer:
   ``Queries.enqueue`` of the batch);
 - 4 workers drain it: media_store's ``run_worker`` (one Store, batch 10, ``listen=True``, the
   default poll interval), pgqueuer's QueueManagers (one connection each, batch 10, continuous
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import statistics
 import time
@@ -194,16 +195,68 @@ async def sampler(soak: Soak, url: str, tables: list[str], stop: asyncio.Event, 
         await conn.close()
 
 
-async def produce(
-    soak: Soak, rate: float, seconds: float, enqueue: Callable[[int], Awaitable[None]]
+def producer_process(
+    kind: str, url: str, rate: float, seconds: float, started: float, counter: Any
 ) -> None:
-    """Enqueue at ``rate`` jobs a second for ``seconds``: every TICK, what is due by then."""
-    while (elapsed := time.monotonic() - soak.started) < seconds:
-        due = int(rate * elapsed) - soak.enqueued
-        if due > 0:
-            await enqueue(due)
-            soak.enqueued += due
-        await asyncio.sleep(TICK)
+    """The producer, in a process of its own as an API's would be (so that its client work
+    does not share the workers' event loop): from ``started`` (``time.monotonic``, one clock
+    for every process of the machine) for ``seconds``, every TICK, the jobs due by then at
+    ``rate`` a second; the count so far in ``counter`` (a shared integer)."""
+    asyncio.run(produce(kind, url, rate, seconds, started, counter))
+
+
+async def produce(
+    kind: str, url: str, rate: float, seconds: float, started: float, counter: Any
+) -> None:
+    enqueue: Callable[[int], Awaitable[object]]
+    if kind == MEDIA_STORE:
+        # The library's bulk enqueue, as an API enqueueing what it was sent would call it.
+        store = await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1))
+
+        def enqueue(count: int) -> Awaitable[object]:
+            return store.jobs.create_many(
+                [{"job_type": "audio", "media_url": "https://x/soak"} for _ in range(count)]
+            )
+
+        close: Callable[[], Awaitable[None]] = store.close
+    else:
+        conn = await asyncpg.connect(url)
+        queries = Queries(AsyncpgDriver(conn))
+
+        def enqueue(count: int) -> Awaitable[object]:
+            return queries.enqueue(["bench"] * count, [None] * count, [0] * count)
+
+        close = conn.close
+    done = 0
+    try:
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(rate * elapsed) - done
+            if due > 0:
+                await enqueue(due)
+                done += due
+                counter.value = done
+            await asyncio.sleep(TICK)
+    finally:
+        await close()
+
+
+async def run_producer(soak: Soak, kind: str, url: str, rate: float, seconds: float) -> None:
+    """Run :func:`producer_process` and follow its count in ``soak.enqueued`` until it ends."""
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0, lock=False)
+    process = context.Process(
+        target=producer_process, args=(kind, url, rate, seconds, soak.started, counter)
+    )
+    process.start()
+    try:
+        while process.is_alive():
+            soak.enqueued = counter.value
+            await asyncio.sleep(TICK)
+    finally:
+        process.join()
+    soak.enqueued = counter.value
+    if process.exitcode != 0:
+        raise RuntimeError(f"the producer of {kind} exited with {process.exitcode}")
 
 
 async def operator(
@@ -224,17 +277,11 @@ async def soak_media_store(url: str, rate: float, seconds: float) -> Soak:
     soak = Soak()
     settings = Settings(dsn=Dsn(url), min_size=3 * WORKERS, max_size=3 * WORKERS)
     workers_store = await Store.open(settings=settings)
-    api = await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=2))
     admin = await Store.open(settings=Settings(dsn=Dsn(url), min_size=1, max_size=1))
     stop = asyncio.Event()
 
     async def noop(job: Job) -> JobResult:
         return None
-
-    async def enqueue(count: int) -> None:
-        await api.jobs.create_many(
-            [{"job_type": "audio", "media_url": "https://x/soak"} for _ in range(count)]
-        )
 
     async def purge() -> int:
         return (await admin.jobs.purge(timedelta(seconds=PURGE_OLDER_THAN))).jobs
@@ -252,13 +299,13 @@ async def soak_media_store(url: str, rate: float, seconds: float) -> Soak:
         ]
         watching = asyncio.create_task(sampler(soak, url, ["jobs"], stop, MEDIA_STORE))
         purging = asyncio.create_task(operator(soak, seconds, purge, stop))
-        await produce(soak, rate, seconds, enqueue)
+        await run_producer(soak, MEDIA_STORE, url, rate, seconds)
         stop.set()
         await asyncio.gather(*workers, purging)
         await watching
     finally:
         stop.set()
-        for store in (workers_store, api, admin):
+        for store in (workers_store, admin):
             await store.close()
     return soak
 
@@ -266,9 +313,8 @@ async def soak_media_store(url: str, rate: float, seconds: float) -> Soak:
 async def soak_pgqueuer(url: str, rate: float, seconds: float) -> Soak:
     soak = Soak()
     stop = asyncio.Event()
-    connections = [await asyncpg.connect(url) for _ in range(WORKERS + 2)]
-    producer = Queries(AsyncpgDriver(connections[-1]))
-    admin = Queries(AsyncpgDriver(connections[-2]))
+    connections = [await asyncpg.connect(url) for _ in range(WORKERS + 1)]
+    admin = Queries(AsyncpgDriver(connections[-1]))
     managers = []
     for worker_conn in connections[:WORKERS]:
         queries = TimedQueries(AsyncpgDriver(worker_conn))
@@ -280,9 +326,6 @@ async def soak_pgqueuer(url: str, rate: float, seconds: float) -> Soak:
             soak.completed += 1
 
         managers.append(manager)
-
-    async def enqueue(count: int) -> None:
-        await producer.enqueue(["bench"] * count, [None] * count, [0] * count)
 
     async def purge() -> int:
         await admin.clear_queue_log()
@@ -304,7 +347,7 @@ async def soak_pgqueuer(url: str, rate: float, seconds: float) -> Soak:
             sampler(soak, url, ["pgqueuer", "pgqueuer_log"], stop, PGQUEUER)
         )
         purging = asyncio.create_task(operator(soak, seconds, purge, stop))
-        await produce(soak, rate, seconds, enqueue)
+        await run_producer(soak, PGQUEUER, url, rate, seconds)
         stop.set()
         await asyncio.gather(*workers, purging, stopping)
         await watching
