@@ -162,6 +162,8 @@ async def sampler(soak: Soak, url: str, tables: list[str], stop: asyncio.Event, 
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
             at = time.monotonic() - soak.started
+            if stop.is_set() and at - last_at < 1.0:
+                return  # stopped just after a row: that row is the last
             row = await sample(conn, tables)
             recent = [s for t, s in soak.claims if last_at <= t < at]
             completed = soak.completed
@@ -171,7 +173,8 @@ async def sampler(soak: Soak, url: str, tables: list[str], stop: asyncio.Event, 
                 "claim_p50_ms": percentile(recent, 0.5) * 1000,
                 "claim_p99_ms": percentile(recent, 0.99) * 1000,
                 "completed_per_s": (completed - last_completed) / (at - last_at),
-                "backlog": soak.enqueued - completed,
+                # The producer's count is read every TICK: a completion may be counted first.
+                "backlog": max(0, soak.enqueued - completed),
                 "bytes": int(row["bytes"]),
                 "dead_tuples": int(row["dead"]),
                 "live_tuples": int(row["live"]),
