@@ -1,5 +1,6 @@
-"""The work queue: drain throughput against pgqueuer and against the bare-SQL limit, in the
-conditions users meet, and claim latency as the table grows.
+"""The work queue: drain throughput against its peers (pgqueuer, procrastinate) and against
+the bare-SQL limit, in the conditions users meet; the cost of metrics and traces on it; and
+claim latency as the table grows.
 
 Drain: 5,000 jobs are enqueued, then 4 workers (coroutines of this process) claim 10 at a
 time and finish every job with a no-op handler. jobs/s is measured from the end of the
@@ -9,6 +10,9 @@ enqueue to the moment every job is finished. Contenders:
   Store each;
 - pgqueuer 1.6.0: a QueueManager per worker on its own asyncpg connection, its own schema
   (``Queries.install``) in the same database, ``mode=drain``;
+- procrastinate 3.10: one App on its PsycopgConnector for the process (its schema applied
+  beside the others), 4 workers (``run_worker_async(wait=False)``) of concurrency 10, an
+  async no-op task, jobs deferred with ``batch_defer_async``;
 - the bare-SQL limit: a loop of the same two statements a worker needs (a SKIP LOCKED claim
   of 10, one guarded batch completion) on a narrow table with a primary key and the partial
   pending index, no trigger, no constraint, returning ids only.
@@ -22,6 +26,13 @@ reported on the worse condition and arrangement. Each drain also reports the CPU
 on each side while the clock ran: this process's (workers, driver, event loop) and the
 database backends' (read from /proc when the server runs on this machine), which says where
 a gap to the limit lies.
+
+Overhead of metrics and traces (issue 22, item 6): the drain of one Store with no instrument
+against the same with ``WorkerMetrics`` (a prometheus_client registry of its own), and with
+``Instruments(WorkerMetrics, WorkerTracing)`` and ``trace_store`` (the OpenTelemetry SDK, every
+span recorded, a BatchSpanProcessor and an exporter that drops the spans; the jobs created
+with a trace context, as a traced API leaves them), on analyzed tables, in rounds whose order
+rotates, on fresh databases; the cost is one minus the median of the rounds' ratios.
 
 Claim latency: p50 of ``claim(limit=10)`` with 10,000 pending jobs and with 1,000,000
 finished + 100,000 pending jobs (inserted with generate_series), both before any ANALYZE and
@@ -40,17 +51,25 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 import asyncpg
+import procrastinate
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job as PgqJob
 from pgqueuer.types import QueueExecutionMode
+from procrastinate.schema import SchemaManager
+from prometheus_client import CollectorRegistry
 
 from benchmarks.common import Timer, fresh_database, median, print_table, write_results
 from media_store import Dsn, Job, Settings, Store
+from media_store.metrics import WorkerMetrics
+from media_store.tracing import WorkerTracing, trace_store
+from media_store.worker import Instrument, Instruments
 from media_store.worker.runner import JobResult, run_worker
 
 JOBS = 5_000
@@ -59,12 +78,18 @@ BATCH = 10
 ROUNDS = 5
 CLAIMS = 300
 CONDITIONS = ("never analyzed", "analyzed")
-TARGET_VS_PGQUEUER = 1.2
+OVERHEAD_ROUNDS = 9
+TARGET_OVERHEAD = 0.03
+TARGET_VS_PEER = 1.2  # against every peer, in every table state
 TARGET_VS_LIMIT = 0.7
 
 SHARED = "media_store, one Store"
 EACH = "media_store, a Store each"
+METRICS = "media_store, one Store, metrics"
+OBSERVED = "media_store, one Store, metrics + traces"
 PGQUEUER = "pgqueuer 1.6.0"
+PROCRASTINATE = "procrastinate 3.10"
+PEERS = (PGQUEUER, PROCRASTINATE)
 LIMIT = "bare-SQL limit"
 
 BARE_SCHEMA = """
@@ -158,10 +183,12 @@ Contender = Callable[[str, bool], Awaitable[Drained]]
 
 
 async def prepare_schemas(url: str) -> None:
-    """pgqueuer's schema and the bare table, beside media_store's (already migrated)."""
+    """pgqueuer's and procrastinate's schemas and the bare table, beside media_store's
+    (already migrated)."""
     conn = await asyncpg.connect(url)
     try:
         await Queries.from_asyncpg_connection(conn).install()
+        await conn.execute(SchemaManager.get_schema())
         await conn.execute(BARE_SCHEMA)
     finally:
         await conn.close()
@@ -177,7 +204,26 @@ async def enqueue(url: str, sql: str, table: str, analyze: bool) -> None:
         await conn.close()
 
 
-async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained:
+class DroppedSpans(SpanExporter):
+    """An exporter that drops every span: the tracing cost on the workers' side, without a
+    collector to send to."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+# A traceparent as an API request's span would leave on each job a traced Store created.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def drain_media_store(
+    url: str, analyze: bool, *, shared: bool, metrics: bool = False, traces: bool = False
+) -> Drained:
+    """``metrics``, ``traces``: with them (see the module doc); with traces the jobs are
+    created with a trace context, as a traced API leaves them."""
     await enqueue(
         url,
         "INSERT INTO jobs (job_type, media_url) SELECT 'audio', 'https://x/' || g"
@@ -185,6 +231,17 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained
         "jobs",
         analyze,
     )
+    if traces:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO job_trace_contexts (job_id, traceparent) SELECT id, $1 FROM jobs",
+                TRACEPARENT,
+            )
+            if analyze:
+                await conn.execute("ANALYZE job_trace_contexts")
+        finally:
+            await conn.close()
     # A worker holds one connection for claims and completions and borrows one to heartbeat.
     if shared:
         settings = Settings(dsn=Dsn(url), min_size=2 * WORKERS, max_size=max(10, 2 * WORKERS))
@@ -198,14 +255,30 @@ async def drain_media_store(url: str, analyze: bool, *, shared: bool) -> Drained
     async def noop(job: Job) -> JobResult:
         return None
 
+    parts: list[Instrument] = []
+    provider: TracerProvider | None = None
+    if metrics:
+        parts.append(WorkerMetrics(CollectorRegistry()))
+    if traces:
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(DroppedSpans()))
+        for s in stores:
+            trace_store(s, tracer_provider=provider)
+        parts.append(WorkerTracing(provider))
+    instrument = Instruments(*parts) if len(parts) > 1 else parts[0] if parts else None
     try:
         async with Meter(url) as meter:
             stats = await asyncio.gather(
-                *(run_worker(s, noop, batch=BATCH, lease=30, burst=True) for s in per_worker)
+                *(
+                    run_worker(s, noop, batch=BATCH, lease=30, burst=True, instrument=instrument)
+                    for s in per_worker
+                )
             )
     finally:
         for s in stores:
             await s.close()
+        if provider is not None:
+            provider.shutdown()
     done = sum(s.completed for s in stats)
     assert done == JOBS, f"media_store completed {done} of {JOBS}"
     return meter.drained()
@@ -217,6 +290,14 @@ async def drain_shared(url: str, analyze: bool) -> Drained:
 
 async def drain_each(url: str, analyze: bool) -> Drained:
     return await drain_media_store(url, analyze, shared=False)
+
+
+async def drain_metrics(url: str, analyze: bool) -> Drained:
+    return await drain_media_store(url, analyze, shared=True, metrics=True)
+
+
+async def drain_observed(url: str, analyze: bool) -> Drained:
+    return await drain_media_store(url, analyze, shared=True, metrics=True, traces=True)
 
 
 async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
@@ -260,6 +341,50 @@ async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
     return meter.drained()
 
 
+def procrastinate_app(url: str, workers: int) -> procrastinate.App:
+    """procrastinate's App on its PsycopgConnector (a psycopg pool), as its docs set it up.
+    Each worker holds a connection to LISTEN and borrows others for its fetches, outcomes
+    and heartbeats: the pool has room for every worker's concurrency."""
+    return procrastinate.App(
+        connector=procrastinate.PsycopgConnector(
+            conninfo=url, min_size=workers * 3, max_size=workers * 3
+        )
+    )
+
+
+async def drain_procrastinate(url: str, analyze: bool) -> Drained:
+    """procrastinate 3.10: one App (one pool) for the process, as its docs recommend, and
+    4 workers (``run_worker_async``, ``wait=False``: they return once the queue is empty),
+    each running up to 10 jobs at a time (``concurrency``: the jobs a worker has in hand, as
+    the others' batch of 10)."""
+    app = procrastinate_app(url, WORKERS)
+    done = 0
+
+    @app.task(name="bench")
+    async def noop() -> None:
+        nonlocal done
+        done += 1
+
+    async with app.open_async():
+        await noop.batch_defer_async(*([{}] * JOBS))
+        if analyze:
+            await app.connector.execute_query_async("ANALYZE procrastinate_jobs")
+        async with Meter(url) as meter:
+            await asyncio.gather(
+                *(
+                    app.run_worker_async(
+                        name=f"w{i}",
+                        concurrency=BATCH,
+                        wait=False,
+                        install_signal_handlers=False,
+                    )
+                    for i in range(WORKERS)
+                )
+            )
+    assert done == JOBS, f"procrastinate completed {done} of {JOBS}"
+    return meter.drained()
+
+
 async def drain_limit(url: str, analyze: bool) -> Drained:
     await enqueue(
         url,
@@ -299,7 +424,15 @@ async def table_analyzed(url: str, table: str) -> bool:
         await conn.close()
 
 
-TABLES = {SHARED: "jobs", EACH: "jobs", PGQUEUER: "pgqueuer", LIMIT: "bare_jobs"}
+TABLES = {
+    SHARED: "jobs",
+    EACH: "jobs",
+    METRICS: "jobs",
+    OBSERVED: "jobs",
+    PGQUEUER: "pgqueuer",
+    PROCRASTINATE: "procrastinate_jobs",
+    LIMIT: "bare_jobs",
+}
 
 
 async def one_run(
@@ -311,6 +444,63 @@ async def one_run(
         await prepare_schemas(url)
         drained = await contender(url, analyze)
         return drained, await table_analyzed(url, TABLES[name])
+
+
+# --- overhead of metrics and traces ---------------------------------------------------------
+
+
+async def overhead(server_url: str) -> dict[str, Any]:
+    """The drain with metrics, and with metrics and traces, against the same without, in
+    rounds whose order rotates (so that no side always runs first), on analyzed tables."""
+    sides: list[tuple[str, Contender]] = [
+        (SHARED, drain_shared),
+        (METRICS, drain_metrics),
+        (OBSERVED, drain_observed),
+    ]
+    rates: dict[str, list[float]] = {name: [] for name, _ in sides}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
+    for round_no in range(OVERHEAD_ROUNDS):
+        shift = round_no % len(sides)
+        for name, contender in sides[shift:] + sides[:shift]:
+            drained, _ = await one_run(server_url, name, contender, True)
+            rates[name].append(drained.rate)
+            cpu[name].append(drained.client_us)
+    result: dict[str, Any] = {"rounds": OVERHEAD_ROUNDS, "target": TARGET_OVERHEAD}
+    rows = []
+    for name, _ in sides:
+        ratios = [a / b for a, b in zip(rates[name], rates[SHARED], strict=True)]
+        cost = 1 - median(ratios)
+        extra_us = median(cpu[name]) - median(cpu[SHARED])
+        result[name] = {
+            "jobs_per_s": rates[name],
+            "client_cpu_us_per_job": cpu[name],
+            "ratios": ratios,
+            "cost": cost,
+            "client_cpu_us_per_job_added": extra_us,
+        }
+        rows.append(
+            [
+                name,
+                median(rates[name]),
+                f"{median(cpu[name]):.0f}",
+                "" if name == SHARED else f"{cost:.1%}",
+                "" if name == SHARED else f"{extra_us:+.0f}",
+            ]
+        )
+    print_table(
+        f"Overhead of metrics and traces on the drain ({JOBS:,} jobs, {WORKERS} workers, one"
+        f" Store, analyzed; {OVERHEAD_ROUNDS} rounds, order rotating): jobs/s and client CPU us"
+        " a job (medians); cost: 1 - median of the rounds' ratios to the plain drain",
+        ["contender", "jobs/s", "client us", "cost", "client us added"],
+        rows,
+    )
+    cost = result[OBSERVED]["cost"]
+    result["met"] = cost <= TARGET_OVERHEAD
+    print(
+        f"  target: metrics and traces cost <= {TARGET_OVERHEAD:.0%} of throughput:"
+        f" {cost:.1%}, {'met' if result['met'] else 'NOT met'}"
+    )
+    return result
 
 
 # --- claim latency ----------------------------------------------------------------------------
@@ -473,6 +663,7 @@ async def main(server_url: str) -> None:
         SHARED: drain_shared,
         EACH: drain_each,
         PGQUEUER: drain_pgqueuer,
+        PROCRASTINATE: drain_procrastinate,
         LIMIT: drain_limit,
     }
     names = list(contenders)
@@ -518,7 +709,7 @@ async def main(server_url: str) -> None:
                     condition,
                     name,
                     m[name],
-                    f"{paired(condition, name, PGQUEUER):.2f}x",
+                    *(f"{paired(condition, name, peer):.2f}x" for peer in PEERS),
                     f"{paired(condition, name, LIMIT):.2f}x",
                     f"{median(client_us[condition][name]):.0f}",
                     "?" if server is None else f"{server:.0f}",
@@ -529,8 +720,10 @@ async def main(server_url: str) -> None:
                 "jobs_per_s": runs[condition][name],
                 "median": m[name],
                 "vs_pgqueuer": paired(condition, name, PGQUEUER),
+                "vs_procrastinate": paired(condition, name, PROCRASTINATE),
                 "vs_limit": paired(condition, name, LIMIT),
                 "vs_pgqueuer_of_medians": m[name] / m[PGQUEUER],
+                "vs_procrastinate_of_medians": m[name] / m[PROCRASTINATE],
                 "vs_limit_of_medians": m[name] / m[LIMIT],
                 "runs_whose_table_state_differed": mislabelled[condition][name],
                 # CPU a job took during the drain, in us: this process's and the database
@@ -551,6 +744,7 @@ async def main(server_url: str) -> None:
             "contender",
             "jobs/s",
             "vs pgqueuer",
+            "vs procrastinate",
             "vs limit",
             "client us",
             "server us",
@@ -560,7 +754,8 @@ async def main(server_url: str) -> None:
     # The targets, on the worse condition and arrangement.
     targets: dict[str, Any] = {}
     for key, other, target in (
-        ("vs_pgqueuer", PGQUEUER, TARGET_VS_PGQUEUER),
+        ("vs_pgqueuer", PGQUEUER, TARGET_VS_PEER),
+        ("vs_procrastinate", PROCRASTINATE, TARGET_VS_PEER),
         ("vs_limit", LIMIT, TARGET_VS_LIMIT),
     ):
         ratio, condition, name = min(
@@ -577,6 +772,7 @@ async def main(server_url: str) -> None:
             f" {'met' if ratio >= target else 'NOT met'}"
         )
 
+    cost = await overhead(server_url)
     latency = await claim_latency(server_url)
     scheduled = await scheduled_claims(server_url)
     write_results(
@@ -588,6 +784,7 @@ async def main(server_url: str) -> None:
             "rounds": ROUNDS,
             "drain": results,
             "targets": targets,
+            "overhead": cost,
             "claim_latency": latency,
             "scheduled_for_later": scheduled,
         },

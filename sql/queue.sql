@@ -31,34 +31,10 @@ ORDER BY priority DESC, created_at, id;
 -- returns their ids, and (cancelled true) those of jobs $2 that were cancelled while $1 held
 -- them, marking the cancellation as told (the caller reports the rest as lost). Rows are
 -- locked in id order, as by every multi-job write of a holder, so its concurrent writes
--- cannot deadlock.
-WITH held AS MATERIALIZED (
-    SELECT id
-    FROM jobs
-    WHERE id = any($2::uuid[])
-      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the notes above
-      AND locked_by = $1::text
-    ORDER BY id
-    FOR UPDATE
-),
-extended AS (
-    UPDATE jobs AS j
-    SET locked_until = clock.at + $3::float8 * interval '1 second',
-        updated_at = statement_timestamp(),
-        heartbeat_at = clock.at
-    FROM held, (SELECT clock_timestamp() AS at) AS clock
-    WHERE j.id = held.id
-    RETURNING j.id
-),
-told AS (
-    UPDATE job_cancel_requests AS r
-    SET acknowledged_at = coalesce(r.acknowledged_at, clock_timestamp())
-    WHERE r.job_id = any($2::uuid[]) AND r.holder = $1::text
-    RETURNING r.job_id
-)
-SELECT id, false AS cancelled FROM extended
-UNION ALL
-SELECT job_id, true FROM told;
+-- cannot deadlock. media_store_heartbeat_jobs (migrations/0016) runs it with index paths
+-- only, so that a plan cached while jobs was small cannot scan it when it has grown.
+SELECT id, cancelled
+FROM media_store_heartbeat_jobs($1::text, $2::uuid[], $3::float8);
 
 -- name: acknowledge_cancels
 -- Mark as told the cancellations of jobs $2 recorded for holder $1; returns their ids. A
@@ -91,28 +67,10 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: complete_many_jobs
 -- complete_job for many jobs of holder $1 in one statement: jobs $2 with results $3 (same
 -- order). Returns the ids completed; the others' leases were lost (or the jobs are gone).
-WITH held AS MATERIALIZED (
-    SELECT id
-    FROM jobs
-    WHERE id = any($2::uuid[])
-      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the notes above
-      AND locked_by = $1::text
-    ORDER BY id
-    FOR UPDATE
-)
-UPDATE jobs AS j
-SET status = 'completed',
-    updated_at = statement_timestamp(),
-    result = done.result,
-    error = NULL,
-    completed_at = clock.at,
-    processing_time_ms = floor(extract(epoch FROM clock.at - j.started_at) * 1000)::int,
-    locked_until = NULL
-FROM held
-JOIN unnest($2::uuid[], $3::jsonb[]) AS done (id, result) ON done.id = held.id,
-     (SELECT clock_timestamp() AS at) AS clock
-WHERE j.id = held.id
-RETURNING j.id;
+-- media_store_complete_jobs (migrations/0016) locks them in id order and updates them, by
+-- index paths only (see heartbeat_jobs).
+SELECT id
+FROM media_store_complete_jobs($1::text, $2::uuid[], $3::jsonb[]) AS done (id);
 
 -- name: fail_job
 -- Record error $3 on job $1 if holder $2 still holds it. With $4 (retry) and attempts left it
@@ -144,27 +102,9 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: release_jobs
 -- Give back jobs $2 that holder $1 still holds, unfinished (a worker shutting down): they
 -- return to pending at once and the interrupted attempt is not counted. Locks in id order.
-WITH held AS MATERIALIZED (
-    SELECT id
-    FROM jobs
-    WHERE id = any($2::uuid[])
-      AND status IS NOT DISTINCT FROM 'processing'  -- found by id: see the notes above
-      AND locked_by = $1::text
-    ORDER BY id
-    FOR UPDATE
-)
-UPDATE jobs AS j
-SET status = 'pending',
-    updated_at = statement_timestamp(),
-    started_at = NULL,
-    attempts = greatest(j.attempts - 1, 0),
-    locked_by = NULL,
-    locked_until = NULL,
-    heartbeat_at = NULL,
-    run_after = NULL
-FROM held
-WHERE j.id = held.id
-RETURNING j.id;
+-- media_store_release_jobs (migrations/0016): index paths only (see heartbeat_jobs).
+SELECT id
+FROM media_store_release_jobs($1::text, $2::uuid[]) AS released (id);
 
 -- name: reclaim_expired_jobs
 -- Take back every job whose lease ran out: to pending with attempts left, else failed for

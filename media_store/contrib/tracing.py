@@ -21,19 +21,20 @@ Cost: a Store without :func:`trace_store` pays one attribute test per statement 
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Coroutine, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Final
 
 import psycopg.conninfo
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+from opentelemetry import context, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from media_store.db.boundary import Target, run
 from media_store.db.connections import ManagedPool
 from media_store.db.queries import Query
-from media_store.models.schemas import Job
+from media_store.models.schemas import Job, JobType
 from media_store.store import Store
 from media_store.worker.context import Instrument
 
@@ -83,8 +84,8 @@ class QuerySpans:
         attributes = self._attributes.get(query.name)
         if attributes is None:
             attributes = self._attributes[query.name] = self._attributes_of(query)
-        with self.tracer.start_as_current_span(
-            query.name, kind=SpanKind.CLIENT, attributes=attributes
+        with Current(
+            self.tracer.start_span(query.name, kind=SpanKind.CLIENT, attributes=attributes)
         ):
             return await run(target, method, query.sql, args)
 
@@ -100,6 +101,39 @@ class QuerySpans:
 
     def carrier(self) -> Mapping[str, str] | None:
         return carrier()
+
+
+class Current:
+    """``span`` current while the block runs and ended when it ends; an exception raised in
+    the block is recorded on the span, its status an error, as
+    ``tracer.start_as_current_span`` does. A plain class instead of that generator-based
+    context manager (two generators deep): the same spans for about 5 us less each, and a
+    worker makes one a job."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> Span:
+        self.token = context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            # Exceptions only, not other BaseExceptions (a cancellation is no error), as
+            # OpenTelemetry's use_span.
+            if isinstance(exc, Exception) and self.span.is_recording():
+                self.span.record_exception(exc)
+                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            context.detach(self.token)
+            self.span.end()
 
 
 def trace_store(
@@ -138,39 +172,50 @@ class WorkerTracing(Instrument):
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+        # What every span of a kind carries, made once (the SDK copies a span's attributes).
+        self._process = {
+            job_type: (
+                f"process {job_type.value}",
+                {
+                    "messaging.system": MESSAGING_SYSTEM,
+                    "messaging.operation.name": "process",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": job_type.value,
+                },
+            )
+            for job_type in JobType
+        }
 
-    @contextmanager
-    def claiming(self, worker_id: str) -> Iterator[None]:
-        with self.tracer.start_as_current_span(
-            "receive",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.name": "receive",
-                "messaging.operation.type": "receive",
-                "messaging.client.id": worker_id,
-            },
-        ):
-            yield
+    def claiming(self, worker_id: str) -> AbstractContextManager[object]:
+        return Current(
+            self.tracer.start_span(
+                "receive",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "messaging.system": MESSAGING_SYSTEM,
+                    "messaging.operation.name": "receive",
+                    "messaging.operation.type": "receive",
+                    "messaging.client.id": worker_id,
+                },
+            )
+        )
 
     def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
         # Called inside claiming(): the receive span is current.
         trace.get_current_span().set_attribute("messaging.batch.message_count", len(jobs))
 
-    @contextmanager
-    def running(self, job: Job, trace_context: Mapping[str, str] | None) -> Iterator[None]:
+    def running(
+        self, job: Job, trace_context: Mapping[str, str] | None
+    ) -> AbstractContextManager[object]:
+        name, common = self._process[job.job_type]
+        attributes: dict[str, str | int] = {
+            **common,
+            "messaging.message.id": str(job.id),
+            ATTEMPT: job.attempts,
+        }
         parent = _W3C.extract(trace_context) if trace_context else None
-        with self.tracer.start_as_current_span(
-            f"process {job.job_type.value}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.name": "process",
-                "messaging.operation.type": "process",
-                "messaging.message.id": str(job.id),
-                "messaging.destination.name": job.job_type.value,
-                ATTEMPT: job.attempts,
-            },
-        ):
-            yield
+        return Current(
+            self.tracer.start_span(
+                name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+            )
+        )

@@ -47,7 +47,7 @@ TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # The functions the runtime role calls, in the order the migrations create them: the
 # lifecycle rule (sql/jobs.sql), the word decoders (CHECK constraints, and for reading words
 # from SQL), the readable-time rule (CHECK constraints), the claim and the purge's walk
-# (sql/jobs.sql). A test
+# (sql/jobs.sql), a holder's heartbeat, batch completion and release (sql/queue.sql). A test
 # compares the list with the non-trigger functions of a migrated schema.
 RUNTIME_FUNCTIONS = (
     "media_store_job_transition_allowed",
@@ -58,6 +58,9 @@ RUNTIME_FUNCTIONS = (
     "media_store_claim_jobs",
     "media_store_unpack_speakers",
     "media_store_finished_jobs",
+    "media_store_heartbeat_jobs",
+    "media_store_complete_jobs",
+    "media_store_release_jobs",
 )
 
 # The role that would receive the rights: (is a superuser, the owner roles of the library's

@@ -10,10 +10,11 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
+from types import TracebackType
 from typing import Any, Final, TypeAlias
 
 from media_store.models.schemas import Job
@@ -135,27 +136,63 @@ class Instruments(Instrument):
         self.parts = parts
         self.wants_trace_context = any(part.wants_trace_context for part in parts)
 
-    @contextlib.contextmanager
-    def claiming(self, worker_id: str) -> Iterator[None]:
-        with contextlib.ExitStack() as stack:
-            for part in self.parts:
-                stack.enter_context(part.claiming(worker_id))
-            yield
+    def claiming(self, worker_id: str) -> AbstractContextManager[object]:
+        return _Nested([part.claiming(worker_id) for part in self.parts])
 
     def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
         for part in self.parts:
             part.claimed(jobs, seconds)
 
-    @contextlib.contextmanager
-    def running(self, job: Job, trace_context: Mapping[str, str] | None) -> Iterator[None]:
-        with contextlib.ExitStack() as stack:
-            for part in self.parts:
-                stack.enter_context(part.running(job, trace_context))
-            yield
+    def running(
+        self, job: Job, trace_context: Mapping[str, str] | None
+    ) -> AbstractContextManager[object]:
+        return _Nested([part.running(job, trace_context) for part in self.parts])
 
     def finished(self, job: Job, outcome: Outcome) -> None:
         for part in self.parts:
             part.finished(job, outcome)
+
+
+class _Nested:
+    """Context managers entered in order and exited in reverse, as nested ``with`` blocks
+    (an ExitStack's bookkeeping costs a few microseconds more, once a job). A manager whose
+    ``__enter__`` raises leaves the ones before it exited with that exception."""
+
+    __slots__ = ("entered", "managers")
+
+    def __init__(self, managers: list[AbstractContextManager[object]]) -> None:
+        self.managers = managers
+        self.entered = 0
+
+    def __enter__(self) -> None:
+        try:
+            for manager in self.managers:
+                manager.__enter__()
+                self.entered += 1
+        except BaseException as exc:
+            if not self.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        suppressed = False
+        raised: BaseException | None = None  # by an __exit__: replaces the block's exception
+        while self.entered:
+            self.entered -= 1
+            try:
+                if self.managers[self.entered].__exit__(exc_type, exc, traceback):
+                    suppressed, raised = True, None
+                    exc_type = exc = traceback = None
+            except BaseException as new:
+                suppressed, raised = False, new
+                exc_type, exc, traceback = type(new), new, new.__traceback__
+        if raised is not None:
+            raise raised
+        return suppressed
 
 
 NO_INSTRUMENT: Final = Instrument()
