@@ -12,7 +12,18 @@ import sys
 from benchmarks.common import RESULTS_DIR, bench_servers, machine, on_server, print_table, summary
 
 # Each module benchmarks/bench_<name>.py defines ``async def main(server_url: str) -> None``.
-ALL = ["jobs", "queue", "enqueue", "stats", "words", "api", "asr", "distribution", "captions"]
+ALL = [
+    "jobs",
+    "queue",
+    "enqueue",
+    "stats",
+    "words",
+    "api",
+    "asr",
+    "distribution",
+    "captions",
+    "soak",
+]
 
 
 def main(argv: list[str]) -> int:

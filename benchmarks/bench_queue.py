@@ -65,7 +65,7 @@ from pgqueuer.types import QueueExecutionMode
 from procrastinate.schema import SchemaManager
 from prometheus_client import CollectorRegistry
 
-from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from benchmarks.common import Timer, fresh_database, judge, median, print_table, write_results
 from media_store import Dsn, Job, Settings, Store
 from media_store.metrics import WorkerMetrics
 from media_store.tracing import WorkerTracing, trace_store
@@ -496,10 +496,7 @@ async def overhead(server_url: str) -> dict[str, Any]:
     )
     cost = result[OBSERVED]["cost"]
     result["met"] = cost <= TARGET_OVERHEAD
-    print(
-        f"  target: metrics and traces cost <= {TARGET_OVERHEAD:.0%} of throughput:"
-        f" {cost:.1%}, {'met' if result['met'] else 'NOT met'}"
-    )
+    judge("metrics and traces, share of drain lost", cost, TARGET_OVERHEAD, higher_is_better=False)
     return result
 
 
@@ -767,10 +764,8 @@ async def main(server_url: str) -> None:
             "target": target,
             "met": ratio >= target,
         }
-        print(
-            f"  target >= {target}x {other}: worst {ratio:.2f}x ({condition}, {name})"
-            f" {'met' if ratio >= target else 'NOT met'}"
-        )
+        print(f"  worst {key}: {condition}, {name}")
+        judge(f"drain {key.replace('_', ' ')}, worst table state", ratio, target)
 
     cost = await overhead(server_url)
     latency = await claim_latency(server_url)

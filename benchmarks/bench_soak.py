@@ -48,7 +48,7 @@ from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job as PgqJob
 
 from benchmarks import bench_queue
-from benchmarks.common import fresh_database, print_table, write_results
+from benchmarks.common import fresh_database, judge, print_table, write_results
 from media_store import Dsn, Job, Settings, Store
 from media_store.worker import Instrument, Outcome, run_worker
 from media_store.worker.context import JobResult
@@ -421,6 +421,15 @@ def summarise(
 
 
 async def main(server_url: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        autovacuum = await conn.fetchval("SHOW autovacuum")
+    finally:
+        await conn.close()
+    if autovacuum != "on":
+        # What the soak measures is what autovacuum keeps of the tables under churn.
+        print("  skipped: autovacuum is off on this server (the soak measures what it keeps)")
+        return
     seconds = float(SOAK_SECONDS)
     results: dict[str, Any] = {}
     for name, (drain, soak_it) in CONTENDERS.items():
@@ -441,6 +450,21 @@ async def main(server_url: str) -> None:
             await bench_queue.prepare_schemas(url)
             soak = await soak_it(url, rate, seconds)
         results[name] = summarise(name, soak, seconds, capacity, rate)
+        if name == MEDIA_STORE:
+            summary = results[name]
+            judge(
+                "soak: claim p99 last minute / first",
+                summary["p99_growth"],
+                TARGET_P99_GROWTH,
+                higher_is_better=False,
+            )
+            judge(
+                "soak: size at the end / at minute 3",
+                summary["size_growth"],
+                TARGET_SIZE_GROWTH,
+                higher_is_better=False,
+            )
+            judge("soak: sequential scans of jobs", summary["seq_scans"], 0, higher_is_better=False)
         print_table(
             f"Soak of {name}: {rate:,.0f} jobs/s ({LOAD:.0%} of its drain capacity) for"
             f" {seconds:.0f} s, {WORKERS} workers, purge every {PURGE_EVERY:.0f} s",

@@ -55,7 +55,7 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from benchmarks.common import Timer, fresh_database, median, print_table, write_results
+from benchmarks.common import Timer, fresh_database, judge, median, print_table, write_results
 from benchmarks.plan_orm import Base, PlanJob, PlanTranscription
 from media_store import Dsn, Settings, Store
 
@@ -811,6 +811,14 @@ async def main(server_url: str) -> None:
     }
     print("  worse profile:", ", ".join(f"{k} {v:.2f}" for k, v in worse.items()))
     print("  targets:", ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in targets.items()))
+    judge("word ingest vs the COPY step alone", worse["batch_vs_copy_alone"], TARGET_VS_COPY_ALONE)
+    judge("streamed vs batch", worse["streamed_vs_batch"], TARGET_STREAMED_VS_BATCH)
+    judge(
+        "bytes a word",
+        worse["media_store_bytes_per_word"],
+        TARGET_BYTES_PER_WORD,
+        higher_is_better=False,
+    )
     write_results(
         "words",
         {

@@ -31,7 +31,7 @@ ORDER BY priority DESC, created_at, id;
 -- returns their ids, and (cancelled true) those of jobs $2 that were cancelled while $1 held
 -- them, marking the cancellation as told (the caller reports the rest as lost). Rows are
 -- locked in id order, as by every multi-job write of a holder, so its concurrent writes
--- cannot deadlock. media_store_heartbeat_jobs (migrations/0016) runs it with index paths
+-- cannot deadlock. media_store_heartbeat_jobs (migrations/0015) runs it with index paths
 -- only, so that a plan cached while jobs was small cannot scan it when it has grown.
 SELECT id, cancelled
 FROM media_store_heartbeat_jobs($1::text, $2::uuid[], $3::float8);
@@ -67,7 +67,7 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: complete_many_jobs
 -- complete_job for many jobs of holder $1 in one statement: jobs $2 with results $3 (same
 -- order). Returns the ids completed; the others' leases were lost (or the jobs are gone).
--- media_store_complete_jobs (migrations/0016) locks them in id order and updates them, by
+-- media_store_complete_jobs (migrations/0015) locks them in id order and updates them, by
 -- index paths only (see heartbeat_jobs).
 SELECT id
 FROM media_store_complete_jobs($1::text, $2::uuid[], $3::jsonb[]) AS done (id);
@@ -102,7 +102,7 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: release_jobs
 -- Give back jobs $2 that holder $1 still holds, unfinished (a worker shutting down): they
 -- return to pending at once and the interrupted attempt is not counted. Locks in id order.
--- media_store_release_jobs (migrations/0016): index paths only (see heartbeat_jobs).
+-- media_store_release_jobs (migrations/0015): index paths only (see heartbeat_jobs).
 SELECT id
 FROM media_store_release_jobs($1::text, $2::uuid[]) AS released (id);
 

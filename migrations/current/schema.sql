@@ -172,7 +172,7 @@ CREATE TABLE jobs (
 )
 -- A queue table: every job inserted, updated at least twice (neither HOT) and purged. Vacuumed
 -- and analyzed at 2% of its rows changed, without the cost delay; pages filled to 80% so that
--- a heartbeat's new row version (HOT) stays on its page. [0016]
+-- a heartbeat's new row version (HOT) stays on its page. [0015]
 WITH (
     fillfactor = 80,
     autovacuum_vacuum_scale_factor = 0.02,
@@ -384,7 +384,7 @@ $$;
 -- Functions whose SET clauses leave the planner index paths only, planned once per session,
 -- for the claim's reason: a plan cached while jobs was a few pages (a new deployment's first
 -- completions) would otherwise keep scanning it as it grows, until an ANALYZE or VACUUM. The
--- rows are locked in id order, so that a holder's concurrent writes cannot deadlock. [0016]
+-- rows are locked in id order, so that a holder's concurrent writes cannot deadlock. [0015]
 CREATE FUNCTION media_store_heartbeat_jobs(holder text, job_ids uuid[], lease_s double precision)
 RETURNS TABLE (id uuid, cancelled boolean)
 LANGUAGE plpgsql VOLATILE

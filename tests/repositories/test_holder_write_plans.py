@@ -1,5 +1,5 @@
 """A holder's writes by id (heartbeat, batch completion, release) never scan jobs, whatever
-the plan cache holds (migrations/0016).
+the plan cache holds (migrations/0015).
 
 asyncpg prepares each statement once per connection and PostgreSQL keeps a generic plan after
 five executions: made while jobs is a few pages (a new deployment's first completions), that

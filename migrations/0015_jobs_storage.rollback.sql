@@ -1,4 +1,4 @@
--- Reverts 0016: the workers' writes by id are plain statements again (sql/queue.sql of 0014).
+-- Reverts 0015: the workers' writes by id are plain statements again (sql/queue.sql of 0014).
 DROP FUNCTION IF EXISTS media_store_release_jobs(text, uuid[]);
 DROP FUNCTION IF EXISTS media_store_complete_jobs(text, uuid[], jsonb[]);
 DROP FUNCTION IF EXISTS media_store_heartbeat_jobs(text, uuid[], double precision);
