@@ -31,14 +31,17 @@ REPORT = "nightly report"
 
 @asynccontextmanager
 async def holding_jobs(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    """A connection in a transaction that read ``jobs`` (ACCESS SHARE, which every DDL on jobs
-    waits for), rolled back on exit unless the test committed it."""
+    """A connection in a transaction that read ``jobs`` and holds SHARE UPDATE EXCLUSIVE on it
+    (what an ANALYZE in a transaction or a manual VACUUM holds; writes go on beside it), which
+    every DDL on jobs waits for, storage settings included (0015's ALTER TABLE ... SET/RESET
+    waits for no reader), rolled back on exit unless the test committed it."""
     conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
         url, server_settings={"application_name": REPORT}
     )
     try:
         await conn.execute("BEGIN")
         await conn.fetchval("SELECT count(*) FROM jobs")
+        await conn.execute("LOCK TABLE jobs IN SHARE UPDATE EXCLUSIVE MODE")
         yield conn
     finally:
         await conn.execute("ROLLBACK")  # a warning only, when the test committed already
@@ -154,6 +157,10 @@ async def test_workers_wait_at_most_about_the_lock_timeout_while_it_retries(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     timeout_s = 0.5
+    # 0015's rollback only resets storage settings (SHARE UPDATE EXCLUSIVE: writes go on
+    # beside it); 0014's drops a table whose foreign key references jobs, which asks for ACCESS
+    # EXCLUSIVE on jobs, and the workers' writes queue behind: that is the rollback this is about.
+    assert migrate.rollback(Dsn(db_url)) == [LATEST]
     bound = lock_env(monkeypatch, timeout_s=timeout_s, retries=3)
     worker: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(db_url)
     job_id: uuid.UUID = await worker.fetchval(
