@@ -48,7 +48,13 @@ DISTRIBUTION_KEYS = {
 
 # SQL functions of the migrations that read per-job tables: a query selecting from one visits
 # every shard of those tables (the function is not given a job).
-FUNCTION_TABLES = {"media_store_claim_jobs": ["jobs"]}
+FUNCTION_TABLES = {
+    "media_store_claim_jobs": ["jobs"],
+    # migrations/0015: a worker's writes by id, with index paths only
+    "media_store_heartbeat_jobs": ["jobs"],
+    "media_store_complete_jobs": ["jobs"],
+    "media_store_release_jobs": ["jobs"],
+}
 
 # Queries that deliberately visit every shard, and why (docs/scaling.md, "Fan-out").
 FAN_OUTS = {
