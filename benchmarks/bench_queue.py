@@ -59,6 +59,7 @@ import asyncpg
 import procrastinate
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job as PgqJob
 from pgqueuer.types import QueueExecutionMode
@@ -87,6 +88,8 @@ SHARED = "media_store, one Store"
 EACH = "media_store, a Store each"
 METRICS = "media_store, one Store, metrics"
 OBSERVED = "media_store, one Store, metrics + traces"
+SAMPLED = 0.01
+OBSERVED_SAMPLED = "media_store, one Store, metrics + traces sampled 1 in 100"
 PGQUEUER = "pgqueuer 1.6.0"
 PROCRASTINATE = "procrastinate 3.10"
 PEERS = (PGQUEUER, PROCRASTINATE)
@@ -215,12 +218,14 @@ class DroppedSpans(SpanExporter):
         pass
 
 
-# A traceparent as an API request's span would leave on each job a traced Store created.
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
 async def drain_media_store(
-    url: str, analyze: bool, *, shared: bool, metrics: bool = False, traces: bool = False
+    url: str,
+    analyze: bool,
+    *,
+    shared: bool,
+    metrics: bool = False,
+    traces: bool = False,
+    sampled: float = 1.0,
 ) -> Drained:
     """``metrics``, ``traces``: with them (see the module doc); with traces the jobs are
     created with a trace context, as a traced API leaves them."""
@@ -234,9 +239,13 @@ async def drain_media_store(
     if traces:
         conn = await asyncpg.connect(url)
         try:
+            # A trace of its own a job (one request each), sampled in the proportion the
+            # provider's sampler keeps root spans.
             await conn.execute(
-                "INSERT INTO job_trace_contexts (job_id, traceparent) SELECT id, $1 FROM jobs",
-                TRACEPARENT,
+                "INSERT INTO job_trace_contexts (job_id, traceparent)"
+                " SELECT id, '00-' || md5(id::text) || '-' || left(md5(random()::text), 16)"
+                " || CASE WHEN random() < $1::float8 THEN '-01' ELSE '-00' END FROM jobs",
+                sampled,
             )
             if analyze:
                 await conn.execute("ANALYZE job_trace_contexts")
@@ -260,7 +269,9 @@ async def drain_media_store(
     if metrics:
         parts.append(WorkerMetrics(CollectorRegistry()))
     if traces:
-        provider = TracerProvider()
+        provider = TracerProvider(
+            sampler=ALWAYS_ON if sampled >= 1 else ParentBased(TraceIdRatioBased(sampled))
+        )
         provider.add_span_processor(BatchSpanProcessor(DroppedSpans()))
         for s in stores:
             trace_store(s, tracer_provider=provider)
@@ -298,6 +309,12 @@ async def drain_metrics(url: str, analyze: bool) -> Drained:
 
 async def drain_observed(url: str, analyze: bool) -> Drained:
     return await drain_media_store(url, analyze, shared=True, metrics=True, traces=True)
+
+
+async def drain_sampled(url: str, analyze: bool) -> Drained:
+    return await drain_media_store(
+        url, analyze, shared=True, metrics=True, traces=True, sampled=SAMPLED
+    )
 
 
 async def drain_pgqueuer(url: str, analyze: bool) -> Drained:
@@ -429,6 +446,7 @@ TABLES = {
     EACH: "jobs",
     METRICS: "jobs",
     OBSERVED: "jobs",
+    OBSERVED_SAMPLED: "jobs",
     PGQUEUER: "pgqueuer",
     PROCRASTINATE: "procrastinate_jobs",
     LIMIT: "bare_jobs",
@@ -455,6 +473,7 @@ async def overhead(server_url: str) -> dict[str, Any]:
     sides: list[tuple[str, Contender]] = [
         (SHARED, drain_shared),
         (METRICS, drain_metrics),
+        (OBSERVED_SAMPLED, drain_sampled),
         (OBSERVED, drain_observed),
     ]
     rates: dict[str, list[float]] = {name: [] for name, _ in sides}

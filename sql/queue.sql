@@ -26,6 +26,20 @@ SELECT id, job_type, status, media_url, prompt, parameters, result, error,
 FROM media_store_claim_jobs($1::text, $2::int, $3::float8, $4::text[])
 ORDER BY priority DESC, created_at, id;
 
+-- name: claim_traced_jobs
+-- claim_jobs for a traced worker: the claimed jobs (columns of claim_jobs, same order) and the
+-- trace context each was created in ({traceparent, tracestate}, NULL when none), in one
+-- statement: reading the contexts separately cost a traced worker a round trip a batch. The
+-- context is read by primary key, one lookup per claimed job.
+SELECT c.id, c.job_type, c.status, c.media_url, c.prompt, c.parameters, c.result, c.error,
+       c.created_at, c.updated_at, c.started_at, c.completed_at, c.processing_time_ms,
+       c.attempts, c.max_attempts, c.locked_by, c.locked_until, c.heartbeat_at, c.run_after,
+       c.priority, c.idempotency_key, c.idempotency_scope,
+       (SELECT ARRAY[t.traceparent, t.tracestate]
+        FROM job_trace_contexts AS t WHERE t.job_id = c.id) AS trace_context
+FROM media_store_claim_jobs($1::text, $2::int, $3::float8, $4::text[]) AS c
+ORDER BY c.priority DESC, c.created_at, c.id;
+
 -- name: heartbeat_jobs
 -- Heartbeat: extend to $3 seconds from now the leases holder $1 still holds among jobs $2;
 -- returns their ids, and (cancelled true) those of jobs $2 that were cancelled while $1 held

@@ -32,6 +32,7 @@ labels are listed in docs/observability.md.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import logging
 import threading
@@ -45,14 +46,12 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from media_store.models.schemas import Job, JobType
 from media_store.repositories.admin import QueueStats
@@ -78,7 +77,7 @@ CLAIM_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 WAIT_BUCKETS: Final = (0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
-class WorkerMetrics(Instrument):
+class WorkerMetrics(Instrument, Collector):
     """What the workers of this process did, as Prometheus metrics (give it to ``run_worker(...,
     instrument=metrics)``; one instance serves every worker of the process):
 
@@ -92,58 +91,22 @@ class WorkerMetrics(Instrument):
       first attempts only (see :meth:`claimed`);
     - ``media_store_jobs_in_flight`` (by ``job_type``): handlers running now.
 
-    The metrics are registered on ``registry`` when made: a second instance on one registry
-    raises ``ValueError`` (duplicated timeseries), as prometheus_client does.
+    How it is kept: a custom collector of prometheus_client (registered on ``registry`` when
+    made; a second instance on one registry raises ``ValueError``, duplicated timeseries, as
+    prometheus_client's own metrics do). The hooks add to plain integers under one lock a
+    hook, and ``collect`` turns them into metric families at scrape time. prometheus_client's
+    ``Counter`` and ``Histogram`` take a lock per value and walk the buckets in Python: six
+    of their calls a job cost the drain of no-op jobs about 5% of its throughput, these about
+    1 us a job in all (benchmarks/bench_queue.py, "Overhead").
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(PREFIX + name, doc, ["job_type"], registry=registry)
-
-        self.claimed_jobs = counter("jobs_claimed_total", "Jobs claimed by workers")
-        self.outcomes: dict[Outcome, Counter] = {
-            Outcome.COMPLETED: counter("jobs_completed_total", "Jobs completed"),
-            Outcome.FAILED: counter("jobs_failed_total", "Jobs failed for good"),
-            Outcome.RETRIED: counter(
-                "jobs_retried_total", "Job attempts failed, the job pending again"
-            ),
-            Outcome.CANCELLED: counter(
-                "jobs_cancelled_total", "Jobs cancelled while a worker held them"
-            ),
-            Outcome.LOST: counter(
-                "job_leases_lost_total", "Jobs whose lease a worker lost before finishing"
-            ),
-        }
-        self.handler_seconds = Histogram(
-            PREFIX + "job_handler_duration_seconds",
-            "Time a job's handler ran",
-            ["job_type"],
-            buckets=HANDLER_BUCKETS,
-            registry=registry,
-        )
-        self.claim_seconds = Histogram(
-            PREFIX + "claim_duration_seconds",
-            "Time a claim statement took (one per claimed batch)",
-            buckets=CLAIM_BUCKETS,
-            registry=registry,
-        )
-        self.wait_seconds = Histogram(
-            PREFIX + "job_wait_seconds",
-            "Time from a job's creation to its first claim",
-            ["job_type"],
-            buckets=WAIT_BUCKETS,
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            PREFIX + "jobs_in_flight",
-            "Handlers running now",
-            ["job_type"],
-            registry=registry,
-        )
+        self._lock = threading.Lock()
         # Every job type shown from the start (at zero): a rate over a series that appears
-        # only with its first job misses that job. The labelled series are looked up once
-        # here: ``labels()`` costs a lock and a dict lookup a call, five calls a job.
-        self._series = {job_type: _Series(self, job_type.value) for job_type in JobType}
+        # only with its first job misses that job.
+        self._tallies = {job_type: _Tally() for job_type in JobType}
+        self._claims = _Buckets(CLAIM_BUCKETS)
+        registry.register(self)
 
     def claimed(self, jobs: Iterable[Job], seconds: float) -> None:
         """Counts the jobs, observes the claim's time and, for first attempts, the wait from
@@ -151,55 +114,164 @@ class WorkerMetrics(Instrument):
         scheduled ahead is left out of the wait: the claim clears ``run_after``, so the time it
         became due is no longer known, and counting from creation would report its backoff or
         its schedule as waiting."""
-        self.claim_seconds.observe(seconds)
-        for job in jobs:
-            series = self._series[job.job_type]
-            series.claimed.inc()
-            if job.attempts == 1 and job.started_at is not None:
-                wait = (job.started_at - job.created_at).total_seconds()
-                series.wait.observe(max(wait, 0.0))
+        tallies = self._tallies
+        with self._lock:
+            self._claims.observe(seconds)
+            for job in jobs:
+                tally = tallies[job.job_type]
+                tally.claimed += 1
+                if job.attempts == 1 and job.started_at is not None:
+                    wait = (job.started_at - job.created_at).total_seconds()
+                    tally.wait.observe(wait if wait > 0.0 else 0.0)
 
     def running(
         self, job: Job, trace_context: Mapping[str, str] | None
     ) -> AbstractContextManager[object]:
-        return _Running(self._series[job.job_type])
+        return _Running(self._lock, self._tallies[job.job_type])
 
     def finished(self, job: Job, outcome: Outcome) -> None:
-        self._series[job.job_type].outcomes[outcome].inc()
+        tally = self._tallies[job.job_type]
+        with self._lock:
+            tally.outcomes[outcome] += 1
 
+    # --- the collector ---------------------------------------------------------------------
 
-class _Series:
-    """The labelled series of one job type (prometheus_client's children)."""
+    def describe(self) -> Iterator[Any]:
+        # The families without their samples: what register() checks for duplicated names.
+        return self._families(empty=True)
 
-    __slots__ = ("claimed", "handler", "in_flight", "outcomes", "wait")
+    def collect(self) -> Iterator[Any]:
+        return self._families(empty=False)
 
-    def __init__(self, metrics: WorkerMetrics, job_type: str) -> None:
-        self.claimed = metrics.claimed_jobs.labels(job_type)
-        self.wait = metrics.wait_seconds.labels(job_type)
-        self.in_flight = metrics.in_flight.labels(job_type)
-        self.handler = metrics.handler_seconds.labels(job_type)
-        self.outcomes = {
-            outcome: counter.labels(job_type) for outcome, counter in metrics.outcomes.items()
+    def _families(self, *, empty: bool) -> Iterator[Any]:
+        with self._lock:  # one consistent snapshot
+            rows = [
+                (
+                    job_type.value,
+                    tally.claimed,
+                    dict(tally.outcomes),
+                    tally.started - tally.ended,
+                    tally.handler.snapshot(),
+                    tally.wait.snapshot(),
+                )
+                for job_type, tally in self._tallies.items()
+            ]
+            claims = self._claims.snapshot()
+        if empty:
+            rows = []
+        labels = ["job_type"]
+        claimed = CounterMetricFamily(
+            PREFIX + "jobs_claimed", "Jobs claimed by workers", labels=labels
+        )
+        outcomes = {
+            outcome: CounterMetricFamily(PREFIX + name, doc, labels=labels)
+            for outcome, (name, doc) in _OUTCOMES.items()
         }
+        handler = HistogramMetricFamily(
+            PREFIX + "job_handler_duration_seconds", "Time a job's handler ran", labels=labels
+        )
+        wait = HistogramMetricFamily(
+            PREFIX + "job_wait_seconds",
+            "Time from a job's creation to its first claim",
+            labels=labels,
+        )
+        in_flight = GaugeMetricFamily(
+            PREFIX + "jobs_in_flight", "Handlers running now", labels=labels
+        )
+        for job_type, claimed_n, outcome_n, running_n, handler_h, wait_h in rows:
+            claimed.add_metric([job_type], claimed_n)
+            for outcome, family in outcomes.items():
+                family.add_metric([job_type], outcome_n[outcome])
+            in_flight.add_metric([job_type], running_n)
+            handler.add_metric([job_type], handler_h[0], handler_h[1])
+            wait.add_metric([job_type], wait_h[0], wait_h[1])
+        claim = HistogramMetricFamily(
+            PREFIX + "claim_duration_seconds",
+            "Time a claim statement took (one per claimed batch)",
+        )
+        if not empty:
+            claim.add_metric([], claims[0], claims[1])
+        yield claimed
+        yield from outcomes.values()
+        yield handler
+        yield claim
+        yield wait
+        yield in_flight
+
+
+# The outcome counters: name (without ``_total``, which the family adds) and help.
+_OUTCOMES: Final[dict[Outcome, tuple[str, str]]] = {
+    Outcome.COMPLETED: ("jobs_completed", "Jobs completed"),
+    Outcome.FAILED: ("jobs_failed", "Jobs failed for good"),
+    Outcome.RETRIED: ("jobs_retried", "Job attempts failed, the job pending again"),
+    Outcome.CANCELLED: ("jobs_cancelled", "Jobs cancelled while a worker held them"),
+    Outcome.LOST: ("job_leases_lost", "Jobs whose lease a worker lost before finishing"),
+}
+
+
+class _Buckets:
+    """A histogram's counts: one per upper bound and one past the last (``+Inf``), not
+    cumulative (``collect`` adds them up), and the sum. Observed under the owner's lock."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: the first bound >= value, as a Prometheus bucket counts value <= le
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def snapshot(self) -> tuple[list[tuple[str, float]], float]:
+        """The cumulative buckets as HistogramMetricFamily wants them, and the sum."""
+        buckets: list[tuple[str, float]] = []
+        running = 0.0
+        for bound, count in zip(
+            (*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True
+        ):
+            running += count
+            buckets.append((bound, running))
+        return buckets, self.total
+
+
+class _Tally:
+    """What the workers did with one job type."""
+
+    __slots__ = ("claimed", "ended", "handler", "outcomes", "started", "wait")
+
+    def __init__(self) -> None:
+        self.claimed = 0
+        self.started = 0
+        self.ended = 0
+        self.outcomes = dict.fromkeys(Outcome, 0)
+        self.handler = _Buckets(HANDLER_BUCKETS)
+        self.wait = _Buckets(WAIT_BUCKETS)
 
 
 class _Running:
     """Around a handler's run: in flight, and its duration (a plain class: a generator-based
     context manager costs a few microseconds more a job)."""
 
-    __slots__ = ("series", "started")
+    __slots__ = ("lock", "started", "tally")
 
-    def __init__(self, series: _Series) -> None:
-        self.series = series
+    def __init__(self, lock: threading.Lock, tally: _Tally) -> None:
+        self.lock = lock
+        self.tally = tally
         self.started = 0.0
 
     def __enter__(self) -> None:
-        self.series.in_flight.inc()
+        with self.lock:
+            self.tally.started += 1
         self.started = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
-        self.series.handler.observe(time.perf_counter() - self.started)
-        self.series.in_flight.dec()
+        seconds = time.perf_counter() - self.started
+        with self.lock:
+            self.tally.ended += 1
+            self.tally.handler.observe(seconds)
 
 
 @dataclass(frozen=True, slots=True)

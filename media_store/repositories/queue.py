@@ -13,7 +13,7 @@ from media_store.db.queries import Query, query
 from media_store.errors import ValidationError
 from media_store.models import arguments
 from media_store.models.inputs import checked_job_types, validate_input
-from media_store.models.rows import from_row
+from media_store.models.rows import from_row, from_wider_row
 from media_store.models.schemas import Job, JobType, StatusUpdate
 from media_store.repositories.job_refusals import JobRefusals
 
@@ -23,6 +23,12 @@ MAX_CLAIM = 1_000
 # The queries of sql/queue.sql, in that file's order, each named after its method.
 _UUID = uuid.UUID
 _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
+_JOB_COLUMNS = [(name, field.annotation) for name, field in Job.model_fields.items()]
+_CLAIM_TRACED = query(
+    "claim_traced_jobs",
+    returns=[*_JOB_COLUMNS, ("trace_context", list[str | None] | None)],
+    params=(str, int, float, list[str] | None),
+)
 _HEARTBEAT = query(
     "heartbeat_jobs",
     returns=[("id", _UUID), ("cancelled", bool)],
@@ -48,6 +54,7 @@ class JobQueue(JobRefusals):
 
     queries: ClassVar[tuple[Query, ...]] = (
         _CLAIM,
+        _CLAIM_TRACED,
         _HEARTBEAT,
         _ACKNOWLEDGE,
         _COMPLETE,
@@ -78,12 +85,35 @@ class JobQueue(JobRefusals):
         claimed jobs by priority, oldest first within one, possibly none. Raises
         :class:`ValidationError` before any SQL on bad input.
         """
-        holder = arguments.worker_id(worker_id)
-        count = arguments.bounded_int("limit", limit, 1, MAX_CLAIM)
-        span = arguments.lease(lease)
-        types = checked_job_types(job_types)
-        rows = await self._fetch(_CLAIM, holder, count, span, types)
+        rows = await self._fetch(_CLAIM, *claim_arguments(worker_id, job_types, limit, lease))
         return [from_row(Job, row) for row in rows]
+
+    async def claim_traced(
+        self,
+        worker_id: str,
+        job_types: Iterable[JobType | str] | None = None,
+        *,
+        limit: int = 1,
+        lease: timedelta | float = DEFAULT_LEASE,
+    ) -> tuple[list[Job], dict[uuid.UUID, dict[str, str]]]:
+        """:meth:`claim`, and the trace context each claimed job was created in (W3C headers,
+        as :meth:`trace_contexts` gives them, for those that have one), read by the claim's
+        own statement: what a traced worker calls, one round trip a batch instead of two."""
+        rows = await self._fetch(
+            _CLAIM_TRACED, *claim_arguments(worker_id, job_types, limit, lease)
+        )
+        claimed: list[Job] = []
+        contexts: dict[uuid.UUID, dict[str, str]] = {}
+        for row in rows:
+            job = from_wider_row(Job, row)
+            claimed.append(job)
+            pair = row["trace_context"]
+            if pair is not None:
+                carrier = {"traceparent": pair[0]}
+                if pair[1]:
+                    carrier["tracestate"] = pair[1]
+                contexts[job.id] = carrier
+        return claimed, contexts
 
     async def heartbeat(
         self,
@@ -224,6 +254,21 @@ class Heartbeat:
     extended: list[uuid.UUID]
     lost: list[uuid.UUID]
     cancelled: list[uuid.UUID] = field(default_factory=list)
+
+
+def claim_arguments(
+    worker_id: str,
+    job_types: Iterable[JobType | str] | None,
+    limit: int,
+    lease: timedelta | float,
+) -> tuple[str, int, float, list[str] | None]:
+    """A claim's statement arguments, checked (:class:`ValidationError` on bad input)."""
+    return (
+        arguments.worker_id(worker_id),
+        arguments.bounded_int("limit", limit, 1, MAX_CLAIM),
+        arguments.lease(lease),
+        checked_job_types(job_types),
+    )
 
 
 def _result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:

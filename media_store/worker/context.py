@@ -102,7 +102,7 @@ class Instrument:
     __slots__ = ()
 
     # Whether the worker should read the trace context each claimed job was created under
-    # (one more statement per claimed batch, so only tracing asks for it).
+    # (read by the claim's statement, one index lookup a job: only tracing asks for it).
     wants_trace_context: bool = False
 
     def claiming(self, worker_id: str) -> AbstractContextManager[object]:

@@ -84,8 +84,10 @@ async def test_the_handler_span_is_a_child_of_the_request_that_created_the_job(
     assert first.attributes is not None
     assert first.attributes["messaging.batch.message_count"] == 1
     assert first.attributes["messaging.client.id"] == "w-1"
-    # each claim statement is a child of its claim's span (a burst ends on an empty claim)
-    claims = named(spans, "claim_jobs")
+    # each claim statement (a traced worker's: the jobs and their trace contexts at once) is
+    # a child of its claim's span (a burst ends on an empty claim), and nothing else is read
+    assert not named(spans, "get_job_trace_contexts") and not named(spans, "claim_jobs")
+    claims = named(spans, "claim_traced_jobs")
     assert len(claims) == len(receives) == 2
     assert [c.parent.span_id if c.parent else None for c in claims] == [
         r.context.span_id if r.context else None for r in receives
@@ -101,7 +103,6 @@ async def test_the_handler_span_is_a_child_of_the_request_that_created_the_job(
     assert insert.attributes["db.query.summary"] == "create_traced_job"
     assert insert.attributes["db.operation.name"] == "WITH"
     assert insert.attributes["db.namespace"]
-    assert named(spans, "get_job_trace_contexts")
 
 
 async def test_enqueued_and_batched_jobs_keep_their_trace_context_too(

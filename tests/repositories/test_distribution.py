@@ -60,6 +60,7 @@ FUNCTION_TABLES = {
 FAN_OUTS = {
     # the queue: a claim takes the oldest runnable jobs, wherever they are
     "claim_jobs": "claim: oldest runnable jobs of any job (or of some types)",
+    "claim_traced_jobs": "claim_jobs for a traced worker, with each job's trace context",
     "reclaim_expired_jobs": "maintenance: expired leases of any job",
     # listings and statistics across jobs
     "get_jobs_by_status": "listing across jobs",
