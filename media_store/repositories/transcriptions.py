@@ -35,6 +35,7 @@ from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
 from media_store.models.schemas import Transcription, TranscriptionCreate
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
+from media_store.repositories.search import TranscriptionSearch
 from media_store.words.captions import (
     CaptionFormat,
     CaptionRules,
@@ -105,7 +106,7 @@ class Appended:
     tail_start: float | None
 
 
-class TranscriptionReads(ChildReads[Transcription]):
+class TranscriptionReads(TranscriptionSearch, ChildReads[Transcription]):
     """The reads of transcriptions and their words: what ``store.replica.transcriptions``
     offers. ``get``, ``list_for_job``, ``words`` and ``words_between`` run two statements
     each (the rows, then their word segments; or the segments, then whether an empty result
@@ -137,6 +138,7 @@ class TranscriptionReads(ChildReads[Transcription]):
         _segments_for_job_query,
         _segments_between_query,
         _count_words_query,
+        *TranscriptionSearch.queries,
     )
 
     async def get(self, row_id: uuid.UUID) -> Transcription | None:

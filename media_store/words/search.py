@@ -1,0 +1,262 @@
+"""Search across transcriptions, the parts that need no database: the query language, the
+keyset cursor, and where in a segment the matched words are.
+
+The query language (what :meth:`~media_store.repositories.search.TranscriptionSearch.search`
+takes), every term required:
+
+- a word (``budget``): the word, stemmed as the transcription's language stems it
+  (``budgets`` finds ``budget``; 'simple' configuration when the language has none);
+- a phrase in double quotes (``"interest rates"``): its words in this order, next to each
+  other (a stop word inside counts as one word of any kind);
+- a prefix (``infla*``): words beginning with it, as typed or as stemmed.
+
+How a hit is placed: the database finds the matching segments (up to 256 words each) through
+the index and returns each with its words joined by spaces, ts_headline having wrapped every
+word that holds a lexeme of the query in U+E000 .. U+E001 (:func:`marked_words` maps the
+marks back to word indexes). ts_headline marks a phrase's words wherever they are, so the
+marked words' lexemes are read (one more statement, for the marked words only) and
+:meth:`Terms.occurrences` keeps the words that match a word or prefix term and the runs that
+spell a phrase: a hit's times are its words' own, never the segment's. A word is taken as one
+token: a phrase whose words the parser splits further ("e-mail") may be found but not placed,
+and such a segment's hit is left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Final, Literal, TypeAlias
+
+from media_store.errors import ValidationError
+from media_store.models.fields import Row, shown
+from media_store.words.captions import join_words
+from media_store.words.timestamps import Words
+
+TermKind: TypeAlias = Literal["word", "phrase", "prefix"]
+
+MAX_QUERY_CHARS: Final = 1_000
+MAX_LIMIT: Final = 1_000
+# Words of context on each side of a hit's words in its snippet (within its segment).
+SNIPPET_WORDS: Final = 8
+
+OPEN: Final = "\ue000"
+CLOSE: Final = "\ue001"
+
+
+class SearchHit(Row):
+    """One place a query matched: in ``transcription_id`` (of job ``job_id``), the words
+    ``text`` spoken from ``start`` to ``end`` seconds (the first matched word's start, the
+    last one's end) by ``speaker`` (the first matched word's; None when the words have no
+    speaker), with ``snippet``, the words around them. ``rank``: ts_rank of the segment
+    (of up to 256 words) the hit is in; ``matches``: every occurrence in that segment as
+    (start, end), the hit's first. One hit a segment: a query found many times in a minute of
+    speech gives one hit listing them."""
+
+    transcription_id: uuid.UUID
+    job_id: uuid.UUID
+    start: float
+    end: float
+    speaker: str | None
+    text: str
+    snippet: str
+    rank: float
+    matches: list[tuple[float, float]]
+
+
+class SearchPage(Row):
+    """A page of hits, best first, and ``next``: the cursor of the page after it (give it as
+    ``after=``), None on the last page."""
+
+    hits: list[SearchHit]
+    next: str | None
+
+
+def parse_query(text: str) -> tuple[list[TermKind], list[str]]:
+    """The terms of ``text`` (see the module doc) as (kinds, texts). Raises
+    :class:`ValidationError` for a query that is not a string, is blank, longer than
+    :data:`MAX_QUERY_CHARS`, holds NUL, or leaves a double quote open."""
+    if not isinstance(text, str):
+        raise ValidationError(f"query must be a string, got {shown(text)}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise ValidationError(f"query must be at most {MAX_QUERY_CHARS} characters")
+    if "\x00" in text:
+        raise ValidationError("query must not contain NUL characters")
+    if text.count('"') % 2:
+        raise ValidationError(f"query has an unclosed double quote: {shown(text)}")
+    kinds: list[TermKind] = []
+    texts: list[str] = []
+    for i, part in enumerate(text.split('"')):
+        if i % 2:  # inside quotes
+            if part.strip():
+                kinds.append("phrase")
+                texts.append(" ".join(part.split()))
+            continue
+        for word in part.split():
+            if word.endswith("*") and word.rstrip("*"):
+                kinds.append("prefix")
+                texts.append(word.rstrip("*"))
+            elif word.strip("*"):
+                kinds.append("word")
+                texts.append(word)
+    if not kinds:
+        raise ValidationError(f"query has no words: {shown(text)}")
+    return kinds, texts
+
+
+def marked_words(words: list[str], marked: str) -> list[int] | None:
+    """The indexes of the words ts_headline marked in ``marked`` (``words`` joined by spaces,
+    each matched word wrapped in U+E000 .. U+E001), in order; None when the marked text is not
+    those words (a word holding the marks themselves)."""
+    pieces = marked.split(OPEN)
+    if CLOSE in pieces[0]:
+        return None
+    plain = [pieces[0]]
+    ranges: list[tuple[int, int]] = []  # character offsets in the unmarked text
+    at = len(pieces[0])
+    for piece in pieces[1:]:
+        inner, closed, rest = piece.partition(CLOSE)
+        if not closed or CLOSE in rest:
+            return None
+        ranges.append((at, at + len(inner)))
+        plain += (inner, rest)
+        at += len(inner) + len(rest)
+    if "".join(plain) != " ".join(words):
+        return None
+    indexes: list[int] = []
+    offset, w = 0, 0
+    for lo, hi in ranges:  # in text order
+        while w < len(words) and offset + len(words[w]) <= lo:
+            offset += len(words[w]) + 1
+            w += 1
+        k, k_offset = w, offset
+        while k < len(words) and k_offset < hi:
+            if not indexes or indexes[-1] < k:
+                indexes.append(k)
+            k_offset += len(words[k]) + 1
+            k += 1
+    return indexes
+
+
+class Terms:
+    """A query's terms with their lexemes in one configuration (from the database:
+    ``to_tsvector`` of each word, so stemmed as the documents are)."""
+
+    def __init__(
+        self,
+        kinds: list[TermKind],
+        texts: list[str],
+        lexemes: Mapping[str, frozenset[str]],
+    ) -> None:
+        self.words = [lexemes[t] for k, t in zip(kinds, texts, strict=True) if k == "word"]
+        self.prefixes = [
+            (t.lower(), *lexemes[t]) for k, t in zip(kinds, texts, strict=True) if k == "prefix"
+        ]
+        self.phrases = [
+            [lexemes[word] for word in t.split()]
+            for k, t in zip(kinds, texts, strict=True)
+            if k == "phrase"
+        ]
+
+    @staticmethod
+    def texts(kinds: list[TermKind], texts: list[str]) -> list[str]:
+        """The texts whose lexemes :class:`Terms` needs: each word and prefix, and each
+        word of each phrase."""
+        out: list[str] = []
+        for kind, text in zip(kinds, texts, strict=True):
+            out.extend(text.split() if kind == "phrase" else [text])
+        return out
+
+    def occurrences(
+        self, marked: list[int], lexemes: Mapping[int, frozenset[str]]
+    ) -> list[tuple[int, int]]:
+        """The occurrences (first, last word index) among the ``marked`` words of a segment,
+        given each marked word's lexemes: a marked word matching a word or prefix term, and
+        each run of words matching a phrase (its stop words match any word). Overlapping
+        occurrences are one."""
+        found: list[tuple[int, int]] = []
+        marks = set(marked)
+        for i in marked:
+            have = lexemes[i]
+            if any(have & term for term in self.words) or any(
+                lexeme.startswith(prefix)
+                for prefixes in self.prefixes
+                for prefix in prefixes
+                for lexeme in have
+            ):
+                found.append((i, i))
+            for phrase in self.phrases:
+                for k, wanted in enumerate(phrase):
+                    if not wanted or not have & wanted:
+                        continue
+                    first = i - k
+                    if first >= 0 and all(
+                        not need or (first + j in marks and lexemes[first + j] & need)
+                        for j, need in enumerate(phrase)
+                    ):
+                        found.append((first, first + len(phrase) - 1))
+        runs: list[tuple[int, int]] = []
+        for lo, hi in sorted(set(found)):
+            if runs and lo <= runs[-1][1]:
+                runs[-1] = (runs[-1][0], max(hi, runs[-1][1]))
+            else:
+                runs.append((lo, hi))
+        return runs
+
+
+def hit_of(
+    job_id: uuid.UUID,
+    transcription_id: uuid.UUID,
+    rank: float,
+    words: Words,
+    runs: list[tuple[int, int]],
+    speaker: str | None,
+) -> SearchHit | None:
+    """The hit of one segment's ``words`` and its matched ``runs``; with ``speaker``, only
+    the runs whose first word is that speaker's (None when none is)."""
+    if speaker is not None:
+        spoken = words.speakers or []
+        runs = [r for r in runs if r[0] < len(spoken) and spoken[r[0]] == speaker]
+    if not runs:
+        return None
+    first, last = runs[0]
+    lo = max(0, first - SNIPPET_WORDS)
+    hi = min(len(words.words), last + 1 + SNIPPET_WORDS)
+    return SearchHit(
+        transcription_id=transcription_id,
+        job_id=job_id,
+        start=words.starts[first],
+        end=max(words.ends[first : last + 1]),
+        speaker=None if words.speakers is None else words.speakers[first],
+        text=join_words(words.words[first : last + 1]),
+        snippet=join_words(words.words[lo:hi]),
+        rank=rank,
+        matches=[(words.starts[a], max(words.ends[a : b + 1])) for a, b in runs],
+    )
+
+
+# --- the cursor -------------------------------------------------------------------------------
+
+Cursor: TypeAlias = tuple[float, uuid.UUID, uuid.UUID, int]
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """An opaque, URL-safe cursor for the position after a page's last segment."""
+    rank, job_id, transcription_id, seq = cursor
+    raw = json.dumps([rank, str(job_id), str(transcription_id), seq], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The position :func:`encode_cursor` wrote. Raises :class:`ValidationError` for
+    anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        rank, job_id, transcription_id, seq = json.loads(raw)
+        if not isinstance(rank, float | int) or not isinstance(seq, int) or seq < 0:
+            raise ValueError
+        return float(rank), uuid.UUID(job_id), uuid.UUID(transcription_id), seq
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(f"after is not a search cursor: {shown(text)}") from None

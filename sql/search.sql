@@ -1,0 +1,63 @@
+-- Search across transcriptions (migrations/0016), in the order of
+-- media_store/repositories/search.py.
+
+-- name: search_word_segments
+-- The segments whose document matches the query terms ($1 kinds, $2 texts: see
+-- media_store_search_query), best first: ts_rank, then (job_id, transcription_id, seq) to
+-- break ties, after the keyset cursor ($7 rank, $8 job_id, $9 transcription_id, $10 seq;
+-- NULL: from the start), at most $11. The query is made once per configuration documents
+-- use ($5 language: only that language's), and each is matched through the GIN index.
+-- Filters: $3 job type, $4 job, $5 language (its code, or a code's family: 'en' also finds
+-- 'en-US'), $6 a speaker among the segment's words. Each segment comes with its words (the
+-- columns of list_word_segments) and, in `marked`, its words joined with spaces where
+-- ts_headline wrapped each matched word in U+E000 .. U+E001.
+WITH q AS MATERIALIZED (
+    SELECT c.config, media_store_search_query(c.config, $1::text[], $2::text[]) AS query
+    FROM transcription_search_configs AS c
+    WHERE $5::text IS NULL OR c.config = media_store_search_config($5::text)
+),
+hits AS (
+    SELECT d.job_id, d.transcription_id, d.seq, d.config, q.query,
+           ts_rank(d.document, q.query) AS rank
+    FROM q
+    JOIN transcription_word_search AS d ON d.config = q.config AND d.document @@ q.query
+    JOIN transcriptions AS t ON t.job_id = d.job_id AND t.id = d.transcription_id
+    JOIN jobs AS j ON j.id = d.job_id
+    WHERE q.query IS NOT NULL
+      AND ($3::text IS NULL OR j.job_type = $3::text)
+      AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
+      AND ($5::text IS NULL OR lower(t.language) = lower($5::text)
+           OR lower(t.language) LIKE lower($5::text) || '-%')
+    ORDER BY rank DESC, d.job_id, d.transcription_id, d.seq
+),
+page AS (
+    SELECT h.*
+    FROM hits AS h
+    JOIN transcription_word_segments AS s
+      ON s.job_id = h.job_id AND s.transcription_id = h.transcription_id AND s.seq = h.seq
+    WHERE ($6::text IS NULL OR $6::text = ANY (media_store_unpack_speakers(s.speakers)))
+      AND ($7::real IS NULL
+           OR h.rank < $7::real
+           OR (h.rank = $7::real
+               AND (h.job_id, h.transcription_id, h.seq) > ($8::uuid, $9::uuid, $10::int)))
+    ORDER BY h.rank DESC, h.job_id, h.transcription_id, h.seq
+    LIMIT $11::int
+)
+SELECT p.job_id, p.transcription_id, p.seq, p.rank, p.config::text AS config,
+       s.words, s.word_lengths, s.starts, s.ends, s.confidences, s.speakers,
+       ts_headline(p.config,
+                   array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '),
+                   p.query,
+                   'HighlightAll=true, StartSel=' || chr(57344) || ', StopSel=' || chr(57345))
+           AS marked
+FROM page AS p
+JOIN transcription_word_segments AS s
+  ON s.job_id = p.job_id AND s.transcription_id = p.transcription_id AND s.seq = p.seq
+ORDER BY p.rank DESC, p.job_id, p.transcription_id, p.seq;
+
+-- name: search_lexemes
+-- The lexemes of each text $2[i] in the text search configuration $1[i] (a name), in input
+-- order: how a search checks the words it marked against each term of its query.
+SELECT x.i::int AS i, tsvector_to_array(to_tsvector(x.config::regconfig, x.text)) AS lexemes
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
+ORDER BY x.i;
