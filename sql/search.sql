@@ -22,7 +22,7 @@ hits AS (
     FROM q
     JOIN transcription_word_search AS d ON d.config = q.config AND d.document @@ q.query
     JOIN transcriptions AS t ON t.job_id = d.job_id AND t.id = d.transcription_id
-    JOIN jobs AS j ON j.id = d.job_id
+    JOIN jobs AS j ON j.id = t.job_id
     WHERE q.query IS NOT NULL
       AND ($3::text IS NULL OR j.job_type = $3::text)
       AND ($4::uuid IS NULL OR d.job_id = $4::uuid)

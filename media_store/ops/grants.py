@@ -61,6 +61,8 @@ RUNTIME_FUNCTIONS = (
     "media_store_heartbeat_jobs",
     "media_store_complete_jobs",
     "media_store_release_jobs",
+    "media_store_search_config",
+    "media_store_search_query",
 )
 
 # The role that would receive the rights: (is a superuser, the owner roles of the library's

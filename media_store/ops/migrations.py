@@ -76,6 +76,8 @@ TABLES = (
     "transcription_word_segments",
     "job_cancel_requests",
     "job_trace_contexts",
+    "transcription_word_search",
+    "transcription_search_configs",
 )
 # Every function the migrations create is named so.
 FUNCTION_PREFIX = "media_store_"

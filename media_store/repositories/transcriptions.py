@@ -1,5 +1,5 @@
 """Transcriptions and their word timestamps. Same order as sql/transcriptions.sql, then
-sql/words.sql, within each class: the reads (:class:`TranscriptionReads`, also the replica
+sql/words.sql, then sql/search.sql (:mod:`media_store.repositories.search`), within each class: the reads (:class:`TranscriptionReads`, also the replica
 view's), then the writes (:class:`TranscriptionRepository`).
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
@@ -310,6 +310,7 @@ class TranscriptionRepository(
         TranscriptionReads._segments_for_job_query,
         TranscriptionReads._segments_between_query,
         TranscriptionReads._count_words_query,
+        *TranscriptionSearch.queries,
     )
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:

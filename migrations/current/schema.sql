@@ -1,4 +1,4 @@
--- The live schema: what migrations 0001-0014 leave behind, in one place, to read.
+-- The live schema: what migrations 0001-0016 leave behind, in one place, to read.
 --
 -- NOT A MIGRATION. The migrations in ../ are the only thing that builds a database; this file
 -- restates their result as if written in one go, grouped per table, with the functions'
@@ -816,3 +816,127 @@ ALTER TABLE transcription_word_segments ALTER COLUMN confidences SET STORAGE EXT
 -- probes, where the primary key alone visits every segment of the transcription. [0006, 0009]
 CREATE INDEX transcription_word_segments_time
     ON transcription_word_segments (job_id, transcription_id, last_start, seq);
+
+
+-- === transcription_word_search ===============================================================
+-- Search across transcriptions: a full-text document per word segment under GIN, filled by a
+-- statement trigger in the transaction that writes the words; the configuration is the
+-- transcription's language's. Hits are placed on their words in the library. [0016]
+
+-- The text search configuration for a transcription's language (an ISO 639-1 code such as
+-- 'en' or 'pt-BR', or a configuration's name such as 'english'): the language's own where the
+-- server has it, 'simple' (lower-casing, no stemming, no stop words) otherwise.
+CREATE FUNCTION media_store_search_config(language text) RETURNS regconfig
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(
+        (SELECT c.oid::regconfig
+         FROM pg_catalog.pg_ts_config AS c
+         JOIN pg_catalog.pg_namespace AS n ON n.oid = c.cfgnamespace AND n.nspname = 'pg_catalog'
+         WHERE c.cfgname = coalesce(
+             CASE lower(split_part(replace(language, '_', '-'), '-', 1))
+                 WHEN 'ar' THEN 'arabic' WHEN 'hy' THEN 'armenian' WHEN 'eu' THEN 'basque'
+                 WHEN 'ca' THEN 'catalan' WHEN 'da' THEN 'danish' WHEN 'nl' THEN 'dutch'
+                 WHEN 'en' THEN 'english' WHEN 'fi' THEN 'finnish' WHEN 'fr' THEN 'french'
+                 WHEN 'de' THEN 'german' WHEN 'el' THEN 'greek' WHEN 'hi' THEN 'hindi'
+                 WHEN 'hu' THEN 'hungarian' WHEN 'id' THEN 'indonesian' WHEN 'ga' THEN 'irish'
+                 WHEN 'it' THEN 'italian' WHEN 'lt' THEN 'lithuanian' WHEN 'ne' THEN 'nepali'
+                 WHEN 'no' THEN 'norwegian' WHEN 'nb' THEN 'norwegian'
+                 WHEN 'nn' THEN 'norwegian' WHEN 'pt' THEN 'portuguese'
+                 WHEN 'ro' THEN 'romanian' WHEN 'ru' THEN 'russian' WHEN 'sr' THEN 'serbian'
+                 WHEN 'es' THEN 'spanish' WHEN 'sv' THEN 'swedish' WHEN 'ta' THEN 'tamil'
+                 WHEN 'tr' THEN 'turkish' WHEN 'yi' THEN 'yiddish'
+             END,
+             lower(language)
+         )),
+        'pg_catalog.simple'::regconfig
+    )
+$$;
+
+CREATE TABLE transcription_word_search (
+    job_id           uuid      NOT NULL,
+    transcription_id uuid      NOT NULL,
+    seq              integer   NOT NULL,
+    config           regconfig NOT NULL,
+    document         tsvector  NOT NULL,
+    CONSTRAINT transcription_word_search_pkey PRIMARY KEY (job_id, transcription_id, seq),
+    CONSTRAINT transcription_word_search_segment_fkey FOREIGN KEY (job_id, transcription_id, seq)
+        REFERENCES transcription_word_segments (job_id, transcription_id, seq) ON DELETE CASCADE
+);
+
+CREATE INDEX transcription_word_search_document ON transcription_word_search
+    USING gin (document);
+
+COMMENT ON TABLE transcription_word_search IS
+    'A full-text document per word segment, for search across transcriptions (0016)';
+
+-- The configurations documents were made with: a search builds its query once for each
+-- (a stemmed query matches only documents of its own configuration).
+CREATE TABLE transcription_search_configs (
+    config regconfig PRIMARY KEY
+);
+
+CREATE FUNCTION media_store_index_word_segments() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    WITH added AS (
+        INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
+        SELECT s.job_id, s.transcription_id, s.seq, c.config,
+               to_tsvector(c.config,
+                           array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '))
+        FROM new_segments AS s
+        JOIN transcriptions AS t ON t.job_id = s.job_id AND t.id = s.transcription_id
+        CROSS JOIN LATERAL (SELECT media_store_search_config(t.language) AS config) AS c
+        RETURNING config
+    )
+    INSERT INTO transcription_search_configs (config)
+    SELECT DISTINCT config FROM added
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER transcription_word_segments_search
+    AFTER INSERT ON transcription_word_segments
+    REFERENCING NEW TABLE AS new_segments
+    FOR EACH STATEMENT EXECUTE FUNCTION media_store_index_word_segments();
+
+-- A search builds its query with this: the terms ($2 kinds, $3 texts) of a query, each a
+-- 'word' (plainto_tsquery), a 'phrase' (phraseto_tsquery: its words in order, stop words
+-- counted as gaps) or a 'prefix' (lexemes beginning with the word as typed, lower-cased, or
+-- with its stem), all required (AND). A term with no lexeme in the configuration (a stop
+-- word, punctuation) drops out; a query left with none is NULL, and matches nothing.
+CREATE FUNCTION media_store_search_query(config regconfig, kinds text[], texts text[])
+RETURNS tsquery
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET client_min_messages = warning  -- not the notice of a stop word's empty query
+AS $$
+DECLARE
+    result tsquery;
+    part tsquery;
+    typed text;
+    stem text;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(kinds), 0) LOOP
+        IF kinds[i] = 'phrase' THEN
+            part := phraseto_tsquery(config, texts[i]);
+        ELSIF kinds[i] = 'prefix' THEN
+            typed := lower(texts[i]);
+            SELECT l INTO stem
+            FROM unnest(tsvector_to_array(to_tsvector(config, texts[i]))) AS l
+            LIMIT 1;
+            part := to_tsquery('simple', quote_literal(typed) || ':*');
+            IF stem IS NOT NULL AND stem <> typed THEN
+                part := part || to_tsquery('simple', quote_literal(stem) || ':*');
+            END IF;
+        ELSE
+            part := plainto_tsquery(config, texts[i]);
+        END IF;
+        IF numnode(part) > 0 THEN
+            result := CASE WHEN result IS NULL THEN part ELSE result && part END;
+        END IF;
+    END LOOP;
+    RETURN result;
+END;
+$$;

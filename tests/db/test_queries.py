@@ -186,11 +186,12 @@ def test_each_repository_lists_its_queries_in_the_order_of_its_sql_files() -> No
         assert listed, f"{repository.__name__} lists no queries"
         assert not seen & set(listed), f"{repository.__name__} repeats another's queries"
         seen |= set(listed)
-        # transcriptions.sql before words.sql: the row first, then its words
+        # transcriptions.sql, then words.sql, then search.sql: the row first, then its
+        # words, then the search over them
         in_files = sorted(
             listed,
             key=lambda name: (
-                QUERIES[name].path.name == "words.sql",
+                {"words.sql": 1, "search.sql": 2}.get(QUERIES[name].path.name, 0),
                 QUERIES[name].path.name,
                 QUERIES[name].line,
             ),

@@ -242,7 +242,9 @@ async def row_counts(url: str) -> dict[str, int]:
         " (SELECT count(*) FROM transcriptions), (SELECT count(*) FROM analysis_results),"
         " (SELECT count(*) FROM transcription_word_segments),"
         " (SELECT count(*) FROM job_cancel_requests),"
-        " (SELECT count(*) FROM job_trace_contexts)",
+        " (SELECT count(*) FROM job_trace_contexts),"
+        " (SELECT count(*) FROM transcription_word_search),"
+        " (SELECT count(*) FROM transcription_search_configs)",
     )
     return dict(zip(migrate.TABLES, row, strict=True))
 
@@ -469,6 +471,8 @@ async def test_every_repository_round_trips_as_the_runtime_role(
         "transcription_word_segments": 0,
         "job_cancel_requests": 0,
         "job_trace_contexts": 0,
+        "transcription_word_search": 0,
+        "transcription_search_configs": 0,
     }
 
 
@@ -531,7 +535,12 @@ async def test_words_and_the_cascade_work_as_the_runtime_role(
     assert (first, speakers) == ("w0", ["S0", "S1"])
 
     assert await store.jobs.delete(job.id) is True
-    assert await row_counts(deployment.admin_url) == dict.fromkeys(migrate.TABLES, 0)
+    # Every row of the job is gone; the list of search configurations in use keeps its one
+    # row (a row a language ever stored, no job's data).
+    assert await row_counts(deployment.admin_url) == {
+        **dict.fromkeys(migrate.TABLES, 0),
+        "transcription_search_configs": 1,
+    }
 
 
 async def until_listening(deployment: Deployment, worker: asyncio.Task[Any]) -> None:

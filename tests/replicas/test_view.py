@@ -67,6 +67,7 @@ def test_the_view_offers_every_read_method_of_the_reads_classes_and_no_write(sto
         "words",
         "words_between",
         "count_words",
+        "search",
     }
     assert not hasattr(view.transcriptions, "append_words")
     assert not hasattr(view.jobs, "claim")

@@ -44,6 +44,7 @@ DISTRIBUTION_KEYS = {
     "transcriptions": "job_id",
     "analysis_results": "job_id",
     "transcription_word_segments": "job_id",
+    "transcription_word_search": "job_id",
 }
 
 # SQL functions of the migrations that read per-job tables: a query selecting from one visits
@@ -61,6 +62,8 @@ FAN_OUTS = {
     # the queue: a claim takes the oldest runnable jobs, wherever they are
     "claim_jobs": "claim: oldest runnable jobs of any job (or of some types)",
     "claim_traced_jobs": "claim_jobs for a traced worker, with each job's trace context",
+    # search: where a phrase was said, in any job's transcriptions
+    "search_word_segments": "search across every transcription",
     "reclaim_expired_jobs": "maintenance: expired leases of any job",
     # listings and statistics across jobs
     "get_jobs_by_status": "listing across jobs",
