@@ -42,8 +42,10 @@ from media_store import (
     JobCursor,
     JobNotFound,
     JobStatus,
+    JobType,
     KeyScope,
     Repositories,
+    SearchPage,
     Settings,
     Transcription,
     TranscriptionCreate,
@@ -66,6 +68,8 @@ from media_store.models import arguments
 from media_store.models.arguments import MAX_KEY
 from media_store.repositories.jobs import MAX_PAGE
 from media_store.words.captions import MEDIA_TYPES, CaptionRules, check_min_gap
+from media_store.words.search import MAX_LIMIT as MAX_SEARCH_PAGE
+from media_store.words.search import decode_cursor, parse_query
 from media_store.words.timestamps import WordsInput, WordsOutput
 
 # A consistent read of several statements: one snapshot, no writes.
@@ -294,6 +298,43 @@ async def speaker_turns(
     """The speaker turns, in order: who spoke when, and what (read a window of words at a
     time; the list is what the client asked for, so it is answered whole)."""
     return [turn async for turn in store.transcriptions.turns(transcription_id, min_gap=min_gap)]
+
+
+SearchCursor = Annotated[
+    str | None,
+    Query(description="the `next` of the previous page"),
+    checked_by(decode_cursor),
+]
+SearchQuery = Annotated[
+    str,
+    Query(description='words, "a phrase", prefix*; all required'),
+    checked_by(parse_query),
+]
+
+
+@router.get("/search")
+async def search(
+    store: StoreDep,
+    q: SearchQuery,
+    job_type: JobType | None = None,
+    language: Annotated[str | None, Query(min_length=1, max_length=35)] = None,
+    job_id: uuid.UUID | None = None,
+    speaker: Annotated[str | None, Query(min_length=1)] = None,
+    after: SearchCursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_PAGE)] = 20,
+) -> SearchPage:
+    """Where something was said, across every transcription, best first: each hit with its
+    words' exact times (jump the player there), speaker and snippet; a page at a time
+    through ``next``. Read from a standby when the Store has replicas."""
+    return await store.replica.transcriptions.search(
+        q,
+        job_type=job_type,
+        language=language,
+        job_id=job_id,
+        speaker=speaker,
+        after=after,
+        limit=limit,
+    )
 
 
 _RULES = CaptionRules()

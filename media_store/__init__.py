@@ -46,6 +46,7 @@ from media_store.repositories import Enqueued, JobCursor, JobPage
 from media_store.repositories.transcriptions import Appended
 from media_store.store import Repositories, Store
 from media_store.words.captions import Turn
+from media_store.words.search import SearchHit, SearchPage
 from media_store.words.timestamps import Words, WordTimestamp
 
 __all__ = [
@@ -85,6 +86,8 @@ __all__ = [
     "ReadOnlyRepositories",
     "ReplicaView",
     "Repositories",
+    "SearchHit",
+    "SearchPage",
     "Settings",
     "StatementTimeout",
     "Store",

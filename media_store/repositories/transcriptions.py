@@ -1,5 +1,6 @@
 """Transcriptions and their word timestamps. Same order as sql/transcriptions.sql, then
-sql/words.sql, then sql/search.sql (:mod:`media_store.repositories.search`), within each class: the reads (:class:`TranscriptionReads`, also the replica
+sql/words.sql, then sql/search.sql (:mod:`media_store.repositories.search`), within each
+class: the reads (:class:`TranscriptionReads`, also the replica
 view's), then the writes (:class:`TranscriptionRepository`).
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to

@@ -882,3 +882,28 @@ async def test_captions_download_as_an_attachment_of_their_media_type(
     assert srt.text.startswith("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n")
     assert (await client.get(f"/transcriptions/{uuid.uuid4()}/captions")).status_code == 404
     assert (await client.get(url, params={"format": "ass"})).status_code == 422
+
+
+async def test_search_finds_the_second_and_pages_through_its_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client)
+    first = await create_transcription(client, job["id"])
+    second = await create_transcription(client, job["id"])
+    response = await client.get("/search", params={"q": "kenobi", "limit": 1})
+    assert response.status_code == 200, response.text
+    page = response.json()
+    [hit] = page["hits"]
+    assert hit["transcription_id"] in (first["id"], second["id"])
+    assert (hit["start"], hit["end"], hit["speaker"], hit["text"]) == (1.8, 2.4, "B", "kenobi")
+    assert hit["snippet"] == "hello there general kenobi"
+    rest = await client.get("/search", params={"q": "kenobi", "limit": 1, "after": page["next"]})
+    [other] = rest.json()["hits"]
+    assert {hit["transcription_id"], other["transcription_id"]} == {first["id"], second["id"]}
+    phrase = await client.get("/search", params={"q": '"general kenobi"', "speaker": "B"})
+    assert [h["start"] for h in phrase.json()["hits"]] == [1.2, 1.2]
+    assert (await client.get("/search", params={"q": "nothing"})).json()["hits"] == []
+    for params, field in (({"q": '"open'}, "q"), ({"q": "x", "after": "%%"}, "after")):
+        refused = await client.get("/search", params=params)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["query", field]
