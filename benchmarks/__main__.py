@@ -22,6 +22,7 @@ ALL = [
     "asr",
     "distribution",
     "captions",
+    "search",
     "soak",
 ]
 

@@ -6,7 +6,8 @@
 -- media_store_search_query), best first: ts_rank, then (job_id, transcription_id, seq) to
 -- break ties, after the keyset cursor ($7 rank, $8 job_id, $9 transcription_id, $10 seq;
 -- NULL: from the start), at most $11. The query is made once per configuration documents
--- use ($5 language: only that language's), and each is matched through the GIN index.
+-- use ($5 language: only that language's); the GIN index is searched with them all OR'ed
+-- (an InitPlan's value, so an index condition), each document then matched with its own.
 -- Filters: $3 job type, $4 job, $5 language (its code, or a code's family: 'en' also finds
 -- 'en-US'), $6 a speaker among the segment's words. Each segment comes with its words (the
 -- columns of list_word_segments) and, in `marked`, its words joined with spaces where
@@ -19,11 +20,14 @@ WITH q AS MATERIALIZED (
 hits AS (
     SELECT d.job_id, d.transcription_id, d.seq, d.config, q.query,
            ts_rank(d.document, q.query) AS rank
-    FROM q
-    JOIN transcription_word_search AS d ON d.config = q.config AND d.document @@ q.query
+    FROM transcription_word_search AS d
+    JOIN q ON q.config = d.config AND d.document @@ q.query
     JOIN transcriptions AS t ON t.job_id = d.job_id AND t.id = d.transcription_id
     JOIN jobs AS j ON j.id = t.job_id
-    WHERE q.query IS NOT NULL
+    -- Every configuration's query OR'ed into one, a value known before the scan: what the
+    -- GIN index is searched with (the exact match, per configuration, is the join above).
+    WHERE d.document @@ (SELECT string_agg('(' || query::text || ')', ' | ')::tsquery
+                         FROM q WHERE query IS NOT NULL)
       AND ($3::text IS NULL OR j.job_type = $3::text)
       AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
       AND ($5::text IS NULL OR lower(t.language) = lower($5::text)
