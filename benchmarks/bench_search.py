@@ -100,7 +100,7 @@ FLAT_WORD = (
     "SELECT * FROM ("
     + " UNION ALL ".join(
         f"(SELECT transcription_id, start FROM flat_words"
-        f" WHERE config = '{c}' AND tsv @@ plainto_tsquery('{c}', $1) LIMIT $2)"
+        f" WHERE config = '{c}'::regconfig AND tsv @@ plainto_tsquery('{c}', $1) LIMIT $2)"
         for c in FLAT_CONFIGS
     )
     + ") AS found LIMIT $2"
@@ -115,7 +115,7 @@ FLAT_PHRASE = (
     + " UNION ALL ".join(
         f"(SELECT a.transcription_id, a.start FROM flat_words AS a"
         f" JOIN flat_words AS b ON b.transcription_id = a.transcription_id AND b.idx = a.idx + 1"
-        f" WHERE a.config = '{c}' AND a.tsv @@ plainto_tsquery('{c}', $1)"
+        f" WHERE a.config = '{c}'::regconfig AND a.tsv @@ plainto_tsquery('{c}', $1)"
         f" AND b.tsv @@ plainto_tsquery('{c}', $2) LIMIT $3)"
         for c in FLAT_CONFIGS
     )

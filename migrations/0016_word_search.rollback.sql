@@ -1,7 +1,5 @@
 -- Reverts 0016: no search documents.
 DROP FUNCTION IF EXISTS media_store_search_query(regconfig, text[], text[]);
-DROP TRIGGER IF EXISTS transcription_word_segments_search ON transcription_word_segments;
-DROP FUNCTION IF EXISTS media_store_index_word_segments();
 DROP TABLE IF EXISTS transcription_search_configs;
 DROP TABLE IF EXISTS transcription_word_search;
 DROP FUNCTION IF EXISTS media_store_search_config(text);

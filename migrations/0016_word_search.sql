@@ -5,10 +5,13 @@
 -- configuration (the language's stemming where PostgreSQL has one, 'simple' otherwise), under
 -- a GIN index. A query finds its segments through the index; the exact words of a hit, and so
 -- their times, are found in those segments only (ts_headline marks the matched words: see
--- media_store.repositories.search). Filled by a statement trigger on the segments' inserts,
--- in the transaction that writes the words: every write path (create, create_many, streamed
--- inserts, append_words, a raw COPY) is covered, a reader never sees words it cannot find, and
--- a standby gets the rows with the words.
+-- media_store.repositories.search). Written by the library in the transaction that writes the
+-- words, right after their COPY (sql/search.sql, index_word_segments): every write path of the
+-- library (create, create_many, streamed inserts, append_words) is covered, a reader never sees
+-- words it cannot find, and a standby gets the rows with the words. The library sends each
+-- segment's words joined by spaces: a trigger would have to cut the packed words apart again in
+-- SQL (media_store_unpack_words: ~13 us a word with multibyte text, against ~1 us for
+-- to_tsvector itself). A writer that COPYs segments by itself indexes them the same way.
 --
 -- Why a document per segment and not one row per word (the other layout a user would write):
 -- a segment's row carries ~256 words' lexemes under one heap tuple and one set of GIN entries
@@ -72,33 +75,7 @@ CREATE TABLE transcription_search_configs (
     config regconfig PRIMARY KEY
 );
 
-CREATE FUNCTION media_store_index_word_segments() RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    WITH added AS (
-        INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
-        SELECT s.job_id, s.transcription_id, s.seq, c.config,
-               to_tsvector(c.config,
-                           array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '))
-        FROM new_segments AS s
-        JOIN transcriptions AS t ON t.job_id = s.job_id AND t.id = s.transcription_id
-        CROSS JOIN LATERAL (SELECT media_store_search_config(t.language) AS config) AS c
-        RETURNING config
-    )
-    INSERT INTO transcription_search_configs (config)
-    SELECT DISTINCT config FROM added
-    ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER transcription_word_segments_search
-    AFTER INSERT ON transcription_word_segments
-    REFERENCING NEW TABLE AS new_segments
-    FOR EACH STATEMENT EXECUTE FUNCTION media_store_index_word_segments();
-
--- The words stored before this migration.
+-- The words stored before this migration (cut apart in SQL: slow, but once).
 INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
 SELECT s.job_id, s.transcription_id, s.seq, media_store_search_config(t.language),
        to_tsvector(media_store_search_config(t.language),

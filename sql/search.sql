@@ -10,8 +10,7 @@
 -- (an InitPlan's value, so an index condition), each document then matched with its own.
 -- Filters: $3 job type, $4 job, $5 language (its code, or a code's family: 'en' also finds
 -- 'en-US'), $6 a speaker among the segment's words. Each segment comes with its words (the
--- columns of list_word_segments) and, in `marked`, its words joined with spaces where
--- ts_headline wrapped each matched word in U+E000 .. U+E001.
+-- columns of list_word_segments), its configuration and the query made in it.
 WITH q AS MATERIALIZED (
     SELECT c.config, media_store_search_query(c.config, $1::text[], $2::text[]) AS query
     FROM transcription_search_configs AS c
@@ -48,16 +47,23 @@ page AS (
     LIMIT $11::int
 )
 SELECT p.job_id, p.transcription_id, p.seq, p.rank, p.config::text AS config,
-       s.words, s.word_lengths, s.starts, s.ends, s.confidences, s.speakers,
-       ts_headline(p.config,
-                   array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '),
-                   p.query,
-                   'HighlightAll=true, StartSel=' || chr(57344) || ', StopSel=' || chr(57345))
-           AS marked
+       p.query::text AS query,
+       s.words, s.word_lengths, s.starts, s.ends, s.confidences, s.speakers
 FROM page AS p
 JOIN transcription_word_segments AS s
   ON s.job_id = p.job_id AND s.transcription_id = p.transcription_id AND s.seq = p.seq
 ORDER BY p.rank DESC, p.job_id, p.transcription_id, p.seq;
+
+-- name: mark_search_hits
+-- Each hit's words joined by spaces ($3[i], from the library), with every word that holds a
+-- lexeme of its query ($2[i], a tsquery as text) wrapped in U+E000 .. U+E001 by ts_headline in
+-- the configuration $1[i]: where in the segment the query matched.
+SELECT x.i::int AS i,
+       ts_headline(x.config::regconfig, x.text, x.query::tsquery,
+                   'HighlightAll=true, StartSel=' || chr(57344) || ', StopSel=' || chr(57345))
+           AS marked
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x (config, query, text, i)
+ORDER BY x.i;
 
 -- name: search_lexemes
 -- The lexemes of each text $2[i] in the text search configuration $1[i] (a name), in input
@@ -65,3 +71,20 @@ ORDER BY p.rank DESC, p.job_id, p.transcription_id, p.seq;
 SELECT x.i::int AS i, tsvector_to_array(to_tsvector(x.config::regconfig, x.text)) AS lexemes
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
 ORDER BY x.i;
+
+-- name: index_word_segments
+-- The search documents of segments just written ($1 job ids, $2 transcription ids, $3 seqs,
+-- $4 each segment's words joined by spaces), in the configuration of each transcription's
+-- language, and the configurations seen kept in transcription_search_configs.
+WITH added AS (
+    INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
+    SELECT x.job_id, x.transcription_id, x.seq, c.config, to_tsvector(c.config, x.text)
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[])
+         AS x (job_id, transcription_id, seq, text)
+    JOIN transcriptions AS t ON t.job_id = x.job_id AND t.id = x.transcription_id
+    CROSS JOIN LATERAL (SELECT media_store_search_config(t.language) AS config) AS c
+    RETURNING config
+)
+INSERT INTO transcription_search_configs (config)
+SELECT DISTINCT config FROM added
+ON CONFLICT DO NOTHING;

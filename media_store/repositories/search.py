@@ -40,13 +40,13 @@ _SEARCH = query(
         ("seq", int),
         ("rank", float),
         ("config", str),
+        ("query", str),
         ("words", str),
         ("word_lengths", bytes),
         ("starts", bytes),
         ("ends", bytes),
         ("confidences", bytes),
         ("speakers", bytes | None),
-        ("marked", str),
     ],
     params=(
         list[str],
@@ -64,10 +64,22 @@ _SEARCH = query(
 )
 
 
+_MARK = query(
+    "mark_search_hits",
+    returns=[("i", int), ("marked", str)],
+    params=(list[str], list[str], list[str]),
+)
 _LEXEMES = query(
     "search_lexemes",
     returns=[("i", int), ("lexemes", list[str])],
     params=(list[str], list[str]),
+)
+
+# The writers' statement (TranscriptionRepository's), beside the reads of the same file.
+INDEX_WORDS = query(
+    "index_word_segments",
+    returns=None,
+    params=(list[_UUID], list[_UUID], list[int], list[str]),
 )
 
 
@@ -76,7 +88,7 @@ class TranscriptionSearch(Repository):
 
     __slots__ = ()
 
-    queries: ClassVar[tuple[Query, ...]] = (_SEARCH, _LEXEMES)
+    queries: ClassVar[tuple[Query, ...]] = (_SEARCH, _MARK, _LEXEMES)
 
     async def search(
         self,
@@ -121,10 +133,20 @@ class TranscriptionSearch(Repository):
             *cursor,
             count,
         )
+        decoded = [segments_words([row]) for row in rows]
+        marks = (
+            await self._fetch(
+                _MARK,
+                [row["config"] for row in rows],
+                [row["query"] for row in rows],
+                [" ".join(words.words) for words in decoded],
+            )
+            if rows
+            else []
+        )
         segments = []
-        for row in rows:
-            words = segments_words([row])
-            marked = marked_words(words.words, row["marked"])
+        for row, words, mark in zip(rows, decoded, marks, strict=True):
+            marked = marked_words(words.words, mark["marked"])
             if marked is None:
                 log.warning(
                     "search: the matched words of segment %d of transcription %s could not"
@@ -134,23 +156,30 @@ class TranscriptionSearch(Repository):
                 )
                 continue
             segments.append((row, words, marked))
-        # The lexemes of the terms, and of the marked words, in each configuration seen.
-        wanted = {
-            (row["config"], text)
-            for row, words, marked in segments
-            for text in (*Terms.texts(kinds, texts), *(words.words[i] for i in marked))
-        }
-        lexemes = await self._lexemes(wanted)
-        terms = {
-            config: Terms(kinds, texts, {t: lexemes[config, t] for t in Terms.texts(kinds, texts)})
-            for config in {row["config"] for row, _, _ in segments}
-        }
         hits: list[SearchHit] = []
+        if "phrase" in kinds:
+            # ts_headline marks a phrase's words wherever they are: keep the runs that spell
+            # it, from the lexemes of the terms and of the marked words.
+            wanted = {
+                (row["config"], text)
+                for row, words, marked in segments
+                for text in (*Terms.texts(kinds, texts), *(words.words[i] for i in marked))
+            }
+            lexemes = await self._lexemes(wanted)
+            terms = {
+                config: Terms(
+                    kinds, texts, {t: lexemes[config, t] for t in Terms.texts(kinds, texts)}
+                )
+                for config in {row["config"] for row, _, _ in segments}
+            }
         for row, words, marked in segments:
-            config = row["config"]
-            runs = terms[config].occurrences(
-                marked, {i: lexemes[config, words.words[i]] for i in marked}
-            )
+            if "phrase" in kinds:
+                config = row["config"]
+                runs = terms[config].occurrences(
+                    marked, {i: lexemes[config, words.words[i]] for i in marked}
+                )
+            else:  # every marked word matches a word or prefix term
+                runs = [(i, i) for i in marked]
             hit = hit_of(row["job_id"], row["transcription_id"], row["rank"], words, runs, speaker)
             if hit is not None:
                 hits.append(hit)

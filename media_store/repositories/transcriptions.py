@@ -36,6 +36,7 @@ from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
 from media_store.models.schemas import Transcription, TranscriptionCreate
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
+from media_store.repositories.search import INDEX_WORDS as _INDEX_WORDS
 from media_store.repositories.search import TranscriptionSearch
 from media_store.words.captions import (
     CaptionFormat,
@@ -51,6 +52,7 @@ from media_store.words.segments import (
     SEGMENT_TABLE,
     SEGMENT_WORDS,
     segment_records,
+    segment_texts,
     segments_count,
     segments_window,
     segments_words,
@@ -312,7 +314,25 @@ class TranscriptionRepository(
         TranscriptionReads._segments_between_query,
         TranscriptionReads._count_words_query,
         *TranscriptionSearch.queries,
+        _INDEX_WORDS,
     )
+
+    async def _copy_words(self, parts: list[tuple[uuid.UUID, uuid.UUID, int, Words]]) -> None:
+        """COPY the segments of each (job, transcription, first seq, words), then write their
+        search documents (migrations/0016), in the caller's transaction."""
+        records = chain.from_iterable(segment_records(*part) for part in parts)
+        await self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+        job_ids: list[uuid.UUID] = []
+        transcription_ids: list[uuid.UUID] = []
+        seqs: list[int] = []
+        texts: list[str] = []
+        for job_id, transcription_id, first_seq, words in parts:
+            segment = segment_texts(words)
+            job_ids += [job_id] * len(segment)
+            transcription_ids += [transcription_id] * len(segment)
+            seqs += range(first_seq, first_seq + len(segment))
+            texts += segment
+        await self._fetchval(_INDEX_WORDS, job_ids, transcription_ids, seqs, texts)
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
         # The plan's jsonb column is a marker now: '[]' = created with word timestamps.
@@ -346,8 +366,7 @@ class TranscriptionRepository(
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if words:
-                records = segment_records(row["job_id"], row["id"], 0, words)
-                await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+                await tx._copy_words([(row["job_id"], row["id"], 0, words)])
         return _model(row, words)
 
     async def create_many(
@@ -372,13 +391,11 @@ class TranscriptionRepository(
                 raise JobNotFound(
                     None, f"a job these transcriptions belong to does not exist (one of {missing})"
                 ) from exc
-            records = chain.from_iterable(
-                segment_records(row["job_id"], row["id"], 0, w)
-                for row, w in zip(rows, words, strict=True)
-                if w
-            )
-            if any(words):
-                await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+            parts = [
+                (row["job_id"], row["id"], 0, w) for row, w in zip(rows, words, strict=True) if w
+            ]
+            if parts:
+                await tx._copy_words(parts)
         return [_model(row, w) for row, w in zip(rows, words, strict=True)]
 
     async def create_streamed(
@@ -408,8 +425,7 @@ class TranscriptionRepository(
                 item = item.model_copy(update={"word_timestamps": []})
             row = await tx._insert_row(item)
             if first:
-                records = segment_records(row["job_id"], row["id"], 0, first)
-                await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+                await tx._copy_words([(row["job_id"], row["id"], 0, first)])
             after = first.starts[-1] if first else None
             stored = len(first) if first else 0
             streamed = await tx._stream(
@@ -556,8 +572,7 @@ class TranscriptionRepository(
                     overlap = None  # every later word starts after the stored tail
                 if not batch:
                     continue
-            records = segment_records(job_id, transcription_id, next_seq, batch)
-            await self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+            await self._copy_words([(job_id, transcription_id, next_seq, batch)])
             next_seq += segments_count(len(batch))
             result.stored += len(batch)
         return result

@@ -197,6 +197,13 @@ def unpack_speakers(data: bytes, lo: int = 0, hi: int | None = None) -> list[str
 # --- segments ----------------------------------------------------------------------------------
 
 
+def segment_texts(words: Words) -> list[str]:
+    """Each segment's words (as :func:`segment_records` cuts them) joined by spaces: the text
+    its search document is made of (migrations/0016)."""
+    texts = words.words
+    return [" ".join(texts[lo : lo + SEGMENT_WORDS]) for lo in range(0, len(texts), SEGMENT_WORDS)]
+
+
 def segment_records(
     job_id: uuid.UUID, transcription_id: uuid.UUID, first_seq: int, words: Words
 ) -> Iterator[tuple[Any, ...]]:

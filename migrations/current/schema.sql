@@ -819,9 +819,10 @@ CREATE INDEX transcription_word_segments_time
 
 
 -- === transcription_word_search ===============================================================
--- Search across transcriptions: a full-text document per word segment under GIN, filled by a
--- statement trigger in the transaction that writes the words; the configuration is the
--- transcription's language's. Hits are placed on their words in the library. [0016]
+-- Search across transcriptions: a full-text document per word segment under GIN, written by the
+-- library in the transaction that writes the words (from the words joined by spaces); the
+-- configuration is the transcription's language's. Hits are placed on their words in the
+-- library. [0016]
 
 -- The text search configuration for a transcription's language (an ISO 639-1 code such as
 -- 'en' or 'pt-BR', or a configuration's name such as 'english'): the language's own where the
@@ -875,32 +876,6 @@ COMMENT ON TABLE transcription_word_search IS
 CREATE TABLE transcription_search_configs (
     config regconfig PRIMARY KEY
 );
-
-CREATE FUNCTION media_store_index_word_segments() RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    WITH added AS (
-        INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
-        SELECT s.job_id, s.transcription_id, s.seq, c.config,
-               to_tsvector(c.config,
-                           array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '))
-        FROM new_segments AS s
-        JOIN transcriptions AS t ON t.job_id = s.job_id AND t.id = s.transcription_id
-        CROSS JOIN LATERAL (SELECT media_store_search_config(t.language) AS config) AS c
-        RETURNING config
-    )
-    INSERT INTO transcription_search_configs (config)
-    SELECT DISTINCT config FROM added
-    ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER transcription_word_segments_search
-    AFTER INSERT ON transcription_word_segments
-    REFERENCING NEW TABLE AS new_segments
-    FOR EACH STATEMENT EXECUTE FUNCTION media_store_index_word_segments();
 
 -- A search builds its query with this: the terms ($2 kinds, $3 texts) of a query, each a
 -- 'word' (plainto_tsquery), a 'phrase' (phraseto_tsquery: its words in order, stop words

@@ -277,7 +277,18 @@ async def test_every_write_path_indexes_the_words_and_a_delete_takes_them_away(
     other, _ = await store.transcriptions.create_streamed(
         {"job_id": job.id, "provider": "p", "text_content": "-"}, streamed()
     )
+    [batch] = await store.transcriptions.create_many(
+        [
+            {
+                "job_id": job.id,
+                "provider": "p",
+                "text_content": "-",
+                "word_timestamps": [{"word": "kappa", "start": 3, "end": 4}],
+            }
+        ]
+    )
     for word, tid, start in (
+        ("kappa", batch.id, 3.0),
         ("alpha", made.id, 0.0),
         ("omega", made.id, 1.0),
         ("zeta", other.id, 599.0),
@@ -289,9 +300,9 @@ async def test_every_write_path_indexes_the_words_and_a_delete_takes_them_away(
     try:
         count = "SELECT count(*) FROM transcription_word_search"
         segments = "SELECT count(*) FROM transcription_word_segments"
-        assert await conn.fetchval(count) == await conn.fetchval(segments) == 2 + 3
+        assert await conn.fetchval(count) == await conn.fetchval(segments) == 1 + 2 + 3
         await store.transcriptions.delete(made.id)
-        assert await conn.fetchval(count) == await conn.fetchval(segments) == 3
+        assert await conn.fetchval(count) == await conn.fetchval(segments) == 1 + 3
     finally:
         await conn.close()
     assert (await store.transcriptions.search("alpha")).hits == []
