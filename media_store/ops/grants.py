@@ -63,6 +63,7 @@ RUNTIME_FUNCTIONS = (
     "media_store_release_jobs",
     "media_store_search_config",
     "media_store_search_query",
+    "media_store_search_segments",
 )
 
 # The role that would receive the rights: (is a superuser, the owner roles of the library's

@@ -55,6 +55,13 @@ FUNCTION_TABLES = {
     "media_store_heartbeat_jobs": ["jobs"],
     "media_store_complete_jobs": ["jobs"],
     "media_store_release_jobs": ["jobs"],
+    # migrations/0016: a search, across every transcription
+    "media_store_search_segments": [
+        "transcription_word_search",
+        "transcriptions",
+        "jobs",
+        "transcription_word_segments",
+    ],
 }
 
 # Queries that deliberately visit every shard, and why (docs/scaling.md, "Fan-out").
