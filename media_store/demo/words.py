@@ -1,4 +1,5 @@
-"""``make demo``: a long recording transcribed in two streamed batches, then a time window."""
+"""``make demo``: a long recording transcribed in two streamed batches, then a time window and
+a search."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ async def _asr_batch(first: int, count: int, start: float) -> AsyncIterator[dict
 async def demo_words(store: Store) -> uuid.UUID:
     """Create a transcription, append two streamed batches of synthetic words (the second
     continues where the first stopped), then print the words of a 4-second window that
-    spans both batches. Returns the id of the job, completed."""
+    spans both batches and where a phrase was said. Returns the id of the job, completed."""
     heading("2. Word timestamps: two streamed batches, then a time window")
     # As in section 1, the job is created and completed in one transaction: nobody else ever
     # sees it pending.
@@ -80,4 +81,10 @@ async def demo_words(store: Store) -> uuid.UUID:
             f"    {word.start:7.2f} - {word.end:7.2f} s  {word.speaker}  {word.word:<8}"
             f"  confidence {word.confidence:.2f}"
         )
+    # Where a phrase was said, to the word (only this demo's job: a real database may hold
+    # other transcriptions).
+    page = await store.transcriptions.search('"compare what"', job_id=job.id, limit=3)
+    row("search", '"compare what": the first hits, best first, each to the word')
+    for hit in page.hits:
+        print(f"    {hit.start:7.2f} - {hit.end:7.2f} s  {hit.speaker}  {hit.snippet}")
     return job.id

@@ -95,6 +95,9 @@ async def test_demo_run_twice_leaves_foreign_jobs_untouched_and_no_pending_work(
         [private] = re.findall(rf"\b({PRIVATE_PREFIX}\w+) \(private", output)
         assert not await database_exists(db_url, private)  # dropped after the queue section
         assert re.search(r"^  flaky +completed +2 ", output, re.MULTILINE), output
+        # the search finds its own job's phrase, to the word, whatever else the database holds
+        hits = re.findall(r"^ +[\d.]+ - +[\d.]+ s  S[12]  .*compare what", output, re.MULTILINE)
+        assert len(hits) == 3, output
 
 
 @pytest.fixture
