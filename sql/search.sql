@@ -41,7 +41,10 @@ ORDER BY x.i;
 -- name: index_word_segments
 -- The search documents of segments just written ($1 job ids, $2 transcription ids, $3 seqs,
 -- $4 each segment's words joined by spaces), in the configuration of each transcription's
--- language, and the configurations seen kept in transcription_search_configs.
+-- language, and the configurations seen kept in transcription_search_configs: only a
+-- configuration not there yet is inserted (the first words of a new language; writers of that
+-- language meanwhile wait for that transaction), in name order (two such writers cannot
+-- deadlock).
 WITH added AS (
     INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
     SELECT x.job_id, x.transcription_id, x.seq, c.config, to_tsvector(c.config, x.text)
@@ -52,5 +55,7 @@ WITH added AS (
     RETURNING config
 )
 INSERT INTO transcription_search_configs (config)
-SELECT DISTINCT config FROM added
+SELECT DISTINCT a.config FROM added AS a
+WHERE NOT EXISTS (SELECT FROM transcription_search_configs AS c WHERE c.config = a.config)
+ORDER BY a.config
 ON CONFLICT DO NOTHING;

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Final, Literal, TypeAlias
@@ -41,6 +42,10 @@ MAX_QUERY_CHARS: Final = 1_000
 MAX_LIMIT: Final = 1_000
 # Words of context on each side of a hit's words in its snippet (within its segment).
 SNIPPET_WORDS: Final = 8
+
+# A cursor is about 130 characters; a rank is a real (float4).
+MAX_CURSOR_CHARS: Final = 256
+MAX_RANK: Final = 3.4e38
 
 OPEN: Final = "\ue000"
 CLOSE: Final = "\ue001"
@@ -154,8 +159,10 @@ class Terms:
         self.prefixes = [
             (t.lower(), *lexemes[t]) for k, t in zip(kinds, texts, strict=True) if k == "prefix"
         ]
+        # A phrase's stop words at either end drop out, as phraseto_tsquery drops them; those
+        # inside stand for one word of any kind.
         self.phrases = [
-            [lexemes[word] for word in t.split()]
+            _trimmed([lexemes[word] for word in t.split()])
             for k, t in zip(kinds, texts, strict=True)
             if k == "phrase"
         ]
@@ -206,6 +213,16 @@ class Terms:
         return runs
 
 
+def _trimmed(phrase: list[frozenset[str]]) -> list[frozenset[str]]:
+    """``phrase`` without the words that have no lexeme at its ends."""
+    lo, hi = 0, len(phrase)
+    while lo < hi and not phrase[lo]:
+        lo += 1
+    while hi > lo and not phrase[hi - 1]:
+        hi -= 1
+    return phrase[lo:hi]
+
+
 def hit_of(
     job_id: uuid.UUID,
     transcription_id: uuid.UUID,
@@ -251,12 +268,23 @@ def encode_cursor(cursor: Cursor) -> str:
 
 def decode_cursor(text: str) -> Cursor:
     """The position :func:`encode_cursor` wrote. Raises :class:`ValidationError` for
-    anything else."""
+    anything else (any string, however made)."""
+    refused = ValidationError(f"after is not a search cursor: {shown(text)}")
+    if not isinstance(text, str) or len(text) > MAX_CURSOR_CHARS:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         rank, job_id, transcription_id, seq = json.loads(raw)
-        if not isinstance(rank, float | int) or not isinstance(seq, int) or seq < 0:
+        if not (
+            type(rank) in (float, int)
+            and math.isfinite(rank)
+            and abs(rank) <= MAX_RANK
+            and type(seq) is int
+            and 0 <= seq < 2**31
+            and type(job_id) is str
+            and type(transcription_id) is str
+        ):
             raise ValueError
         return float(rank), uuid.UUID(job_id), uuid.UUID(transcription_id), seq
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError(f"after is not a search cursor: {shown(text)}") from None
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise refused from None

@@ -914,9 +914,14 @@ BEGIN
             SELECT l INTO stem
             FROM unnest(tsvector_to_array(to_tsvector(config, texts[i]))) AS l
             LIMIT 1;
-            part := to_tsquery('simple', quote_literal(typed) || ':*');
+            -- Quoted by hand: quote_literal writes E'...' around a backslash, which
+            -- to_tsquery would read as one more term.
+            part := to_tsquery('simple', '''' || replace(replace(typed, '\', '\\'), '''', '''''')
+                                         || ''':*');
             IF stem IS NOT NULL AND stem <> typed THEN
-                part := part || to_tsquery('simple', quote_literal(stem) || ':*');
+                part := part || to_tsquery('simple', '''' || replace(replace(stem, '\', '\\'),
+                                                                       '''', '''''')
+                                                   || ''':*');
             END IF;
         ELSE
             part := plainto_tsquery(config, texts[i]);
@@ -933,9 +938,9 @@ $$;
 -- are), best first, a page of them. The query is made once per configuration documents use
 -- ($5 language: only that language's); the GIN index is searched with them all OR'ed (an
 -- InitPlan's value, so an index condition), each document then matched with its own. Index
--- paths only (enable_seqscan off): a document is a few kB stored out of line (TOAST), so the
--- heap the planner sees is small and a sequential scan looks cheap while it detoasts and
--- matches every document; and the table may never have been analyzed. PL/pgSQL, whose plans
+-- paths only (enable_seqscan off): a document is a few kB, compressed, so the planner takes a
+-- sequential scan for cheap while it decompresses and matches every document; and the table
+-- may never have been analyzed. PL/pgSQL, whose plans
 -- a session keeps (a SQL function's body is planned again at every call: ~2.5 ms).
 CREATE FUNCTION media_store_search_segments(
     kinds text[], texts text[], of_job_type text, of_job_id uuid, of_language text,
@@ -974,8 +979,11 @@ hits AS (
     JOIN jobs AS j ON j.id = t.job_id
     WHERE ($3::text IS NULL OR j.job_type = $3::text)
       AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
-      AND ($5::text IS NULL OR lower(t.language) = lower($5::text)
-           OR lower(t.language) LIKE lower($5::text) || '-%')
+      -- the language as given ('_' read as '-'), or, given a bare code, its family
+      AND ($5::text IS NULL
+           OR lower(replace(t.language, '_', '-')) = lower(replace($5::text, '_', '-'))
+           OR lower(split_part(replace(t.language, '_', '-'), '-', 1))
+              = lower(replace($5::text, '_', '-')))
     ORDER BY rank DESC, d.job_id, d.transcription_id, d.seq
 ),
 page AS (

@@ -6,6 +6,8 @@ words; bad input refused before any SQL; on the replica view too."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import uuid
 from collections.abc import Iterable
@@ -155,6 +157,14 @@ async def brute_force(
     finally:
         await conn.close()
     return found
+
+
+def encoded_raw(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def encoded(value: Any) -> str:
+    return encoded_raw(json.dumps(value))
 
 
 async def every_hit(store: Store, query: str, **filters: Any) -> list[SearchHit]:
@@ -337,6 +347,15 @@ async def test_a_bad_query_is_refused_before_any_sql(
         {"speaker": 3},
         {"after": "bm90IGEgY3Vyc29y"},
         {"after": "%%%"},
+        # well-formed JSON, wrong shapes and values: refused before any SQL, never another
+        # exception (an id that is no string, NaN, out-of-range rank or seq, a bool, nesting)
+        {"after": encoded([1, 123, str(uuid.uuid4()), 0])},
+        {"after": encoded([1, [], str(uuid.uuid4()), 0])},
+        {"after": encoded([float("nan"), str(uuid.uuid4()), str(uuid.uuid4()), 0])},
+        {"after": encoded([1e300, str(uuid.uuid4()), str(uuid.uuid4()), 0])},
+        {"after": encoded([True, str(uuid.uuid4()), str(uuid.uuid4()), 0])},
+        {"after": encoded([1.0, str(uuid.uuid4()), str(uuid.uuid4()), 2**31])},
+        {"after": encoded_raw("[" * 100_000)},
     ],
 )
 async def test_bad_arguments_are_refused(store: Store, kwargs: dict[str, Any]) -> None:
@@ -355,3 +374,32 @@ async def test_search_runs_on_the_replica_view(store: Store) -> None:
     primary = await every_hit(store, "inflation")
     page = await store.replica.transcriptions.search("inflation", limit=1000)
     assert primary and page.hits == primary
+
+
+async def test_phrase_stop_words_at_its_ends_and_odd_terms(store: Store) -> None:
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    words = [
+        {"word": "Budget", "start": 0.0, "end": 0.5},
+        {"word": "cuts", "start": 0.6, "end": 0.9},
+        {"word": "and", "start": 1.0, "end": 1.1},
+    ]
+    made = await store.transcriptions.create(
+        {
+            "job_id": job.id,
+            "provider": "p",
+            "text_content": "-",
+            "language": "en_GB",
+            "word_timestamps": words,
+        }
+    )
+    # "the budget": its leading stop word drops out, as phraseto_tsquery drops it; the hit is
+    # the first word of the segment, placed on it
+    [hit] = (await store.transcriptions.search('"the budget cuts and"')).hits
+    assert (hit.start, hit.end, hit.text) == (0.0, 0.9, "Budget cuts")
+    # a language given as a bare code finds its family, written with '_' too; no wildcards
+    assert [
+        h.transcription_id for h in (await store.transcriptions.search("cuts", language="en")).hits
+    ] == [made.id]
+    assert (await store.transcriptions.search("cuts", language="e%")).hits == []
+    # a prefix with a backslash or a quote is a term, not an error
+    assert (await store.transcriptions.search("a\\b* don't*")).hits == []
