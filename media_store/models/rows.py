@@ -54,6 +54,12 @@ def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT
     return model.model_validate(row if type(row) is dict else dict(row))
 
 
+def columns(model: type[Row]) -> list[tuple[str, Any]]:
+    """``model``'s fields as the (name, type) columns a query declares it returns: a wider
+    row's (:func:`from_wider_row`) lists them among its own."""
+    return [(name, field.annotation) for name, field in model.model_fields.items()]
+
+
 def from_wider_row(model: type[RowT], row: asyncpg.Record) -> RowT:
     """The model of a row that carries other columns besides the model's (enqueue_job's
     ``created``): the model's columns, validated as :func:`from_row` validates a mapping."""

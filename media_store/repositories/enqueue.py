@@ -18,7 +18,7 @@ from media_store.errors import Conflict, DatabaseError, DuplicateJob, Validation
 from media_store.models import arguments
 from media_store.models.fields import shown
 from media_store.models.inputs import JOB_KEY, JobValues, job_values
-from media_store.models.rows import from_row, from_wider_row, new_job, new_job_fields
+from media_store.models.rows import columns, from_row, from_wider_row, new_job, new_job_fields
 from media_store.models.schemas import Job, JobCreate, KeyScope
 from media_store.repositories.trace_contexts import JobTraceContexts
 
@@ -33,7 +33,7 @@ OnConflict = Literal["return", "raise"]
 
 # The queries of sql/enqueue.sql, in that file's order.
 _UUID = uuid.UUID
-_JOB_COLUMNS = [(name, field.annotation) for name, field in Job.model_fields.items()]
+_JOB_COLUMNS = columns(Job)
 _ENQUEUE = query(
     "enqueue_job",
     returns=[("created", bool), *_JOB_COLUMNS],

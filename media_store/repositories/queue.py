@@ -13,9 +13,10 @@ from media_store.db.queries import Query, query
 from media_store.errors import ValidationError
 from media_store.models import arguments
 from media_store.models.inputs import checked_job_types, validate_input
-from media_store.models.rows import from_row, from_wider_row
+from media_store.models.rows import columns, from_row, from_wider_row
 from media_store.models.schemas import Job, JobType, StatusUpdate
 from media_store.repositories.job_refusals import JobRefusals
+from media_store.repositories.trace_contexts import carrier_of
 
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
@@ -23,7 +24,7 @@ MAX_CLAIM = 1_000
 # The queries of sql/queue.sql, in that file's order, each named after its method.
 _UUID = uuid.UUID
 _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | None))
-_JOB_COLUMNS = [(name, field.annotation) for name, field in Job.model_fields.items()]
+_JOB_COLUMNS = columns(Job)
 _CLAIM_TRACED = query(
     "claim_traced_jobs",
     returns=[*_JOB_COLUMNS, ("trace_context", list[str | None] | None)],
@@ -109,10 +110,7 @@ class JobQueue(JobRefusals):
             claimed.append(job)
             pair = row["trace_context"]
             if pair is not None:
-                carrier = {"traceparent": pair[0]}
-                if pair[1]:
-                    carrier["tracestate"] = pair[1]
-                contexts[job.id] = carrier
+                contexts[job.id] = carrier_of(pair[0], pair[1])
         return claimed, contexts
 
     async def heartbeat(

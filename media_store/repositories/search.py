@@ -27,7 +27,7 @@ from media_store.words.search import (
     marked_words,
     parse_query,
 )
-from media_store.words.segments import segments_words
+from media_store.words.segments import WORD_COLUMNS, segments_words
 
 log = logging.getLogger("media_store.search")
 
@@ -41,12 +41,7 @@ _SEARCH = query(
         ("rank", float),
         ("config", str),
         ("query", str),
-        ("words", str),
-        ("word_lengths", bytes),
-        ("starts", bytes),
-        ("ends", bytes),
-        ("confidences", bytes),
-        ("speakers", bytes | None),
+        *WORD_COLUMNS,
     ],
     params=(
         list[str],

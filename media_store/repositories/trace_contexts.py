@@ -25,6 +25,16 @@ TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
 
 _UUID = uuid.UUID
+
+
+def carrier_of(traceparent: str, tracestate: str | None) -> dict[str, str]:
+    """The W3C headers of a stored trace context (no ``tracestate`` when it has none)."""
+    carrier = {TRACEPARENT: traceparent}
+    if tracestate:
+        carrier[TRACESTATE] = tracestate
+    return carrier
+
+
 _CREATE_TRACED = query(
     "create_traced_job",
     returns=Job,
@@ -71,8 +81,5 @@ class JobTraceContexts(Repository):
             return {}
         found: dict[uuid.UUID, dict[str, str]] = {}
         for row in await self._fetch(_GET, list(job_ids)):
-            carrier = {TRACEPARENT: row["traceparent"]}
-            if row["tracestate"]:
-                carrier[TRACESTATE] = row["tracestate"]
-            found[row["job_id"]] = carrier
+            found[row["job_id"]] = carrier_of(row["traceparent"], row["tracestate"])
         return found

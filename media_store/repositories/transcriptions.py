@@ -51,6 +51,7 @@ from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
     SEGMENT_WORDS,
+    WORD_COLUMNS,
     segment_records,
     segment_texts,
     segments_count,
@@ -69,15 +70,7 @@ from media_store.words.timestamps import (
 
 _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
-_SEGMENT_COLUMNS = [
-    ("transcription_id", _UUID),
-    ("words", str),
-    ("word_lengths", bytes),
-    ("starts", bytes),
-    ("ends", bytes),
-    ("confidences", bytes),
-    ("speakers", bytes | None),
-]
+_SEGMENT_COLUMNS = [("transcription_id", _UUID), *WORD_COLUMNS]
 
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.

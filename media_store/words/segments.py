@@ -36,6 +36,16 @@ from media_store.words.timestamps import Words, concat, none_if_empty
 SEGMENT_WORDS = 256
 
 SEGMENT_TABLE = "transcription_word_segments"
+# The packed columns a read of segments returns for :func:`segments_words` to decode, as its
+# query declares them (name, type).
+WORD_COLUMNS: list[tuple[str, Any]] = [
+    ("words", str),
+    ("word_lengths", bytes),
+    ("starts", bytes),
+    ("ends", bytes),
+    ("confidences", bytes),
+    ("speakers", bytes | None),
+]
 SEGMENT_COLUMNS = (
     "job_id",  # the distribution key (migrations/0009)
     "transcription_id",
