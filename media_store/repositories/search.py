@@ -10,9 +10,7 @@ import uuid
 from typing import Any, ClassVar
 
 from media_store.db.queries import Query, query
-from media_store.errors import ValidationError
 from media_store.models import arguments
-from media_store.models.fields import shown
 from media_store.models.inputs import checked_job_types
 from media_store.models.schemas import JobType
 from media_store.repositories.base import Repository
@@ -28,8 +26,12 @@ from media_store.words.search import (
     parse_query,
 )
 from media_store.words.segments import WORD_COLUMNS, segments_words
+from media_store.words.timestamps import MAX_SPEAKER_LENGTH
 
 log = logging.getLogger("media_store.search")
+
+# A language as given: a code ('pt-BR') or a text search configuration's name ('portuguese').
+MAX_LANGUAGE_LENGTH = 63
 
 _UUID = uuid.UUID
 _SEARCH = query(
@@ -111,11 +113,10 @@ class TranscriptionSearch(Repository):
         types = checked_job_types(None if job_type is None else [job_type])
         wanted_job = None if job_id is None else arguments.identifier("job_id", job_id)
         count = arguments.bounded_int("limit", limit, 1, MAX_LIMIT)
-        for name, value in (("language", language), ("speaker", speaker)):
-            if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
-                raise ValidationError(
-                    f"{name} must be None or a non-empty string, got {shown(value)}"
-                )
+        if language is not None:
+            language = arguments.name("language", language, MAX_LANGUAGE_LENGTH)
+        if speaker is not None:
+            speaker = arguments.name("speaker", speaker, MAX_SPEAKER_LENGTH)
         cursor: tuple[Any, ...] = (None,) * 4 if after is None else decode_cursor(after)
         rows = await self._fetch(
             _SEARCH,

@@ -345,6 +345,8 @@ async def test_a_bad_query_is_refused_before_any_sql(
         {"job_id": "not-a-uuid"},
         {"language": ""},
         {"speaker": 3},
+        {"speaker": "\ud800"},  # a lone surrogate: no text PostgreSQL could take
+        {"language": "x" * 64},
         {"after": "bm90IGEgY3Vyc29y"},
         {"after": "%%%"},
         # well-formed JSON, wrong shapes and values: refused before any SQL, never another
