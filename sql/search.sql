@@ -20,20 +20,10 @@ FROM media_store_search_segments($1::text[], $2::text[], $3::text, $4::uuid, $5:
 WHERE s.job_id = p.job_id AND s.transcription_id = p.transcription_id AND s.seq = p.seq
 ORDER BY p.rank DESC, p.job_id, p.transcription_id, p.seq;
 
--- name: mark_search_hits
--- Each hit's words joined by spaces ($3[i], from the library), with every word that holds a
--- lexeme of its query ($2[i], a tsquery as text) wrapped in U+E000 .. U+E001 by ts_headline in
--- the configuration $1[i]: where in the segment the query matched.
-SELECT x.i::int AS i,
-       ts_headline(x.config::regconfig, x.text, x.query::tsquery,
-                   'HighlightAll=true, StartSel=' || chr(57344) || ', StopSel=' || chr(57345))
-           AS marked
-FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x (config, query, text, i)
-ORDER BY x.i;
-
 -- name: search_lexemes
 -- The lexemes of each text $2[i] in the text search configuration $1[i] (a name), in input
--- order: how a search checks the words it marked against each term of its query.
+-- order: how a search places its query's terms among the words of the segments it found
+-- (each distinct word once a process: media_store.words.search.Lexicon).
 SELECT x.i::int AS i, tsvector_to_array(to_tsvector(x.config::regconfig, x.text)) AS lexemes
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
 ORDER BY x.i;

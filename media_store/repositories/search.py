@@ -5,7 +5,6 @@ The query language, the cursor and how hits are placed: :mod:`media_store.words.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any, ClassVar
 
@@ -16,19 +15,20 @@ from media_store.models.schemas import JobType
 from media_store.repositories.base import Repository
 from media_store.words.search import (
     MAX_LIMIT,
+    Lexicon,
     SearchHit,
     SearchPage,
     Terms,
     decode_cursor,
     encode_cursor,
     hit_of,
-    marked_words,
     parse_query,
 )
 from media_store.words.segments import WORD_COLUMNS, segments_words
 from media_store.words.timestamps import MAX_SPEAKER_LENGTH
 
-log = logging.getLogger("media_store.search")
+# The lexemes of the words hits are placed with, read once per process (see Lexicon).
+_LEXICON = Lexicon()
 
 # A language as given: a code ('pt-BR') or a text search configuration's name ('portuguese').
 MAX_LANGUAGE_LENGTH = 63
@@ -61,11 +61,6 @@ _SEARCH = query(
 )
 
 
-_MARK = query(
-    "mark_search_hits",
-    returns=[("i", int), ("marked", str)],
-    params=(list[str], list[str], list[str]),
-)
 _LEXEMES = query(
     "search_lexemes",
     returns=[("i", int), ("lexemes", list[str])],
@@ -85,7 +80,7 @@ class TranscriptionSearch(Repository):
 
     __slots__ = ()
 
-    queries: ClassVar[tuple[Query, ...]] = (_SEARCH, _MARK, _LEXEMES)
+    queries: ClassVar[tuple[Query, ...]] = (_SEARCH, _LEXEMES)
 
     async def search(
         self,
@@ -130,52 +125,23 @@ class TranscriptionSearch(Repository):
             count,
         )
         decoded = [segments_words([row]) for row in rows]
-        marks = (
-            await self._fetch(
-                _MARK,
-                [row["config"] for row in rows],
-                [row["query"] for row in rows],
-                [" ".join(words.words) for words in decoded],
-            )
-            if rows
-            else []
-        )
-        segments = []
-        for row, words, mark in zip(rows, decoded, marks, strict=True):
-            marked = marked_words(words.words, mark["marked"])
-            if marked is None:
-                log.warning(
-                    "search: the matched words of segment %d of transcription %s could not"
-                    " be placed (a word holds U+E000 or U+E001); the segment is left out",
-                    row["seq"],
-                    row["transcription_id"],
-                )
-                continue
-            segments.append((row, words, marked))
+        term_texts = Terms.texts(kinds, texts)
+        distinct: dict[str, set[str]] = {}
+        for row, words in zip(rows, decoded, strict=True):
+            distinct.setdefault(row["config"], set(term_texts)).update(words.words)
+        await self._learn(distinct)
         hits: list[SearchHit] = []
-        if "phrase" in kinds:
-            # ts_headline marks a phrase's words wherever they are: keep the runs that spell
-            # it, from the lexemes of the terms and of the marked words.
-            wanted = {
-                (row["config"], text)
-                for row, words, marked in segments
-                for text in (*Terms.texts(kinds, texts), *(words.words[i] for i in marked))
-            }
-            lexemes = await self._lexemes(wanted)
-            terms = {
-                config: Terms(
-                    kinds, texts, {t: lexemes[config, t] for t in Terms.texts(kinds, texts)}
-                )
-                for config in {row["config"] for row, _, _ in segments}
-            }
-        for row, words, marked in segments:
-            if "phrase" in kinds:
-                config = row["config"]
-                runs = terms[config].occurrences(
-                    marked, {i: lexemes[config, words.words[i]] for i in marked}
-                )
-            else:  # every marked word matches a word or prefix term
-                runs = [(i, i) for i in marked]
+        matching: dict[str, set[str]] = {}
+        terms: dict[str, Terms] = {}
+        for config, words_seen in distinct.items():
+            lexemes = _LEXICON.of(config)
+            terms[config] = Terms(kinds, texts, {t: lexemes[t] for t in term_texts})
+            matching[config] = terms[config].matching(words_seen, lexemes)
+        for row, words in zip(rows, decoded, strict=True):
+            config = row["config"]
+            lexemes, matched = _LEXICON.of(config), matching[config]
+            marked = [i for i, word in enumerate(words.words) if word in matched]
+            runs = terms[config].occurrences(marked, {i: lexemes[words.words[i]] for i in marked})
             hit = hit_of(row["job_id"], row["transcription_id"], row["rank"], words, runs, speaker)
             if hit is not None:
                 hits.append(hit)
@@ -187,10 +153,18 @@ class TranscriptionSearch(Repository):
             )
         return SearchPage(hits=hits, next=following)
 
-    async def _lexemes(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
-        """The lexemes of each (configuration, text), in one statement."""
-        if not wanted:
-            return {}
-        pairs = sorted(wanted)
-        rows = await self._fetch(_LEXEMES, [c for c, _ in pairs], [t for _, t in pairs])
-        return {pairs[row["i"] - 1]: frozenset(row["lexemes"]) for row in rows}
+    async def _learn(self, distinct: dict[str, set[str]]) -> None:
+        """Read the lexemes of the words (per configuration) :data:`_LEXICON` does not know
+        yet, in one statement."""
+        configs: list[str] = []
+        missing: list[str] = []
+        for config, words in distinct.items():
+            unknown = _LEXICON.missing(config, words)
+            configs += [config] * len(unknown)
+            missing += unknown
+        if not missing:
+            return
+        rows = await self._fetch(_LEXEMES, configs, missing)
+        for config in distinct:
+            picked = [i for i, c in enumerate(configs) if c == config]
+            _LEXICON.add(config, [missing[i] for i in picked], [rows[i]["lexemes"] for i in picked])

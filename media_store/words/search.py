@@ -11,10 +11,9 @@ takes), every term required:
 - a prefix (``infla*``): words beginning with it, as typed or as stemmed.
 
 How a hit is placed: the database finds the matching segments (up to 256 words each) through
-the index and returns each with its words joined by spaces, ts_headline having wrapped every
-word that holds a lexeme of the query in U+E000 .. U+E001 (:func:`marked_words` maps the
-marks back to word indexes). ts_headline marks a phrase's words wherever they are, so the
-marked words' lexemes are read (one more statement, for the marked words only) and
+the index and returns each with its words. Each distinct word's lexemes, as ``to_tsvector``
+makes them in the transcription's configuration, are read from the database once per process
+(:class:`Lexicon`, a bounded cache: a word's lexemes depend only on the configuration), and
 :meth:`Terms.occurrences` keeps the words that match a word or prefix term and the runs that
 spell a phrase: a hit's times are its words' own, never the segment's. A word is taken as one
 token: a phrase whose words the parser splits further ("e-mail") may be found but not placed,
@@ -28,7 +27,7 @@ import binascii
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, Literal, TypeAlias
 
 from media_store.errors import ValidationError
@@ -47,8 +46,8 @@ SNIPPET_WORDS: Final = 8
 MAX_CURSOR_CHARS: Final = 256
 MAX_RANK: Final = 3.4e38
 
-OPEN: Final = "\ue000"
-CLOSE: Final = "\ue001"
+# Words whose lexemes a process keeps, per text search configuration (:class:`Lexicon`).
+LEXICON_WORDS: Final = 50_000
 
 
 class SearchHit(Row):
@@ -111,38 +110,34 @@ def parse_query(text: str) -> tuple[list[TermKind], list[str]]:
     return kinds, texts
 
 
-def marked_words(words: list[str], marked: str) -> list[int] | None:
-    """The indexes of the words ts_headline marked in ``marked`` (``words`` joined by spaces,
-    each matched word wrapped in U+E000 .. U+E001), in order; None when the marked text is not
-    those words (a word holding the marks themselves)."""
-    pieces = marked.split(OPEN)
-    if CLOSE in pieces[0]:
-        return None
-    plain = [pieces[0]]
-    ranges: list[tuple[int, int]] = []  # character offsets in the unmarked text
-    at = len(pieces[0])
-    for piece in pieces[1:]:
-        inner, closed, rest = piece.partition(CLOSE)
-        if not closed or CLOSE in rest:
-            return None
-        ranges.append((at, at + len(inner)))
-        plain += (inner, rest)
-        at += len(inner) + len(rest)
-    if "".join(plain) != " ".join(words):
-        return None
-    indexes: list[int] = []
-    offset, w = 0, 0
-    for lo, hi in ranges:  # in text order
-        while w < len(words) and offset + len(words[w]) <= lo:
-            offset += len(words[w]) + 1
-            w += 1
-        k, k_offset = w, offset
-        while k < len(words) and k_offset < hi:
-            if not indexes or indexes[-1] < k:
-                indexes.append(k)
-            k_offset += len(words[k]) + 1
-            k += 1
-    return indexes
+class Lexicon:
+    """The lexemes of words, per text search configuration, as the database makes them
+    (``to_tsvector(config, word)``): what places a hit's words. Bounded: past
+    :data:`LEXICON_WORDS` words of a configuration, the older half is forgotten. A word's
+    lexemes depend only on the configuration's dictionaries; after changing those (which also
+    calls for the documents to be made again), restart the process."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, frozenset[str]]] = {}
+
+    def missing(self, config: str, words: Iterable[str]) -> list[str]:
+        """Those of ``words`` (distinct) whose lexemes are not known yet."""
+        known = self._known.get(config, {})
+        return [w for w in words if w not in known]
+
+    def add(self, config: str, words: Iterable[str], lexemes: Iterable[Iterable[str]]) -> None:
+        known = self._known.setdefault(config, {})
+        for word, found in zip(words, lexemes, strict=True):
+            known[word] = frozenset(found)
+        if len(known) > LEXICON_WORDS:
+            for word in list(known)[: len(known) - LEXICON_WORDS // 2]:
+                del known[word]
+
+    def of(self, config: str) -> Mapping[str, frozenset[str]]:
+        """The known words of ``config`` and their lexemes."""
+        return self._known.get(config, {})
 
 
 class Terms:
@@ -166,6 +161,24 @@ class Terms:
             for k, t in zip(kinds, texts, strict=True)
             if k == "phrase"
         ]
+        self._lexemes = frozenset().union(
+            *self.words, *(need for phrase in self.phrases for need in phrase)
+        )
+        self._prefixes = tuple({p for prefixes in self.prefixes for p in prefixes})
+
+    def matching(self, words: Iterable[str], lexemes: Mapping[str, frozenset[str]]) -> set[str]:
+        """Those of ``words`` (distinct) that hold a lexeme of a term (a phrase's words
+        included), given each word's ``lexemes``: the words a segment's hit is placed on, each
+        such word or run of words then checked by :meth:`occurrences`."""
+        wanted, prefixes = self._lexemes, self._prefixes
+        found = {word for word in words if lexemes[word] & wanted}
+        if prefixes:
+            found.update(
+                word
+                for word in words
+                if any(lexeme.startswith(prefixes) for lexeme in lexemes[word])
+            )
+        return found
 
     @staticmethod
     def texts(kinds: list[TermKind], texts: list[str]) -> list[str]:

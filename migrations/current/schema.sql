@@ -1,4 +1,4 @@
--- The live schema: what migrations 0001-0016 leave behind, in one place, to read.
+-- The live schema: what migrations 0001-0017 leave behind, in one place, to read.
 --
 -- NOT A MIGRATION. The migrations in ../ are the only thing that builds a database; this file
 -- restates their result as if written in one go, grouped per table, with the functions'
@@ -936,12 +936,14 @@ $$;
 
 -- The segments a search finds (sql/search.sql, search_word_segments, says what the arguments
 -- are), best first, a page of them. The query is made once per configuration documents use
--- ($5 language: only that language's); the GIN index is searched with them all OR'ed (an
--- InitPlan's value, so an index condition), each document then matched with its own. Index
--- paths only (enable_seqscan off): a document is a few kB, compressed, so the planner takes a
+-- ($5 language: only that language's); each configuration's query scans the GIN index for its
+-- own documents (a bitmap scan a configuration), which are ranked where they are read; the job
+-- type, language and speaker filters are EXISTS checks evaluated only when given. Index paths
+-- only (enable_seqscan off): a document is a few kB, compressed, so the planner takes a
 -- sequential scan for cheap while it decompresses and matches every document; and the table
--- may never have been analyzed. PL/pgSQL, whose plans
--- a session keeps (a SQL function's body is planned again at every call: ~2.5 ms).
+-- may never have been analyzed. No JIT (the estimates cross its threshold: ~4 ms compiling).
+-- PL/pgSQL, whose plans a session keeps (a SQL function's body is planned again at every
+-- call: ~2.5 ms). [0016, 0017]
 CREATE FUNCTION media_store_search_segments(
     kinds text[], texts text[], of_job_type text, of_job_id uuid, of_language text,
     of_speaker text,
@@ -952,6 +954,7 @@ RETURNS TABLE (job_id uuid, transcription_id uuid, seq integer, rank real, confi
                query tsquery)
 LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
+SET jit = off  -- the estimate of the lateral scans' rows crosses jit_above_cost: ~4 ms spent compiling
 ROWS 20
 AS $$
 #variable_conflict use_column
@@ -962,40 +965,41 @@ WITH q AS MATERIALIZED (
     FROM transcription_search_configs AS c
     WHERE $5::text IS NULL OR c.config = media_store_search_config($5::text)
 ),
--- Every configuration's query OR'ed into one, a value known before the scan: what the GIN
--- index is searched with; a CTE of its own, so that nothing else can drive the plan.
-found AS MATERIALIZED (
-    SELECT d.job_id, d.transcription_id, d.seq, d.config, d.document
-    FROM transcription_word_search AS d
-    WHERE d.document @@ (SELECT string_agg('(' || query::text || ')', ' | ')::tsquery
-                         FROM q WHERE query IS NOT NULL)
-),
 hits AS (
-    SELECT d.job_id, d.transcription_id, d.seq, d.config, q.query,
+    SELECT d.job_id, d.transcription_id, d.seq, q.config, q.query,
            ts_rank(d.document, q.query) AS rank
-    FROM found AS d
-    JOIN q ON q.config = d.config AND d.document @@ q.query  -- the exact match
-    JOIN transcriptions AS t ON t.job_id = d.job_id AND t.id = d.transcription_id
-    JOIN jobs AS j ON j.id = t.job_id
-    WHERE ($3::text IS NULL OR j.job_type = $3::text)
+    FROM q
+    CROSS JOIN LATERAL (
+        SELECT d.job_id, d.transcription_id, d.seq, d.document
+        FROM transcription_word_search AS d
+        WHERE d.document @@ q.query AND d.config = q.config
+    ) AS d
+    WHERE q.query IS NOT NULL
       AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
+      AND ($3::text IS NULL
+           OR EXISTS (SELECT FROM jobs AS j WHERE j.id = d.job_id AND j.job_type = $3::text))
       -- the language as given ('_' read as '-'), or, given a bare code, its family
       AND ($5::text IS NULL
-           OR lower(replace(t.language, '_', '-')) = lower(replace($5::text, '_', '-'))
-           OR lower(split_part(replace(t.language, '_', '-'), '-', 1))
-              = lower(replace($5::text, '_', '-')))
-    ORDER BY rank DESC, d.job_id, d.transcription_id, d.seq
+           OR EXISTS (
+               SELECT FROM transcriptions AS t
+               WHERE t.job_id = d.job_id AND t.id = d.transcription_id
+                 AND (lower(replace(t.language, '_', '-')) = lower(replace($5::text, '_', '-'))
+                      OR lower(split_part(replace(t.language, '_', '-'), '-', 1))
+                         = lower(replace($5::text, '_', '-')))))
 ),
 page AS (
     SELECT h.*
     FROM hits AS h
-    JOIN transcription_word_segments AS s
-      ON s.job_id = h.job_id AND s.transcription_id = h.transcription_id AND s.seq = h.seq
-    WHERE ($6::text IS NULL OR $6::text = ANY (media_store_unpack_speakers(s.speakers)))
-      AND ($7::real IS NULL
+    WHERE ($7::real IS NULL
            OR h.rank < $7::real
            OR (h.rank = $7::real
                AND (h.job_id, h.transcription_id, h.seq) > ($8::uuid, $9::uuid, $10::int)))
+      AND ($6::text IS NULL
+           OR EXISTS (
+               SELECT FROM transcription_word_segments AS s
+               WHERE s.job_id = h.job_id AND s.transcription_id = h.transcription_id
+                 AND s.seq = h.seq
+                 AND $6::text = ANY (media_store_unpack_speakers(s.speakers))))
     ORDER BY h.rank DESC, h.job_id, h.transcription_id, h.seq
     LIMIT $11::int
 )
