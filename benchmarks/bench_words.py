@@ -874,8 +874,8 @@ DEFINITIONS = {
     "table_state": "each contender on its own fresh database per round, the contenders taking"
     " turns call by call: at its i-th call each holds the same i - 1 transcripts",
     MEDIA_STORE: "store.transcriptions.create from the dicts: validation, packing, one"
-    " transaction with the transcription row and one COPY of segments, whose trigger writes"
-    " the segments' search documents (migrations/0016); its bytes include them",
+    " transaction with the transcription row, one COPY of segments, then one statement"
+    " writing the segments' search documents (migrations/0016); its bytes include them",
     UNINDEXED: "create's steps without its statement writing the search documents: what the"
     " index costs",
     STREAMED: "store.transcriptions.create_streamed from iter(dicts): the words are made"

@@ -1,15 +1,15 @@
--- Search: each configuration's documents found by their own query, filters checked only when
--- given, no documents copied (issue 23).
+-- Search: documents not copied, filters checked only when given (issue 23).
 --
--- 0016's function searched the GIN index once with every configuration's query OR'ed, kept
--- the documents found in a materialized CTE (copied: a few kB each, written to a temporary file
--- past work_mem when a common word finds thousands), matched each again with its own query,
--- and joined every match to transcriptions and jobs for filters that were mostly not given.
--- Measured at 4M words, a two-word phrase (812 segments found): 8.3 ms, of it 3.4 ms the
--- found CTE and 1.6 ms the joins. Here each configuration's query scans the index for its own
--- documents (a bitmap scan a configuration: ~5; the index holds no configuration, so a
--- document of another whose lexemes match is dropped by the recheck), ranked where it is
--- read; the job type and language filters are EXISTS checks evaluated only when given.
+-- 0016's function kept the documents its index scan found in a materialized CTE (copied: a
+-- few kB each, written to a temporary file past work_mem when a common word finds thousands),
+-- matched each again with its configuration's query, and joined every match to transcriptions
+-- and jobs for filters that were mostly not given. Measured at 4M words, a two-word phrase
+-- (812 segments found): 8.3 ms, of it 3.4 ms the CTE and 1.6 ms the joins. Here the documents
+-- are matched and ranked where the scan reads them, and the job type, language and speaker
+-- filters are EXISTS checks evaluated only when given. Still one index scan with every
+-- configuration's query OR'ed: a scan a configuration (tried) reads the GIN pending list once
+-- each, ~0.5 ms apiece at 4 MB (gin_pending_list_limit's default), before vacuum flushes it.
+-- And no JIT: the scan's row estimate crosses jit_above_cost, ~4 ms of compiling a call.
 --
 -- depends: 0016_word_search
 
@@ -34,24 +34,30 @@ WITH q AS MATERIALIZED (
     FROM transcription_search_configs AS c
     WHERE $5::text IS NULL OR c.config = media_store_search_config($5::text)
 ),
+-- One scan of the GIN index, with every configuration's query OR'ed (a value known before
+-- the scan, so an index condition): the index's pending list, which grows until vacuum or a
+-- cleanup flushes it, is read once, not once a configuration. Each document found is then
+-- matched with its own configuration's query and ranked where it is read (not copied).
+found AS (
+    SELECT d.job_id, d.transcription_id, d.seq, d.config, d.document,
+           (SELECT q.query FROM q WHERE q.config = d.config) AS query
+    FROM transcription_word_search AS d
+    WHERE d.document @@ (SELECT string_agg('(' || q.query::text || ')', ' | ')::tsquery
+                         FROM q WHERE q.query IS NOT NULL)
+),
 hits AS (
-    SELECT d.job_id, d.transcription_id, d.seq, q.config, q.query,
-           ts_rank(d.document, q.query) AS rank
-    FROM q
-    CROSS JOIN LATERAL (
-        SELECT d.job_id, d.transcription_id, d.seq, d.document
-        FROM transcription_word_search AS d
-        WHERE d.document @@ q.query AND d.config = q.config
-    ) AS d
-    WHERE q.query IS NOT NULL
-      AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
+    SELECT f.job_id, f.transcription_id, f.seq, f.config, f.query,
+           ts_rank(f.document, f.query) AS rank
+    FROM found AS f
+    WHERE f.document @@ f.query  -- the exact match, in the document's own configuration
+      AND ($4::uuid IS NULL OR f.job_id = $4::uuid)
       AND ($3::text IS NULL
-           OR EXISTS (SELECT FROM jobs AS j WHERE j.id = d.job_id AND j.job_type = $3::text))
+           OR EXISTS (SELECT FROM jobs AS j WHERE j.id = f.job_id AND j.job_type = $3::text))
       -- the language as given ('_' read as '-'), or, given a bare code, its family
       AND ($5::text IS NULL
            OR EXISTS (
                SELECT FROM transcriptions AS t
-               WHERE t.job_id = d.job_id AND t.id = d.transcription_id
+               WHERE t.job_id = f.job_id AND t.id = f.transcription_id
                  AND (lower(replace(t.language, '_', '-')) = lower(replace($5::text, '_', '-'))
                       OR lower(split_part(replace(t.language, '_', '-'), '-', 1))
                          = lower(replace($5::text, '_', '-')))))

@@ -936,14 +936,15 @@ $$;
 
 -- The segments a search finds (sql/search.sql, search_word_segments, says what the arguments
 -- are), best first, a page of them. The query is made once per configuration documents use
--- ($5 language: only that language's); each configuration's query scans the GIN index for its
--- own documents (a bitmap scan a configuration), which are ranked where they are read; the job
--- type, language and speaker filters are EXISTS checks evaluated only when given. Index paths
--- only (enable_seqscan off): a document is a few kB, compressed, so the planner takes a
--- sequential scan for cheap while it decompresses and matches every document; and the table
--- may never have been analyzed. No JIT (the estimates cross its threshold: ~4 ms compiling).
--- PL/pgSQL, whose plans a session keeps (a SQL function's body is planned again at every
--- call: ~2.5 ms). [0016, 0017]
+-- ($5 language: only that language's); the GIN index is searched once with them all OR'ed (an
+-- InitPlan's value, so an index condition; its pending list read once), each document then
+-- matched with its own configuration's query and ranked where it is read; the job type,
+-- language and speaker filters are EXISTS checks evaluated only when given. Index paths only
+-- (enable_seqscan off): a document is a few kB, compressed, so the planner takes a sequential
+-- scan for cheap while it decompresses and matches every document; and the table may never
+-- have been analyzed. No JIT (the estimates cross its threshold: ~4 ms compiling). PL/pgSQL,
+-- whose plans a session keeps (a SQL function's body is planned again at every call: ~2.5 ms).
+-- [0016, 0017]
 CREATE FUNCTION media_store_search_segments(
     kinds text[], texts text[], of_job_type text, of_job_id uuid, of_language text,
     of_speaker text,
@@ -965,24 +966,30 @@ WITH q AS MATERIALIZED (
     FROM transcription_search_configs AS c
     WHERE $5::text IS NULL OR c.config = media_store_search_config($5::text)
 ),
+-- One scan of the GIN index, with every configuration's query OR'ed (a value known before
+-- the scan, so an index condition): the index's pending list, which grows until vacuum or a
+-- cleanup flushes it, is read once, not once a configuration. Each document found is then
+-- matched with its own configuration's query and ranked where it is read (not copied).
+found AS (
+    SELECT d.job_id, d.transcription_id, d.seq, d.config, d.document,
+           (SELECT q.query FROM q WHERE q.config = d.config) AS query
+    FROM transcription_word_search AS d
+    WHERE d.document @@ (SELECT string_agg('(' || q.query::text || ')', ' | ')::tsquery
+                         FROM q WHERE q.query IS NOT NULL)
+),
 hits AS (
-    SELECT d.job_id, d.transcription_id, d.seq, q.config, q.query,
-           ts_rank(d.document, q.query) AS rank
-    FROM q
-    CROSS JOIN LATERAL (
-        SELECT d.job_id, d.transcription_id, d.seq, d.document
-        FROM transcription_word_search AS d
-        WHERE d.document @@ q.query AND d.config = q.config
-    ) AS d
-    WHERE q.query IS NOT NULL
-      AND ($4::uuid IS NULL OR d.job_id = $4::uuid)
+    SELECT f.job_id, f.transcription_id, f.seq, f.config, f.query,
+           ts_rank(f.document, f.query) AS rank
+    FROM found AS f
+    WHERE f.document @@ f.query  -- the exact match, in the document's own configuration
+      AND ($4::uuid IS NULL OR f.job_id = $4::uuid)
       AND ($3::text IS NULL
-           OR EXISTS (SELECT FROM jobs AS j WHERE j.id = d.job_id AND j.job_type = $3::text))
+           OR EXISTS (SELECT FROM jobs AS j WHERE j.id = f.job_id AND j.job_type = $3::text))
       -- the language as given ('_' read as '-'), or, given a bare code, its family
       AND ($5::text IS NULL
            OR EXISTS (
                SELECT FROM transcriptions AS t
-               WHERE t.job_id = d.job_id AND t.id = d.transcription_id
+               WHERE t.job_id = f.job_id AND t.id = f.transcription_id
                  AND (lower(replace(t.language, '_', '-')) = lower(replace($5::text, '_', '-'))
                       OR lower(split_part(replace(t.language, '_', '-'), '-', 1))
                          = lower(replace($5::text, '_', '-')))))

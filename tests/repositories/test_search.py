@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 
 from media_store import Store, ValidationError
-from media_store.words.search import SearchHit, parse_query
+from media_store.repositories import search as search_repository
+from media_store.words.search import LEXICON_WORDS, Lexicon, SearchHit, parse_query
 
 # Words with stems shared across forms, stop words, accents, CJK, punctuation attached.
 VOCABULARY = [
@@ -405,3 +406,39 @@ async def test_phrase_stop_words_at_its_ends_and_odd_terms(store: Store) -> None
     assert (await store.transcriptions.search("cuts", language="e%")).hits == []
     # a prefix with a backslash or a quote is a term, not an error
     assert (await store.transcriptions.search("a\\b* don't*")).hits == []
+
+
+def test_the_lexicon_stays_bounded_and_keeps_what_it_was_told() -> None:
+    lexicon = Lexicon()
+    words = [f"w{i}" for i in range(LEXICON_WORDS + 10)]
+    lexicon.add("english", words[:3], [["w"], [], ["a", "b"]])
+    assert lexicon.of("english")["w2"] == frozenset({"a", "b"})
+    assert lexicon.missing("english", ["w0", "w1", "zz"]) == ["zz"]
+    assert lexicon.missing("german", ["w0"]) == ["w0"]  # per configuration
+    lexicon.add("english", words[3:], [[w] for w in words[3:]])
+    known = lexicon.of("english")
+    assert len(known) <= LEXICON_WORDS
+    assert known[words[-1]] == frozenset({words[-1]})  # the newest kept, the oldest forgotten
+    assert lexicon.missing("english", ["w0"]) == ["w0"]
+
+
+async def test_hits_are_the_same_with_a_cold_lexicon(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    rng = random.Random(3)
+    await store.transcriptions.create(
+        {
+            "job_id": job.id,
+            "provider": "p",
+            "text_content": "-",
+            "language": "en",
+            "word_timestamps": transcript(rng, 600, verbatim=True),
+        }
+    )
+    queries = ["budget", '"interest rates"', "infla*", "café"]
+    warm = [await store.transcriptions.search(q, job_id=job.id) for q in queries]
+    monkeypatch.setattr(search_repository, "_LEXICON", Lexicon())
+    cold = [await store.transcriptions.search(q, job_id=job.id) for q in queries]
+    assert cold == warm
+    assert all(page.hits for page in cold)
