@@ -6,6 +6,7 @@ The query language, the cursor and how hits are placed: :mod:`media_store.words.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from media_store.db.queries import Query, query
@@ -129,17 +130,17 @@ class TranscriptionSearch(Repository):
         distinct: dict[str, set[str]] = {}
         for row, words in zip(rows, decoded, strict=True):
             distinct.setdefault(row["config"], set(term_texts)).update(words.words)
-        await self._learn(distinct)
+        views = await self._learn(distinct)
         hits: list[SearchHit] = []
         matching: dict[str, set[str]] = {}
         terms: dict[str, Terms] = {}
         for config, words_seen in distinct.items():
-            lexemes = _LEXICON.of(config)
+            lexemes = views[config]
             terms[config] = Terms(kinds, texts, {t: lexemes[t] for t in term_texts})
             matching[config] = terms[config].matching(words_seen, lexemes)
         for row, words in zip(rows, decoded, strict=True):
             config = row["config"]
-            lexemes, matched = _LEXICON.of(config), matching[config]
+            lexemes, matched = views[config], matching[config]
             marked = [i for i, word in enumerate(words.words) if word in matched]
             runs = terms[config].occurrences(marked, {i: lexemes[words.words[i]] for i in marked})
             hit = hit_of(row["job_id"], row["transcription_id"], row["rank"], words, runs, speaker)
@@ -153,9 +154,13 @@ class TranscriptionSearch(Repository):
             )
         return SearchPage(hits=hits, next=following)
 
-    async def _learn(self, distinct: dict[str, set[str]]) -> None:
-        """Read the lexemes of the words (per configuration) :data:`_LEXICON` does not know
-        yet, in one statement."""
+    async def _learn(
+        self, distinct: dict[str, set[str]]
+    ) -> dict[str, Mapping[str, frozenset[str]]]:
+        """The lexemes of the words of each configuration (``distinct``): those
+        :data:`_LEXICON` does not know yet read in one statement and added to it."""
+        before = {config: _LEXICON.of(config) for config in distinct}
+        generation = _LEXICON.generation
         configs: list[str] = []
         missing: list[str] = []
         for config, words in distinct.items():
@@ -163,8 +168,21 @@ class TranscriptionSearch(Repository):
             configs += [config] * len(unknown)
             missing += unknown
         if not missing:
-            return
+            return before
         rows = await self._fetch(_LEXEMES, configs, missing)
         for config in distinct:
             picked = [i for i, c in enumerate(configs) if c == config]
             _LEXICON.add(config, [missing[i] for i in picked], [rows[i]["lexemes"] for i in picked])
+        if _LEXICON.generation == generation:
+            return {config: _LEXICON.of(config) for config in distinct}
+        # The lexicon forgot its older half meanwhile: what was known before, and what was read.
+        views: dict[str, Mapping[str, frozenset[str]]] = {}
+        for config in distinct:
+            view = dict(before[config])
+            view.update(
+                (missing[i], frozenset(rows[i]["lexemes"]))
+                for i, c in enumerate(configs)
+                if c == config
+            )
+            views[config] = view
+        return views

@@ -112,15 +112,20 @@ def parse_query(text: str) -> tuple[list[TermKind], list[str]]:
 
 class Lexicon:
     """The lexemes of words, per text search configuration, as the database makes them
-    (``to_tsvector(config, word)``): what places a hit's words. Bounded: past
-    :data:`LEXICON_WORDS` words of a configuration, the older half is forgotten. A word's
-    lexemes depend only on the configuration's dictionaries; after changing those (which also
-    calls for the documents to be made again), restart the process."""
+    (``to_tsvector(config, word)``): what places a hit's words. A word's lexemes depend only
+    on the configuration's dictionaries; after changing those (which also calls for the
+    documents to be made again), restart the process.
 
-    __slots__ = ("_known",)
+    Bounded: past :data:`LEXICON_WORDS` words in all, each configuration keeps its newer half,
+    in a new mapping (one taken by :meth:`of` before stays whole: a search that is reading one
+    is not cut short), and :attr:`generation` counts up. Equal lexeme sets are one object."""
+
+    __slots__ = ("_known", "_sets", "generation")
 
     def __init__(self) -> None:
         self._known: dict[str, dict[str, frozenset[str]]] = {}
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+        self.generation = 0
 
     def missing(self, config: str, words: Iterable[str]) -> list[str]:
         """Those of ``words`` (distinct) whose lexemes are not known yet."""
@@ -129,11 +134,17 @@ class Lexicon:
 
     def add(self, config: str, words: Iterable[str], lexemes: Iterable[Iterable[str]]) -> None:
         known = self._known.setdefault(config, {})
+        sets = self._sets
         for word, found in zip(words, lexemes, strict=True):
-            known[word] = frozenset(found)
-        if len(known) > LEXICON_WORDS:
-            for word in list(known)[: len(known) - LEXICON_WORDS // 2]:
-                del known[word]
+            value = frozenset(found)
+            known[word] = sets.setdefault(value, value)
+        if sum(map(len, self._known.values())) > LEXICON_WORDS:
+            self._known = {
+                name: dict(list(words.items())[len(words) // 2 :])
+                for name, words in self._known.items()
+            }
+            self._sets = {}
+            self.generation += 1
 
     def of(self, config: str) -> Mapping[str, frozenset[str]]:
         """The known words of ``config`` and their lexemes."""

@@ -18,6 +18,7 @@ import pytest
 
 from media_store import Store, ValidationError
 from media_store.repositories import search as search_repository
+from media_store.words import search as search_module
 from media_store.words.search import LEXICON_WORDS, Lexicon, SearchHit, parse_query
 
 # Words with stems shared across forms, stop words, accents, CJK, punctuation attached.
@@ -415,11 +416,17 @@ def test_the_lexicon_stays_bounded_and_keeps_what_it_was_told() -> None:
     assert lexicon.of("english")["w2"] == frozenset({"a", "b"})
     assert lexicon.missing("english", ["w0", "w1", "zz"]) == ["zz"]
     assert lexicon.missing("german", ["w0"]) == ["w0"]  # per configuration
+    lexicon.add("german", ["Rate", "Raten"], [["rat"], ["rat"]])
+    german = lexicon.of("german")
+    assert german["Rate"] is german["Raten"]  # equal sets are one object
+    taken = lexicon.of("english")
     lexicon.add("english", words[3:], [[w] for w in words[3:]])
+    assert lexicon.generation == 1
     known = lexicon.of("english")
-    assert len(known) <= LEXICON_WORDS
+    assert len(known) + len(lexicon.of("german")) <= LEXICON_WORDS
     assert known[words[-1]] == frozenset({words[-1]})  # the newest kept, the oldest forgotten
     assert lexicon.missing("english", ["w0"]) == ["w0"]
+    assert taken["w0"] == frozenset({"w"})  # a mapping taken before stays whole
 
 
 async def test_hits_are_the_same_with_a_cold_lexicon(
@@ -442,3 +449,9 @@ async def test_hits_are_the_same_with_a_cold_lexicon(
     cold = [await store.transcriptions.search(q, job_id=job.id) for q in queries]
     assert cold == warm
     assert all(page.hits for page in cold)
+    # a lexicon that forgets its older half while a search reads the words' lexemes
+    monkeypatch.setattr(search_module, "LEXICON_WORDS", 10)
+    monkeypatch.setattr(search_repository, "_LEXICON", Lexicon())
+    forgetting = [await store.transcriptions.search(q, job_id=job.id) for q in queries]
+    assert forgetting == warm
+    assert search_repository._LEXICON.generation > 0
