@@ -6,7 +6,10 @@
 -- and jobs for filters that were mostly not given. Measured at 4M words, a two-word phrase
 -- (812 segments found): 8.3 ms, of it 3.4 ms the CTE and 1.6 ms the joins. Here the documents
 -- are matched and ranked where the scan reads them, and the job type, language and speaker
--- filters are EXISTS checks evaluated only when given. Still one index scan with every
+-- filters are EXISTS checks evaluated only when given. Where one configuration has a query
+-- (one language in use, or the language filter given), the scan's match is the exact one and
+-- is not made again: measured at 10M words, English only, 20-30% less for a common word
+-- (61 -> 45 ms) and a phrase. Still one index scan with every
 -- configuration's query OR'ed: a scan a configuration (tried) reads the GIN pending list once
 -- each, ~0.5 ms apiece at 4 MB (gin_pending_list_limit's default), before vacuum flushes it.
 -- And no JIT: the scan's row estimate crosses jit_above_cost, ~4 ms of compiling a call.
@@ -49,7 +52,10 @@ hits AS (
     SELECT f.job_id, f.transcription_id, f.seq, f.config, f.query,
            ts_rank(f.document, f.query) AS rank
     FROM found AS f
-    WHERE f.document @@ f.query  -- the exact match, in the document's own configuration
+    -- The exact match, in the document's own configuration; already made by the scan when
+    -- one configuration has a query (one language, or the language filter given).
+    WHERE f.query IS NOT NULL
+      AND ((SELECT count(*) FROM q WHERE q.query IS NOT NULL) = 1 OR f.document @@ f.query)
       AND ($4::uuid IS NULL OR f.job_id = $4::uuid)
       AND ($3::text IS NULL
            OR EXISTS (SELECT FROM jobs AS j WHERE j.id = f.job_id AND j.job_type = $3::text))

@@ -938,7 +938,8 @@ $$;
 -- are), best first, a page of them. The query is made once per configuration documents use
 -- ($5 language: only that language's); the GIN index is searched once with them all OR'ed (an
 -- InitPlan's value, so an index condition; its pending list read once), each document then
--- matched with its own configuration's query and ranked where it is read; the job type,
+-- matched with its own configuration's query (unless only one has a query: the scan's match
+-- is then the exact one) and ranked where it is read; the job type,
 -- language and speaker filters are EXISTS checks evaluated only when given. Index paths only
 -- (enable_seqscan off): a document is a few kB, compressed, so the planner takes a sequential
 -- scan for cheap while it decompresses and matches every document; and the table may never
@@ -981,7 +982,10 @@ hits AS (
     SELECT f.job_id, f.transcription_id, f.seq, f.config, f.query,
            ts_rank(f.document, f.query) AS rank
     FROM found AS f
-    WHERE f.document @@ f.query  -- the exact match, in the document's own configuration
+    -- The exact match, in the document's own configuration; already made by the scan when
+    -- one configuration has a query (one language, or the language filter given).
+    WHERE f.query IS NOT NULL
+      AND ((SELECT count(*) FROM q WHERE q.query IS NOT NULL) = 1 OR f.document @@ f.query)
       AND ($4::uuid IS NULL OR f.job_id = $4::uuid)
       AND ($3::text IS NULL
            OR EXISTS (SELECT FROM jobs AS j WHERE j.id = f.job_id AND j.job_type = $3::text))

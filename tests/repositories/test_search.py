@@ -265,6 +265,9 @@ async def test_filters_by_job_type_job_and_language(store: Store) -> None:
     english = await every_hit(store, "budget", language="en")
     languages = {t.id: t.language for t in [await store.transcriptions.get(i) for i in ids] if t}
     assert english and {languages[h.transcription_id] for h in english} == {"en", "en-US"}
+    # one configuration searched (its match made by the index scan alone): the same hits as
+    # the search of every configuration, those of English transcripts
+    assert english == [h for h in everything if languages[h.transcription_id] in ("en", "en-US")]
     # 'budgets' is found by 'budget' in English (stemmed), not in a language without a
     # configuration ('simple': the word as written)
     assert any(h.text.strip() == "budgets" for h in english)
