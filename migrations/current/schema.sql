@@ -956,7 +956,7 @@ RETURNS TABLE (job_id uuid, transcription_id uuid, seq integer, rank real, confi
                query tsquery)
 LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
-SET jit = off  -- the estimate of the lateral scans' rows crosses jit_above_cost: ~4 ms spent compiling
+SET jit = off  -- the scan's row estimate crosses jit_above_cost: ~4 ms of compiling a call
 ROWS 20
 AS $$
 #variable_conflict use_column
