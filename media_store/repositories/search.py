@@ -169,20 +169,13 @@ class TranscriptionSearch(Repository):
             missing += unknown
         if not missing:
             return before
-        rows = await self._fetch(_LEXEMES, configs, missing)
-        for config in distinct:
-            picked = [i for i, c in enumerate(configs) if c == config]
-            _LEXICON.add(config, [missing[i] for i in picked], [rows[i]["lexemes"] for i in picked])
+        rows = await self._fetch(_LEXEMES, configs, missing)  # in input order
+        fetched: dict[str, dict[str, frozenset[str]]] = {}
+        for config, word, row in zip(configs, missing, rows, strict=True):
+            fetched.setdefault(config, {})[word] = frozenset(row["lexemes"])
+        for config, found in fetched.items():
+            _LEXICON.add(config, found.keys(), found.values())
         if _LEXICON.generation == generation:
             return {config: _LEXICON.of(config) for config in distinct}
         # The lexicon forgot its older half meanwhile: what was known before, and what was read.
-        views: dict[str, Mapping[str, frozenset[str]]] = {}
-        for config in distinct:
-            view = dict(before[config])
-            view.update(
-                (missing[i], frozenset(rows[i]["lexemes"]))
-                for i, c in enumerate(configs)
-                if c == config
-            )
-            views[config] = view
-        return views
+        return {config: {**before[config], **fetched.get(config, {})} for config in distinct}
