@@ -356,7 +356,7 @@ class MediaStoreWriter(Writer):
         return cls(store, job.id, int(backend))
 
     def data(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "provider": "whisper", "text_content": "…"}
+        return {"job_id": self.job_id, "provider": "whisper", "text_content": "…", "language": "en"}
 
     async def insert(self, transcript: Transcript) -> None:
         await self.store.transcriptions.create({**self.data(), "word_timestamps": transcript.dicts})

@@ -28,20 +28,47 @@ SELECT x.i::int AS i, tsvector_to_array(to_tsvector(x.config::regconfig, x.text)
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
 ORDER BY x.i;
 
+-- name: search_configs
+-- The text search configuration of each language $1[i] (media_store_search_config), in input
+-- order, and whether a writer can make documents in it (media_store.words.documents: the
+-- configuration keeps the sentinel '0' as it is).
+SELECT x.i::int AS i, c.config::text AS config,
+       to_tsvector(c.config, '0') = '0:1'::tsvector AS analysable
+FROM unnest($1::text[]) WITH ORDINALITY AS x (language, i)
+CROSS JOIN LATERAL (SELECT media_store_search_config(x.language) AS config) AS c
+ORDER BY x.i;
+
+-- name: search_word_positions
+-- The lexemes of each word $2[i] in the configuration $1[i] (a name), with their positions,
+-- as the parser reads the word inside a text (after '0 ': alone = false) and at its start
+-- (alone = true; they differ for a word beginning with '~'), the word followed by ' 0' (which
+-- takes the position after the word's last token): what a writer makes a segment's document
+-- of (media_store.words.documents), each distinct word once a process. Each word's rows in
+-- position order.
+SELECT x.i::int AS i, v.alone, u.lexeme, p.at::int AS at
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
+CROSS JOIN (VALUES (false), (true)) AS v (alone)
+CROSS JOIN LATERAL unnest(to_tsvector(
+    x.config::regconfig,
+    CASE WHEN v.alone THEN x.text || ' 0' ELSE '0 ' || x.text || ' 0' END
+)) AS u
+CROSS JOIN LATERAL unnest(u.positions) AS p (at)
+ORDER BY x.i, v.alone, p.at, u.lexeme;
+
 -- name: index_word_segments
 -- The search documents of segments just written ($1 job ids, $2 transcription ids, $3 seqs,
--- $4 each segment's words joined by spaces), in the configuration of each transcription's
--- language, and the configurations seen kept in transcription_search_configs: only a
--- configuration not there yet is inserted (the first words of a new language; writers of that
--- language meanwhile wait for that transaction), in name order (two such writers cannot
--- deadlock).
+-- $4 the configuration of each one's transcription, $5 each document as a tsvector literal,
+-- made by the writer from its words' lexemes (media_store.words.documents), or NULL where
+-- the server makes it: then $6 holds the segment's words joined by spaces), and the
+-- configurations seen kept in transcription_search_configs: only a configuration not there
+-- yet is inserted (the first words of a new language; writers of that language meanwhile
+-- wait for that transaction), in name order (two such writers cannot deadlock).
 WITH added AS (
     INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
-    SELECT x.job_id, x.transcription_id, x.seq, c.config, to_tsvector(c.config, x.text)
-    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[])
-         AS x (job_id, transcription_id, seq, text)
-    JOIN transcriptions AS t ON t.job_id = x.job_id AND t.id = x.transcription_id
-    CROSS JOIN LATERAL (SELECT media_store_search_config(t.language) AS config) AS c
+    SELECT x.job_id, x.transcription_id, x.seq, x.config::regconfig,
+           coalesce(x.document::tsvector, to_tsvector(x.config::regconfig, x.text))
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[])
+         AS x (job_id, transcription_id, seq, config, document, text)
     RETURNING config
 )
 INSERT INTO transcription_search_configs (config)

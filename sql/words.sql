@@ -9,8 +9,9 @@
 
 -- name: lock_transcription_words
 -- Lock a transcription against other appenders until the transaction ends, and return its
--- job. NO KEY UPDATE: inserts of its segments (KEY SHARE for the foreign key) still proceed.
-SELECT id, job_id FROM transcriptions WHERE id = $1::uuid FOR NO KEY UPDATE;
+-- job and language. NO KEY UPDATE: inserts of its segments (KEY SHARE for the foreign key)
+-- still proceed.
+SELECT id, job_id, language FROM transcriptions WHERE id = $1::uuid FOR NO KEY UPDATE;
 
 -- name: get_word_tail
 -- The last segment of transcription $2 of job $1. Run after lock_transcription_words, as a

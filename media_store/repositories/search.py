@@ -68,11 +68,28 @@ _LEXEMES = query(
     params=(list[str], list[str]),
 )
 
-# The writers' statement (TranscriptionRepository's), beside the reads of the same file.
+# The writers' statements (TranscriptionRepository's), beside the reads of the same file.
+CONFIGS = query(
+    "search_configs",
+    returns=[("i", int), ("config", str), ("analysable", bool)],
+    params=(list[str | None],),
+)
+POSITIONS = query(
+    "search_word_positions",
+    returns=[("i", int), ("alone", bool), ("lexeme", str), ("at", int)],
+    params=(list[str], list[str]),
+)
 INDEX_WORDS = query(
     "index_word_segments",
     returns=None,
-    params=(list[_UUID], list[_UUID], list[int], list[str]),
+    params=(
+        list[_UUID],
+        list[_UUID],
+        list[int],
+        list[str],
+        list[str | None],
+        list[str | None],
+    ),
 )
 
 

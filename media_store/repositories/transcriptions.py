@@ -12,6 +12,7 @@ call behind. The codec between words and segment rows is :mod:`media_store.words
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from bisect import bisect_left, bisect_right
@@ -36,7 +37,9 @@ from media_store.models.inputs import validate_batch, validate_input
 from media_store.models.rows import from_row
 from media_store.models.schemas import Transcription, TranscriptionCreate
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
+from media_store.repositories.search import CONFIGS as _CONFIGS
 from media_store.repositories.search import INDEX_WORDS as _INDEX_WORDS
+from media_store.repositories.search import POSITIONS as _POSITIONS
 from media_store.repositories.search import TranscriptionSearch
 from media_store.words.captions import (
     CaptionFormat,
@@ -47,6 +50,7 @@ from media_store.words.captions import (
     check_min_gap,
     turns_of,
 )
+from media_store.words.documents import Analyses, Analysis, analyses_of, segment_documents
 from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
@@ -72,9 +76,22 @@ _UUID = uuid.UUID
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
 _SEGMENT_COLUMNS = [("transcription_id", _UUID), *WORD_COLUMNS]
 
+# What _copy_words writes: (job id, transcription id, first seq, words, language).
+_Part: TypeAlias = tuple[uuid.UUID, uuid.UUID, int, Words, str | None]
+
+# The search documents' makings, kept by the process (media_store.words.documents): each
+# distinct word's analysis per configuration, and each language's configuration (languages
+# are a few; past MAX_LANGUAGES the map starts again).
+_ANALYSES = Analyses()
+_CONFIG_OF: dict[str | None, tuple[str, bool]] = {}
+MAX_LANGUAGES = 1_000
+
 # Words validated and copied per COPY when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
 STREAM_CHUNK_WORDS = 32 * SEGMENT_WORDS
+
+# Search documents made between two returns to the event loop (see _copy_words).
+DOCUMENT_WORDS = 4 * SEGMENT_WORDS
 
 # turns() and captions() read words in time windows of about this many words (8 segments: a
 # window re-reads at most the segment it shares with the next), starting WINDOW_SECONDS wide.
@@ -289,7 +306,9 @@ class TranscriptionRepository(
     _delete_query = query("delete_transcription", returns=[("id", _UUID)], params=(_UUID,))
     # sql/words.sql
     _lock_words_query = query(
-        "lock_transcription_words", returns=[("id", _UUID), ("job_id", _UUID)], params=(_UUID,)
+        "lock_transcription_words",
+        returns=[("id", _UUID), ("job_id", _UUID), ("language", str | None)],
+        params=(_UUID,),
     )
     _word_tail_query = query(
         "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID, _UUID)
@@ -307,25 +326,70 @@ class TranscriptionRepository(
         TranscriptionReads._segments_between_query,
         TranscriptionReads._count_words_query,
         *TranscriptionSearch.queries,
+        _CONFIGS,
+        _POSITIONS,
         _INDEX_WORDS,
     )
 
-    async def _copy_words(self, parts: list[tuple[uuid.UUID, uuid.UUID, int, Words]]) -> None:
-        """COPY the segments of each (job, transcription, first seq, words), then write their
-        search documents (migrations/0016), in the caller's transaction."""
-        records = chain.from_iterable(segment_records(*part) for part in parts)
-        await self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
-        job_ids: list[uuid.UUID] = []
-        transcription_ids: list[uuid.UUID] = []
-        seqs: list[int] = []
-        texts: list[str] = []
-        for job_id, transcription_id, first_seq, words in parts:
-            segment = segment_texts(words)
-            job_ids += [job_id] * len(segment)
-            transcription_ids += [transcription_id] * len(segment)
-            seqs += range(first_seq, first_seq + len(segment))
-            texts += segment
-        await self._fetchval(_INDEX_WORDS, job_ids, transcription_ids, seqs, texts)
+    async def _copy_words(self, parts: list[_Part]) -> None:
+        """COPY the segments of each (job, transcription, first seq, words, language), then
+        write their search documents (migrations/0016), in the caller's transaction.
+
+        The documents are made here (:mod:`media_store.words.documents`) while the server
+        reads the COPY: the two run on two cores, and the documents' statement follows."""
+        configs = await self._configs({part[4] for part in parts})
+        distinct: dict[str, set[str]] = {}
+        for part in parts:
+            config, analysable = configs[part[4]]
+            if analysable:
+                distinct.setdefault(config, set()).update(part[3].words)
+        analyses = await self._analyses(distinct)
+        records = chain.from_iterable(segment_records(*part[:4]) for part in parts)
+        copying = asyncio.ensure_future(self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS))
+        try:
+            columns = await _documents(parts, configs, analyses)
+        finally:
+            await copying
+        await self._fetchval(_INDEX_WORDS, *columns)
+
+    async def _configs(self, languages: set[str | None]) -> dict[str | None, tuple[str, bool]]:
+        """The text search configuration of each of ``languages`` (and whether documents in
+        it are made here), from :data:`_CONFIG_OF`, read from the database where unknown."""
+        unknown = [language for language in languages if language not in _CONFIG_OF]
+        if unknown:
+            rows = await self._fetch(_CONFIGS, unknown)  # in input order
+            if len(_CONFIG_OF) + len(unknown) > MAX_LANGUAGES:
+                _CONFIG_OF.clear()
+            for language, row in zip(unknown, rows, strict=True):
+                _CONFIG_OF[language] = (row["config"], row["analysable"])
+        return {language: _CONFIG_OF[language] for language in languages}
+
+    async def _analyses(
+        self, distinct: dict[str, set[str]]
+    ) -> dict[str, Mapping[str, Analysis | None]]:
+        """The analyses of the words of each configuration (``distinct``): those
+        :data:`_ANALYSES` does not hold read in one statement and added to it."""
+        before = {config: _ANALYSES.of(config) for config in distinct}
+        generation = _ANALYSES.generation
+        configs: list[str] = []
+        missing: list[str] = []
+        for config, words in distinct.items():
+            unknown = _ANALYSES.missing(config, words)
+            configs += [config] * len(unknown)
+            missing += unknown
+        if not missing:
+            return before
+        rows = await self._fetch(_POSITIONS, configs, missing)
+        analysed = analyses_of(missing, (tuple(row) for row in rows))
+        fetched: dict[str, dict[str, Analysis | None]] = {}
+        for config, word, analysis in zip(configs, missing, analysed, strict=True):
+            fetched.setdefault(config, {})[word] = analysis
+        for config, found in fetched.items():
+            _ANALYSES.add(config, found)
+        if _ANALYSES.generation == generation:
+            return {config: _ANALYSES.of(config) for config in distinct}
+        # The cache forgot its older half meanwhile: what it held before, and what was read.
+        return {config: {**before[config], **fetched.get(config, {})} for config in distinct}
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
         # The plan's jsonb column is a marker now: '[]' = created with word timestamps.
@@ -359,7 +423,7 @@ class TranscriptionRepository(
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if words:
-                await tx._copy_words([(row["job_id"], row["id"], 0, words)])
+                await tx._copy_words([(row["job_id"], row["id"], 0, words, row["language"])])
         return _model(row, words)
 
     async def create_many(
@@ -385,7 +449,9 @@ class TranscriptionRepository(
                     None, f"a job these transcriptions belong to does not exist (one of {missing})"
                 ) from exc
             parts = [
-                (row["job_id"], row["id"], 0, w) for row, w in zip(rows, words, strict=True) if w
+                (row["job_id"], row["id"], 0, w, row["language"])
+                for row, w in zip(rows, words, strict=True)
+                if w
             ]
             if parts:
                 await tx._copy_words(parts)
@@ -418,12 +484,13 @@ class TranscriptionRepository(
                 item = item.model_copy(update={"word_timestamps": []})
             row = await tx._insert_row(item)
             if first:
-                await tx._copy_words([(row["job_id"], row["id"], 0, first)])
+                await tx._copy_words([(row["job_id"], row["id"], 0, first, row["language"])])
             after = first.starts[-1] if first else None
             stored = len(first) if first else 0
             streamed = await tx._stream(
                 row["job_id"],
                 row["id"],
+                row["language"],
                 segments_count(stored),
                 words,
                 after=after,
@@ -506,6 +573,7 @@ class TranscriptionRepository(
             stream = await tx._stream(
                 job_id,
                 transcription_id,
+                owner["language"],
                 0 if tail is None else tail["seq"] + 1,
                 words,
                 tail_start=tail_start,
@@ -530,6 +598,7 @@ class TranscriptionRepository(
         self,
         job_id: uuid.UUID,
         transcription_id: uuid.UUID,
+        language: str | None,
         next_seq: int,
         source: WordSource,
         *,
@@ -565,10 +634,52 @@ class TranscriptionRepository(
                     overlap = None  # every later word starts after the stored tail
                 if not batch:
                     continue
-            await self._copy_words([(job_id, transcription_id, next_seq, batch)])
+            await self._copy_words([(job_id, transcription_id, next_seq, batch, language)])
             next_seq += segments_count(len(batch))
             result.stored += len(batch)
         return result
+
+
+async def _documents(
+    parts: list[_Part],
+    configs: Mapping[str | None, tuple[str, bool]],
+    analyses: Mapping[str, Mapping[str, Analysis | None]],
+) -> tuple[list[Any], ...]:
+    """The columns of index_word_segments for the segments of ``parts``: each segment's
+    document made here where its configuration allows, else its words for the server to
+    parse. Yields to the event loop every :data:`DOCUMENT_WORDS` words (the COPY of the
+    segments proceeds meanwhile)."""
+    job_ids: list[uuid.UUID] = []
+    transcription_ids: list[uuid.UUID] = []
+    seqs: list[int] = []
+    names: list[str] = []
+    documents: list[str | None] = []
+    texts: list[str | None] = []
+    for job_id, transcription_id, first_seq, words, language in parts:
+        config, analysable = configs[language]
+        count = segments_count(len(words))
+        made: list[str | None] = []
+        if analysable:
+            known = analyses[config]
+            for lo in range(0, len(words), DOCUMENT_WORDS):
+                await asyncio.sleep(0)
+                made += segment_documents(
+                    words.words[lo : lo + DOCUMENT_WORDS], SEGMENT_WORDS, known
+                )
+        else:
+            made = [None] * count
+        job_ids += [job_id] * count
+        transcription_ids += [transcription_id] * count
+        seqs += range(first_seq, first_seq + count)
+        names += [config] * count
+        documents += made
+        if None in made:
+            texts += [
+                t if d is None else None for t, d in zip(segment_texts(words), made, strict=True)
+            ]
+        else:
+            texts += [None] * count
+    return job_ids, transcription_ids, seqs, names, documents, texts
 
 
 @dataclass(slots=True)

@@ -1,0 +1,199 @@
+"""Search documents made by the writer (migrations/0016's ``transcription_word_search``):
+each segment's ``tsvector`` put together from its words' own lexemes, as
+``to_tsvector(config, words joined by spaces)`` would make it, without the server parsing
+the text again.
+
+Why: ``to_tsvector`` spends ~650 ns a word on the server, ~530 of them in the default parser,
+more than the COPY of the word itself (docs/words.md, "What the search index costs"). A
+transcript's words repeat (a 10,000-word transcript holds a few thousand distinct ones), so
+each distinct word is parsed once a process instead (:class:`Analyses`, read with
+``search_word_positions``), and a segment's document is its words' lexemes at their
+positions, sent as a tsvector literal that the server only reads.
+
+Why it is the same document: the default parser never makes a token across a space, except an
+HTML/XML tag (``<a href="x y">``): parsing the words joined by spaces gives each word's tokens
+in turn, every token (a stop word too) taking the next position. So a word's lexemes at their
+positions within the word (``to_tsvector(config, word || ' 0')``: the sentinel ``0``, which
+every configuration that maps ``uint`` to ``simple`` keeps, holds the position after the
+word's last token) shifted by the positions the words before it took give the segment's
+document. A word holding ``<`` (a tag may begin there) leaves its segment to the server, as
+do a segment past the position limit (16,383) and a lexeme past 255 positions (where
+``to_tsvector`` drops positions); so does a configuration that does not keep the sentinel.
+tests/words/test_documents.py compares both ways on generated and adversarial words.
+
+A word's lexemes depend only on its configuration's dictionaries: after changing those (which
+also calls for the documents to be made again), restart the writers. The same holds for the
+configuration of each language, which a process also keeps.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final, NamedTuple
+
+# Words whose lexemes a process keeps, in all configurations (see Analyses).
+ANALYSED_WORDS: Final = 100_000
+# PostgreSQL's limits (tsearch/ts_type.h): positions above MAXENTRYPOS - 1 are clamped, a
+# lexeme keeps at most MAXNUMPOS - 1 of them in to_tsvector.
+MAX_POSITION: Final = (1 << 14) - 1
+MAX_POSITIONS: Final = 255
+# What a word must not hold for its document to be made here (a tag may span words).
+UNSAFE: Final = "<"
+
+
+class Analysis(NamedTuple):
+    """A word's lexemes, each as a tsvector literal begins it (``'lexeme':``) with its position
+    within the word (0 for its first token); ``span``: the positions the word takes;
+    ``single``: the lexeme alone when it is the word's only one, at 0, and the word takes one
+    position (most words: the fast path of :func:`segment_documents`); ``leads``: whether the
+    parser reads the word the same at the start of a text (not so for a word beginning with
+    '~'): a segment it begins is the server's otherwise."""
+
+    entries: tuple[tuple[str, int], ...]
+    span: int
+    single: str | None
+    leads: bool
+
+
+def quoted(lexeme: str) -> str:
+    """``lexeme`` as a tsvector literal quotes it."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def analyses_of(
+    words: Sequence[str], rows: Iterable[tuple[int, bool, str, int]]
+) -> list[Analysis | None]:
+    """Each of ``words`` analysed from ``rows`` as ``search_word_positions`` returns them
+    (the word's index from 1, alone, lexeme, position), in the order of ``words``. None: a
+    word whose document the server must make (it may begin a tag, it takes more positions
+    than a document holds, or the sentinels are not where they belong)."""
+    found: dict[tuple[int, bool], list[tuple[str, int]]] = {}
+    for i, alone, lexeme, at in rows:
+        found.setdefault((i, alone), []).append((lexeme, at))
+    out: list[Analysis | None] = []
+    for i, word in enumerate(words, 1):
+        inside = _tokens(found.get((i, False), []), first=2)
+        at_start = _tokens(found.get((i, True), []), first=1)
+        if UNSAFE in word or inside is None:
+            out.append(None)
+            continue
+        entries, span = inside
+        single = entries[0][0] if len(entries) == 1 and entries[0][1] == 0 and span == 1 else None
+        out.append(Analysis(entries, span, single, at_start == inside))
+    return out
+
+
+def _tokens(
+    tokens: list[tuple[str, int]], first: int
+) -> tuple[tuple[tuple[str, int], ...], int] | None:
+    """A word's entries and span from the rows of ``to_tsvector`` of it between sentinels,
+    its first token at position ``first`` (2 after the leading '0 ', else 1); None when the
+    sentinels are not where they belong."""
+    if not tokens or tokens[-1][0] != "0" or tokens[-1][1] >= MAX_POSITION:
+        return None
+    top = tokens[-1][1]
+    if first == 2:
+        if tokens[0] != ("0", 1):
+            return None
+        tokens = tokens[1:]
+    entries = tuple((quoted(lexeme) + ":", at - first) for lexeme, at in tokens if at != top)
+    return entries, top - first
+
+
+class Analyses:
+    """The analyses of words, per text search configuration: a bounded cache (past
+    :data:`ANALYSED_WORDS` words in all, each configuration keeps its newer half, in a new
+    mapping: one taken by :meth:`of` before stays whole)."""
+
+    __slots__ = ("_known", "generation")
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, Analysis | None]] = {}
+        self.generation = 0  # counts the times the cache forgot its older half
+
+    def missing(self, config: str, words: Iterable[str]) -> list[str]:
+        """Those of ``words`` (distinct) not analysed yet."""
+        known = self._known.get(config, {})
+        return [w for w in words if w not in known]
+
+    def add(self, config: str, analysed: Mapping[str, Analysis | None]) -> None:
+        self._known.setdefault(config, {}).update(analysed)
+        if sum(map(len, self._known.values())) > ANALYSED_WORDS:
+            self._known = {
+                name: dict(list(words.items())[len(words) // 2 :])
+                for name, words in self._known.items()
+            }
+            self.generation += 1
+
+    def of(self, config: str) -> Mapping[str, Analysis | None]:
+        return self._known.get(config, {})
+
+
+def segment_documents(
+    words: Sequence[str], segment_words: int, analyses: Mapping[str, Analysis | None]
+) -> list[str | None]:
+    """The tsvector literal of each segment of ``words`` (cut every ``segment_words``), made
+    from the words' ``analyses``; None for a segment whose document the server must make.
+
+    A lexeme is written once for each of its positions (``'a':1 'b':2 'a':3``): the server
+    merges them as it reads the literal, which costs it less than grouping them costs here."""
+    documents: list[str | None] = []
+    for lo in range(0, len(words), segment_words):
+        segment = words[lo : lo + segment_words]
+        made, multiple = _document(segment, analyses)
+        if made is not None and len(made) > MAX_POSITIONS and _crowded(segment, analyses, multiple):
+            made = None
+        documents.append(None if made is None else " ".join(made))
+    return documents
+
+
+def _document(
+    segment: Sequence[str], analyses: Mapping[str, Analysis | None]
+) -> tuple[list[str] | None, bool]:
+    """The entries of ``segment``'s document (None if a word of it must be parsed by the
+    server or its positions pass the limit), and whether a word has several lexemes."""
+    multiple = False
+    out: list[str] = []
+    add = out.append
+    at = 1
+    lead = analyses[segment[0]]
+    if lead is None or not lead.leads:
+        return None, multiple
+    try:
+        for word in segment:
+            analysis = analyses[word]
+            if analysis is None:
+                return None, multiple
+            single = analysis.single
+            if single is not None:
+                add(single + _POSITIONS[at])
+                at += 1
+            else:
+                multiple = True
+                for lexeme, offset in analysis.entries:
+                    add(lexeme + _POSITIONS[at + offset])
+                at += analysis.span
+    except IndexError:  # a position past MAX_POSITION
+        return None, multiple
+    return out, multiple
+
+
+def _crowded(
+    segment: Sequence[str], analyses: Mapping[str, Analysis | None], multiple: bool
+) -> bool:
+    """Whether a lexeme of ``segment`` takes more positions than to_tsvector keeps (255);
+    ``multiple``: whether a word of it has several lexemes."""
+    found: Iterator[Analysis] = map(analyses.__getitem__, segment)  # type: ignore[arg-type]
+    if not multiple:
+        # One lexeme a word: 256 positions of one lexeme need every word to have that one,
+        # which the first word that differs rules out (mostly the second).
+        first = next(found).single
+        return all(a.single == first for a in found)
+    counts = Counter(lexeme for a in found for lexeme, _ in a.entries)
+    return max(counts.values()) > MAX_POSITIONS
+
+
+# Each position as text, up to MAX_POSITION: one past it raises IndexError (that segment is
+# the server's).
+_POSITIONS: Final = tuple(str(i) for i in range(MAX_POSITION + 1))

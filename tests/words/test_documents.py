@@ -1,0 +1,283 @@
+"""Search documents made by the writer (:mod:`media_store.words.documents`) against what the
+server makes of the same words (``to_tsvector`` of the words joined by spaces): equal on
+generated Unicode words with punctuation, hyphens, numbers, addresses and tags, in five
+configurations, through every write path; the segments left to the server (a word that may
+begin a tag, PostgreSQL's position limits) stored equal too; and the made documents equal
+the server's where they are made, so the writer's path is the one tested."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import asyncpg
+import pytest
+
+from media_store import Store
+from media_store.repositories import transcriptions as transcriptions_module
+from media_store.words.documents import (
+    Analyses,
+    Analysis,
+    quoted,
+    segment_documents,
+)
+from media_store.words.segments import SEGMENT_WORDS
+
+# Pieces of words: letters of several scripts, digits, and the characters the default
+# parser gives a meaning to (hyphens, dots, '@', '/', ':', '&', quotes, tags' brackets).
+PIECES = [
+    *"abcxyzABC",
+    "the",
+    "of",
+    "running",
+    "Straße",
+    "café",
+    "e\u0301",  # e and a combining acute
+    "naïve",
+    "мир",
+    "Ελλάδα",
+    "東京都",
+    "नमस्ते",
+    "مرحبا",
+    "שלום",
+    "ไทย",
+    "👋🏽",
+    "👨\u200d👩\u200d👧",
+    "ﬁ",
+    *"0123456789",
+    *"-.,'’:;/@&_+#%$!?()[]\"=~*^|\\",
+    "<",
+    ">",
+    "<b>",
+    "</b>",
+    "&amp;",
+    "http://",
+    "www.",
+    ".com",
+    "1.5",
+    "-3",
+    "1e10",
+    "v1.2.3",
+]
+
+# Words the parser reads in a way of their own.
+TRICKY = [
+    "well-known",
+    "e-mail",
+    "foo-bar-baz",
+    "3.14",
+    "-5",
+    "1e10",
+    "v1.2.3",
+    "user@example.com",
+    "http://example.com/a?b=c",
+    "/usr/bin/env",
+    "&amp;",
+    "don't",
+    "it's",
+    "O'Neil",
+    "—",
+    "...",
+    "12:30",
+    "C++",
+    "#hashtag",
+    "<b>",
+    "<a",
+    'href="x',
+    'y">',
+    "<unk>",
+    "x" * 2100,  # a token too long to index: the parser skips it
+    " leading",
+    "New York",  # an ASR's word holding a space
+]
+
+# Words of 100 hyphenated parts (101 positions each: the word, then each part), no part twice.
+LONG_WORDS = [
+    "-".join("".join("abcdefghij"[int(d)] for d in f"{w:03d}{p:03d}") for p in range(100))
+    for w in range(200)
+]
+
+CONFIGS = {"en": "english", None: "simple", "de": "german", "ru": "russian", "fr": "french"}
+
+
+def generated_words(rng: random.Random, n: int) -> list[str]:
+    words = []
+    for _ in range(n):
+        roll = rng.random()
+        if roll < 0.1:
+            word = rng.choice(TRICKY)
+        else:
+            word = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 4)))
+        words.append((" " if rng.random() < 0.5 else "") + word)
+    return words
+
+
+def timed(words: list[str], start: float = 0.0) -> list[dict[str, Any]]:
+    return [
+        {"word": w, "start": start + i * 0.5, "end": start + i * 0.5 + 0.4}
+        for i, w in enumerate(words)
+    ]
+
+
+# Each stored document against to_tsvector of its segment's words joined by spaces.
+MISMATCHES = """
+SELECT count(*) FILTER (WHERE d.document <> to_tsvector(
+           d.config, array_to_string(media_store_unpack_words(s.words, s.word_lengths), ' '))),
+       count(*)
+FROM transcription_word_search AS d
+JOIN transcription_word_segments AS s USING (job_id, transcription_id, seq)
+"""
+
+
+async def test_every_write_path_stores_the_documents_the_server_would_make(
+    store: Store, db_url: str
+) -> None:
+    rng = random.Random(23)
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    for language in CONFIGS:
+        data = {"job_id": job.id, "provider": "p", "text_content": "-", "language": language}
+        made = await store.transcriptions.create(
+            {**data, "word_timestamps": timed(generated_words(rng, 700))}
+        )
+        await store.transcriptions.append_words(
+            made.id, timed(generated_words(rng, 300), start=1_000.0)
+        )
+        await store.transcriptions.create_streamed(data, iter(timed(generated_words(rng, 900))))
+        await store.transcriptions.create_many(
+            [{**data, "word_timestamps": timed(generated_words(rng, n))} for n in (1, 257, 40)]
+        )
+    conn = await asyncpg.connect(db_url)
+    try:
+        mismatched, documents = await conn.fetchrow(MISMATCHES)
+        assert documents == await conn.fetchval("SELECT count(*) FROM transcription_word_segments")
+        assert documents >= 5 * (3 + 1 + 4 + 1 + 2 + 1)
+        assert mismatched == 0
+        configs = await conn.fetchval(
+            "SELECT array_agg(config::text ORDER BY config::text) FROM transcription_search_configs"
+        )
+        assert configs == sorted(CONFIGS.values())
+    finally:
+        await conn.close()
+
+
+async def test_the_made_documents_equal_the_servers_where_they_are_made(
+    store: Store, db_url: str
+) -> None:
+    """Not only stored equal: made by the writer, for most segments (those with no '<')."""
+    rng = random.Random(7)
+    repository = store.transcriptions
+    conn = await asyncpg.connect(db_url)
+    try:
+        for language, config in CONFIGS.items():
+            words = [w for w in generated_words(rng, 5 * SEGMENT_WORDS) if "<" not in w]
+            configs = await repository._configs({language})
+            assert configs[language] == (config, True)
+            analyses = await repository._analyses({config: set(words)})
+            documents = segment_documents(words, SEGMENT_WORDS, analyses[config])
+            assert None not in documents
+            texts = [
+                " ".join(words[lo : lo + SEGMENT_WORDS])
+                for lo in range(0, len(words), SEGMENT_WORDS)
+            ]
+            equal = await conn.fetch(
+                "SELECT d::tsvector = to_tsvector($1::regconfig, t) AS equal"
+                " FROM unnest($2::text[], $3::text[]) AS x (d, t)",
+                config,
+                documents,
+                texts,
+            )
+            assert [r["equal"] for r in equal] == [True] * len(texts)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("words", "made"),
+    [
+        (["a"] * SEGMENT_WORDS, False),  # 256 positions of 'a': to_tsvector keeps 255
+        (["a"] * (SEGMENT_WORDS - 1) + ["b"], True),
+        (["<b>", "x"], False),  # a tag may span words
+        (["~the", "x"], False),  # read otherwise at the start of a text
+        (["x", "~the"], True),
+        (["-".join(["x"] * 100)] * 100, False),  # 'x' 10,000 times: 255 kept
+        (LONG_WORDS[:200], False),  # past position 16,383
+        (LONG_WORDS[:100], True),
+    ],
+)
+async def test_segments_past_the_limits_are_left_to_the_server(
+    store: Store, db_url: str, words: list[str], made: bool
+) -> None:
+    repository = store.transcriptions
+    analyses = await repository._analyses({"simple": set(words)})
+    [document] = segment_documents(words, SEGMENT_WORDS, analyses["simple"])
+    assert (document is not None) is made
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    await store.transcriptions.create(
+        {"job_id": job.id, "provider": "p", "text_content": "-", "word_timestamps": timed(words)}
+    )
+    conn = await asyncpg.connect(db_url)
+    try:
+        mismatched, documents = await conn.fetchrow(MISMATCHES)
+        assert (mismatched, documents) == (0, 1)
+    finally:
+        await conn.close()
+
+
+def test_a_lexeme_is_written_once_a_position_and_quoted() -> None:
+    a = Analysis(((quoted("it's") + ":", 0),), 1, quoted("it's") + ":", True)
+    well = Analysis(
+        ((quoted("well-known") + ":", 0), (quoted("well") + ":", 1), (quoted("known") + ":", 2)),
+        3,
+        None,
+        True,
+    )
+    stop = Analysis((), 1, None, True)
+    nothing = Analysis((), 0, None, True)
+    slash = Analysis(((quoted("a\\b") + ":", 0),), 1, quoted("a\\b") + ":", True)
+    analyses = {"it's": a, "well-known": well, "the": stop, ",": nothing, "a\\b": slash}
+    words = ["it's", "the", ",", "well-known", "it's", "a\\b"]
+    assert segment_documents(words, SEGMENT_WORDS, analyses) == [
+        "'it''s':1 'well-known':3 'well':4 'known':5 'it''s':6 'a\\\\b':7"
+    ]
+    assert segment_documents(words, 2, analyses) == [
+        "'it''s':1",
+        "'well-known':1 'well':2 'known':3",
+        "'it''s':1 'a\\\\b':2",
+    ]
+
+
+def test_the_analyses_stay_bounded_and_keep_what_they_were_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("media_store.words.documents.ANALYSED_WORDS", 10)
+    cache = Analyses()
+    word = Analysis((("'w':", 0),), 1, "'w':", True)
+    cache.add("simple", {f"w{i}": word for i in range(8)})
+    kept = cache.of("simple")
+    cache.add("english", {f"e{i}": None for i in range(4)})
+    assert cache.generation == 1
+    assert sum(len(cache.of(c)) for c in ("simple", "english")) <= 10
+    assert len(kept) == 8  # a mapping taken before stays whole
+    assert cache.missing("simple", ["w7", "w0"]) == ["w0"]
+    assert cache.of("english")["e3"] is None
+
+
+async def test_a_process_reads_each_word_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcriptions_module, "_ANALYSES", Analyses())
+    statements: list[str] = []
+    repository = store.transcriptions
+    fetch = type(repository)._fetch
+
+    async def counted(self: Any, q: Any, *args: Any) -> Any:
+        statements.append(q.name)
+        return await fetch(self, q, *args)
+
+    monkeypatch.setattr(type(repository), "_fetch", counted)
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    data = {"job_id": job.id, "provider": "p", "text_content": "-", "language": "en"}
+    words = timed(["alpha", "beta", "alpha"])
+    await repository.create({**data, "word_timestamps": words})
+    await repository.create({**data, "word_timestamps": words})
+    assert statements.count("search_word_positions") == 1
