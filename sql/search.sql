@@ -39,21 +39,12 @@ CROSS JOIN LATERAL (SELECT media_store_search_config(x.language) AS config) AS c
 ORDER BY x.i;
 
 -- name: search_word_positions
--- The lexemes of each word $2[i] in the configuration $1[i] (a name), with their positions,
--- as the parser reads the word inside a text (after '0 ': alone = false) and at its start
--- (alone = true; they differ for a word beginning with '~'), the word followed by ' 0' (which
--- takes the position after the word's last token): what a writer makes a segment's document
--- of (media_store.words.documents), each distinct word once a process. Each word's rows in
--- position order.
-SELECT x.i::int AS i, v.alone, u.lexeme, p.at::int AS at
+-- The lexemes, with their positions, of each text $2[i] in the configuration $1[i] (a name):
+-- a chunk of distinct words between sentinels ('0 w1 0 w2 0'), which a writer makes its
+-- segments' documents of (media_store.words.documents), each distinct word once a process.
+SELECT x.i::int AS i, u.lexeme, u.positions::int[] AS positions
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
-CROSS JOIN (VALUES (false), (true)) AS v (alone)
-CROSS JOIN LATERAL unnest(to_tsvector(
-    x.config::regconfig,
-    CASE WHEN v.alone THEN x.text || ' 0' ELSE '0 ' || x.text || ' 0' END
-)) AS u
-CROSS JOIN LATERAL unnest(u.positions) AS p (at)
-ORDER BY x.i, v.alone, p.at, u.lexeme;
+CROSS JOIN LATERAL unnest(to_tsvector(x.config::regconfig, x.text)) AS u;
 
 -- name: index_word_segments
 -- The search documents of segments just written ($1 job ids, $2 transcription ids, $3 seqs,

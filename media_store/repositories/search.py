@@ -76,7 +76,7 @@ CONFIGS = query(
 )
 POSITIONS = query(
     "search_word_positions",
-    returns=[("i", int), ("alone", bool), ("lexeme", str), ("at", int)],
+    returns=[("i", int), ("lexeme", str), ("positions", list[int])],
     params=(list[str], list[str]),
 )
 INDEX_WORDS = query(

@@ -50,7 +50,13 @@ from media_store.words.captions import (
     check_min_gap,
     turns_of,
 )
-from media_store.words.documents import Analyses, Analysis, analyses_of, segment_documents
+from media_store.words.documents import (
+    Analyses,
+    Analysis,
+    analyses_of,
+    analysis_chunks,
+    segment_documents,
+)
 from media_store.words.segments import (
     SEGMENT_COLUMNS,
     SEGMENT_TABLE,
@@ -371,19 +377,24 @@ class TranscriptionRepository(
         :data:`_ANALYSES` does not hold read in one statement and added to it."""
         before = {config: _ANALYSES.of(config) for config in distinct}
         generation = _ANALYSES.generation
+        fetched: dict[str, dict[str, Analysis | None]] = {}
         configs: list[str] = []
-        missing: list[str] = []
+        texts: list[str] = []
+        chunked: list[list[str]] = []
         for config, words in distinct.items():
             unknown = _ANALYSES.missing(config, words)
-            configs += [config] * len(unknown)
-            missing += unknown
-        if not missing:
+            if unknown:
+                chunks, chunk_texts = analysis_chunks(unknown)
+                configs += [config] * len(chunks)
+                texts += chunk_texts
+                chunked += chunks
+                fetched[config] = dict.fromkeys(unknown)  # None where no chunk holds one
+        if not fetched:
             return before
-        rows = await self._fetch(_POSITIONS, configs, missing)
-        analysed = analyses_of(missing, (tuple(row) for row in rows))
-        fetched: dict[str, dict[str, Analysis | None]] = {}
-        for config, word, analysis in zip(configs, missing, analysed, strict=True):
-            fetched.setdefault(config, {})[word] = analysis
+        rows = await self._fetch(_POSITIONS, configs, texts) if texts else []
+        analysed = analyses_of(chunked, (tuple(row) for row in rows))
+        for config, chunk, results in zip(configs, chunked, analysed, strict=True):
+            fetched[config].update(zip(chunk, results, strict=True))
         for config, found in fetched.items():
             _ANALYSES.add(config, found)
         if _ANALYSES.generation == generation:

@@ -34,6 +34,9 @@ from typing import Final, NamedTuple
 
 # Words whose lexemes a process keeps, in all configurations (see Analyses).
 ANALYSED_WORDS: Final = 100_000
+# The words, and their characters, parsed in one call (see analysis_chunks).
+CHUNK_WORDS: Final = 200
+CHUNK_CHARS: Final = 4_000
 # PostgreSQL's limits (tsearch/ts_type.h): positions above MAXENTRYPOS - 1 are clamped, a
 # lexeme keeps at most MAXNUMPOS - 1 of them in to_tsvector.
 MAX_POSITION: Final = (1 << 14) - 1
@@ -61,44 +64,92 @@ def quoted(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def analyses_of(
-    words: Sequence[str], rows: Iterable[tuple[int, bool, str, int]]
-) -> list[Analysis | None]:
-    """Each of ``words`` analysed from ``rows`` as ``search_word_positions`` returns them
-    (the word's index from 1, alone, lexeme, position), in the order of ``words``. None: a
-    word whose document the server must make (it may begin a tag, it takes more positions
-    than a document holds, or the sentinels are not where they belong)."""
-    found: dict[tuple[int, bool], list[tuple[str, int]]] = {}
-    for i, alone, lexeme, at in rows:
-        found.setdefault((i, alone), []).append((lexeme, at))
-    out: list[Analysis | None] = []
-    for i, word in enumerate(words, 1):
-        inside = _tokens(found.get((i, False), []), first=2)
-        at_start = _tokens(found.get((i, True), []), first=1)
-        if UNSAFE in word or inside is None:
-            out.append(None)
+def analysis_chunks(words: Iterable[str]) -> tuple[list[list[str]], list[str]]:
+    """``words`` (distinct) cut into the chunks ``search_word_positions`` parses in one call
+    each (the parser's cost a call is paid once a chunk, not once a word), and the chunks'
+    texts: the words between sentinels (``0 w1 0 w2 0``), each word then read as inside a
+    text. A chunk holds at most :data:`CHUNK_WORDS` words and :data:`CHUNK_CHARS` characters,
+    so that no position reaches the limit and the sentinel keeps all its positions; a word
+    that could itself give the lexeme ``0`` is a chunk alone. A word holding ``<`` is in
+    none (the server parses its segments)."""
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    size = 0
+    for word in words:
+        if UNSAFE in word:
             continue
-        entries, span = inside
-        single = entries[0][0] if len(entries) == 1 and entries[0][1] == 0 and span == 1 else None
-        out.append(Analysis(entries, span, single, at_start == inside))
+        if "0" in word:
+            chunks.append([word])
+            continue
+        if chunk and (len(chunk) == CHUNK_WORDS or size + len(word) > CHUNK_CHARS):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(word)
+        size += len(word)
+    if chunk:
+        chunks.append(chunk)
+    return chunks, ["0 " + " 0 ".join(chunk) + " 0" for chunk in chunks]
+
+
+def analyses_of(
+    chunks: Sequence[Sequence[str]], rows: Iterable[tuple[int, str, list[int]]]
+) -> list[list[Analysis | None]]:
+    """The analysis of each word of each of ``chunks`` from ``rows`` as ``search_word_positions``
+    returns them for the chunks' texts (the chunk's index from 1, a lexeme, its positions).
+    None: a word whose segments the server must parse (the chunk's positions were cut at a
+    limit, or the sentinels are not where they belong)."""
+    found: dict[int, list[tuple[str, list[int]]]] = {}
+    for i, lexeme, positions in rows:
+        found.setdefault(i, []).append((lexeme, positions))
+    out: list[list[Analysis | None]] = []
+    for i, chunk in enumerate(chunks, 1):
+        lexemes = found.get(i, [])
+        top = max((max(at) for _, at in lexemes), default=0)
+        if len(chunk) == 1:
+            bounds = [1, top]  # a word alone: its own '0's are between the sentinels
+        else:
+            bounds = next((sorted(at) for lexeme, at in lexemes if lexeme == "0"), [])
+        if (
+            len(bounds) != len(chunk) + 1
+            or bounds[0] != 1
+            or bounds[-1] != top
+            or top >= MAX_POSITION
+            or any(len(at) >= MAX_POSITIONS for _, at in lexemes)
+        ):
+            out.append([None] * len(chunk))
+            continue
+        # The word of each position: word k from its sentinel (bounds[k]) to the next.
+        owner: list[int] = [0]
+        for k in range(len(chunk)):
+            owner += [k] * (bounds[k + 1] - bounds[k])
+        owner.append(len(chunk))  # the last sentinel
+        tokens: list[list[tuple[int, str]]] = [[] for _ in chunk]
+        for lexeme, positions in lexemes:
+            prefix = quoted(lexeme) + ":"
+            for at in positions:
+                k = owner[at]
+                if bounds[k] != at:  # not a sentinel's own position
+                    tokens[k].append((at - bounds[k] - 1, prefix))
+        made: list[Analysis | None] = []
+        for k, word in enumerate(chunk):
+            mine = tokens[k]
+            span = bounds[k + 1] - bounds[k] - 1
+            if len(mine) == 1 and span == 1 and mine[0][0] == 0:
+                prefix = mine[0][1]
+                made.append(Analysis(((prefix, 0),), 1, prefix, _leads(word)))
+            else:
+                mine.sort()
+                entries = tuple((prefix, at) for at, prefix in mine)
+                made.append(Analysis(entries, span, None, _leads(word)))
+        out.append(made)
     return out
 
 
-def _tokens(
-    tokens: list[tuple[str, int]], first: int
-) -> tuple[tuple[tuple[str, int], ...], int] | None:
-    """A word's entries and span from the rows of ``to_tsvector`` of it between sentinels,
-    its first token at position ``first`` (2 after the leading '0 ', else 1); None when the
-    sentinels are not where they belong."""
-    if not tokens or tokens[-1][0] != "0" or tokens[-1][1] >= MAX_POSITION:
-        return None
-    top = tokens[-1][1]
-    if first == 2:
-        if tokens[0] != ("0", 1):
-            return None
-        tokens = tokens[1:]
-    entries = tuple((quoted(lexeme) + ":", at - first) for lexeme, at in tokens if at != top)
-    return entries, top - first
+def _leads(word: str) -> bool:
+    """Whether the parser surely reads ``word`` at the start of a text as inside one: it
+    begins (after spaces) with a letter or digit. Not so for some others (``~the``: 'the'
+    inside a text, '~the' at its start); a segment such a word begins is the server's."""
+    return word.lstrip()[:1].isalnum()
 
 
 class Analyses:
