@@ -13,7 +13,9 @@ frozen out of the garbage collector's walks): each transcript's words as ``orjso
 gives them from the ASR's JSON (dicts), and the same words as plain-row tuples built from
 those dicts. One call per transcript; in the clock:
 - media_store (batch): ``store.transcriptions.create`` from the dicts (column-wise
-  validation, packing, one transaction with the row and one binary COPY of segments);
+  validation, packing, one transaction with the row and one binary COPY of segments, then
+  their search documents), language ``en`` as the ASR reports it (so the ``english`` text
+  search configuration: stemming and stop words);
 - media_store (streamed): ``create_streamed`` from ``iter(dicts)`` (the words are made
   before the clock, unlike the million-word memory test below);
 - COPY step alone: asyncpg binary COPY of the prebuilt tuples, one row per word, into a

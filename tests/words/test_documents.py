@@ -148,7 +148,9 @@ async def test_every_write_path_stores_the_documents_the_server_would_make(
         )
     conn = await asyncpg.connect(db_url)
     try:
-        mismatched, documents = await conn.fetchrow(MISMATCHES)
+        row = await conn.fetchrow(MISMATCHES)
+        assert row is not None
+        mismatched, documents = row
         assert documents == await conn.fetchval("SELECT count(*) FROM transcription_word_segments")
         assert documents >= 5 * (3 + 1 + 4 + 1 + 2 + 1)
         assert mismatched == 0
@@ -221,7 +223,9 @@ async def test_segments_past_the_limits_are_left_to_the_server(
     )
     conn = await asyncpg.connect(db_url)
     try:
-        mismatched, documents = await conn.fetchrow(MISMATCHES)
+        row = await conn.fetchrow(MISMATCHES)
+        assert row is not None
+        mismatched, documents = row
         assert (mismatched, documents) == (0, 1)
     finally:
         await conn.close()
