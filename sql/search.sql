@@ -29,10 +29,15 @@ FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
 ORDER BY x.i;
 
 -- name: search_configs
--- The text search configuration of each language $1[i] (media_store_search_config), in input
--- order, and whether a writer can make documents in it (media_store.words.documents: the
--- configuration keeps the sentinel '0' as it is).
-SELECT x.i::int AS i, c.config::text AS config,
+-- The text search configuration of each language $1[i] (media_store_search_config), its name
+-- qualified by its schema (whatever the search_path), in input order, and whether a writer
+-- can make documents in it (media_store.words.documents: the configuration keeps the
+-- sentinel '0' as it is).
+SELECT x.i::int AS i,
+       (SELECT format('%I.%I', n.nspname, t.cfgname)
+        FROM pg_catalog.pg_ts_config AS t
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = t.cfgnamespace
+        WHERE t.oid = c.config) AS config,
        to_tsvector(c.config, '0') = '0:1'::tsvector AS analysable
 FROM unnest($1::text[]) WITH ORDINALITY AS x (language, i)
 CROSS JOIN LATERAL (SELECT media_store_search_config(x.language) AS config) AS c

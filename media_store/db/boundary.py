@@ -299,6 +299,14 @@ async def copy_records(
             raise DatabaseUnavailable("database connection lost during the COPY")
         async with _boundary(conn):
             copy.result()
+    except BaseException:
+        # Cancelled meanwhile (the caller's timeout): the COPY goes too, not left running on
+        # the connection that the rollback then needs.
+        if not copy.done():
+            copy.cancel()
+            with contextlib.suppress(BaseException):
+                await copy
+        raise
     finally:
         lost.cancel()
         with contextlib.suppress(*DRIVER_ERRORS):

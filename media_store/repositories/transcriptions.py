@@ -353,22 +353,28 @@ class TranscriptionRepository(
         records = chain.from_iterable(segment_records(*part[:4]) for part in parts)
         copying = asyncio.ensure_future(self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS))
         try:
-            columns = await _documents(parts, configs, analyses)
-        finally:
-            await copying
+            columns = await _documents(parts, configs, analyses, copying)
+        except BaseException:
+            # The COPY's own failure (which stops the documents: see _documents), or a
+            # cancellation, which takes the COPY with it: raised once the COPY has ended.
+            copying.cancel()
+            await asyncio.gather(copying, return_exceptions=True)
+            raise
+        await copying
         await self._fetchval(_INDEX_WORDS, *columns)
 
     async def _configs(self, languages: set[str | None]) -> dict[str | None, tuple[str, bool]]:
         """The text search configuration of each of ``languages`` (and whether documents in
         it are made here), from :data:`_CONFIG_OF`, read from the database where unknown."""
-        unknown = [language for language in languages if language not in _CONFIG_OF]
+        found = {language: _CONFIG_OF[language] for language in languages if language in _CONFIG_OF}
+        unknown = [language for language in languages if language not in found]
         if unknown:
             rows = await self._fetch(_CONFIGS, unknown)  # in input order
             if len(_CONFIG_OF) + len(unknown) > MAX_LANGUAGES:
                 _CONFIG_OF.clear()
             for language, row in zip(unknown, rows, strict=True):
-                _CONFIG_OF[language] = (row["config"], row["analysable"])
-        return {language: _CONFIG_OF[language] for language in languages}
+                found[language] = _CONFIG_OF[language] = (row["config"], row["analysable"])
+        return found
 
     async def _analyses(
         self, distinct: dict[str, set[str]]
@@ -393,8 +399,22 @@ class TranscriptionRepository(
             return before
         rows = await self._fetch(_POSITIONS, configs, texts) if texts else []
         analysed = analyses_of(chunked, (tuple(row) for row in rows))
+        again: dict[str, list[str]] = {}
         for config, chunk, results in zip(configs, chunked, analysed, strict=True):
             fetched[config].update(zip(chunk, results, strict=True))
+            if len(chunk) > 1 and not any(results):  # one word failed them all: each alone
+                again.setdefault(config, []).extend(chunk)
+        if again:
+            configs, texts, chunked = [], [], []
+            for config, retried in again.items():
+                chunks, chunk_texts = analysis_chunks(retried, alone=True)
+                configs += [config] * len(chunks)
+                texts += chunk_texts
+                chunked += chunks
+            rows = await self._fetch(_POSITIONS, configs, texts)
+            analysed = analyses_of(chunked, (tuple(row) for row in rows))
+            for config, chunk, results in zip(configs, chunked, analysed, strict=True):
+                fetched[config].update(zip(chunk, results, strict=True))
         for config, found in fetched.items():
             _ANALYSES.add(config, found)
         if _ANALYSES.generation == generation:
@@ -655,11 +675,12 @@ async def _documents(
     parts: list[_Part],
     configs: Mapping[str | None, tuple[str, bool]],
     analyses: Mapping[str, Mapping[str, Analysis | None]],
+    copying: asyncio.Future[None],
 ) -> tuple[list[Any], ...]:
     """The columns of index_word_segments for the segments of ``parts``: each segment's
     document made here where its configuration allows, else its words for the server to
-    parse. Yields to the event loop every :data:`DOCUMENT_WORDS` words (the COPY of the
-    segments proceeds meanwhile)."""
+    parse. Yields to the event loop every :data:`DOCUMENT_WORDS` words (``copying``, the COPY
+    of the segments, proceeds meanwhile; its failure stops this)."""
     job_ids: list[uuid.UUID] = []
     transcription_ids: list[uuid.UUID] = []
     seqs: list[int] = []
@@ -674,6 +695,8 @@ async def _documents(
             known = analyses[config]
             for lo in range(0, len(words), DOCUMENT_WORDS):
                 await asyncio.sleep(0)
+                if copying.done():
+                    copying.result()  # the COPY failed: its error, at once
                 made += segment_documents(
                     words.words[lo : lo + DOCUMENT_WORDS], SEGMENT_WORDS, known
                 )

@@ -64,21 +64,24 @@ def quoted(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def analysis_chunks(words: Iterable[str]) -> tuple[list[list[str]], list[str]]:
+def analysis_chunks(
+    words: Iterable[str], *, alone: bool = False
+) -> tuple[list[list[str]], list[str]]:
     """``words`` (distinct) cut into the chunks ``search_word_positions`` parses in one call
     each (the parser's cost a call is paid once a chunk, not once a word), and the chunks'
     texts: the words between sentinels (``0 w1 0 w2 0``), each word then read as inside a
     text. A chunk holds at most :data:`CHUNK_WORDS` words and :data:`CHUNK_CHARS` characters,
     so that no position reaches the limit and the sentinel keeps all its positions; a word
     that could itself give the lexeme ``0`` is a chunk alone. A word holding ``<`` is in
-    none (the server parses its segments)."""
+    none (the server parses its segments). ``alone``: each word a chunk (the words of a chunk
+    that failed as a whole, see :func:`analyses_of`, tried again)."""
     chunks: list[list[str]] = []
     chunk: list[str] = []
     size = 0
     for word in words:
         if UNSAFE in word:
             continue
-        if "0" in word:
+        if alone or "0" in word:
             chunks.append([word])
             continue
         if chunk and (len(chunk) == CHUNK_WORDS or size + len(word) > CHUNK_CHARS):
@@ -94,10 +97,12 @@ def analysis_chunks(words: Iterable[str]) -> tuple[list[list[str]], list[str]]:
 def analyses_of(
     chunks: Sequence[Sequence[str]], rows: Iterable[tuple[int, str, list[int]]]
 ) -> list[list[Analysis | None]]:
-    """The analysis of each word of each of ``chunks`` from ``rows`` as ``search_word_positions``
-    returns them for the chunks' texts (the chunk's index from 1, a lexeme, its positions).
+    """The analysis of each word of each of ``chunks`` (in their order) from ``rows`` as
+    ``search_word_positions`` returns them for the chunks' texts (the chunk's index from 1, a
+    lexeme, its positions).
     None: a word whose segments the server must parse (the chunk's positions were cut at a
-    limit, or the sentinels are not where they belong)."""
+    limit, or the sentinels are not where they belong: a chunk of several words then fails as
+    a whole, and its words are worth trying alone)."""
     found: dict[int, list[tuple[str, list[int]]]] = {}
     for i, lexeme, positions in rows:
         found.setdefault(i, []).append((lexeme, positions))
@@ -184,11 +189,14 @@ class Analyses:
 def segment_documents(
     words: Sequence[str], segment_words: int, analyses: Mapping[str, Analysis | None]
 ) -> list[str | None]:
-    """The tsvector literal of each segment of ``words`` (cut every ``segment_words``), made
+    """The tsvector literal of each segment of ``words`` (cut every ``segment_words``, at most
+    256: see _crowded), made
     from the words' ``analyses``; None for a segment whose document the server must make.
 
     A lexeme is written once for each of its positions (``'a':1 'b':2 'a':3``): the server
     merges them as it reads the literal, which costs it less than grouping them costs here."""
+    if not 0 < segment_words <= MAX_POSITIONS + 1:
+        raise ValueError(f"segment_words must be 1 to {MAX_POSITIONS + 1}, got {segment_words}")
     documents: list[str | None] = []
     for lo in range(0, len(words), segment_words):
         segment = words[lo : lo + segment_words]

@@ -7,6 +7,7 @@ the server's where they are made, so the writer's path is the one tested."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -46,10 +47,7 @@ PIECES = [
     "ﬁ",
     *"0123456789",
     *"-.,'’:;/@&_+#%$!?()[]\"=~*^|\\",
-    "<",
     ">",
-    "<b>",
-    "</b>",
     "&amp;",
     "http://",
     "www.",
@@ -59,6 +57,10 @@ PIECES = [
     "1e10",
     "v1.2.3",
 ]
+
+# Words that may begin a tag, which may span words ('<a href="x y">'): rare in a transcript,
+# and each sends its segment to the server.
+TAGS = ["<b>", "</b>", "<a", "<unk>", "<", "x<y"]
 
 # Words the parser reads in a way of their own.
 TRICKY = [
@@ -81,11 +83,8 @@ TRICKY = [
     "12:30",
     "C++",
     "#hashtag",
-    "<b>",
-    "<a",
     'href="x',
     'y">',
-    "<unk>",
     "x" * 2100,  # a token too long to index: the parser skips it
     " leading",
     "New York",  # an ASR's word holding a space
@@ -100,11 +99,35 @@ LONG_WORDS = [
 CONFIGS = {"en": "english", None: "simple", "de": "german", "ru": "russian", "fr": "french"}
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test with the process's caches empty: its outcome not hanging on the order."""
+    monkeypatch.setattr(transcriptions_module, "_ANALYSES", Analyses())
+    monkeypatch.setattr(transcriptions_module, "_CONFIG_OF", {})
+
+
+def index_calls(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[tuple[Any, ...]]:
+    """The arguments of every index_word_segments the store's transcriptions run from now."""
+    calls: list[tuple[Any, ...]] = []
+    repository = type(store.transcriptions)
+    fetchval = repository._fetchval
+
+    async def recorded(self: Any, q: Any, *args: Any) -> Any:
+        if q.name == "index_word_segments":
+            calls.append(args)
+        return await fetchval(self, q, *args)
+
+    monkeypatch.setattr(repository, "_fetchval", recorded)
+    return calls
+
+
 def generated_words(rng: random.Random, n: int) -> list[str]:
     words = []
     for _ in range(n):
         roll = rng.random()
-        if roll < 0.1:
+        if roll < 0.002:
+            word = rng.choice(TAGS)
+        elif roll < 0.1:
             word = rng.choice(TRICKY)
         else:
             word = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 4)))
@@ -130,8 +153,9 @@ JOIN transcription_word_segments AS s USING (job_id, transcription_id, seq)
 
 
 async def test_every_write_path_stores_the_documents_the_server_would_make(
-    store: Store, db_url: str
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    calls = index_calls(monkeypatch, store)
     rng = random.Random(23)
     job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
     for language in CONFIGS:
@@ -154,6 +178,24 @@ async def test_every_write_path_stores_the_documents_the_server_would_make(
         assert documents == await conn.fetchval("SELECT count(*) FROM transcription_word_segments")
         assert documents >= 5 * (3 + 1 + 4 + 1 + 2 + 1)
         assert mismatched == 0
+        # Made by the writer exactly where nothing sends the segment to the server: a word
+        # with '<' in it, or a first word not led by a letter or digit.
+        by_writer = {
+            (tid, seq): document is not None
+            for call in calls
+            for tid, seq, document in zip(call[1], call[2], call[4], strict=True)
+        }
+        segments = await conn.fetch(
+            "SELECT transcription_id, seq, media_store_unpack_words(words, word_lengths) AS w"
+            " FROM transcription_word_segments"
+        )
+        expected = {
+            (r["transcription_id"], r["seq"]): r["w"][0].lstrip()[:1].isalnum()
+            and not any("<" in w for w in r["w"])
+            for r in segments
+        }
+        assert by_writer == expected
+        assert sum(by_writer.values()) > documents // 3
         configs = await conn.fetchval(
             "SELECT array_agg(config::text ORDER BY config::text) FROM transcription_search_configs"
         )
@@ -171,9 +213,10 @@ async def test_the_made_documents_equal_the_servers_where_they_are_made(
     conn = await asyncpg.connect(db_url)
     try:
         for language, config in CONFIGS.items():
-            words = [w for w in generated_words(rng, 5 * SEGMENT_WORDS) if "<" not in w]
+            words = [w for w in generated_words(rng, 12 * SEGMENT_WORDS) if "<" not in w]
             configs = await repository._configs({language})
-            assert configs[language] == (config, True)
+            assert configs[language] == (f"pg_catalog.{config}", True)
+            config = configs[language][0]
             analyses = await repository._analyses({config: set(words)})
             documents = segment_documents(words, SEGMENT_WORDS, analyses[config])
             segments = [
@@ -214,8 +257,8 @@ async def test_segments_past_the_limits_are_left_to_the_server(
     store: Store, db_url: str, words: list[str], made: bool
 ) -> None:
     repository = store.transcriptions
-    analyses = await repository._analyses({"simple": set(words)})
-    [document] = segment_documents(words, SEGMENT_WORDS, analyses["simple"])
+    analyses = await repository._analyses({"pg_catalog.simple": set(words)})
+    [document] = segment_documents(words, SEGMENT_WORDS, analyses["pg_catalog.simple"])
     assert (document is not None) is made
     job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
     await store.transcriptions.create(
@@ -289,3 +332,63 @@ async def test_a_process_reads_each_word_once(
     await repository.create({**data, "word_timestamps": words})
     await repository.create({**data, "word_timestamps": words})
     assert statements.count("search_word_positions") == 1
+
+
+async def test_a_word_that_fails_its_chunk_is_tried_alone(store: Store) -> None:
+    """300 parts of 'x': the chunk's 'x' passes 255 positions, so the chunk fails as a whole;
+    its other words are then analysed alone, and only that word is left to the server."""
+    repository = store.transcriptions
+    crowded = "-".join(["x"] * 300)
+    analyses = await repository._analyses({"pg_catalog.simple": {"hello", "world", crowded}})
+    known = analyses["pg_catalog.simple"]
+    assert known[crowded] is None
+    assert known["hello"] is not None and known["hello"].single == "'hello':"
+    assert known["world"] is not None
+
+
+async def test_languages_past_the_limit_start_the_map_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcriptions_module, "MAX_LANGUAGES", 3)
+    repository = store.transcriptions
+    assert (await repository._configs({"en"}))["en"][0] == "pg_catalog.english"
+    await repository._configs({"xx", "yy"})
+    both = await repository._configs({"en", "de"})  # a known one and a new one, past the limit
+    assert both == {"en": ("pg_catalog.english", True), "de": ("pg_catalog.german", True)}
+    assert len(transcriptions_module._CONFIG_OF) <= 3
+
+
+async def test_a_create_cancelled_while_its_documents_are_made_leaves_nothing(
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled between two slices of documents (the COPY running): the COPY goes with it,
+    the transaction rolls back, and the pool's connection works on."""
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    data = {"job_id": job.id, "provider": "p", "text_content": "-", "language": "en"}
+    words = timed(generated_words(random.Random(3), 20 * SEGMENT_WORDS))
+    made = segment_documents
+    slices = 0
+
+    def slow(*args: Any) -> Any:
+        nonlocal slices
+        slices += 1
+        if slices == 2:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+        return made(*args)
+
+    monkeypatch.setattr(transcriptions_module, "segment_documents", slow)
+    with pytest.raises(asyncio.CancelledError):
+        await store.transcriptions.create({**data, "word_timestamps": words})
+    monkeypatch.setattr(transcriptions_module, "segment_documents", made)
+    conn = await asyncpg.connect(db_url)
+    try:
+        for table in ("transcriptions", "transcription_word_segments", "transcription_word_search"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+    finally:
+        await conn.close()
+    # The pool's connection works on: a write and a search after it.
+    made_after = await store.transcriptions.create({**data, "word_timestamps": timed(["zebra"])})
+    [hit] = (await store.transcriptions.search("zebra")).hits
+    assert hit.transcription_id == made_after.id
