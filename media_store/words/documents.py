@@ -48,8 +48,9 @@ UNSAFE: Final = "<"
 class Analysis(NamedTuple):
     """A word's lexemes, each as a tsvector literal begins it (``'lexeme':``) with its position
     within the word (0 for its first token); ``span``: the positions the word takes;
-    ``single``: the lexeme alone when it is the word's only one, at 0, and the word takes one
-    position (most words: the fast path of :func:`segment_documents`); ``leads``: whether the
+    ``single``, for a word with one lexeme taking one position or with none taking at most
+    one (most words: the fast path of :func:`segment_documents`): that lexeme, or ``""`` (a
+    stop word, punctuation); None for the others; ``leads``: whether the
     parser reads the word the same at the start of a text (not so for a word beginning with
     '~'): a segment it begins is the server's otherwise."""
 
@@ -139,7 +140,9 @@ def analyses_of(
         for k, word in enumerate(chunk):
             mine = tokens[k]
             span = bounds[k + 1] - bounds[k] - 1
-            if len(mine) == 1 and span == 1 and mine[0][0] == 0:
+            if span <= 1 and not mine:
+                made.append(Analysis((), span, "", _leads(word)))
+            elif len(mine) == 1 and span == 1 and mine[0][0] == 0:
                 prefix = mine[0][1]
                 made.append(Analysis(((prefix, 0),), 1, prefix, _leads(word)))
             else:
@@ -226,8 +229,9 @@ def _document(
                 return None, multiple
             single = analysis.single
             if single is not None:
-                add(single + _POSITIONS[at])
-                at += 1
+                if single:
+                    add(single + _POSITIONS[at])
+                at += analysis.span
             else:
                 multiple = True
                 for lexeme, offset in analysis.entries:
