@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from media_store import Job, Store
-from media_store.contrib.tracing import WorkerTracing, trace_store
+from media_store.contrib.tracing import WorkerTracing, drops_sampled_out_children, trace_store
 from media_store.worker import run_worker
 
 
@@ -155,3 +158,106 @@ async def test_a_traced_transaction_traces_its_queries(
     async with store.connection() as conn:
         await conn.jobs.count_by_status()
     assert len(named(exporter.get_finished_spans(), "count_jobs_by_status")) == 2
+
+
+@pytest.mark.parametrize(
+    ("sampler", "follows"),
+    [
+        (ParentBased(TraceIdRatioBased(0.01)), True),
+        (ParentBased(ALWAYS_ON), True),
+        (ALWAYS_ON, False),
+        (TraceIdRatioBased(0.5), False),
+        (ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON), False),
+        (ParentBased(ALWAYS_ON, remote_parent_not_sampled=TraceIdRatioBased(0.5)), False),
+    ],
+)
+def test_the_sampler_is_asked_whether_it_drops_a_sampled_out_jobs_span(
+    sampler: Sampler, follows: bool
+) -> None:
+    assert drops_sampled_out_children(TracerProvider(sampler=sampler)) is follows
+
+
+def test_a_provider_with_no_sampler_to_ask_gets_every_span() -> None:
+    assert drops_sampled_out_children(trace.NoOpTracerProvider()) is False
+    assert drops_sampled_out_children(trace.ProxyTracerProvider()) is False
+
+
+async def test_a_job_sampled_out_where_it_began_runs_in_that_trace_without_a_span(
+    store: Store, exporter: InMemorySpanExporter
+) -> None:
+    """ParentBased sampling (as docs/observability.md recommends): the request's trace kept
+    (sampled) or not decides the job's. Kept: a process span, child of the request. Not kept:
+    no span is made, and the handler runs in the request's (sampled-out) context, so its own
+    spans are in that trace and not recorded either."""
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_store(store, tracer_provider=provider)
+    api = provider.get_tracer("api")
+    with api.start_as_current_span("kept") as kept:
+        await store.jobs.create({"job_type": "audio", "media_url": "s3://x/kept.mp3"})
+    dropped = trace.NonRecordingSpan(
+        trace.SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=trace.TraceFlags(0))
+    )
+    with trace.use_span(dropped):
+        await store.jobs.create({"job_type": "audio", "media_url": "s3://x/dropped.mp3"})
+    seen: dict[str, tuple[int, bool]] = {}
+    handler_tracer = provider.get_tracer("handler")
+
+    async def handle(job: Job) -> None:
+        with handler_tracer.start_as_current_span("transcribe") as own:
+            current = own.get_span_context()
+            seen[job.media_url] = (current.trace_id, own.is_recording())
+            await store.jobs.get_by_id(job.id)  # a query: a span under the kept job's only
+
+    tracing = WorkerTracing(provider)
+    stats = await run_worker(store, handle, burst=True, instrument=tracing)
+    assert stats.completed == 2
+    spans = exporter.get_finished_spans()
+    [process] = named(spans, "process audio")  # the kept job's only
+    assert process.parent is not None
+    assert process.parent.span_id == kept.get_span_context().span_id
+    assert seen["s3://x/kept.mp3"] == (kept.get_span_context().trace_id, True)
+    assert seen["s3://x/dropped.mp3"] == (0xABC, False)
+    [transcribe] = named(spans, "transcribe")
+    assert transcribe.context is not None
+    assert transcribe.context.trace_id == kept.get_span_context().trace_id
+    [read] = named(spans, "get_job_by_id")
+    assert read.parent is not None and read.parent.span_id == transcribe.context.span_id
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-ff"},
+        {"traceparent": "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"},
+        {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"},
+        {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
+        {"traceparent": " 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "tracestate": "a=1",
+        },
+        {"traceparent": "garbage"},
+    ],
+)
+def test_a_jobs_trace_context_is_read_as_the_w3c_propagator_reads_it(
+    carrier: dict[str, str],
+) -> None:
+    tracing = WorkerTracing(TracerProvider())
+    ours = trace.get_current_span(tracing._parent(carrier)).get_span_context()
+    theirs = trace.get_current_span(
+        TraceContextTextMapPropagator().extract(carrier)
+    ).get_span_context()
+    assert ours == theirs
+    assert (ours.trace_id, ours.span_id, ours.trace_flags, ours.trace_state, ours.is_remote) == (
+        theirs.trace_id,
+        theirs.span_id,
+        theirs.trace_flags,
+        theirs.trace_state,
+        theirs.is_remote,
+    )
