@@ -222,6 +222,14 @@ class WorkerTracing(Instrument):
       exception the handler raised is recorded on it, the status an error.
 
     The trace contexts are read by the claim's own statement (one index lookup a job).
+
+    Sampled out: where the provider's sampler drops the children of a span that was sampled
+    out (``ParentBased``, the sampler docs/observability.md recommends; asked of the sampler
+    when this is made), a job created in a trace that was sampled out gets no ``process``
+    span: its handler runs in that trace's context, so its own spans are that trace's (and
+    sampled out alike), without the cost of a span that records nothing. The same holds for a
+    query run under a sampled-out span (:func:`trace_store`). With any other sampler, every
+    job gets its span and the sampler decides.
     """
 
     wants_trace_context = True
