@@ -88,10 +88,8 @@ class QuerySpans:
         return self._run(target, method, query, args)
 
     async def _run(self, target: Target, method: str, query: Query, args: Sequence[Any]) -> Any:
-        if self.follows_parent:
-            current = trace.get_current_span()
-            if not current.is_recording() and current.get_span_context().is_valid:
-                return await run(target, method, query.sql, args)
+        if self.follows_parent and _sampled_out(trace.get_current_span()):
+            return await run(target, method, query.sql, args)
         attributes = self._attributes.get(query.name)
         if attributes is None:
             attributes = self._attributes[query.name] = self._attributes_of(query)
@@ -160,6 +158,12 @@ class Attached:
 
     def __exit__(self, *exc: object) -> None:
         context.detach(self.token)
+
+
+def _sampled_out(span: Span) -> bool:
+    """Whether ``span`` is one of a trace, sampled out (not the invalid span of no trace)."""
+    span_context = span.get_span_context()
+    return span_context.is_valid and not span_context.trace_flags.sampled
 
 
 def drops_sampled_out_children(provider: TracerProvider) -> bool:
@@ -280,7 +284,7 @@ class WorkerTracing(Instrument):
         if (
             parent is not None
             and self._follows_parent
-            and not trace.get_current_span(parent).get_span_context().trace_flags.sampled
+            and _sampled_out(trace.get_current_span(parent))
         ):
             # The job's trace was sampled out where it began, and this provider's sampler
             # drops the children of such a span (ParentBased, as docs/observability.md

@@ -261,3 +261,38 @@ def test_a_jobs_trace_context_is_read_as_the_w3c_propagator_reads_it(
         theirs.trace_state,
         theirs.is_remote,
     )
+
+
+async def test_a_job_with_an_unreadable_context_or_a_sampled_parent_still_gets_its_spans(
+    store: Store, exporter: InMemorySpanExporter, db_url: str
+) -> None:
+    """The shortcut is for sampled-out traces only: a job whose stored context is not valid
+    (a zero trace id) starts a trace of its own, and a query under a sampled (if not
+    recording) parent, such as a remote caller's, gets its span."""
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://x/a.mp3"})
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "INSERT INTO job_trace_contexts (job_id, traceparent)"
+            " VALUES ($1, '00-00000000000000000000000000000000-b7ad6b7169203331-00')",
+            job.id,
+        )
+    finally:
+        await conn.close()
+    stats = await run_worker(
+        store, lambda job: None, burst=True, instrument=WorkerTracing(provider)
+    )
+    assert stats.completed == 1
+    [process] = named(exporter.get_finished_spans(), "process audio")
+    assert process.parent is None  # a root: the sampler's to keep, and it did
+
+    trace_store(store, tracer_provider=provider)
+    remote = trace.NonRecordingSpan(
+        trace.SpanContext(0x123, 0x456, is_remote=True, trace_flags=trace.TraceFlags(1))
+    )
+    with trace.use_span(remote):
+        await store.jobs.get_by_id(job.id)
+    [read] = named(exporter.get_finished_spans(), "get_job_by_id")
+    assert read.parent is not None and read.parent.span_id == 0x456
