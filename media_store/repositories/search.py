@@ -192,7 +192,4 @@ class TranscriptionSearch(Repository):
             fetched.setdefault(config, {})[word] = frozenset(row["lexemes"])
         for config, found in fetched.items():
             _LEXICON.add(config, found.keys(), found.values())
-        if _LEXICON.generation == generation:
-            return {config: _LEXICON.of(config) for config in distinct}
-        # The lexicon forgot its older half meanwhile: what was known before, and what was read.
-        return {config: {**before[config], **fetched.get(config, {})} for config in distinct}
+        return _LEXICON.views(before, fetched, generation)

@@ -380,47 +380,50 @@ class TranscriptionRepository(
         self, distinct: dict[str, set[str]]
     ) -> dict[str, Mapping[str, Analysis | None]]:
         """The analyses of the words of each configuration (``distinct``): those
-        :data:`_ANALYSES` does not hold read in one statement and added to it."""
+        :data:`_ANALYSES` does not hold read in one statement (and the words of a chunk that
+        failed as a whole in one more, each alone) and added to it."""
         before = {config: _ANALYSES.of(config) for config in distinct}
         generation = _ANALYSES.generation
-        fetched: dict[str, dict[str, Analysis | None]] = {}
+        unknown = {config: _ANALYSES.missing(config, words) for config, words in distinct.items()}
+        # None where no chunk holds a word (see analysis_chunks) or its chunk failed.
+        fetched = {config: dict.fromkeys(words) for config, words in unknown.items() if words}
+        if not fetched:
+            return before
+        failed = await self._analyse(fetched, unknown, alone=False)
+        if failed:
+            await self._analyse(fetched, failed, alone=True)
+        for config, found in fetched.items():
+            _ANALYSES.add(config, found)
+        return _ANALYSES.views(before, fetched, generation)
+
+    async def _analyse(
+        self,
+        fetched: dict[str, dict[str, Analysis | None]],
+        words: Mapping[str, list[str]],
+        *,
+        alone: bool,
+    ) -> dict[str, list[str]]:
+        """Read the analyses of ``words`` (per configuration) into ``fetched``, in chunks
+        (:func:`analysis_chunks`); returns the words of the chunks of several words that failed
+        as a whole (one word failed them all: worth trying each alone)."""
         configs: list[str] = []
         texts: list[str] = []
         chunked: list[list[str]] = []
-        for config, words in distinct.items():
-            unknown = _ANALYSES.missing(config, words)
-            if unknown:
-                chunks, chunk_texts = analysis_chunks(unknown)
-                configs += [config] * len(chunks)
-                texts += chunk_texts
-                chunked += chunks
-                fetched[config] = dict.fromkeys(unknown)  # None where no chunk holds one
-        if not fetched:
-            return before
-        rows = await self._fetch(_POSITIONS, configs, texts) if texts else []
+        for config, some in words.items():
+            chunks, chunk_texts = analysis_chunks(some, alone=alone)
+            configs += [config] * len(chunks)
+            texts += chunk_texts
+            chunked += chunks
+        if not texts:
+            return {}
+        rows = await self._fetch(_POSITIONS, configs, texts)
+        failed: dict[str, list[str]] = {}
         analysed = analyses_of(chunked, (tuple(row) for row in rows))
-        again: dict[str, list[str]] = {}
         for config, chunk, results in zip(configs, chunked, analysed, strict=True):
             fetched[config].update(zip(chunk, results, strict=True))
-            if len(chunk) > 1 and not any(results):  # one word failed them all: each alone
-                again.setdefault(config, []).extend(chunk)
-        if again:
-            configs, texts, chunked = [], [], []
-            for config, retried in again.items():
-                chunks, chunk_texts = analysis_chunks(retried, alone=True)
-                configs += [config] * len(chunks)
-                texts += chunk_texts
-                chunked += chunks
-            rows = await self._fetch(_POSITIONS, configs, texts)
-            analysed = analyses_of(chunked, (tuple(row) for row in rows))
-            for config, chunk, results in zip(configs, chunked, analysed, strict=True):
-                fetched[config].update(zip(chunk, results, strict=True))
-        for config, found in fetched.items():
-            _ANALYSES.add(config, found)
-        if _ANALYSES.generation == generation:
-            return {config: _ANALYSES.of(config) for config in distinct}
-        # The cache forgot its older half meanwhile: what it held before, and what was read.
-        return {config: {**before[config], **fetched.get(config, {})} for config in distinct}
+            if len(chunk) > 1 and not any(results):
+                failed.setdefault(config, []).extend(chunk)
+        return failed
 
     def _params(self, item: TranscriptionCreate) -> tuple[Any, ...]:
         # The plan's jsonb column is a marker now: '[]' = created with word timestamps.

@@ -32,6 +32,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final, NamedTuple
 
+from media_store.words.search import ConfigWords
+
 # Words whose lexemes a process keeps, in all configurations (see Analyses).
 ANALYSED_WORDS: Final = 100_000
 # The words, and their characters, parsed in one call (see analysis_chunks).
@@ -160,33 +162,17 @@ def _leads(word: str) -> bool:
     return word.lstrip()[:1].isalnum()
 
 
-class Analyses:
-    """The analyses of words, per text search configuration: a bounded cache (past
-    :data:`ANALYSED_WORDS` words in all, each configuration keeps its newer half, in a new
-    mapping: one taken by :meth:`of` before stays whole)."""
+class Analyses(ConfigWords[Analysis | None]):
+    """The analyses of words, per text search configuration, bounded by
+    :data:`ANALYSED_WORDS` (see :class:`~media_store.words.search.ConfigWords`)."""
 
-    __slots__ = ("_known", "generation")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._known: dict[str, dict[str, Analysis | None]] = {}
-        self.generation = 0  # counts the times the cache forgot its older half
-
-    def missing(self, config: str, words: Iterable[str]) -> list[str]:
-        """Those of ``words`` (distinct) not analysed yet."""
-        known = self._known.get(config, {})
-        return [w for w in words if w not in known]
+    def limit(self) -> int:
+        return ANALYSED_WORDS
 
     def add(self, config: str, analysed: Mapping[str, Analysis | None]) -> None:
-        self._known.setdefault(config, {}).update(analysed)
-        if sum(map(len, self._known.values())) > ANALYSED_WORDS:
-            self._known = {
-                name: dict(list(words.items())[len(words) // 2 :])
-                for name, words in self._known.items()
-            }
-            self.generation += 1
-
-    def of(self, config: str) -> Mapping[str, Analysis | None]:
-        return self._known.get(config, {})
+        self._store(config, analysed.items())
 
 
 def segment_documents(

@@ -28,7 +28,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal, TypeAlias
+from typing import Final, Generic, Literal, TypeAlias, TypeVar
 
 from media_store.errors import ValidationError
 from media_store.models.fields import Row, shown
@@ -110,45 +110,85 @@ def parse_query(text: str) -> tuple[list[TermKind], list[str]]:
     return kinds, texts
 
 
-class Lexicon:
-    """The lexemes of words, per text search configuration, as the database makes them
-    (``to_tsvector(config, word)``): what places a hit's words. A word's lexemes depend only
-    on the configuration's dictionaries; after changing those (which also calls for the
-    documents to be made again), restart the process.
+V = TypeVar("V")
 
-    Bounded: past :data:`LEXICON_WORDS` words in all, each configuration keeps its newer half,
-    in a new mapping (one taken by :meth:`of` before stays whole: a search that is reading one
-    is not cut short), and :attr:`generation` counts up. Equal lexeme sets are one object."""
 
-    __slots__ = ("_known", "_sets", "generation")
+class ConfigWords(Generic[V]):
+    """What a process keeps of words, per text search configuration (the database's reading
+    of each word, which depends only on the configuration's dictionaries: after changing
+    those, restart the process). Bounded: past :meth:`limit` words in all, each configuration
+    keeps its newer half, in a new mapping (one taken by :meth:`of` before stays whole: a
+    caller reading it is not cut short), and :attr:`generation` counts up."""
+
+    __slots__ = ("_known", "generation")
 
     def __init__(self) -> None:
-        self._known: dict[str, dict[str, frozenset[str]]] = {}
-        self._sets: dict[frozenset[str], frozenset[str]] = {}
+        self._known: dict[str, dict[str, V]] = {}
         self.generation = 0
 
+    def limit(self) -> int:
+        raise NotImplementedError
+
     def missing(self, config: str, words: Iterable[str]) -> list[str]:
-        """Those of ``words`` (distinct) whose lexemes are not known yet."""
+        """Those of ``words`` (distinct) not known yet."""
         known = self._known.get(config, {})
         return [w for w in words if w not in known]
 
-    def add(self, config: str, words: Iterable[str], lexemes: Iterable[Iterable[str]]) -> None:
-        known = self._known.setdefault(config, {})
-        sets = self._sets
-        for word, found in zip(words, lexemes, strict=True):
-            value = frozenset(found)
-            known[word] = sets.setdefault(value, value)
-        if sum(map(len, self._known.values())) > LEXICON_WORDS:
+    def of(self, config: str) -> Mapping[str, V]:
+        """The known words of ``config``."""
+        return self._known.get(config, {})
+
+    def views(
+        self,
+        before: Mapping[str, Mapping[str, V]],
+        fetched: Mapping[str, Mapping[str, V]],
+        generation: int,
+    ) -> dict[str, Mapping[str, V]]:
+        """What each configuration of ``before`` (the mappings :meth:`of` gave at
+        ``generation``) knows after ``fetched`` was added: the current mappings, or where the
+        cache forgot its older half meanwhile, what was known before and what was read."""
+        if self.generation == generation:
+            return {config: self.of(config) for config in before}
+        return {config: {**before[config], **fetched.get(config, {})} for config in before}
+
+    def _store(self, config: str, items: Iterable[tuple[str, V]]) -> None:
+        self._known.setdefault(config, {}).update(items)
+        if sum(map(len, self._known.values())) > self.limit():
             self._known = {
                 name: dict(list(words.items())[len(words) // 2 :])
                 for name, words in self._known.items()
             }
-            self._sets = {}
+            self._forgot()
             self.generation += 1
 
-    def of(self, config: str) -> Mapping[str, frozenset[str]]:
-        """The known words of ``config`` and their lexemes."""
-        return self._known.get(config, {})
+    def _forgot(self) -> None:
+        """Called when the older halves are gone."""
+
+
+class Lexicon(ConfigWords[frozenset[str]]):
+    """The lexemes of words, per text search configuration, as the database makes them
+    (``to_tsvector(config, word)``): what places a hit's words. Bounded by
+    :data:`LEXICON_WORDS` (see :class:`ConfigWords`); equal lexeme sets are one object."""
+
+    __slots__ = ("_sets",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+
+    def limit(self) -> int:
+        return LEXICON_WORDS
+
+    def add(self, config: str, words: Iterable[str], lexemes: Iterable[Iterable[str]]) -> None:
+        sets = self._sets
+        interned = []
+        for word, found in zip(words, lexemes, strict=True):
+            value = frozenset(found)
+            interned.append((word, sets.setdefault(value, value)))
+        self._store(config, interned)
+
+    def _forgot(self) -> None:
+        self._sets = {}
 
 
 class Terms:
