@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import UnionType
@@ -62,8 +62,26 @@ def columns(model: type[Row]) -> list[tuple[str, Any]]:
 
 def from_wider_row(model: type[RowT], row: asyncpg.Record) -> RowT:
     """The model of a row that carries other columns besides the model's (enqueue_job's
-    ``created``): the model's columns, validated as :func:`from_row` validates a mapping."""
+    ``created``, claim_jobs_traced's ``trace_context``), checked as :func:`from_row` checks
+    a row of the model's own columns when they are one run in the model's order (the
+    queries list them so: a claim's rows cost no pass through pydantic), else the model's
+    columns validated as a mapping."""
+    plan = _ROW_PLANS.get(model)
+    if plan is None and model not in _ROW_PLANS:
+        plan = _ROW_PLANS[model] = _RowPlan.of(model)
+    if plan is not None and type(row) is asyncpg.Record:
+        values = plan.wider_values(row)
+        if values is not None:
+            return plan.make(model, values)
     return from_row(model, {name: row[name] for name in model.model_fields})
+
+
+def _run_at(keys: tuple[str, ...], order: tuple[str, ...]) -> int | None:
+    """Where ``order`` starts in ``keys`` as one contiguous run, or None."""
+    if not order or order[0] not in keys:
+        return None
+    offset = keys.index(order[0])
+    return offset if keys[offset : offset + len(order)] == order else None
 
 
 def new_job_fields(
@@ -143,7 +161,7 @@ class _RowPlan:
     which optional columns are NULL), remembered in ``accepted``; the enum values of every
     row are looked up."""
 
-    __slots__ = ("accepted", "enums", "fields", "fields_set", "order")
+    __slots__ = ("accepted", "enums", "fields", "fields_set", "offsets", "order")
 
     def __init__(self, order: tuple[str, ...], fields: tuple[tuple[bool, int, Any], ...]):
         self.order = order
@@ -154,6 +172,9 @@ class _RowPlan:
             if kind == _ENUM
         )
         self.accepted: set[tuple[type, ...]] = set()
+        # Where the model's columns start in a wider row, per the row's columns (None: they
+        # are not there as one run in order); bounded as ``accepted`` is.
+        self.offsets: dict[tuple[str, ...], int | None] = {}
         # Every field's name, once the first model made was checked (see make).
         self.fields_set: frozenset[str] | None = None
 
@@ -204,10 +225,30 @@ class _RowPlan:
         check fails."""
         if tuple(row.keys()) != self.order:
             return None
-        types = tuple(map(type, row))
+        return self._checked(row)
+
+    def wider_values(self, row: asyncpg.Record) -> dict[str, Any] | None:
+        """:meth:`values` of a row that holds the model's columns, in the model's order, next
+        to columns of its own before or after them (a query's ``created``, a claim's trace
+        context); None when it does not, or when any check fails."""
+        keys = tuple(row.keys())
+        if keys in self.offsets:
+            offset = self.offsets[keys]
+        else:
+            offset = _run_at(keys, self.order)
+            if len(self.offsets) < _MAX_ACCEPTED:
+                self.offsets[keys] = offset
+        if offset is None:
+            return None
+        return self._checked(tuple(row)[offset : offset + len(self.order)])
+
+    def _checked(self, found: Sequence[Any]) -> dict[str, Any] | None:
+        """The values ``found`` (one per field, in order) by field name, each enum value its
+        member, or None when any check fails."""
+        types = tuple(map(type, found))
         if types not in self.accepted and not self._accepts(types):
             return None
-        values = dict(zip(self.order, row, strict=True))
+        values = dict(zip(self.order, found, strict=True))
         for name, members in self.enums:
             value = values[name]
             if value is not None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from media_store import Store, ValidationError
 from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
 from media_store.models.inputs import _plain_job, job_values, status_values, validate_input
-from media_store.models.rows import _RowPlan, from_row, new_job, new_job_fields
+from media_store.models.rows import _RowPlan, from_row, from_wider_row, new_job, new_job_fields
 from media_store.models.schemas import (
     AnalysisResult,
     Job,
@@ -134,6 +134,50 @@ async def test_a_row_with_other_columns_is_validated(store: Store) -> None:
     assert extra is not None
     with pytest.raises(pydantic.ValidationError):
         from_row(Job, extra)
+
+
+async def test_a_wider_row_with_the_columns_in_one_run_takes_the_checks(store: Store) -> None:
+    # enqueue_job's `created` before the job's columns, a claim's trace context after them:
+    # the checks take the run, and give what validating the model's columns gives.
+    parts = {"job_type": "'audio'::text", "status": "'processing'::text", "result": "NULL::jsonb"}
+    before = await store.pool.fetchrow(
+        f"SELECT true AS created, j.* FROM ({JOB_ROW.format(**parts)}) j"
+    )
+    after = await store.pool.fetchrow(
+        f"SELECT j.*, 'x'::text AS extra FROM ({JOB_ROW.format(**parts)}) j"
+    )
+    assert before is not None and after is not None
+    plan = _RowPlan.of(Job)
+    assert plan is not None
+    for row in (before, after):
+        assert plan.wider_values(row) is not None
+        _same(from_wider_row(Job, row), _validated_columns(Job, row))
+    # Not one run in order (a column between, another order): validated by name, as before.
+    columns = ", ".join(Job.model_fields)
+    split = await store.pool.fetchrow(
+        f"SELECT id, 1 AS extra, {columns.removeprefix('id, ')} FROM ({JOB_ROW.format(**parts)}) j"
+    )
+    shuffled = await store.pool.fetchrow(
+        f"SELECT {', '.join(reversed(Job.model_fields))}, 1 AS extra"
+        f" FROM ({JOB_ROW.format(**parts)}) j"
+    )
+    for row in (split, shuffled):
+        assert row is not None
+        assert plan.wider_values(row) is None
+        _same(from_wider_row(Job, row), _validated_columns(Job, row))
+    # What the checks refuse is refused by validation, with its errors.
+    archived = JOB_ROW.format(**(parts | {"status": "'archived'::text"}))
+    refused = await store.pool.fetchrow(f"SELECT true AS created, j.* FROM ({archived}) j")
+    assert refused is not None
+    with pytest.raises(pydantic.ValidationError) as by_validation:
+        _validated_columns(Job, refused)
+    with pytest.raises(pydantic.ValidationError) as by_wider:
+        from_wider_row(Job, refused)
+    assert by_wider.value.errors() == by_validation.value.errors()
+
+
+def _validated_columns(model: type[Row], row: asyncpg.Record) -> Row:
+    return model.model_validate({name: row[name] for name in model.model_fields})
 
 
 def test_models_with_constrained_or_custom_fields_are_always_validated() -> None:
