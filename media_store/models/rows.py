@@ -242,7 +242,7 @@ class _RowPlan:
             return None
         return self._checked(tuple(row)[offset : offset + len(self.order)])
 
-    def _checked(self, found: Sequence[Any]) -> dict[str, Any] | None:
+    def _checked(self, found: Sequence[Any] | asyncpg.Record) -> dict[str, Any] | None:
         """The values ``found`` (one per field, in order) by field name, each enum value its
         member, or None when any check fails."""
         types = tuple(map(type, found))

@@ -161,10 +161,10 @@ async def test_a_wider_row_with_the_columns_in_one_run_takes_the_checks(store: S
         f"SELECT {', '.join(reversed(Job.model_fields))}, 1 AS extra"
         f" FROM ({JOB_ROW.format(**parts)}) j"
     )
-    for row in (split, shuffled):
-        assert row is not None
-        assert plan.wider_values(row) is None
-        _same(from_wider_row(Job, row), _validated_columns(Job, row))
+    assert split is not None and shuffled is not None
+    for other in (split, shuffled):
+        assert plan.wider_values(other) is None
+        _same(from_wider_row(Job, other), _validated_columns(Job, other))
     # What the checks refuse is refused by validation, with its errors.
     archived = JOB_ROW.format(**(parts | {"status": "'archived'::text"}))
     refused = await store.pool.fetchrow(f"SELECT true AS created, j.* FROM ({archived}) j")
