@@ -94,6 +94,9 @@ TARGET_VS_PLAN = 2.5
 TARGET_BYTES_PER_WORD = 32
 TARGET_READ_VS_PLAN = 3
 TARGET_WINDOW_VS_WHOLE = 25
+# The two parts of media_store's bytes on disk (see MediaStoreWriter.size_parts).
+WORDS_PART = "words"
+SEARCH_PART = "search documents"
 
 VOCABULARY = [
     "the",
@@ -365,11 +368,17 @@ class MediaStoreWriter(Writer):
 
     async def size(self) -> int:
         # The words and their search documents (migrations/0016), indexes and TOAST included.
-        size = await self.store.pool.fetchval(
-            "SELECT pg_total_relation_size('transcription_word_segments')"
-            " + pg_total_relation_size('transcription_word_search')"
+        return sum((await self.size_parts()).values())
+
+    async def size_parts(self) -> dict[str, int]:
+        """Bytes on disk of the words (the segments, their index and TOAST) and of their search
+        documents (the table with its GIN index and TOAST), apart."""
+        row = await self.store.pool.fetchrow(
+            "SELECT pg_total_relation_size('transcription_word_segments') AS words,"
+            " pg_total_relation_size('transcription_word_search') AS search"
         )
-        return int(size)
+        assert row is not None
+        return {WORDS_PART: int(row["words"]), SEARCH_PART: int(row["search"])}
 
     async def close(self) -> None:
         await self.store.close()
@@ -528,9 +537,13 @@ async def write_round(
         return spent
 
 
-async def sizes(server_url: str, inputs: dict[str, list[Transcript]]) -> dict[Pair, float]:
-    """Bytes on disk per word of each pair, after all :data:`DISTINCT` transcripts."""
+async def sizes(
+    server_url: str, inputs: dict[str, list[Transcript]]
+) -> tuple[dict[Pair, float], dict[str, dict[str, float]]]:
+    """Bytes on disk per word of each pair, after all :data:`DISTINCT` transcripts; and, per
+    profile, media_store's (batch) apart: its words and their search documents."""
     result: dict[Pair, float] = {}
+    parts: dict[str, dict[str, float]] = {}
     for profile in PROFILES:
         for name, (open_writer, migrated) in WRITERS.items():
             async with fresh_database(server_url, migrated=migrated) as url:
@@ -540,9 +553,14 @@ async def sizes(server_url: str, inputs: dict[str, list[Transcript]]) -> dict[Pa
                         await writer.insert(transcript)
                     words = sum(len(t.dicts) for t in inputs[profile])
                     result[(profile, name)] = await writer.size() / words
+                    if name == MEDIA_STORE:
+                        assert isinstance(writer, MediaStoreWriter)
+                        parts[profile] = {
+                            part: size / words for part, size in (await writer.size_parts()).items()
+                        }
                 finally:
                     await writer.close()
-    return result
+    return result, parts
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -697,7 +715,7 @@ async def main(server_url: str) -> None:
     gc.collect()
     gc.freeze()
     rounds = [await write_round(server_url, inputs, r) for r in range(ROUNDS)]
-    per_word = await sizes(server_url, inputs)
+    per_word, parts = await sizes(server_url, inputs)
     gc.unfreeze()
     del inputs
     read = {p: await reads(server_url, p, blobs[p]) for p in PROFILES}
@@ -737,6 +755,7 @@ async def main(server_url: str) -> None:
                 if name != PLAN  # its pool's connections are not followed
             },
             "bytes_per_word": {name: per_word[(p, name)] for name in WRITERS},
+            f"{MEDIA_STORE} bytes_per_word apart": parts[p],
             "ratios": ratios,
             "reads": read[p],
             "stream_memory": memory[p],
@@ -767,6 +786,11 @@ async def main(server_url: str) -> None:
                 ]
                 for name in WRITERS
             ],
+        )
+        print(
+            f"  {MEDIA_STORE}, bytes a word apart: the words (segments, their index, TOAST)"
+            f" {parts[p][WORDS_PART]:.1f}; their search documents (table, GIN index, TOAST)"
+            f" {parts[p][SEARCH_PART]:.1f}"
         )
         print("  ratios (medians of per-round ratios):")
         for key, value in r["ratios"].items():
@@ -825,13 +849,17 @@ async def main(server_url: str) -> None:
     worse["media_store_bytes_per_word"] = max(
         profiles[p]["bytes_per_word"][MEDIA_STORE] for p in PROFILES
     )
+    # Issue 21's bytes a word are the words' own (the target came before the search index);
+    # the index's bytes are issue 23's "extra bytes a word", reported beside them.
+    worse["media_store_words_bytes_per_word"] = max(parts[p][WORDS_PART] for p in PROFILES)
+    worse["search_index_bytes_per_word"] = max(parts[p][SEARCH_PART] for p in PROFILES)
     targets = {
         f"batch_vs_copy_alone>={TARGET_VS_COPY_ALONE}": worse["batch_vs_copy_alone"]
         >= TARGET_VS_COPY_ALONE,
         f"streamed_vs_batch>={TARGET_STREAMED_VS_BATCH}": worse["streamed_vs_batch"]
         >= TARGET_STREAMED_VS_BATCH,
         f"batch_vs_plan>={TARGET_VS_PLAN}": worse["batch_vs_plan"] >= TARGET_VS_PLAN,
-        f"bytes_per_word<={TARGET_BYTES_PER_WORD}": worse["media_store_bytes_per_word"]
+        f"words_bytes_per_word<={TARGET_BYTES_PER_WORD}": worse["media_store_words_bytes_per_word"]
         <= TARGET_BYTES_PER_WORD,
         f"read_vs_plan>={TARGET_READ_VS_PLAN}": worse["read_10k_media_store_vs_plan"]
         >= TARGET_READ_VS_PLAN,
@@ -849,8 +877,8 @@ async def main(server_url: str) -> None:
         TARGET_INDEXED_VS_COPY_ALONE,
     )
     judge(
-        "bytes a word",
-        worse["media_store_bytes_per_word"],
+        "bytes a word of the words (their search documents apart)",
+        worse["media_store_words_bytes_per_word"],
         TARGET_BYTES_PER_WORD,
         higher_is_better=False,
     )
@@ -877,7 +905,8 @@ DEFINITIONS = {
     " turns call by call: at its i-th call each holds the same i - 1 transcripts",
     MEDIA_STORE: "store.transcriptions.create from the dicts: validation, packing, one"
     " transaction with the transcription row, one COPY of segments, then one statement"
-    " writing the segments' search documents (migrations/0016); its bytes include them",
+    " writing the segments' search documents (migrations/0016); its bytes include them, and"
+    " are reported apart too: the words' (judged against 32 a word) and the documents'",
     UNINDEXED: "create's steps without its statement writing the search documents: what the"
     " index costs",
     STREAMED: "store.transcriptions.create_streamed from iter(dicts): the words are made"

@@ -271,6 +271,9 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     with contextlib.suppress(OSError, ValueError):
         recorded = json.loads(path.read_text())
     servers = recorded.get("servers", {}) if isinstance(recorded.get("servers"), dict) else {}
+    if server is not None:
+        # A run of the module alone records its server as unknown: not kept beside a named one.
+        servers.pop("unknown", None)
     servers[kind] = {
         "server": server.label if server is not None else "unknown",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
