@@ -27,7 +27,7 @@ _CLAIM = query("claim_jobs", returns=Job, params=(str, int, float, list[str] | N
 _JOB_COLUMNS = columns(Job)
 _CLAIM_TRACED = query(
     "claim_traced_jobs",
-    returns=[*_JOB_COLUMNS, ("trace_context", list[str | None] | None)],
+    returns=[*_JOB_COLUMNS, ("traceparent", str | None), ("tracestate", str | None)],
     params=(str, int, float, list[str] | None),
 )
 _HEARTBEAT = query(
@@ -108,9 +108,9 @@ class JobQueue(JobRefusals):
         for row in rows:
             job = from_wider_row(Job, row)
             claimed.append(job)
-            pair = row["trace_context"]
-            if pair is not None:
-                contexts[job.id] = carrier_of(pair[0], pair[1])
+            traceparent = row["traceparent"]
+            if traceparent is not None:
+                contexts[job.id] = carrier_of(traceparent, row["tracestate"])
         return claimed, contexts
 
     async def heartbeat(

@@ -284,8 +284,11 @@ def _functions(stmt: ast.Node) -> list[str]:
     """The per-job tables read by the functions a statement selects from (FUNCTION_TABLES)."""
     found = []
     for source in getattr(stmt, "fromClause", None) or ():
-        if isinstance(source, ast.RangeFunction):
-            for node in _walk(source):
+        # The function may be one side of a join (claim_traced_jobs' lateral read).
+        for ranged in _walk(source):
+            if not isinstance(ranged, ast.RangeFunction):
+                continue
+            for node in _walk(ranged):
                 if isinstance(node, ast.FuncCall):
                     name = [n.sval for n in node.funcname][-1]
                     found += FUNCTION_TABLES.get(name, [])
