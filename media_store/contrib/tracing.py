@@ -253,8 +253,13 @@ class WorkerTracing(Instrument):
             )
             for job_type in JobType
         }
-        self._last_key: tuple[str | None, str | None] | None = None
-        self._last_parent = context.Context()
+        # The last carrier's key (traceparent, tracestate), its context, and whether that
+        # context's span is one of a trace sampled out (see _parent).
+        self._last: tuple[tuple[str | None, str | None] | None, context.Context, bool] = (
+            None,
+            context.Context(),
+            False,
+        )
         provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
         self._follows_parent = drops_sampled_out_children(provider)
 
@@ -280,12 +285,8 @@ class WorkerTracing(Instrument):
         self, job: Job, trace_context: Mapping[str, str] | None
     ) -> AbstractContextManager[object]:
         name, common = self._process[job.job_type]
-        parent = self._parent(trace_context) if trace_context else None
-        if (
-            parent is not None
-            and self._follows_parent
-            and _sampled_out(trace.get_current_span(parent))
-        ):
+        parent, sampled_out = self._parent(trace_context) if trace_context else (None, False)
+        if parent is not None and self._follows_parent and sampled_out:
             # The job's trace was sampled out where it began, and this provider's sampler
             # drops the children of such a span (ParentBased, as docs/observability.md
             # recommends): the span would not be recorded. The handler runs in that trace's
@@ -301,15 +302,21 @@ class WorkerTracing(Instrument):
             span.set_attributes({"messaging.message.id": str(job.id), ATTEMPT: job.attempts})
         return Current(span)
 
-    def _parent(self, carrier: Mapping[str, str]) -> context.Context:
-        """The context ``carrier`` holds, as the W3C propagator extracts it; the last one is
-        kept, as the jobs of one batch often come from one request (``create_many``)."""
+    def _parent(self, carrier: Mapping[str, str]) -> tuple[context.Context, bool]:
+        """The context ``carrier`` holds, as the W3C propagator extracts it, and whether its
+        span is one of a trace sampled out; the last one is kept (one tuple, replaced whole:
+        workers on other threads may share this), as the jobs of one batch often come from
+        one request (``create_many``)."""
         key = (carrier.get("traceparent"), carrier.get("tracestate"))
-        if key != self._last_key:
-            parent = _plain_parent(key[0]) if key[1] is None else None
-            self._last_parent = _W3C.extract(carrier) if parent is None else parent
-            self._last_key = key
-        return self._last_parent
+        last = self._last
+        if key == last[0]:
+            return last[1], last[2]
+        parent = _plain_parent(key[0]) if key[1] is None else None
+        if parent is None:
+            parent = _W3C.extract(carrier)
+        sampled_out = _sampled_out(trace.get_current_span(parent))
+        self._last = (key, parent, sampled_out)
+        return parent, sampled_out
 
 
 # A traceparent of version 00 as a traced Store keeps it (lower-case hex, no other field).

@@ -249,11 +249,14 @@ def test_a_jobs_trace_context_is_read_as_the_w3c_propagator_reads_it(
     carrier: dict[str, str],
 ) -> None:
     tracing = WorkerTracing(TracerProvider())
-    ours = trace.get_current_span(tracing._parent(carrier)).get_span_context()
+    parent, sampled_out = tracing._parent(carrier)
+    ours = trace.get_current_span(parent).get_span_context()
     theirs = trace.get_current_span(
         TraceContextTextMapPropagator().extract(carrier)
     ).get_span_context()
     assert ours == theirs
+    assert sampled_out == (theirs.is_valid and not theirs.trace_flags.sampled)
+    assert tracing._parent(dict(carrier)) == (parent, sampled_out)  # the last one, kept
     assert (ours.trace_id, ours.span_id, ours.trace_flags, ours.trace_state, ours.is_remote) == (
         theirs.trace_id,
         theirs.span_id,
