@@ -272,7 +272,8 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
         recorded = json.loads(path.read_text())
     servers = recorded.get("servers", {}) if isinstance(recorded.get("servers"), dict) else {}
     if server is not None:
-        # A run of the module alone records its server as unknown: not kept beside a named one.
+        # A benchmark's main called outside `python -m benchmarks` (a script of one's own)
+        # records its server as unknown: not kept beside a named one.
         servers.pop("unknown", None)
     servers[kind] = {
         "server": server.label if server is not None else "unknown",

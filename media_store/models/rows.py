@@ -62,10 +62,10 @@ def columns(model: type[Row]) -> list[tuple[str, Any]]:
 
 def from_wider_row(model: type[RowT], row: asyncpg.Record) -> RowT:
     """The model of a row that carries other columns besides the model's (enqueue_job's
-    ``created``, claim_jobs_traced's ``trace_context``), checked as :func:`from_row` checks
-    a row of the model's own columns when they are one run in the model's order (the
-    queries list them so: a claim's rows cost no pass through pydantic), else the model's
-    columns validated as a mapping."""
+    ``created``, claim_traced_jobs' ``traceparent`` and ``tracestate``), checked as
+    :func:`from_row` checks a row of the model's own columns when they are one run in the
+    model's order, each name once (the queries list them so: a claim's rows cost no pass
+    through pydantic), else the model's columns validated as a mapping."""
     plan = _ROW_PLANS.get(model)
     if plan is None and model not in _ROW_PLANS:
         plan = _ROW_PLANS[model] = _RowPlan.of(model)
@@ -77,8 +77,10 @@ def from_wider_row(model: type[RowT], row: asyncpg.Record) -> RowT:
 
 
 def _run_at(keys: tuple[str, ...], order: tuple[str, ...]) -> int | None:
-    """Where ``order`` starts in ``keys`` as one contiguous run, or None."""
-    if not order or order[0] not in keys:
+    """Where ``order`` starts in ``keys`` as one contiguous run, or None; None too when a
+    name of ``order`` is in ``keys`` more than once (a record read by that name gives its
+    last column: the run would not be what a mapping of the row holds)."""
+    if not order or order[0] not in keys or any(keys.count(name) != 1 for name in order):
         return None
     offset = keys.index(order[0])
     return offset if keys[offset : offset + len(order)] == order else None

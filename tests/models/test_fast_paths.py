@@ -154,6 +154,13 @@ async def test_a_wider_row_with_the_columns_in_one_run_takes_the_checks(store: S
         _same(from_wider_row(Job, row), _validated_columns(Job, row))
     # Not one run in order (a column between, another order): validated by name, as before.
     columns = ", ".join(Job.model_fields)
+    # A field's name twice (the record by name gives the last): validated by name.
+    twice = await store.pool.fetchrow(
+        f"SELECT j.*, 'failed'::text AS status FROM ({JOB_ROW.format(**parts)}) j"
+    )
+    assert twice is not None
+    assert plan.wider_values(twice) is None
+    assert from_wider_row(Job, twice).status is JobStatus.FAILED
     split = await store.pool.fetchrow(
         f"SELECT id, 1 AS extra, {columns.removeprefix('id, ')} FROM ({JOB_ROW.format(**parts)}) j"
     )

@@ -285,7 +285,7 @@ def _functions(stmt: ast.Node) -> list[str]:
     found = []
     for source in getattr(stmt, "fromClause", None) or ():
         # The function may be one side of a join (claim_traced_jobs' lateral read).
-        for ranged in _walk(source):
+        for ranged in _walk(source, into_statements=False):
             if not isinstance(ranged, ast.RangeFunction):
                 continue
             for node in _walk(ranged):
@@ -401,6 +401,16 @@ def test_every_listed_fan_out_exists_and_does_fan_out() -> None:
             ["transcription_word_segments", "transcriptions"],
         ),
         ("SELECT id FROM media_store_claim_jobs($1, $2, $3, $4)", ["jobs"]),
+        (  # a function on one side of a join (claim_traced_jobs), counted once
+            "SELECT c.id FROM media_store_claim_jobs($1, $2, $3, $4) AS c"
+            " LEFT JOIN LATERAL (SELECT x.traceparent FROM job_trace_contexts x"
+            " WHERE x.job_id = c.id LIMIT 1) AS t ON true",
+            ["jobs"],
+        ),
+        (  # a function in a subquery of FROM: the subquery's own, once
+            "SELECT s.id FROM (SELECT id FROM media_store_claim_jobs($1, $2, $3, $4)) AS s",
+            ["jobs"],
+        ),
         (  # a subquery is checked on its own
             "SELECT id FROM jobs WHERE id = $1 AND EXISTS"
             " (SELECT 1 FROM media_assets a WHERE a.file_path = 'x')",
