@@ -17,11 +17,11 @@ turn; pools and connections open before the clock. jobs/s, and the median of the
 ratios (media_store / pgqueuer). Before each timed call the process's garbage is collected
 (outside the clock, for every contender alike): a full collection walks every object of the
 process (140,000-270,000 objects here: 50-95 ms each) and otherwise landed inside whichever
-call crossed the collector's threshold, mostly for what earlier rounds left. What a call leaves to the
-collector is measured apart: consecutive calls without collecting in between, the time of the
-full collections they trigger, per contender. A third contender, create_many's statements alone (the
-same probe, clock and COPY from unchecked dicts, nothing returned), shows what the database
-and the driver cost without the library's Python.
+call crossed the collector's threshold, mostly for what earlier rounds left. What a call
+leaves to the collector is measured apart: consecutive calls without collecting in between,
+the time of the full collections they trigger, per contender. A third contender,
+create_many's statements alone (the same probe, clock and COPY from unchecked dicts, nothing
+returned), shows what the database and the driver cost without the library's Python.
 
 Growth: both contenders enqueue batches of 10,000 into tables of their own in one database,
 a batch of one then a batch of the other, until each table holds 1,000,000 pending jobs (a
