@@ -19,7 +19,15 @@ import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from benchmarks.common import Timer, fresh_database, judge, median, print_table, write_results
+from benchmarks.common import (
+    Timer,
+    fresh_database,
+    judge,
+    median,
+    print_table,
+    settle,
+    write_results,
+)
 from benchmarks.plan_orm import PlanJob
 from media_store import Dsn, JobStatus, Settings, Store
 from media_store.db.connections import _rollback_only_reset, init_connection
@@ -156,8 +164,11 @@ def raw_cycle(pool: asyncpg.Pool[asyncpg.Record]) -> Cycle:
 
 
 async def run(cycle: Cycle, cycles: int, concurrency: int) -> float:
-    """Cycles per second with ``concurrency`` tasks sharing ``cycles`` cycles."""
+    """Cycles per second with ``concurrency`` tasks sharing ``cycles`` cycles, from a process
+    whose garbage was collected first (outside the clock: the plan's ORM, run between the
+    rounds, leaves the most, and its full collection landed in whichever run came next)."""
     counter = iter(range(cycles))
+    settle()
 
     async def task() -> None:
         for i in counter:
