@@ -41,10 +41,7 @@ def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT
     cycle benchmark's process, a shared 2-core machine.
     """
     if type(row) is asyncpg.Record:
-        if model in _ROW_PLANS:
-            plan = _ROW_PLANS[model]
-        else:
-            plan = _ROW_PLANS[model] = _RowPlan.of(model)
+        plan = _plan_of(model)
         if plan is not None:
             values = plan.values(row)
             if values is not None:
@@ -66,14 +63,20 @@ def from_wider_row(model: type[RowT], row: asyncpg.Record) -> RowT:
     :func:`from_row` checks a row of the model's own columns when they are one run in the
     model's order, each name once (the queries list them so: a claim's rows cost no pass
     through pydantic), else the model's columns validated as a mapping."""
-    plan = _ROW_PLANS.get(model)
-    if plan is None and model not in _ROW_PLANS:
-        plan = _ROW_PLANS[model] = _RowPlan.of(model)
-    if plan is not None and type(row) is asyncpg.Record:
+    plan = _plan_of(model) if type(row) is asyncpg.Record else None
+    if plan is not None:
         values = plan.wider_values(row)
         if values is not None:
             return plan.make(model, values)
     return from_row(model, {name: row[name] for name in model.model_fields})
+
+
+def _plan_of(model: type[Row]) -> _RowPlan | None:
+    """``model``'s row plan (None: its rows are always validated), made once."""
+    if model in _ROW_PLANS:
+        return _ROW_PLANS[model]
+    plan = _ROW_PLANS[model] = _RowPlan.of(model)
+    return plan
 
 
 def _run_at(keys: tuple[str, ...], order: tuple[str, ...]) -> int | None:
