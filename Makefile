@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo api test test-fast lint format migrate rollback migrate-status check bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml media_store/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

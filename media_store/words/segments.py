@@ -225,9 +225,12 @@ def segment_records(
     speaker_runs: Iterator[bytes | None] = (
         repeat(None) if speakers is None else _pack_speaker_runs(speakers, SEGMENT_WORDS)
     )
-    lengths = pack_lengths(words.words)
-    starts, ends = pack_floats(words.starts), pack_floats(words.ends)
-    confidences = pack_confidences(words.confidences)
+    if words.packed is not None:  # made by the compiled reader with the columns
+        lengths, starts, ends, confidences = words.packed
+    else:
+        lengths = pack_lengths(words.words)
+        starts, ends = pack_floats(words.starts), pack_floats(words.ends)
+        confidences = pack_confidences(words.confidences)
     for seq, lo in enumerate(range(0, len(words), SEGMENT_WORDS), first_seq):
         hi = min(lo + SEGMENT_WORDS, len(words))
         yield (

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import numbers
 from bisect import bisect_left
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from itertools import repeat
@@ -52,6 +52,12 @@ from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 from media_store.errors import ValidationError
 from media_store.models.fields import Confidence, Input, Text, Text50
+
+_columns: Callable[[list[Any]], tuple[Any, ...] | None] | None
+try:  # the compiled reader of word dicts (media_store/_speedups.c), where it was built
+    from media_store._speedups import columns as _columns
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _columns = None
 
 MAX_SPEAKER_LENGTH = 50
 
@@ -108,6 +114,7 @@ _WORD, _START, _END = itemgetter("word"), itemgetter("start"), itemgetter("end")
 _CONFIDENCE, _SPEAKER = itemgetter("confidence"), itemgetter("speaker")
 
 Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
+Packed: TypeAlias = tuple[bytes, bytes, bytes, bytes]
 
 
 class Words(Sequence[WordTimestamp]):
@@ -118,13 +125,16 @@ class Words(Sequence[WordTimestamp]):
     speaker. Treat the column lists as read-only.
     """
 
-    __slots__ = ("confidences", "ends", "speakers", "starts", "words")
+    __slots__ = ("confidences", "ends", "packed", "speakers", "starts", "words")
 
     words: list[str]
     starts: list[float]
     ends: list[float]
     confidences: list[float | None]
     speakers: list[str | None] | None
+    # The columns as the segments store them (lengths, starts, ends, confidences), when the
+    # compiled reader made them along with the columns (segment_records takes them once).
+    packed: Packed | None
 
     def __init__(self, items: Iterable[WordInput] = ()) -> None:
         valid = validate_words(items if isinstance(items, Sequence) else list(items))
@@ -143,6 +153,7 @@ class Words(Sequence[WordTimestamp]):
         self.ends = ends
         self.confidences = confidences
         self.speakers = speakers
+        self.packed = None
 
     @classmethod
     def trusted(
@@ -568,6 +579,9 @@ def validate_words(
     messages. ``max_end``: no word may end after it (:func:`check_max_end`). Raises
     :class:`ValidationError` naming the first bad word.
     """
+    fast = _columns(items) if _columns is not None and type(items) is list else None
+    if fast is not None:
+        return _checked_fast(fast, after, offset, max_end)
     words, starts, ends, confidences, speakers = _extract(items)
     if not words:
         return Words.trusted([], [], [], [], None)
@@ -592,6 +606,23 @@ def validate_words(
     if int in types[2]:
         confidences = [None if c is None else float(c) for c in confidences]
     valid = Words.trusted(words, starts, ends, confidences, speakers)
+    if max_end is not None:
+        check_max_end(valid, max_end, offset=offset)
+    return valid
+
+
+def _checked_fast(
+    fast: tuple[Any, ...], after: float | None, offset: int, max_end: float | None
+) -> Words:
+    """:func:`validate_words`'s result from the compiled reader's columns (every per-word rule
+    already checked): the checks against the words around them remain."""
+    words, starts, ends, confidences, speakers, *packed = fast
+    if not words:
+        return Words.trusted([], [], [], [], None)
+    if after is not None and starts[0] < after:
+        _refuse(offset, "start", f"starts ({starts[0]}) before the previous word ({after})")
+    valid = Words.trusted(words, starts, ends, confidences, speakers)
+    valid.packed = (packed[0], packed[1], packed[2], packed[3])
     if max_end is not None:
         check_max_end(valid, max_end, offset=offset)
     return valid

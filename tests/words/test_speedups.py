@@ -1,0 +1,252 @@
+"""The compiled reader of word dicts (media_store/_speedups.c) against its Python original.
+
+``validate_words`` takes the compiled path for a list of dicts; the Python path is the
+reference. Every input here goes both ways, and both must give the same columns (values and
+types), the same packed bytes (what the segments store), or the same error naming the same
+word: on generated words (valid and broken in every way the rules name) and on the cases
+each rule has at its edge.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from media_store.errors import ValidationError
+from media_store.words import timestamps
+from media_store.words.segments import pack_confidences, pack_floats, pack_lengths
+from media_store.words.timestamps import Words, validate_words
+
+pytestmark = pytest.mark.skipif(
+    timestamps._columns is None, reason="media_store._speedups is not compiled in this install"
+)
+
+
+def test_the_compiled_reader_is_built_by_the_install() -> None:
+    """``make install`` compiles it (hatch_build.py): a build that fell back to pure Python
+    would pass every other test here by skipping them, so this one says so."""
+    if os.environ.get("MEDIA_STORE_PURE_PYTHON"):
+        pytest.skip("MEDIA_STORE_PURE_PYTHON is set: the install skipped the compilation")
+    assert timestamps._columns is not None
+
+
+@contextmanager
+def python_only() -> Iterator[None]:
+    compiled = timestamps._columns
+    timestamps._columns = None
+    try:
+        yield
+    finally:
+        timestamps._columns = compiled
+
+
+def outcome(items: Any, **options: Any) -> tuple[Any, ...]:
+    """What ``validate_words`` makes of ``items``: the columns with each value's type and the
+    segments' packed bytes, or the error's message and location."""
+    try:
+        words = validate_words(items, **options)
+    except ValidationError as exc:
+        return ("refused", str(exc), exc.errors)
+    packed = (
+        pack_lengths(words.words),
+        pack_floats(words.starts),
+        pack_floats(words.ends),
+        pack_confidences(words.confidences),
+    )
+    if words.packed is not None:  # the compiled reader packed them: the same bytes
+        assert words.packed == packed
+    columns = (words.words, words.starts, words.ends, words.confidences, words.speakers)
+    return (
+        "stored",
+        columns,
+        [None if c is None else list(map(type, c)) for c in columns],
+        packed,
+    )
+
+
+def both_ways(items: Any, **options: Any) -> tuple[Any, ...]:
+    compiled = outcome(items, **options)
+    with python_only():
+        python = outcome(items, **options)
+    assert compiled == python
+    return compiled
+
+
+def word(i: int, **changes: Any) -> dict[str, Any]:
+    value: dict[str, Any] = {"word": f" w{i}", "start": i * 0.5, "end": i * 0.5 + 0.25}
+    value.update(confidence=0.9, speaker="A")
+    value.update(changes)
+    return {key: v for key, v in value.items() if v is not MISSING}
+
+
+MISSING: Any = object()
+
+
+def with_word(index: int, **changes: Any) -> list[dict[str, Any]]:
+    words = [word(i) for i in range(5)]
+    words[index] = word(index, **changes)
+    return words
+
+
+EDGES = {
+    "valid": [word(i) for i in range(5)],
+    "ints become floats": with_word(2, start=1, end=2, confidence=1),
+    "zero": with_word(0, start=0, end=0.0, confidence=0),
+    "negative zero": with_word(0, start=-0.0),
+    "negative start": with_word(0, start=-0.01),
+    "ends before it starts": with_word(3, end=1.0),
+    "out of order": with_word(3, start=0.2, end=0.3),
+    "same start twice": with_word(3, start=1.0, end=1.1),
+    "NaN start": with_word(1, start=math.nan),
+    "infinite end": with_word(1, end=math.inf),
+    "int too large for a float": with_word(4, end=2**1100),
+    "large int": with_word(4, end=10**300),
+    "bool start": with_word(0, start=False),
+    "bool confidence": with_word(1, confidence=True),
+    "string start": with_word(1, start="1.0"),
+    "numpy float": with_word(2, start=np.float64(1.0), end=np.float32(1.5)),
+    "numpy int": with_word(2, start=np.int64(1)),
+    "Decimal": with_word(2, start=Decimal("1.0")),
+    "Fraction": with_word(2, confidence=Fraction(1, 3)),
+    "confidence above 1": with_word(2, confidence=1.0000001),
+    "confidence below 0": with_word(2, confidence=-0.0001),
+    "NaN confidence": with_word(2, confidence=math.nan),
+    "no confidence": with_word(2, confidence=MISSING),
+    "confidence None": with_word(2, confidence=None),
+    "probability, no confidence": with_word(2, confidence=MISSING, probability=0.5),
+    "score with confidence None": with_word(2, confidence=None, score=0.5),
+    "conf and confidence": with_word(2, conf=0.1),
+    "text, no word": with_word(1, word=MISSING, text="x"),
+    "no word": with_word(1, word=MISSING),
+    "no start": with_word(1, start=MISSING),
+    "no end": with_word(4, end=MISSING),
+    "word not a string": with_word(1, word=7),
+    "word a str subclass": with_word(1, word=type("S", (str,), {})("x")),
+    "NUL in a word": with_word(1, word="a\x00b"),
+    "NUL in a wide word": with_word(1, word="日\x00本"),
+    "lone surrogate": with_word(1, word="a\ud800"),
+    "lone surrogate, 4-byte kind": with_word(1, word="😀\udfff"),
+    "emoji": with_word(1, word=" 😀🎉,"),
+    "no speaker": with_word(1, speaker=MISSING),
+    "speaker None everywhere": [word(i, speaker=None) for i in range(5)],
+    "no speakers at all": [word(i, speaker=MISSING) for i in range(5)],
+    "speaker of 50": with_word(1, speaker="é" * 50),
+    "speaker of 51": with_word(1, speaker="é" * 51),
+    "speaker not a string": with_word(1, speaker=3),
+    "speaker with NUL": with_word(1, speaker="A\x00"),
+    "speaker with a surrogate": with_word(1, speaker="\udc00"),
+    "an OrderedDict": [word(0), OrderedDict(word(1)), word(2)],
+    "not a mapping": [word(0), ("x", 1.0, 2.0)],
+    "empty": [],
+    "extra keys": with_word(1, id=1, tokens=[1, 2], probability=0.3),
+}
+
+
+@pytest.mark.parametrize("items", list(EDGES.values()), ids=list(EDGES))
+def test_every_rule_at_its_edge_decides_the_same(items: list[Any]) -> None:
+    both_ways(items)
+
+
+def test_the_words_around_decide_the_same() -> None:
+    """``after`` (the word before a chunk) and ``max_end`` (the media's end), and ``offset``
+    in the messages."""
+    items = [word(i) for i in range(5)]
+    for options in (
+        {"after": 0.0},
+        {"after": 0.1, "offset": 7},
+        {"max_end": 2.25},
+        {"max_end": 2.24, "offset": 3},
+    ):
+        both_ways(items, **options)
+    assert both_ways(items, after=0.1)[0] == "refused"
+    assert both_ways(items, max_end=2.24)[0] == "refused"
+
+
+def test_a_refused_word_is_named_as_the_python_path_names_it() -> None:
+    _, message, errors = both_ways(with_word(3, start=0.2, end=0.3))
+    assert errors == [{"loc": (3, "start"), "msg": "starts (0.2) before the previous word (1.0)"}]
+    assert "word 3 (start)" in message
+
+
+def test_floats_given_are_kept_not_copied() -> None:
+    items = [word(i) for i in range(3)]
+    words = validate_words(items)
+    assert words.packed is not None
+    assert all(a is b["start"] for a, b in zip(words.starts, items, strict=True))
+    assert all(a is b["word"] for a, b in zip(words.words, items, strict=True))
+
+
+def test_a_words_given_back_is_checked_by_the_python_path() -> None:
+    words = Words([word(i) for i in range(3)])
+    again = validate_words(words)
+    assert again == words
+    assert again.packed is None
+
+
+NUMBERS = st.one_of(
+    st.floats(min_value=0, max_value=100),
+    st.floats(),
+    st.integers(min_value=-2, max_value=100),
+    st.sampled_from([2**1100, 10**300, True, False, "1", None, Decimal("0.5"), np.float64(2.5)]),
+)
+TEXTS = st.one_of(
+    st.text(max_size=6),
+    st.text(st.sampled_from("ab 日😀,.\x00\ud800\udfff"), max_size=6),
+    st.sampled_from([None, 5, b"x"]),
+)
+
+
+@st.composite
+def word_dicts(draw: st.DrawFn) -> dict[str, Any]:
+    names = ["word", "start", "end", "confidence", "speaker", "probability", "text"]
+    keys = draw(st.sets(st.sampled_from(names)))
+    value: dict[str, Any] = {}
+    for key in sorted(keys):
+        if key in ("word", "speaker", "text"):
+            value[key] = draw(TEXTS)
+        else:
+            value[key] = draw(NUMBERS)
+    return value
+
+
+@st.composite
+def ordered_words(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Mostly valid words in order (so that a list gets far), a few broken anywhere."""
+    n = draw(st.integers(min_value=0, max_value=30))
+    t = 0.0
+    words: list[dict[str, Any]] = []
+    for i in range(n):
+        t += draw(st.sampled_from([0.0, 0.25, 1.0]))
+        value: dict[str, Any] = {"word": f" w{i}", "start": t, "end": t + 0.2}
+        if draw(st.booleans()):
+            value["confidence"] = draw(st.sampled_from([0.0, 0.5, 1, None]))
+        if draw(st.booleans()):
+            value["speaker"] = draw(st.sampled_from(["A", "B", None, "日本"]))
+        words.append(value)
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        if words:
+            words[draw(st.integers(min_value=0, max_value=len(words) - 1))] = draw(word_dicts())
+    return words
+
+
+@settings(max_examples=400, deadline=None)
+@given(ordered_words())
+def test_generated_words_decide_the_same(items: list[dict[str, Any]]) -> None:
+    both_ways(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(word_dicts(), max_size=4))
+def test_arbitrary_dicts_decide_the_same(items: list[dict[str, Any]]) -> None:
+    both_ways(items)
