@@ -216,9 +216,337 @@ done:
     return result;
 }
 
+/* --- search documents (media_store.words.documents.segment_documents) ----------------------- */
+
+#define MAX_POSITION ((1 << 14) - 1)
+#define MAX_POSITIONS 255
+
+typedef struct {
+    PyObject *prefix;    /* the quoted lexeme and ':' (borrowed from its Analysis) */
+    const char *utf8;    /* its UTF-8 bytes (cached by the str itself) */
+    Py_ssize_t size;
+    Py_ssize_t first;    /* its first entry, then each entry's next */
+    Py_ssize_t last;
+    Py_ssize_t count;
+} Group;
+
+typedef struct {
+    Py_ssize_t group;
+    Py_ssize_t next;
+    long position;
+} Entry;
+
+typedef struct {
+    Group *groups;
+    Entry *entries;
+    Py_ssize_t *table; /* open addressing: group index + 1, 0 empty */
+    Py_ssize_t n_groups, n_entries, capacity, table_size;
+} Document;
+
+static int
+document_reserve(Document *d, Py_ssize_t entries)
+{
+    if (entries <= d->capacity)
+        return 0;
+    Py_ssize_t capacity = d->capacity ? d->capacity : 512;
+    while (capacity < entries)
+        capacity *= 2;
+    Group *groups = PyMem_Realloc(d->groups, sizeof(Group) * (size_t)capacity);
+    if (!groups)
+        return -1;
+    d->groups = groups;
+    Entry *more = PyMem_Realloc(d->entries, sizeof(Entry) * (size_t)capacity);
+    if (!more)
+        return -1;
+    d->entries = more;
+    /* The table is rebuilt from the groups at a new size. */
+    Py_ssize_t size = 2 * capacity;
+    Py_ssize_t *table = PyMem_Calloc((size_t)size, sizeof(Py_ssize_t));
+    if (!table)
+        return -1;
+    for (Py_ssize_t g = 0; g < d->n_groups; g++) {
+        Py_hash_t h = PyObject_Hash(d->groups[g].prefix);
+        size_t at = (size_t)h & (size_t)(size - 1);
+        while (table[at])
+            at = (at + 1) & (size_t)(size - 1);
+        table[at] = g + 1;
+    }
+    PyMem_Free(d->table);
+    d->table = table;
+    d->table_size = size;
+    d->capacity = capacity;
+    return 0;
+}
+
+/* Add ``prefix`` at ``position``: -1 on an error of the interpreter. */
+static int
+document_add(Document *d, PyObject *prefix, long position)
+{
+    if (document_reserve(d, d->n_entries + 1) < 0)
+        return -1;
+    Py_hash_t h = PyObject_Hash(prefix);
+    if (h == -1)
+        return -1;
+    size_t mask = (size_t)(d->table_size - 1), at = (size_t)h & mask;
+    Py_ssize_t g = -1;
+    while (d->table[at]) {
+        Group *found = &d->groups[d->table[at] - 1];
+        if (found->prefix == prefix) {
+            g = d->table[at] - 1;
+            break;
+        }
+        int equal = PyUnicode_Compare(found->prefix, prefix) == 0;
+        if (PyErr_Occurred())
+            return -1;
+        if (equal) {
+            g = d->table[at] - 1;
+            break;
+        }
+        at = (at + 1) & mask;
+    }
+    if (g < 0) {
+        g = d->n_groups++;
+        Group *group = &d->groups[g];
+        group->prefix = prefix;
+        group->utf8 = PyUnicode_AsUTF8AndSize(prefix, &group->size);
+        if (!group->utf8)
+            return -1;
+        group->first = -1;
+        group->count = 0;
+        d->table[at] = g + 1;
+    }
+    Py_ssize_t e = d->n_entries++;
+    d->entries[e].group = g;
+    d->entries[e].next = -1;
+    d->entries[e].position = position;
+    Group *group = &d->groups[g];
+    if (group->first < 0)
+        group->first = e;
+    else
+        d->entries[group->last].next = e;
+    group->last = e;
+    group->count++;
+    return 0;
+}
+
+static void
+document_clear(Document *d)
+{
+    d->n_groups = 0;
+    d->n_entries = 0;
+    if (d->table)
+        memset(d->table, 0, sizeof(Py_ssize_t) * (size_t)d->table_size);
+}
+
+static int
+group_order(const void *a, const void *b)
+{
+    const Group *x = *(const Group *const *)a, *y = *(const Group *const *)b;
+    Py_ssize_t n = x->size < y->size ? x->size : y->size;
+    int c = memcmp(x->utf8, y->utf8, (size_t)n);
+    if (c)
+        return c;
+    return (x->size > y->size) - (x->size < y->size);
+}
+
+/* The literal of the document: each lexeme once with its positions, in the order tsvector
+ * keeps them (byte order of the quoted lexemes: the server sorts what is not). */
+static PyObject *
+document_literal(Document *d, Group **order, char **buffer, Py_ssize_t *buffer_size)
+{
+    Py_ssize_t size = 0;
+    for (Py_ssize_t g = 0; g < d->n_groups; g++) {
+        order[g] = &d->groups[g];
+        size += d->groups[g].size + 1 + 6 * d->groups[g].count; /* ' ', digits and ',' */
+    }
+    qsort(order, (size_t)d->n_groups, sizeof(Group *), group_order);
+    if (size > *buffer_size) {
+        char *more = PyMem_Realloc(*buffer, (size_t)size);
+        if (!more) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        *buffer = more;
+        *buffer_size = size;
+    }
+    char *at = *buffer;
+    for (Py_ssize_t g = 0; g < d->n_groups; g++) {
+        Group *group = order[g];
+        if (g)
+            *at++ = ' ';
+        memcpy(at, group->utf8, (size_t)group->size);
+        at += group->size;
+        for (Py_ssize_t e = group->first; e >= 0; e = d->entries[e].next) {
+            if (e != group->first)
+                *at++ = ',';
+            at += sprintf(at, "%ld", d->entries[e].position);
+        }
+    }
+    return PyUnicode_DecodeUTF8(*buffer, at - *buffer, NULL);
+}
+
+/* One segment's document into ``d``: 1 made, 0 the server's (see the Python original), -1 an
+ * error of the interpreter, -2 an analysis not of the expected shape (the Python path). */
+static int
+document_of(Document *d, PyObject *words, Py_ssize_t lo, Py_ssize_t hi, PyObject *analyses)
+{
+    long at = 1;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        PyObject *word = PyList_GET_ITEM(words, i);
+        PyObject *analysis;
+        if (PyDict_CheckExact(analyses)) {
+            analysis = PyDict_GetItemWithError(analyses, word);
+            if (!analysis) {
+                if (!PyErr_Occurred())
+                    PyErr_SetObject(PyExc_KeyError, word);
+                return -1;
+            }
+            Py_INCREF(analysis);
+        }
+        else {
+            analysis = PyObject_GetItem(analyses, word);
+            if (!analysis)
+                return -1;
+        }
+        int made = 1;
+        if (analysis == Py_None) {
+            made = 0;
+        }
+        else if (!PyTuple_Check(analysis) || PyTuple_GET_SIZE(analysis) != 4) {
+            made = -2;
+        }
+        else {
+            PyObject *entries = PyTuple_GET_ITEM(analysis, 0);
+            PyObject *span = PyTuple_GET_ITEM(analysis, 1);
+            PyObject *single = PyTuple_GET_ITEM(analysis, 2);
+            PyObject *leads = PyTuple_GET_ITEM(analysis, 3);
+            long width = PyLong_Check(span) ? PyLong_AsLong(span) : -1;
+            if (width < 0 || !PyTuple_Check(entries)) {
+                made = PyErr_Occurred() ? -1 : -2;
+            }
+            else if (i == lo && leads != Py_True) {
+                made = 0; /* the parser may read it otherwise at the start of a text */
+            }
+            else if (single != Py_None) {
+                if (!PyUnicode_Check(single)) {
+                    made = -2;
+                }
+                else if (PyUnicode_GET_LENGTH(single)) {
+                    if (at > MAX_POSITION)
+                        made = 0;
+                    else if (document_add(d, single, at) < 0)
+                        made = -1;
+                }
+                at += width;
+            }
+            else {
+                for (Py_ssize_t k = 0; made == 1 && k < PyTuple_GET_SIZE(entries); k++) {
+                    PyObject *entry = PyTuple_GET_ITEM(entries, k);
+                    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+                        !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+                        !PyLong_Check(PyTuple_GET_ITEM(entry, 1))) {
+                        made = -2;
+                        break;
+                    }
+                    long offset = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+                    if (offset == -1 && PyErr_Occurred())
+                        made = -1;
+                    else if (at + offset > MAX_POSITION)
+                        made = 0;
+                    else if (document_add(d, PyTuple_GET_ITEM(entry, 0), at + offset) < 0)
+                        made = -1;
+                }
+                at += width;
+            }
+        }
+        Py_DECREF(analysis);
+        if (made != 1)
+            return made;
+    }
+    for (Py_ssize_t g = 0; g < d->n_groups; g++)
+        if (d->groups[g].count > MAX_POSITIONS)
+            return 0; /* more positions than to_tsvector keeps: the server's */
+    return 1;
+}
+
+/* segment_documents(words, segment_words, analyses) -> list[str | None] | None
+ *
+ * media_store.words.documents.segment_documents, each lexeme written once with all its
+ * positions (the server merges them otherwise: measured half its cost of reading the
+ * literal). None: an analysis off the expected shape, and the Python path decides. */
+static PyObject *
+segment_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "segment_documents(words, segment_words, analyses)");
+        return NULL;
+    }
+    PyObject *words = args[0], *analyses = args[2];
+    Py_ssize_t step = PyLong_AsSsize_t(args[1]);
+    if (step == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyList_CheckExact(words) || step < 1 || step > MAX_POSITIONS + 1)
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(words);
+    PyObject *out = PyList_New(0);
+    Document d = {0};
+    Group **order = NULL;
+    char *buffer = NULL;
+    Py_ssize_t buffer_size = 0, order_size = 0;
+    if (!out)
+        return NULL;
+    for (Py_ssize_t lo = 0; lo < n; lo += step) {
+        Py_ssize_t hi = lo + step < n ? lo + step : n;
+        document_clear(&d);
+        int made = document_of(&d, words, lo, hi, analyses);
+        PyObject *literal = NULL;
+        if (made == 1) {
+            if (d.n_groups > order_size) {
+                Group **more = PyMem_Realloc(order, sizeof(Group *) * (size_t)d.n_groups);
+                if (!more) {
+                    PyErr_NoMemory();
+                    goto failed;
+                }
+                order = more;
+                order_size = d.n_groups;
+            }
+            literal = document_literal(&d, order, &buffer, &buffer_size);
+            if (!literal)
+                goto failed;
+        }
+        else if (made == 0) {
+            literal = Py_NewRef(Py_None);
+        }
+        else if (made == -2) {
+            Py_CLEAR(out);
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        else {
+            goto failed;
+        }
+        int appended = PyList_Append(out, literal);
+        Py_DECREF(literal);
+        if (appended < 0)
+            goto failed;
+    }
+    goto done;
+failed:
+    Py_CLEAR(out);
+done:
+    PyMem_Free(d.groups);
+    PyMem_Free(d.entries);
+    PyMem_Free(d.table);
+    PyMem_Free(order);
+    PyMem_Free(buffer);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
+    {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,
+     "segment_documents(words, segment_words, analyses) -> each segment's tsvector literal"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
 """Compiled paths of the word writers (media_store/_speedups.c; optional, see hatch_build.py)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 def columns(
@@ -20,3 +21,9 @@ def columns(
 ):
     """The checked columns of word dicts and their packed forms, or None: the Python path
     decides (media_store.words.timestamps.validate_words)."""
+
+def segment_documents(
+    words: list[str], segment_words: int, analyses: Mapping[str, Any], /
+) -> list[str | None] | None:
+    """media_store.words.documents.segment_documents, each lexeme once with its positions; None:
+    the Python path decides."""

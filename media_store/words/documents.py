@@ -29,10 +29,16 @@ configuration of each language, which a process also keeps.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Final, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, NamedTuple
 
 from media_store.words.search import ConfigWords
+
+_compiled: Callable[[list[str], int, Mapping[str, Any]], list[str | None] | None] | None
+try:  # the compiled segment_documents (media_store/_speedups.c), where it was built
+    from media_store._speedups import segment_documents as _compiled
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _compiled = None
 
 # Words whose lexemes a process keeps, in all configurations (see Analyses).
 ANALYSED_WORDS: Final = 100_000
@@ -182,10 +188,17 @@ def segment_documents(
     256: see _crowded), made
     from the words' ``analyses``; None for a segment whose document the server must make.
 
-    A lexeme is written once for each of its positions (``'a':1 'b':2 'a':3``): the server
-    merges them as it reads the literal, which costs it less than grouping them costs here."""
+    Here a lexeme is written once for each of its positions (``'a':1 'b':2 'a':3``): the
+    server merges them as it reads the literal, which costs it less than grouping them costs
+    in Python. The compiled path (media_store/_speedups.c), where built, writes the same
+    document grouped and in the server's order (``'a':1,3 'b':2``), which halves the server's
+    reading of it (measured: 1.1 ms to 0.5 ms for the 39 documents of 10,000 words)."""
     if not 0 < segment_words <= MAX_POSITIONS + 1:
         raise ValueError(f"segment_words must be 1 to {MAX_POSITIONS + 1}, got {segment_words}")
+    if _compiled is not None and type(words) is list:
+        compiled = _compiled(words, segment_words, analyses)
+        if compiled is not None:
+            return compiled
     documents: list[str | None] = []
     for lo in range(0, len(words), segment_words):
         segment = words[lo : lo + segment_words]

@@ -16,6 +16,7 @@ import pytest
 
 from media_store import Store
 from media_store.repositories import transcriptions as transcriptions_module
+from media_store.words import documents as documents_module
 from media_store.words.documents import (
     Analyses,
     Analysis,
@@ -274,7 +275,16 @@ async def test_segments_past_the_limits_are_left_to_the_server(
         await conn.close()
 
 
-def test_a_lexeme_is_written_once_a_position_and_quoted() -> None:
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_a_lexeme_is_quoted_and_written_at_each_position(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """The Python path writes a lexeme once a position, the compiled one once with all its
+    positions, in the server's order (tests/words/test_speedups.py compares the two)."""
+    if compiled and documents_module._compiled is None:
+        pytest.skip("media_store._speedups is not compiled in this install")
+    if not compiled:
+        monkeypatch.setattr(documents_module, "_compiled", None)
     a = Analysis(((quoted("it's") + ":", 0),), 1, quoted("it's") + ":", True)
     well = Analysis(
         ((quoted("well-known") + ":", 0), (quoted("well") + ":", 1), (quoted("known") + ":", 2)),
@@ -287,14 +297,24 @@ def test_a_lexeme_is_written_once_a_position_and_quoted() -> None:
     slash = Analysis(((quoted("a\\b") + ":", 0),), 1, quoted("a\\b") + ":", True)
     analyses = {"it's": a, "well-known": well, "the": stop, ",": nothing, "a\\b": slash}
     words = ["it's", "the", ",", "well-known", "it's", "a\\b"]
-    assert segment_documents(words, SEGMENT_WORDS, analyses) == [
-        "'it''s':1 'well-known':3 'well':4 'known':5 'it''s':6 'a\\\\b':7"
-    ]
-    assert segment_documents(words, 2, analyses) == [
-        "'it''s':1",
-        "'well-known':1 'well':2 'known':3",
-        "'it''s':1 'a\\\\b':2",
-    ]
+    if compiled:
+        assert segment_documents(words, SEGMENT_WORDS, analyses) == [
+            "'a\\\\b':7 'it''s':1,6 'known':5 'well':4 'well-known':3"
+        ]
+        assert segment_documents(words, 2, analyses) == [
+            "'it''s':1",
+            "'known':3 'well':2 'well-known':1",
+            "'a\\\\b':2 'it''s':1",
+        ]
+    else:
+        assert segment_documents(words, SEGMENT_WORDS, analyses) == [
+            "'it''s':1 'well-known':3 'well':4 'known':5 'it''s':6 'a\\\\b':7"
+        ]
+        assert segment_documents(words, 2, analyses) == [
+            "'it''s':1",
+            "'well-known':1 'well':2 'known':3",
+            "'it''s':1 'a\\\\b':2",
+        ]
 
 
 def test_the_analyses_stay_bounded_and_keep_what_they_were_told(

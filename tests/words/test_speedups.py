@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_store.errors import ValidationError
+from media_store.words import documents as documents_module
 from media_store.words import timestamps
+from media_store.words.documents import Analysis, quoted, segment_documents
 from media_store.words.segments import pack_confidences, pack_floats, pack_lengths
 from media_store.words.timestamps import Words, validate_words
 
@@ -250,3 +253,91 @@ def test_generated_words_decide_the_same(items: list[dict[str, Any]]) -> None:
 @given(st.lists(word_dicts(), max_size=4))
 def test_arbitrary_dicts_decide_the_same(items: list[dict[str, Any]]) -> None:
     both_ways(items)
+
+
+# --- search documents -------------------------------------------------------------------------
+
+ENTRY = re.compile(r"'((?:[^']|'')*)':([0-9,]+)")
+
+
+def positions(literal: str | None) -> dict[str, list[int]] | None:
+    """A tsvector literal as each lexeme's positions (what the server reads it as)."""
+    if literal is None:
+        return None
+    found: dict[str, list[int]] = {}
+    for lexeme, at in ENTRY.findall(literal):
+        found.setdefault(lexeme, []).extend(map(int, at.split(",")))
+    return {lexeme: sorted(at) for lexeme, at in found.items()}
+
+
+def documents_both_ways(words: list[str], step: int, analyses: dict[str, Any]) -> list[Any]:
+    compiled = documents_module._compiled
+    assert compiled is not None
+    made = compiled(words, step, analyses)
+    assert made is not None
+    documents_module._compiled = None
+    try:
+        python = segment_documents(words, step, analyses)
+    finally:
+        documents_module._compiled = compiled
+    assert [positions(d) for d in made] == [positions(d) for d in python]
+    for literal in made:  # grouped: each lexeme once, in byte order of the quoted lexemes
+        if literal is not None:
+            prefixes = [entry.split(":")[0].encode() for entry in literal.split(" ")]
+            assert prefixes == sorted(set(prefixes), key=lambda p: p + b":")
+    return made
+
+
+LEXEMES = st.text(st.sampled_from("ab'\\é日-"), min_size=1, max_size=3).map(quoted)
+
+
+@st.composite
+def analysis(draw: st.DrawFn) -> Analysis | None:
+    kind = draw(st.sampled_from(["none", "stop", "nothing", "single", "several"]))
+    leads = draw(st.booleans()) if draw(st.integers(0, 4)) == 0 else True
+    if kind == "none":
+        return None
+    if kind == "stop":
+        return Analysis((), 1, "", leads)
+    if kind == "nothing":
+        return Analysis((), 0, "" if draw(st.booleans()) else None, leads)
+    if kind == "single":
+        prefix = draw(LEXEMES) + ":"
+        return Analysis(((prefix, 0),), 1, prefix, leads)
+    span = draw(st.sampled_from([1, 2, 3, 40, 3000]))
+    offsets = draw(st.lists(st.integers(0, span - 1), min_size=1, max_size=4))
+    entries = sorted((at, draw(LEXEMES) + ":") for at in offsets)
+    return Analysis(tuple((p, at) for at, p in entries), span, None, leads)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=3), analysis(), min_size=1, max_size=12),
+    st.data(),
+)
+def test_generated_documents_read_the_same(analyses: dict[str, Any], data: st.DataObject) -> None:
+    vocabulary = sorted(analyses)
+    words = data.draw(st.lists(st.sampled_from(vocabulary), max_size=600))
+    step = data.draw(st.sampled_from([1, 7, 256]))
+    documents_both_ways(words, step, analyses)
+
+
+@pytest.mark.parametrize(
+    ("repeat", "made"),
+    [(255, True), (256, False)],  # to_tsvector keeps 255 positions of a lexeme
+)
+def test_a_lexeme_past_its_positions_is_the_servers(repeat: int, made: bool) -> None:
+    a = Analysis((("'a':", 0),), 1, "'a':", True)
+    b = Analysis((("'b':", 0),), 1, "'b':", True)
+    words = ["a"] * repeat + ["b"] * (256 - repeat)
+    [document] = documents_both_ways(words, 256, {"a": a, "b": b})
+    assert (document is not None) is made
+
+
+def test_an_analysis_of_another_shape_goes_to_the_python_path() -> None:
+    compiled = documents_module._compiled
+    assert compiled is not None
+    assert compiled(["x"], 256, {"x": ("not", "an", "analysis")}) is None
+    assert compiled(("x",), 256, {}) is None  # type: ignore[arg-type]  # a tuple: Python path
+    with pytest.raises(KeyError):
+        compiled(["x"], 256, {})
