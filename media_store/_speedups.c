@@ -93,6 +93,131 @@ pack_int4(char *at, uint32_t value)
     at[3] = (char)value;
 }
 
+/* The columns being made: the five lists and the four packed forms. */
+typedef struct {
+    PyObject *words, *starts, *ends, *confidences, *speakers;
+    PyObject *lengths, *starts_be, *ends_be, *confidences_be;
+    double previous;
+    int any_speaker;
+} Out;
+
+static int
+out_init(Out *out, Py_ssize_t n)
+{
+    out->words = PyList_New(n);
+    out->starts = PyList_New(n);
+    out->ends = PyList_New(n);
+    out->confidences = PyList_New(n);
+    out->speakers = PyList_New(n);
+    out->lengths = PyBytes_FromStringAndSize(NULL, 4 * n);
+    out->starts_be = PyBytes_FromStringAndSize(NULL, 8 * n);
+    out->ends_be = PyBytes_FromStringAndSize(NULL, 8 * n);
+    out->confidences_be = PyBytes_FromStringAndSize(NULL, 8 * n);
+    out->previous = 0.0;
+    out->any_speaker = 0;
+    return out->words && out->starts && out->ends && out->confidences && out->speakers &&
+                   out->lengths && out->starts_be && out->ends_be && out->confidences_be
+               ? 0
+               : -1;
+}
+
+/* The result tuple (new reference), and ``out`` released either way. */
+static PyObject *
+out_finish(Out *out, int made)
+{
+    PyObject *result = NULL;
+    if (made == 1)
+        result = PyTuple_Pack(
+            9, out->words, out->starts, out->ends, out->confidences,
+            out->any_speaker ? out->speakers : Py_None, out->lengths, out->starts_be,
+            out->ends_be, out->confidences_be);
+    else if (made == 0)
+        result = Py_NewRef(Py_None);
+    /* Unfilled slots of the lists are NULL, which list_dealloc skips. */
+    Py_XDECREF(out->words);
+    Py_XDECREF(out->starts);
+    Py_XDECREF(out->ends);
+    Py_XDECREF(out->confidences);
+    Py_XDECREF(out->speakers);
+    Py_XDECREF(out->lengths);
+    Py_XDECREF(out->starts_be);
+    Py_XDECREF(out->ends_be);
+    Py_XDECREF(out->confidences_be);
+    return result;
+}
+
+/* Check word ``i`` by the rules of media_store.words.timestamps and put it in ``out``
+ * (``confidence`` and ``speaker`` NULL when absent): 1 done, 0 off the common path (the
+ * Python path decides), -1 an error of the interpreter. */
+static int
+out_put(Out *out, Py_ssize_t i, PyObject *word, PyObject *start, PyObject *end,
+        PyObject *confidence, PyObject *speaker)
+{
+    double s, e, c = NAN;
+    if (!PyUnicode_CheckExact(word) || !clean_text(word))
+        return 0;
+    if (!finite_number(start, &s) || !finite_number(end, &e))
+        return 0;
+    if (s < 0 || e < s || s < out->previous)
+        return 0;
+    if (confidence == NULL || confidence == Py_None)
+        confidence = Py_None;
+    else if (!finite_number(confidence, &c) || c < 0 || c > 1)
+        return 0;
+    if (speaker == NULL || speaker == Py_None) {
+        speaker = Py_None;
+    }
+    else {
+        if (!PyUnicode_CheckExact(speaker) ||
+            PyUnicode_GET_LENGTH(speaker) > MAX_SPEAKER_LENGTH || !clean_text(speaker))
+            return 0;
+        out->any_speaker = 1;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(word);
+    if (length > INT32_MAX)
+        return 0;
+    out->previous = s;
+    PyObject *start_f = as_float(start, s), *end_f = as_float(end, e);
+    PyObject *confidence_f =
+        confidence == Py_None ? Py_NewRef(Py_None) : as_float(confidence, c);
+    if (!start_f || !end_f || !confidence_f) {
+        Py_XDECREF(start_f);
+        Py_XDECREF(end_f);
+        Py_XDECREF(confidence_f);
+        return -1;
+    }
+    PyList_SET_ITEM(out->words, i, Py_NewRef(word));
+    PyList_SET_ITEM(out->starts, i, start_f);
+    PyList_SET_ITEM(out->ends, i, end_f);
+    PyList_SET_ITEM(out->confidences, i, confidence_f);
+    PyList_SET_ITEM(out->speakers, i, Py_NewRef(speaker));
+    pack_int4(PyBytes_AS_STRING(out->lengths) + 4 * i, (uint32_t)length);
+    pack_double(PyBytes_AS_STRING(out->starts_be) + 8 * i, s);
+    pack_double(PyBytes_AS_STRING(out->ends_be) + 8 * i, e);
+    pack_double(PyBytes_AS_STRING(out->confidences_be) + 8 * i, c);
+    return 1;
+}
+
+/* out_put with the values held: an allocation on the way may run the garbage collector,
+ * whose finalizers could change the dict or list they were borrowed from. */
+static int
+put_held(Out *out, Py_ssize_t i, PyObject *word, PyObject *start, PyObject *end,
+         PyObject *confidence, PyObject *speaker)
+{
+    Py_INCREF(word);
+    Py_INCREF(start);
+    Py_INCREF(end);
+    Py_XINCREF(confidence);
+    Py_XINCREF(speaker);
+    int made = out_put(out, i, word, start, end, confidence, speaker);
+    Py_DECREF(word);
+    Py_DECREF(start);
+    Py_DECREF(end);
+    Py_XDECREF(confidence);
+    Py_XDECREF(speaker);
+    return made;
+}
+
 /* columns(items) -> (words, starts, ends, confidences, speakers, lengths, starts_be, ends_be,
  * confidences_be) | None
  *
@@ -107,113 +232,70 @@ columns(PyObject *module, PyObject *items)
     if (!PyList_CheckExact(items))
         Py_RETURN_NONE;
     Py_ssize_t n = PyList_GET_SIZE(items);
-    PyObject *words = PyList_New(n), *starts = PyList_New(n), *ends = PyList_New(n);
-    PyObject *confidences = PyList_New(n), *speakers = PyList_New(n);
-    PyObject *lengths = PyBytes_FromStringAndSize(NULL, 4 * n);
-    PyObject *starts_be = PyBytes_FromStringAndSize(NULL, 8 * n);
-    PyObject *ends_be = PyBytes_FromStringAndSize(NULL, 8 * n);
-    PyObject *confidences_be = PyBytes_FromStringAndSize(NULL, 8 * n);
-    PyObject *result = NULL;
-    if (!words || !starts || !ends || !confidences || !speakers || !lengths || !starts_be ||
-        !ends_be || !confidences_be)
-        goto done;
-    char *lengths_at = PyBytes_AS_STRING(lengths), *starts_at = PyBytes_AS_STRING(starts_be);
-    char *ends_at = PyBytes_AS_STRING(ends_be);
-    char *confidences_at = PyBytes_AS_STRING(confidences_be);
-    double previous = 0.0;
-    int any_speaker = 0;
-    Py_ssize_t filled = 0; /* items set in every list so far (the rest are NULL) */
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Out out;
+    int made = out_init(&out, n) < 0 ? -1 : 1;
+    for (Py_ssize_t i = 0; made == 1 && i < n; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
-        if (!PyDict_CheckExact(item))
-            goto fallback;
+        if (!PyDict_CheckExact(item)) {
+            made = 0;
+            break;
+        }
         PyObject *word = PyDict_GetItemWithError(item, k_word);
         PyObject *start = word ? PyDict_GetItemWithError(item, k_start) : NULL;
         PyObject *end = start ? PyDict_GetItemWithError(item, k_end) : NULL;
-        if (!end) {
-            if (PyErr_Occurred())
-                goto done;
-            goto fallback;
+        PyObject *confidence = end ? PyDict_GetItemWithError(item, k_confidence) : NULL;
+        PyObject *speaker =
+            end && !PyErr_Occurred() ? PyDict_GetItemWithError(item, k_speaker) : NULL;
+        if (PyErr_Occurred()) {
+            made = -1;
+            break;
         }
-        PyObject *confidence = PyDict_GetItemWithError(item, k_confidence);
-        if (!confidence && PyErr_Occurred())
-            goto done;
-        PyObject *speaker = PyDict_GetItemWithError(item, k_speaker);
-        if (!speaker && PyErr_Occurred())
-            goto done;
-        double s, e, c = NAN;
-        if (!PyUnicode_CheckExact(word) || !clean_text(word))
-            goto fallback;
-        if (!finite_number(start, &s) || !finite_number(end, &e))
-            goto fallback;
-        if (s < 0 || e < s || s < previous)
-            goto fallback;
+        if (!end) {
+            made = 0;
+            break;
+        }
         if (confidence == NULL || confidence == Py_None) {
             /* No confidence: one under another engine's name is refused by the Python path. */
-            for (int a = 0; a < 3; a++) {
+            for (int a = 0; made == 1 && a < 3; a++) {
                 int has = PyDict_Contains(item, k_aliases[a]);
-                if (has < 0)
-                    goto done;
-                if (has)
-                    goto fallback;
+                made = has < 0 ? -1 : has ? 0 : 1;
             }
-            confidence = Py_None;
+            if (made != 1)
+                break;
         }
-        else if (!finite_number(confidence, &c) || c < 0 || c > 1) {
-            goto fallback;
-        }
-        if (speaker == NULL || speaker == Py_None) {
-            speaker = Py_None;
-        }
-        else {
-            if (!PyUnicode_CheckExact(speaker) ||
-                PyUnicode_GET_LENGTH(speaker) > MAX_SPEAKER_LENGTH || !clean_text(speaker))
-                goto fallback;
-            any_speaker = 1;
-        }
-        previous = s;
-        PyObject *start_f = as_float(start, s), *end_f = as_float(end, e);
-        PyObject *confidence_f = confidence == Py_None ? Py_NewRef(Py_None)
-                                                       : as_float(confidence, c);
-        if (!start_f || !end_f || !confidence_f) {
-            Py_XDECREF(start_f);
-            Py_XDECREF(end_f);
-            Py_XDECREF(confidence_f);
-            goto done;
-        }
-        PyList_SET_ITEM(words, i, Py_NewRef(word));
-        PyList_SET_ITEM(starts, i, start_f);
-        PyList_SET_ITEM(ends, i, end_f);
-        PyList_SET_ITEM(confidences, i, confidence_f);
-        PyList_SET_ITEM(speakers, i, Py_NewRef(speaker));
-        filled = i + 1;
-        Py_ssize_t length = PyUnicode_GET_LENGTH(word);
-        if (length > INT32_MAX)
-            goto fallback;
-        pack_int4(lengths_at + 4 * i, (uint32_t)length);
-        pack_double(starts_at + 8 * i, s);
-        pack_double(ends_at + 8 * i, e);
-        pack_double(confidences_at + 8 * i, c);
+        made = put_held(&out, i, word, start, end, confidence, speaker);
     }
-    result = Py_BuildValue(
-        "(OOOOOOOOO)", words, starts, ends, confidences, any_speaker ? speakers : Py_None,
-        lengths, starts_be, ends_be, confidences_be);
-    goto done;
-fallback:
-    /* The lists' unfilled slots are NULL, which list_dealloc skips. */
-    (void)filled;
-    result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(words);
-    Py_XDECREF(starts);
-    Py_XDECREF(ends);
-    Py_XDECREF(confidences);
-    Py_XDECREF(speakers);
-    Py_XDECREF(lengths);
-    Py_XDECREF(starts_be);
-    Py_XDECREF(ends_be);
-    Py_XDECREF(confidences_be);
-    return result;
+    return out_finish(&out, made);
+}
+
+/* check_columns(words, starts, ends, confidences, speakers) -> as columns() | None
+ *
+ * The same checks and packed forms for words already in columns (lists of one length;
+ * ``speakers`` may be None), as the importers' typed decoders make them. */
+static PyObject *
+check_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "check_columns(words, starts, ends, confidences, speakers)");
+        return NULL;
+    }
+    PyObject *speakers = args[4];
+    for (int k = 0; k < 4; k++)
+        if (!PyList_CheckExact(args[k]) || PyList_GET_SIZE(args[k]) != PyList_GET_SIZE(args[0]))
+            Py_RETURN_NONE;
+    if (speakers != Py_None &&
+        (!PyList_CheckExact(speakers) || PyList_GET_SIZE(speakers) != PyList_GET_SIZE(args[0])))
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    Out out;
+    int made = out_init(&out, n) < 0 ? -1 : 1;
+    for (Py_ssize_t i = 0; made == 1 && i < n; i++) {
+        made = put_held(&out, i, PyList_GET_ITEM(args[0], i), PyList_GET_ITEM(args[1], i),
+                       PyList_GET_ITEM(args[2], i), PyList_GET_ITEM(args[3], i),
+                       speakers == Py_None ? NULL : PyList_GET_ITEM(speakers, i));
+    }
+    return out_finish(&out, made);
 }
 
 /* --- search documents (media_store.words.documents.segment_documents) ----------------------- */
@@ -545,6 +627,8 @@ done:
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
+    {"check_columns", (PyCFunction)(void (*)(void))check_columns, METH_FASTCALL,
+     "check_columns(words, starts, ends, confidences, speakers) -> as columns(), or None"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,
      "segment_documents(words, segment_words, analyses) -> each segment's tsvector literal"},
     {NULL, NULL, 0, NULL},

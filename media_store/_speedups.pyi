@@ -22,6 +22,16 @@ def columns(
     """The checked columns of word dicts and their packed forms, or None: the Python path
     decides (media_store.words.timestamps.validate_words)."""
 
+def check_columns(
+    words: list[Any],
+    starts: list[Any],
+    ends: list[Any],
+    confidences: list[Any],
+    speakers: list[Any] | None,
+    /,
+) -> tuple[Any, ...] | None:
+    """:func:`columns` for words already in columns (a Words from an importer's decoder)."""
+
 def segment_documents(
     words: list[str], segment_words: int, analyses: Mapping[str, Any], /
 ) -> list[str | None] | None:

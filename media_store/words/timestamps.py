@@ -54,10 +54,12 @@ from media_store.errors import ValidationError
 from media_store.models.fields import Confidence, Input, Text, Text50
 
 _columns: Callable[[list[Any]], tuple[Any, ...] | None] | None
-try:  # the compiled reader of word dicts (media_store/_speedups.c), where it was built
+_check_columns: Callable[..., tuple[Any, ...] | None] | None
+try:  # the compiled readers of words (media_store/_speedups.c), where they were built
+    from media_store._speedups import check_columns as _check_columns
     from media_store._speedups import columns as _columns
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _columns = None
+    _columns = _check_columns = None
 
 MAX_SPEAKER_LENGTH = 50
 
@@ -579,7 +581,13 @@ def validate_words(
     messages. ``max_end``: no word may end after it (:func:`check_max_end`). Raises
     :class:`ValidationError` naming the first bad word.
     """
-    fast = _columns(items) if _columns is not None and type(items) is list else None
+    fast = None
+    if _columns is not None and type(items) is list:
+        fast = _columns(items)
+    elif _check_columns is not None and type(items) is Words:
+        fast = _check_columns(
+            items.words, items.starts, items.ends, items.confidences, items.speakers
+        )
     if fast is not None:
         return _checked_fast(fast, after, offset, max_end)
     words, starts, ends, confidences, speakers = _extract(items)

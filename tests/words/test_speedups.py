@@ -46,12 +46,12 @@ def test_the_compiled_reader_is_built_by_the_install() -> None:
 
 @contextmanager
 def python_only() -> Iterator[None]:
-    compiled = timestamps._columns
-    timestamps._columns = None
+    compiled = timestamps._columns, timestamps._check_columns
+    timestamps._columns = timestamps._check_columns = None
     try:
         yield
     finally:
-        timestamps._columns = compiled
+        timestamps._columns, timestamps._check_columns = compiled
 
 
 def outcome(items: Any, **options: Any) -> tuple[Any, ...]:
@@ -190,11 +190,34 @@ def test_floats_given_are_kept_not_copied() -> None:
     assert all(a is b["word"] for a, b in zip(words.words, items, strict=True))
 
 
-def test_a_words_given_back_is_checked_by_the_python_path() -> None:
+def test_a_words_given_back_is_checked_again_in_columns() -> None:
     words = Words([word(i) for i in range(3)])
     again = validate_words(words)
     assert again == words
-    assert again.packed is None
+    assert again.packed is not None
+    assert again.words is not words.words  # new lists: the caller's stay theirs
+
+
+def as_columns(items: list[Any]) -> Words:
+    """``items`` as the columns an importer's decoder makes (no check: Words.trusted)."""
+    values = [item if isinstance(item, dict) else {} for item in items]
+
+    def pick(key: str) -> list[Any]:
+        return [v.get(key) for v in values]
+
+    speakers = pick("speaker")
+    return Words.trusted(
+        pick("word"),
+        pick("start"),
+        pick("end"),
+        pick("confidence"),
+        speakers if any(s is not None for s in speakers) else None,
+    )
+
+
+@pytest.mark.parametrize("items", list(EDGES.values()), ids=list(EDGES))
+def test_words_in_columns_decide_the_same(items: list[Any]) -> None:
+    both_ways(as_columns(items))
 
 
 NUMBERS = st.one_of(
@@ -253,6 +276,13 @@ def test_generated_words_decide_the_same(items: list[dict[str, Any]]) -> None:
 @given(st.lists(word_dicts(), max_size=4))
 def test_arbitrary_dicts_decide_the_same(items: list[dict[str, Any]]) -> None:
     both_ways(items)
+    both_ways(as_columns(items))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ordered_words())
+def test_generated_columns_decide_the_same(items: list[dict[str, Any]]) -> None:
+    both_ways(as_columns(items))
 
 
 # --- search documents -------------------------------------------------------------------------
