@@ -99,6 +99,11 @@ typedef struct {
     PyObject *lengths, *starts_be, *ends_be, *confidences_be;
     double previous;
     int any_speaker;
+    /* The speakers coded as media_store.words.segments codes them: each distinct value
+     * (None too) numbered as first seen, renumbered in sorted order at the end. */
+    PyObject *distinct; /* value -> first-seen number */
+    PyObject *codes;    /* bytes, one code a word */
+    int too_many;       /* more than 256 distinct values: the Python path codes them */
 } Out;
 
 static int
@@ -115,10 +120,56 @@ out_init(Out *out, Py_ssize_t n)
     out->confidences_be = PyBytes_FromStringAndSize(NULL, 8 * n);
     out->previous = 0.0;
     out->any_speaker = 0;
+    out->distinct = PyDict_New();
+    out->codes = PyBytes_FromStringAndSize(NULL, n);
+    out->too_many = 0;
     return out->words && out->starts && out->ends && out->confidences && out->speakers &&
-                   out->lengths && out->starts_be && out->ends_be && out->confidences_be
+                   out->lengths && out->starts_be && out->ends_be && out->confidences_be &&
+                   out->distinct && out->codes
                ? 0
                : -1;
+}
+
+/* (names, codes): the distinct speakers sorted, None last, and each word's index among them
+ * (media_store.words.segments._pack_speaker_runs), or None when there are more than a byte
+ * codes. */
+static PyObject *
+speaker_codes(Out *out)
+{
+    if (out->too_many)
+        Py_RETURN_NONE;
+    PyObject *names = PyList_New(0);
+    if (!names)
+        return NULL;
+    PyObject *value, *number;
+    Py_ssize_t at = 0;
+    int has_none = 0;
+    while (PyDict_Next(out->distinct, &at, &value, &number)) {
+        if (value == Py_None)
+            has_none = 1;
+        else if (PyList_Append(names, value) < 0)
+            goto failed;
+    }
+    if (PyList_Sort(names) < 0 || (has_none && PyList_Append(names, Py_None) < 0))
+        goto failed;
+    unsigned char renumber[256];
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(names); k++) {
+        number = PyDict_GetItemWithError(out->distinct, PyList_GET_ITEM(names, k));
+        if (!number)
+            goto failed;
+        renumber[PyLong_AsLong(number)] = (unsigned char)k;
+    }
+    unsigned char *codes = (unsigned char *)PyBytes_AS_STRING(out->codes);
+    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(out->codes); i++)
+        codes[i] = renumber[codes[i]];
+    PyObject *pair = PyTuple_Pack(2, names, out->codes);
+    Py_DECREF(names);
+    return pair;
+failed:
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "speaker codes");
+    Py_DECREF(names);
+    return NULL;
 }
 
 /* The result tuple (new reference), and ``out`` released either way. */
@@ -126,11 +177,15 @@ static PyObject *
 out_finish(Out *out, int made)
 {
     PyObject *result = NULL;
-    if (made == 1)
-        result = PyTuple_Pack(
-            9, out->words, out->starts, out->ends, out->confidences,
-            out->any_speaker ? out->speakers : Py_None, out->lengths, out->starts_be,
-            out->ends_be, out->confidences_be);
+    if (made == 1) {
+        PyObject *coded = out->any_speaker ? speaker_codes(out) : Py_NewRef(Py_None);
+        if (coded)
+            result = PyTuple_Pack(
+                10, out->words, out->starts, out->ends, out->confidences,
+                out->any_speaker ? out->speakers : Py_None, out->lengths, out->starts_be,
+                out->ends_be, out->confidences_be, coded);
+        Py_XDECREF(coded);
+    }
     else if (made == 0)
         result = Py_NewRef(Py_None);
     /* Unfilled slots of the lists are NULL, which list_dealloc skips. */
@@ -143,6 +198,8 @@ out_finish(Out *out, int made)
     Py_XDECREF(out->starts_be);
     Py_XDECREF(out->ends_be);
     Py_XDECREF(out->confidences_be);
+    Py_XDECREF(out->distinct);
+    Py_XDECREF(out->codes);
     return result;
 }
 
@@ -191,6 +248,27 @@ out_put(Out *out, Py_ssize_t i, PyObject *word, PyObject *start, PyObject *end,
     PyList_SET_ITEM(out->ends, i, end_f);
     PyList_SET_ITEM(out->confidences, i, confidence_f);
     PyList_SET_ITEM(out->speakers, i, Py_NewRef(speaker));
+    if (!out->too_many) {
+        PyObject *number = PyDict_GetItemWithError(out->distinct, speaker);
+        if (!number) {
+            if (PyErr_Occurred())
+                return -1;
+            Py_ssize_t seen = PyDict_GET_SIZE(out->distinct);
+            if (seen == 256) {
+                out->too_many = 1;
+            }
+            else {
+                number = PyLong_FromSsize_t(seen);
+                if (!number || PyDict_SetItem(out->distinct, speaker, number) < 0) {
+                    Py_XDECREF(number);
+                    return -1;
+                }
+                Py_DECREF(number); /* the dict holds it */
+            }
+        }
+        if (number)
+            PyBytes_AS_STRING(out->codes)[i] = (char)PyLong_AsLong(number);
+    }
     pack_int4(PyBytes_AS_STRING(out->lengths) + 4 * i, (uint32_t)length);
     pack_double(PyBytes_AS_STRING(out->starts_be) + 8 * i, s);
     pack_double(PyBytes_AS_STRING(out->ends_be) + 8 * i, e);

@@ -16,6 +16,7 @@ def columns(
         bytes,
         bytes,
         bytes,
+        tuple[list[str | None], bytes] | None,
     ]
     | None
 ):

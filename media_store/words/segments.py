@@ -26,7 +26,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from media_store.words.timestamps import Words, concat, none_if_empty
+from media_store.words.timestamps import SpeakerCodes, Words, concat, none_if_empty
 
 # Words a storage segment holds at most. A 60-second window of speech (150-250 words) touches
 # one or two segments, and only the words inside it are decoded. Measured (a diarized 3.1 h,
@@ -150,21 +150,28 @@ def pack_speakers(speakers: Sequence[str | None]) -> bytes | None:
     return next(_pack_speaker_runs(speakers, len(speakers)))
 
 
-def _pack_speaker_runs(speakers: Sequence[str | None], run: int) -> Iterator[bytes | None]:
+def _pack_speaker_runs(
+    speakers: Sequence[str | None], run: int, coded: SpeakerCodes | None = None
+) -> Iterator[bytes | None]:
     """:func:`pack_speakers` of each ``run`` consecutive speakers, the whole column coded at
-    once: one dict lookup a word (in C), then per segment a slice of the codes."""
-    distinct = set(speakers)
-    names: list[str | None] = [*sorted(name for name in distinct if name is not None)]
-    if None in distinct:
-        names.append(None)  # last: see below
-    if len(names) > 256:  # more than a byte codes: each run with its own values
-        if run >= len(speakers):
-            raise ValueError("a segment holds at most 256 distinct speakers")
-        for lo in range(0, len(speakers), run):
-            yield from _pack_speaker_runs(speakers[lo : lo + run], run)
-        return
-    index = {name: code for code, name in enumerate(names)}
-    codes = bytes(itemgetter(*speakers)(index) if len(speakers) > 1 else [index[speakers[0]]])
+    once: one dict lookup a word (in C), then per segment a slice of the codes. ``coded``:
+    the names and codes the compiled reader made along with the columns (the same as made
+    here)."""
+    if coded is not None:
+        names, codes = coded
+    else:
+        distinct = set(speakers)
+        names = [*sorted(name for name in distinct if name is not None)]
+        if None in distinct:
+            names.append(None)  # last: see below
+        if len(names) > 256:  # more than a byte codes: each run with its own values
+            if run >= len(speakers):
+                raise ValueError("a segment holds at most 256 distinct speakers")
+            for lo in range(0, len(speakers), run):
+                yield from _pack_speaker_runs(speakers[lo : lo + run], run)
+            return
+        index = {name: code for code, name in enumerate(names)}
+        codes = bytes(itemgetter(*speakers)(index) if len(speakers) > 1 else [index[speakers[0]]])
     values = _values(names)
     no_speaker = len(names) - 1 if names[-1] is None else None
     for lo in range(0, len(speakers), run):
@@ -221,16 +228,17 @@ def segment_records(
     into segments of :data:`SEGMENT_WORDS`, numbered from ``first_seq``, in the order of
     :data:`SEGMENT_COLUMNS`."""
     # Packed once per column; a segment's bytes are then a slice (a memcpy).
-    speakers = words.speakers
-    speaker_runs: Iterator[bytes | None] = (
-        repeat(None) if speakers is None else _pack_speaker_runs(speakers, SEGMENT_WORDS)
-    )
+    coded: SpeakerCodes | None = None
     if words.packed is not None:  # made by the compiled reader with the columns
-        lengths, starts, ends, confidences = words.packed
+        lengths, starts, ends, confidences, coded = words.packed
     else:
         lengths = pack_lengths(words.words)
         starts, ends = pack_floats(words.starts), pack_floats(words.ends)
         confidences = pack_confidences(words.confidences)
+    speakers = words.speakers
+    speaker_runs: Iterator[bytes | None] = (
+        repeat(None) if speakers is None else _pack_speaker_runs(speakers, SEGMENT_WORDS, coded)
+    )
     for seq, lo in enumerate(range(0, len(words), SEGMENT_WORDS), first_seq):
         hi = min(lo + SEGMENT_WORDS, len(words))
         yield (

@@ -116,7 +116,10 @@ _WORD, _START, _END = itemgetter("word"), itemgetter("start"), itemgetter("end")
 _CONFIDENCE, _SPEAKER = itemgetter("confidence"), itemgetter("speaker")
 
 Columns: TypeAlias = tuple[list[Any], list[Any], list[Any], list[Any], list[Any] | None]
-Packed: TypeAlias = tuple[bytes, bytes, bytes, bytes]
+# The distinct speakers sorted (None last) and each word's index among them, a byte a word.
+SpeakerCodes: TypeAlias = tuple[list[str | None], bytes]
+# Lengths, starts, ends and confidences as the segments store them, and the speaker codes.
+Packed: TypeAlias = tuple[bytes, bytes, bytes, bytes, SpeakerCodes | None]
 
 
 class Words(Sequence[WordTimestamp]):
@@ -134,8 +137,8 @@ class Words(Sequence[WordTimestamp]):
     ends: list[float]
     confidences: list[float | None]
     speakers: list[str | None] | None
-    # The columns as the segments store them (lengths, starts, ends, confidences), when the
-    # compiled reader made them along with the columns (segment_records takes them once).
+    # The columns as the segments store them (see Packed), when the compiled reader made
+    # them along with the columns (segment_records takes them).
     packed: Packed | None
 
     def __init__(self, items: Iterable[WordInput] = ()) -> None:
@@ -630,7 +633,7 @@ def _checked_fast(
     if after is not None and starts[0] < after:
         _refuse(offset, "start", f"starts ({starts[0]}) before the previous word ({after})")
     valid = Words.trusted(words, starts, ends, confidences, speakers)
-    valid.packed = (packed[0], packed[1], packed[2], packed[3])
+    valid.packed = (packed[0], packed[1], packed[2], packed[3], packed[4])
     if max_end is not None:
         check_max_end(valid, max_end, offset=offset)
     return valid

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,12 @@ from media_store.errors import ValidationError
 from media_store.words import documents as documents_module
 from media_store.words import timestamps
 from media_store.words.documents import Analysis, quoted, segment_documents
-from media_store.words.segments import pack_confidences, pack_floats, pack_lengths
+from media_store.words.segments import (
+    pack_confidences,
+    pack_floats,
+    pack_lengths,
+    segment_records,
+)
 from media_store.words.timestamps import Words, validate_words
 
 pytestmark = pytest.mark.skipif(
@@ -56,26 +62,34 @@ def python_only() -> Iterator[None]:
 
 def outcome(items: Any, **options: Any) -> tuple[Any, ...]:
     """What ``validate_words`` makes of ``items``: the columns with each value's type and the
-    segments' packed bytes, or the error's message and location."""
+    segments' rows (the packed bytes, the speakers coded), or the error's message and
+    location."""
     try:
         words = validate_words(items, **options)
     except ValidationError as exc:
         return ("refused", str(exc), exc.errors)
-    packed = (
-        pack_lengths(words.words),
-        pack_floats(words.starts),
-        pack_floats(words.ends),
-        pack_confidences(words.confidences),
-    )
+    records = list(segment_records(JOB, TRANSCRIPTION, 0, words))
     if words.packed is not None:  # the compiled reader packed them: the same bytes
-        assert words.packed == packed
+        assert words.packed[:4] == (
+            pack_lengths(words.words),
+            pack_floats(words.starts),
+            pack_floats(words.ends),
+            pack_confidences(words.confidences),
+        )
+        plain = Words.trusted(
+            words.words, words.starts, words.ends, words.confidences, words.speakers
+        )
+        assert records == list(segment_records(JOB, TRANSCRIPTION, 0, plain))
     columns = (words.words, words.starts, words.ends, words.confidences, words.speakers)
     return (
         "stored",
         columns,
         [None if c is None else list(map(type, c)) for c in columns],
-        packed,
+        records,
     )
+
+
+JOB, TRANSCRIPTION = uuid.uuid4(), uuid.uuid4()
 
 
 def both_ways(items: Any, **options: Any) -> tuple[Any, ...]:
@@ -153,6 +167,12 @@ EDGES = {
     "not a mapping": [word(0), ("x", 1.0, 2.0)],
     "empty": [],
     "extra keys": with_word(1, id=1, tokens=[1, 2], probability=0.3),
+    # Speakers are coded in sorted order (code points), None last, a byte a word.
+    "speakers sorted": [word(i, speaker=s) for i, s in enumerate(["z", "é", None, "Z", "a"])],
+    "256 speakers": [word(i, speaker=f"S{i}") for i in range(256)],
+    "255 speakers and None": [word(i, speaker=None if i == 7 else f"S{i}") for i in range(256)],
+    "257 speakers": [word(i, speaker=f"S{i}") for i in range(600)],
+    "segments without speakers": [word(i, speaker="A" if i > 300 else None) for i in range(600)],
 }
 
 
