@@ -296,14 +296,50 @@ put_held(Out *out, Py_ssize_t i, PyObject *word, PyObject *start, PyObject *end,
     return made;
 }
 
+/* Word ``i`` of columns() from its dict ``item`` (held by the caller). */
+static int
+put_item(Out *out, Py_ssize_t i, PyObject *item)
+{
+    /* Each value held as soon as found: a lookup may run code (a key's __eq__) that changes
+     * the dict. */
+    PyObject *word = Py_XNewRef(PyDict_GetItemWithError(item, k_word));
+    PyObject *start = word ? Py_XNewRef(PyDict_GetItemWithError(item, k_start)) : NULL;
+    PyObject *end = start ? Py_XNewRef(PyDict_GetItemWithError(item, k_end)) : NULL;
+    PyObject *confidence = NULL, *speaker = NULL;
+    int made = 1;
+    if (end && !PyErr_Occurred())
+        confidence = Py_XNewRef(PyDict_GetItemWithError(item, k_confidence));
+    if (end && !PyErr_Occurred())
+        speaker = Py_XNewRef(PyDict_GetItemWithError(item, k_speaker));
+    if (PyErr_Occurred())
+        made = -1;
+    else if (!end)
+        made = 0;
+    if (made == 1 && (confidence == NULL || confidence == Py_None)) {
+        /* No confidence: one under another engine's name is refused by the Python path. */
+        for (int a = 0; made == 1 && a < 3; a++) {
+            int has = PyDict_Contains(item, k_aliases[a]);
+            made = has < 0 ? -1 : has ? 0 : 1;
+        }
+    }
+    if (made == 1)
+        made = out_put(out, i, word, start, end, confidence, speaker);
+    Py_XDECREF(word);
+    Py_XDECREF(start);
+    Py_XDECREF(end);
+    Py_XDECREF(confidence);
+    Py_XDECREF(speaker);
+    return made;
+}
+
 /* columns(items) -> (words, starts, ends, confidences, speakers, lengths, starts_be, ends_be,
- * confidences_be) | None
+ * confidences_be, speaker_codes) | None
  *
  * The five columns of ``items`` (a list of dicts) checked by the rules of
  * media_store.words.timestamps, read in one pass, with the packed forms the segments store
  * (media_store.words.segments: lengths as big-endian int4, the numbers as big-endian float8,
- * NaN for no confidence). ``speakers`` is None when no word has one. None: some item is off
- * the common path, and the Python path decides. */
+ * NaN for no confidence; the speakers coded, see speaker_codes). ``speakers`` is None when
+ * no word has one. None: some item is off the common path, and the Python path decides. */
 static PyObject *
 columns(PyObject *module, PyObject *items)
 {
@@ -313,35 +349,18 @@ columns(PyObject *module, PyObject *items)
     Out out;
     int made = out_init(&out, n) < 0 ? -1 : 1;
     for (Py_ssize_t i = 0; made == 1 && i < n; i++) {
+        if (PyList_GET_SIZE(items) != n) { /* changed by code a lookup ran */
+            made = 0;
+            break;
+        }
         PyObject *item = PyList_GET_ITEM(items, i);
         if (!PyDict_CheckExact(item)) {
             made = 0;
             break;
         }
-        PyObject *word = PyDict_GetItemWithError(item, k_word);
-        PyObject *start = word ? PyDict_GetItemWithError(item, k_start) : NULL;
-        PyObject *end = start ? PyDict_GetItemWithError(item, k_end) : NULL;
-        PyObject *confidence = end ? PyDict_GetItemWithError(item, k_confidence) : NULL;
-        PyObject *speaker =
-            end && !PyErr_Occurred() ? PyDict_GetItemWithError(item, k_speaker) : NULL;
-        if (PyErr_Occurred()) {
-            made = -1;
-            break;
-        }
-        if (!end) {
-            made = 0;
-            break;
-        }
-        if (confidence == NULL || confidence == Py_None) {
-            /* No confidence: one under another engine's name is refused by the Python path. */
-            for (int a = 0; made == 1 && a < 3; a++) {
-                int has = PyDict_Contains(item, k_aliases[a]);
-                made = has < 0 ? -1 : has ? 0 : 1;
-            }
-            if (made != 1)
-                break;
-        }
-        made = put_held(&out, i, word, start, end, confidence, speaker);
+        Py_INCREF(item);
+        made = put_item(&out, i, item);
+        Py_DECREF(item);
     }
     return out_finish(&out, made);
 }
@@ -369,6 +388,13 @@ check_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Out out;
     int made = out_init(&out, n) < 0 ? -1 : 1;
     for (Py_ssize_t i = 0; made == 1 && i < n; i++) {
+        for (int k = 0; k < 5; k++) {
+            if (args[k] != Py_None && PyList_GET_SIZE(args[k]) != n) {
+                made = 0; /* changed by code an allocation ran */
+            }
+        }
+        if (made != 1)
+            break;
         made = put_held(&out, i, PyList_GET_ITEM(args[0], i), PyList_GET_ITEM(args[1], i),
                        PyList_GET_ITEM(args[2], i), PyList_GET_ITEM(args[3], i),
                        speakers == Py_None ? NULL : PyList_GET_ITEM(speakers, i));
@@ -551,23 +577,22 @@ static int
 document_of(Document *d, PyObject *words, Py_ssize_t lo, Py_ssize_t hi, PyObject *analyses)
 {
     long at = 1;
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        PyObject *word = PyList_GET_ITEM(words, i);
+    for (Py_ssize_t i = lo; i < hi && i < PyList_GET_SIZE(words); i++) {
+        /* Held: a lookup may run code (a key's __eq__) that changes the list. */
+        PyObject *word = Py_NewRef(PyList_GET_ITEM(words, i));
         PyObject *analysis;
         if (PyDict_CheckExact(analyses)) {
             analysis = PyDict_GetItemWithError(analyses, word);
-            if (!analysis) {
-                if (!PyErr_Occurred())
-                    PyErr_SetObject(PyExc_KeyError, word);
-                return -1;
-            }
-            Py_INCREF(analysis);
+            if (!analysis && !PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, word);
+            Py_XINCREF(analysis);
         }
         else {
             analysis = PyObject_GetItem(analyses, word);
-            if (!analysis)
-                return -1;
         }
+        Py_DECREF(word);
+        if (!analysis)
+            return -1;
         int made = 1;
         if (analysis == Py_None) {
             made = 0;
@@ -702,18 +727,60 @@ done:
     return out;
 }
 
+/* unknown_words(words, known) -> list[str]
+ *
+ * The words of the list ``words`` that the dict ``known`` does not hold, each once, in the
+ * order first seen (media_store.words.search.ConfigWords.missing): a transcript's 10,000
+ * words hold a few thousand distinct ones, all known once a process has written a few. */
+static PyObject *
+unknown_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "unknown_words(words: list, known: dict)");
+        return NULL;
+    }
+    PyObject *words = args[0], *known = args[1];
+    PyObject *out = PyList_New(0), *seen = PySet_New(NULL);
+    if (!out || !seen)
+        goto failed;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+        PyObject *word = Py_NewRef(PyList_GET_ITEM(words, i));
+        int found = PyDict_Contains(known, word);
+        if (found == 0) {
+            found = PySet_Contains(seen, word);
+            if (found == 0 && (PySet_Add(seen, word) < 0 || PyList_Append(out, word) < 0))
+                found = -1;
+        }
+        Py_DECREF(word);
+        if (found < 0)
+            goto failed;
+    }
+    Py_DECREF(seen);
+    return out;
+failed:
+    Py_XDECREF(out);
+    Py_XDECREF(seen);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
     {"check_columns", (PyCFunction)(void (*)(void))check_columns, METH_FASTCALL,
      "check_columns(words, starts, ends, confidences, speakers) -> as columns(), or None"},
+    {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,
+     "unknown_words(words, known) -> the words not in known, each once, in order"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,
      "segment_documents(words, segment_words, analyses) -> each segment's tsvector literal"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_speedups", "Compiled paths of the word writers.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_speedups",
+    .m_doc = "Compiled paths of the word writers.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC

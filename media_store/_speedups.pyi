@@ -38,3 +38,6 @@ def segment_documents(
 ) -> list[str | None] | None:
     """media_store.words.documents.segment_documents, each lexeme once with its positions; None:
     the Python path decides."""
+
+def unknown_words(words: list[str], known: dict[str, Any], /) -> list[str]:
+    """The words not in ``known``, each once, in the order first seen."""

@@ -17,7 +17,15 @@ import math
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any, ClassVar, Literal, TypeAlias, get_args, overload
@@ -63,7 +71,7 @@ from media_store.words.segments import (
     SEGMENT_WORDS,
     WORD_COLUMNS,
     segment_records,
-    segment_texts,
+    segment_text,
     segments_count,
     segments_window,
     segments_words,
@@ -344,12 +352,13 @@ class TranscriptionRepository(
         The documents are made here (:mod:`media_store.words.documents`) while the server
         reads the COPY: the two run on two cores, and the documents' statement follows."""
         configs = await self._configs({part[4] for part in parts})
-        distinct: dict[str, set[str]] = {}
+        words_of: dict[str, list[str]] = {}  # each configuration's words, as given
         for part in parts:
             config, analysable = configs[part[4]]
             if analysable:
-                distinct.setdefault(config, set()).update(part[3].words)
-        analyses = await self._analyses(distinct)
+                given = words_of.get(config)
+                words_of[config] = part[3].words if given is None else given + part[3].words
+        analyses = await self._analyses(words_of)
         records = chain.from_iterable(segment_records(*part[:4]) for part in parts)
         copying = asyncio.ensure_future(self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS))
         try:
@@ -377,9 +386,9 @@ class TranscriptionRepository(
         return found
 
     async def _analyses(
-        self, distinct: dict[str, set[str]]
+        self, distinct: Mapping[str, Collection[str]]
     ) -> dict[str, Mapping[str, Analysis | None]]:
-        """The analyses of the words of each configuration (``distinct``): those
+        """The analyses of the words of each configuration (``distinct``, repeats allowed): those
         :data:`_ANALYSES` does not hold read in one statement (and the words of a chunk that
         failed as a whole in one more, each alone) and added to it."""
         before = {config: _ANALYSES.of(config) for config in distinct}
@@ -710,10 +719,8 @@ async def _documents(
         seqs += range(first_seq, first_seq + count)
         names += [config] * count
         documents += made
-        if None in made:
-            texts += [
-                t if d is None else None for t, d in zip(segment_texts(words), made, strict=True)
-            ]
+        if None in made:  # only those segments' texts are made
+            texts += [None if d is not None else segment_text(words, k) for k, d in enumerate(made)]
         else:
             texts += [None] * count
     return job_ids, transcription_ids, seqs, names, documents, texts

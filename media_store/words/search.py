@@ -27,13 +27,19 @@ import binascii
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Final, Generic, Literal, TypeAlias, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from media_store.errors import ValidationError
 from media_store.models.fields import Row, shown
 from media_store.words.captions import join_words
 from media_store.words.timestamps import Words
+
+_unknown_words: Callable[[list[str], dict[str, Any]], list[str]] | None
+try:  # the compiled ConfigWords.missing (media_store/_speedups.c), where it was built
+    from media_store._speedups import unknown_words as _unknown_words
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _unknown_words = None
 
 TermKind: TypeAlias = Literal["word", "phrase", "prefix"]
 
@@ -130,9 +136,12 @@ class ConfigWords(Generic[V]):
         raise NotImplementedError
 
     def missing(self, config: str, words: Iterable[str]) -> list[str]:
-        """Those of ``words`` (distinct) not known yet."""
+        """Those of ``words`` not known yet, each once, in the order first given (a list of
+        a transcript's words: in one compiled pass where built, no set of them made)."""
         known = self._known.get(config, {})
-        return [w for w in words if w not in known]
+        if _unknown_words is not None and type(words) is list:
+            return _unknown_words(words, known)
+        return [w for w in dict.fromkeys(words) if w not in known]
 
     def of(self, config: str) -> Mapping[str, V]:
         """The known words of ``config``."""

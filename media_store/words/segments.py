@@ -214,11 +214,10 @@ def unpack_speakers(data: bytes, lo: int = 0, hi: int | None = None) -> list[str
 # --- segments ----------------------------------------------------------------------------------
 
 
-def segment_texts(words: Words) -> list[str]:
-    """Each segment's words (as :func:`segment_records` cuts them) joined by spaces: the text
-    its search document is made of (migrations/0016)."""
-    texts = words.words
-    return [" ".join(texts[lo : lo + SEGMENT_WORDS]) for lo in range(0, len(texts), SEGMENT_WORDS)]
+def segment_text(words: Words, index: int) -> str:
+    """The words of segment ``index`` (as :func:`segment_records` cuts them) joined by
+    spaces: the text its search document is made of (migrations/0016)."""
+    return " ".join(words.words[index * SEGMENT_WORDS : (index + 1) * SEGMENT_WORDS])
 
 
 def segment_records(

@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 
 from media_store.errors import ValidationError
 from media_store.words import documents as documents_module
+from media_store.words import search as search_module
 from media_store.words import timestamps
+from media_store.words.documents import Analyses as AnalysesCache
 from media_store.words.documents import Analysis, quoted, segment_documents
 from media_store.words.segments import (
     pack_confidences,
@@ -391,3 +393,22 @@ def test_an_analysis_of_another_shape_goes_to_the_python_path() -> None:
     assert compiled(("x",), 256, {}) is None  # type: ignore[arg-type]  # a tuple: Python path
     with pytest.raises(KeyError):
         compiled(["x"], 256, {})
+
+
+# --- the words a process has not analysed yet ----------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", " b", "c,", "日", "😀", "a "]), max_size=40),
+    st.sets(st.sampled_from(["a", " b", "日", "x"])),
+)
+def test_unknown_words_are_the_python_paths(words: list[str], known: set[str]) -> None:
+    analyses = AnalysesCache()
+    analyses.add("simple", dict.fromkeys(known))
+    compiled = analyses.missing("simple", words)
+    expected = [w for w in dict.fromkeys(words) if w not in known]
+    assert compiled == expected
+    distinct = set(words)  # not a list: the Python path
+    assert analyses.missing("simple", distinct) == [w for w in distinct if w not in known]
+    assert search_module._unknown_words is not None
