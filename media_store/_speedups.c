@@ -763,11 +763,114 @@ failed:
     return NULL;
 }
 
+/* --- rows (media_store.models.rows._RowPlan.values) ------------------------------------------ */
+
+#define MAX_ROW_FIELDS 128
+
+/* row_values(row, order, accepted, enums) -> dict | tuple | None
+ *
+ * _RowPlan.values of an asyncpg Record: its columns must be ``order`` (names, in order), the
+ * types of its values a combination in ``accepted`` (a set of tuples of types), and each
+ * enum column's value (``enums``: (index, name, members) each) a key of its members, or None.
+ * Returns the values by name (each enum value its member), None when a check fails, or the
+ * tuple of the values' types when that combination is not in ``accepted`` yet (the Python
+ * plan decides, and remembers it). */
+static PyObject *
+row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_CheckExact(args[1]) || !PyAnySet_Check(args[2]) ||
+        !PyTuple_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "row_values(row, order, accepted, enums)");
+        return NULL;
+    }
+    PyObject *row = args[0], *order = args[1], *accepted = args[2], *enums = args[3];
+    Py_ssize_t n = PyTuple_GET_SIZE(order);
+    if (n > MAX_ROW_FIELDS || PySequence_Size(row) != n) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    /* The columns' names. */
+    PyObject *keys = PyObject_CallMethod(row, "keys", NULL);
+    PyObject *iterator = keys ? PyObject_GetIter(keys) : NULL;
+    Py_XDECREF(keys);
+    if (!iterator)
+        return NULL;
+    int same = 1;
+    for (Py_ssize_t i = 0; same == 1 && i < n; i++) {
+        PyObject *key = PyIter_Next(iterator);
+        if (!key) {
+            same = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        PyObject *name = PyTuple_GET_ITEM(order, i);
+        same = key == name ? 1 : PyObject_RichCompareBool(key, name, Py_EQ);
+        Py_DECREF(key);
+    }
+    Py_DECREF(iterator);
+    if (same <= 0) {
+        if (same < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *values[MAX_ROW_FIELDS];
+    PyObject *types = PyTuple_New(n), *result = NULL;
+    Py_ssize_t got = 0;
+    if (!types)
+        return NULL;
+    for (; got < n; got++) {
+        values[got] = PySequence_GetItem(row, got);
+        if (!values[got])
+            goto done;
+        PyTuple_SET_ITEM(types, got, Py_NewRef((PyObject *)Py_TYPE(values[got])));
+    }
+    int known = PySet_Contains(accepted, types);
+    if (known <= 0) {
+        if (known == 0)
+            result = Py_NewRef(types);
+        goto done;
+    }
+    result = PyDict_New();
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        if (PyDict_SetItem(result, PyTuple_GET_ITEM(order, i), values[i]) < 0)
+            Py_CLEAR(result);
+    }
+    for (Py_ssize_t k = 0; result && k < PyTuple_GET_SIZE(enums); k++) {
+        PyObject *rule = PyTuple_GET_ITEM(enums, k);
+        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(rule, 0));
+        PyObject *value = index >= 0 && index < n ? values[index] : NULL;
+        if (!value) {
+            Py_CLEAR(result);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_IndexError, "row_values: an enum's index");
+            break;
+        }
+        if (value == Py_None)
+            continue;
+        PyObject *member = PyDict_GetItemWithError(PyTuple_GET_ITEM(rule, 2), value);
+        if (!member) {
+            Py_CLEAR(result);
+            if (!PyErr_Occurred())
+                result = Py_NewRef(Py_None); /* not one of the enum's values */
+            break;
+        }
+        if (PyDict_SetItem(result, PyTuple_GET_ITEM(rule, 1), member) < 0)
+            Py_CLEAR(result);
+    }
+done:
+    for (Py_ssize_t i = 0; i < got; i++)
+        Py_DECREF(values[i]);
+    Py_DECREF(types);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
     {"check_columns", (PyCFunction)(void (*)(void))check_columns, METH_FASTCALL,
      "check_columns(words, starts, ends, confidences, speakers) -> as columns(), or None"},
+    {"row_values", (PyCFunction)(void (*)(void))row_values, METH_FASTCALL,
+     "row_values(row, order, accepted, enums) -> the row's values by name, or None"},
     {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,
      "unknown_words(words, known) -> the words not in known, each once, in order"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,

@@ -41,3 +41,13 @@ def segment_documents(
 
 def unknown_words(words: list[str], known: dict[str, Any], /) -> list[str]:
     """The words not in ``known``, each once, in the order first seen."""
+
+def row_values(
+    row: Any,
+    order: tuple[str, ...],
+    accepted: set[tuple[type, ...]],
+    enums: tuple[tuple[int, str, dict[Any, Any]], ...],
+    /,
+) -> dict[str, Any] | tuple[type, ...] | None:
+    """media_store.models.rows._RowPlan.values of a record: the values by name, None when a
+    check fails, or the values' types when ``accepted`` does not hold them yet."""

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
+from media_store.models import rows as rows_module
 from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
 from media_store.models.inputs import _plain_job, job_values, status_values, validate_input
 from media_store.models.rows import _RowPlan, from_row, from_wider_row, new_job, new_job_fields
@@ -44,6 +45,17 @@ SELECT gen_random_uuid() AS id, {job_type} AS job_type, {status} AS status,
        clock_timestamp() AS heartbeat_at, NULL::timestamptz AS run_after,
        0::smallint AS priority, 'k'::text AS idempotency_key, 'active'::text AS idempotency_scope
 """
+
+
+@pytest.fixture(params=["compiled", "python"])
+def row_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each row test both ways: the compiled row_values (media_store/_speedups.c) and the
+    Python checks it stands in for."""
+    if request.param == "python":
+        monkeypatch.setattr(rows_module, "_row_values", None)
+    elif rows_module._row_values is None:
+        pytest.skip("media_store._speedups is not compiled in this install")
+    return str(request.param)
 
 
 def _validated(model: type[Row], row: asyncpg.Record) -> Row:
@@ -75,7 +87,9 @@ async def _job_row(store: Store, **parts: str) -> asyncpg.Record:
     return row
 
 
-async def test_rows_of_the_repositories_become_the_models_validation_gives(store: Store) -> None:
+async def test_rows_of_the_repositories_become_the_models_validation_gives(
+    store: Store, row_path: str
+) -> None:
     job = await store.jobs.create(
         {"job_type": "video", "media_url": "https://x/v.mp4", "parameters": {"k": [1, None]}}
     )
@@ -102,7 +116,9 @@ async def test_rows_of_the_repositories_become_the_models_validation_gives(store
     assert isinstance(done.job_type, JobType) and done.result == {"score": 0.5, "tags": ["a"]}
 
 
-async def test_a_row_the_checks_refuse_is_refused_by_validation_as_before(store: Store) -> None:
+async def test_a_row_the_checks_refuse_is_refused_by_validation_as_before(
+    store: Store, row_path: str
+) -> None:
     refused = {
         "an unknown status": {"status": "'archived'::text"},
         "an unknown job type": {"job_type": "'image'::text"},
@@ -119,7 +135,7 @@ async def test_a_row_the_checks_refuse_is_refused_by_validation_as_before(store:
         assert by_from_row.value.errors() == by_validation.value.errors(), what
 
 
-async def test_a_row_with_other_columns_is_validated(store: Store) -> None:
+async def test_a_row_with_other_columns_is_validated(store: Store, row_path: str) -> None:
     # Columns missing, in another order, or one too many: the checks step aside.
     row = await store.pool.fetchrow("SELECT 'audio'::text AS job_type")
     assert row is not None
@@ -136,7 +152,9 @@ async def test_a_row_with_other_columns_is_validated(store: Store) -> None:
         from_row(Job, extra)
 
 
-async def test_a_wider_row_with_the_columns_in_one_run_takes_the_checks(store: Store) -> None:
+async def test_a_wider_row_with_the_columns_in_one_run_takes_the_checks(
+    store: Store, row_path: str
+) -> None:
     # enqueue_job's `created` before the job's columns, a claim's trace context after them:
     # the checks take the run, and give what validating the model's columns gives.
     parts = {"job_type": "'audio'::text", "status": "'processing'::text", "result": "NULL::jsonb"}
@@ -269,7 +287,9 @@ def test_the_json_fast_path_takes_plain_values_and_stops_at_the_depth_limit() ->
     assert not _is_plain_json(_nested(10_000), 0)
 
 
-async def test_the_fast_path_is_taken_for_a_job_row_of_the_latest_schema(store: Store) -> None:
+async def test_the_fast_path_is_taken_for_a_job_row_of_the_latest_schema(
+    store: Store, row_path: str
+) -> None:
     # A column added to jobs (and Job) without its place here, or a field the plan cannot
     # check, would silently send every row back through validation: the plan must build.
     for model in (Job, MediaAsset, AnalysisResult):
