@@ -864,11 +864,35 @@ done:
     return result;
 }
 
+/* leading_spaces(texts) -> int
+ *
+ * How many of the texts after the first begin with whitespace (str.isspace's characters): the
+ * importer's test of whether an engine writes its words with their leading space
+ * (media_store.cli.importer._joined, which counts them with a regular expression otherwise).
+ * None when an item is not a str: the Python path decides. */
+static PyObject *
+leading_spaces(PyObject *module, PyObject *texts)
+{
+    if (!PyList_CheckExact(texts))
+        Py_RETURN_NONE;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 1; i < PyList_GET_SIZE(texts); i++) {
+        PyObject *text = PyList_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(text))
+            Py_RETURN_NONE; /* the Python path says what is wrong */
+        if (PyUnicode_GET_LENGTH(text) > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, 0)))
+            count++;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
     {"check_columns", (PyCFunction)(void (*)(void))check_columns, METH_FASTCALL,
      "check_columns(words, starts, ends, confidences, speakers) -> as columns(), or None"},
+    {"leading_spaces", leading_spaces, METH_O,
+     "leading_spaces(texts) -> how many texts after the first begin with whitespace"},
     {"row_values", (PyCFunction)(void (*)(void))row_values, METH_FASTCALL,
      "row_values(row, order, accepted, enums) -> the row's values by name, or None"},
     {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,

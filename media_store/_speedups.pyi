@@ -51,3 +51,6 @@ def row_values(
 ) -> dict[str, Any] | tuple[type, ...] | None:
     """media_store.models.rows._RowPlan.values of a record: the values by name, None when a
     check fails, or the values' types when ``accepted`` does not hold them yet."""
+
+def leading_spaces(texts: list[Any], /) -> int | None:
+    """How many of ``texts`` after the first begin with whitespace; None: not all str."""

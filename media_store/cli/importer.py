@@ -64,7 +64,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -107,6 +107,11 @@ from media_store.words import Words, validate_words
 IMPORT_KEY = "asr_import"
 _WORD = itemgetter("word")
 _SPACED = re.compile(r"\x00\s")
+_leading_spaces: Callable[[list[Any]], int | None] | None
+try:  # the compiled count of words with a leading space (media_store/_speedups.c)
+    from media_store._speedups import leading_spaces as _leading_spaces
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _leading_spaces = None
 # The largest file imported unless --max-bytes says otherwise: parsed JSON takes several
 # times its size in memory (a 2 GB file took 2.6-4.2 GB resident), and a recogniser's
 # output for hours of audio is tens of MB.
@@ -629,8 +634,10 @@ def transcript_text(words: Sequence[Mapping[str, Any]]) -> str:
 def _joined(texts: list[str]) -> str:
     """:func:`transcript_text` of the words' texts."""
     # Words after the first that begin with whitespace: a separator and \s (str.isspace's
-    # characters) found in one scan of the joined text.
-    spaced = len(_SPACED.findall("\x00".join(texts)))
+    # characters) found in one scan of the joined text, or counted by the compiled
+    # leading_spaces (media_store/_speedups.c) where built, without joining them.
+    counted = _leading_spaces(texts) if _leading_spaces is not None else None
+    spaced = len(_SPACED.findall("\x00".join(texts))) if counted is None else counted
     if texts and spaced * 2 > len(texts) - 1 and len(texts) > 1:
         return "".join(texts).strip()
     return " ".join(filter(None, map(str.strip, texts)))

@@ -412,3 +412,26 @@ def test_unknown_words_are_the_python_paths(words: list[str], known: set[str]) -
     distinct = set(words)  # not a list: the Python path
     assert analyses.missing("simple", distinct) == [w for w in distinct if w not in known]
     assert search_module._unknown_words is not None
+
+
+# --- the importer's test of words written with their leading space ------------------------------
+
+SPACES = st.sampled_from([" ", "\t", "\n", "\x1c", "\x85", "\xa0", "\u2003", "\u3000"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(SPACES | st.sampled_from("ab日😀"), max_size=4), max_size=12))
+def test_leading_spaces_count_as_the_expression_does(texts: list[str]) -> None:
+    from media_store.cli import importer
+
+    counted = importer._leading_spaces
+    assert counted is not None
+    assert counted(texts) == len(importer._SPACED.findall("\x00".join(texts)))
+    compiled = importer._joined(texts)
+    importer._leading_spaces = None
+    try:
+        python = importer._joined(texts)
+    finally:
+        importer._leading_spaces = counted
+    assert compiled == python
+    assert counted([" a", 3]) is None  # not all str: the Python path
