@@ -106,14 +106,34 @@ typedef struct {
     int too_many;       /* more than 256 distinct values: the Python path codes them */
 } Out;
 
+/* A list of ``n`` Nones: a list with empty slots must not be seen by Python code (the
+ * garbage collector's gc.get_objects(), which a key's __eq__ may call mid-pass). */
+static PyObject *
+list_of_none(Py_ssize_t n)
+{
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list && i < n; i++)
+        PyList_SET_ITEM(list, i, Py_NewRef(Py_None));
+    return list;
+}
+
+/* Put ``value`` (a new reference) at ``i`` of a list list_of_none made. */
+static void
+list_put(PyObject *list, Py_ssize_t i, PyObject *value)
+{
+    PyObject *old = PyList_GET_ITEM(list, i);
+    PyList_SET_ITEM(list, i, value);
+    Py_DECREF(old);
+}
+
 static int
 out_init(Out *out, Py_ssize_t n)
 {
-    out->words = PyList_New(n);
-    out->starts = PyList_New(n);
-    out->ends = PyList_New(n);
-    out->confidences = PyList_New(n);
-    out->speakers = PyList_New(n);
+    out->words = list_of_none(n);
+    out->starts = list_of_none(n);
+    out->ends = list_of_none(n);
+    out->confidences = list_of_none(n);
+    out->speakers = list_of_none(n);
     out->lengths = PyBytes_FromStringAndSize(NULL, 4 * n);
     out->starts_be = PyBytes_FromStringAndSize(NULL, 8 * n);
     out->ends_be = PyBytes_FromStringAndSize(NULL, 8 * n);
@@ -188,7 +208,6 @@ out_finish(Out *out, int made)
     }
     else if (made == 0)
         result = Py_NewRef(Py_None);
-    /* Unfilled slots of the lists are NULL, which list_dealloc skips. */
     Py_XDECREF(out->words);
     Py_XDECREF(out->starts);
     Py_XDECREF(out->ends);
@@ -243,11 +262,11 @@ out_put(Out *out, Py_ssize_t i, PyObject *word, PyObject *start, PyObject *end,
         Py_XDECREF(confidence_f);
         return -1;
     }
-    PyList_SET_ITEM(out->words, i, Py_NewRef(word));
-    PyList_SET_ITEM(out->starts, i, start_f);
-    PyList_SET_ITEM(out->ends, i, end_f);
-    PyList_SET_ITEM(out->confidences, i, confidence_f);
-    PyList_SET_ITEM(out->speakers, i, Py_NewRef(speaker));
+    list_put(out->words, i, Py_NewRef(word));
+    list_put(out->starts, i, start_f);
+    list_put(out->ends, i, end_f);
+    list_put(out->confidences, i, confidence_f);
+    list_put(out->speakers, i, Py_NewRef(speaker));
     if (!out->too_many) {
         PyObject *number = PyDict_GetItemWithError(out->distinct, speaker);
         if (!number) {
@@ -438,20 +457,30 @@ document_reserve(Document *d, Py_ssize_t entries)
     while (capacity < entries)
         capacity *= 2;
     Group *groups = PyMem_Realloc(d->groups, sizeof(Group) * (size_t)capacity);
-    if (!groups)
+    if (!groups) {
+        PyErr_NoMemory();
         return -1;
+    }
     d->groups = groups;
     Entry *more = PyMem_Realloc(d->entries, sizeof(Entry) * (size_t)capacity);
-    if (!more)
+    if (!more) {
+        PyErr_NoMemory();
         return -1;
+    }
     d->entries = more;
     /* The table is rebuilt from the groups at a new size. */
     Py_ssize_t size = 2 * capacity;
     Py_ssize_t *table = PyMem_Calloc((size_t)size, sizeof(Py_ssize_t));
-    if (!table)
+    if (!table) {
+        PyErr_NoMemory();
         return -1;
+    }
     for (Py_ssize_t g = 0; g < d->n_groups; g++) {
         Py_hash_t h = PyObject_Hash(d->groups[g].prefix);
+        if (h == -1) {
+            PyMem_Free(table);
+            return -1;
+        }
         size_t at = (size_t)h & (size_t)(size - 1);
         while (table[at])
             at = (at + 1) & (size_t)(size - 1);
@@ -464,7 +493,8 @@ document_reserve(Document *d, Py_ssize_t entries)
     return 0;
 }
 
-/* Add ``prefix`` at ``position``: -1 on an error of the interpreter. */
+/* Add ``prefix`` at ``position`` (1 to MAX_POSITION): 0 done, -1 an error of the
+ * interpreter, -2 a prefix UTF-8 cannot hold (the Python path decides). */
 static int
 document_add(Document *d, PyObject *prefix, long position)
 {
@@ -491,12 +521,21 @@ document_add(Document *d, PyObject *prefix, long position)
         at = (at + 1) & mask;
     }
     if (g < 0) {
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(prefix, &size);
+        if (!utf8) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+                return -1;
+            PyErr_Clear(); /* a lone surrogate */
+            return -2;
+        }
         g = d->n_groups++;
         Group *group = &d->groups[g];
-        group->prefix = prefix;
-        group->utf8 = PyUnicode_AsUTF8AndSize(prefix, &group->size);
-        if (!group->utf8)
-            return -1;
+        /* Held until the literal is written: the analysis it came from may be released
+         * (a mapping that makes its values, a dict changed by a key's __eq__). */
+        group->prefix = Py_NewRef(prefix);
+        group->utf8 = utf8;
+        group->size = size;
         group->first = -1;
         group->count = 0;
         d->table[at] = g + 1;
@@ -518,6 +557,8 @@ document_add(Document *d, PyObject *prefix, long position)
 static void
 document_clear(Document *d)
 {
+    for (Py_ssize_t g = 0; g < d->n_groups; g++)
+        Py_DECREF(d->groups[g].prefix);
     d->n_groups = 0;
     d->n_entries = 0;
     if (d->table)
@@ -571,6 +612,13 @@ document_literal(Document *d, Group **order, char **buffer, Py_ssize_t *buffer_s
     return PyUnicode_DecodeUTF8(*buffer, at - *buffer, NULL);
 }
 
+/* document_of's code for what document_add returned. */
+static int
+added(int result)
+{
+    return result == 0 ? 1 : result;
+}
+
 /* One segment's document into ``d``: 1 made, 0 the server's (see the Python original), -1 an
  * error of the interpreter, -2 an analysis not of the expected shape (the Python path). */
 static int
@@ -605,11 +653,17 @@ document_of(Document *d, PyObject *words, Py_ssize_t lo, Py_ssize_t hi, PyObject
             PyObject *span = PyTuple_GET_ITEM(analysis, 1);
             PyObject *single = PyTuple_GET_ITEM(analysis, 2);
             PyObject *leads = PyTuple_GET_ITEM(analysis, 3);
-            long width = PyLong_Check(span) ? PyLong_AsLong(span) : -1;
-            if (width < 0 || !PyTuple_Check(entries)) {
+            int overflow = 0;
+            long width = PyLong_Check(span) ? PyLong_AsLongAndOverflow(span, &overflow) : -1;
+            /* Past the last position, a word's span only sends the rest of its segment to the
+             * server: held there, so that ``at`` cannot overflow. */
+            if (overflow > 0 || width > MAX_POSITION + 1)
+                width = MAX_POSITION + 1;
+            int lead = i == lo ? PyObject_IsTrue(leads) : 1;
+            if (width < 0 || overflow < 0 || !PyTuple_Check(entries) || lead < 0) {
                 made = PyErr_Occurred() ? -1 : -2;
             }
-            else if (i == lo && leads != Py_True) {
+            else if (!lead) {
                 made = 0; /* the parser may read it otherwise at the start of a text */
             }
             else if (single != Py_None) {
@@ -619,8 +673,8 @@ document_of(Document *d, PyObject *words, Py_ssize_t lo, Py_ssize_t hi, PyObject
                 else if (PyUnicode_GET_LENGTH(single)) {
                     if (at > MAX_POSITION)
                         made = 0;
-                    else if (document_add(d, single, at) < 0)
-                        made = -1;
+                    else
+                        made = added(document_add(d, single, at));
                 }
                 at += width;
             }
@@ -633,13 +687,16 @@ document_of(Document *d, PyObject *words, Py_ssize_t lo, Py_ssize_t hi, PyObject
                         made = -2;
                         break;
                     }
-                    long offset = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+                    int past = 0;
+                    long offset = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(entry, 1), &past);
                     if (offset == -1 && PyErr_Occurred())
                         made = -1;
-                    else if (at + offset > MAX_POSITION)
+                    else if (offset < 0 || past < 0)
+                        made = -2; /* no analysis has one: the Python path decides */
+                    else if (past > 0 || offset > MAX_POSITION || at + offset > MAX_POSITION)
                         made = 0;
-                    else if (document_add(d, PyTuple_GET_ITEM(entry, 0), at + offset) < 0)
-                        made = -1;
+                    else
+                        made = added(document_add(d, PyTuple_GET_ITEM(entry, 0), at + offset));
                 }
                 at += width;
             }
@@ -719,6 +776,7 @@ segment_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 failed:
     Py_CLEAR(out);
 done:
+    document_clear(&d);
     PyMem_Free(d.groups);
     PyMem_Free(d.entries);
     PyMem_Free(d.table);
@@ -735,7 +793,7 @@ done:
 static PyObject *
 unknown_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_Check(args[1])) {
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
         PyErr_SetString(PyExc_TypeError, "unknown_words(words: list, known: dict)");
         return NULL;
     }
@@ -814,16 +872,19 @@ row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     PyObject *values[MAX_ROW_FIELDS];
-    PyObject *types = PyTuple_New(n), *result = NULL;
+    PyObject *types = NULL, *result = NULL;
     Py_ssize_t got = 0;
-    if (!types)
-        return NULL;
     for (; got < n; got++) {
         values[got] = PySequence_GetItem(row, got);
         if (!values[got])
             goto done;
-        PyTuple_SET_ITEM(types, got, Py_NewRef((PyObject *)Py_TYPE(values[got])));
     }
+    /* Filled at once: no Python code runs between its making and its last item. */
+    types = PyTuple_New(n);
+    if (!types)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(types, i, Py_NewRef((PyObject *)Py_TYPE(values[i])));
     int known = PySet_Contains(accepted, types);
     if (known <= 0) {
         if (known == 0)
@@ -860,7 +921,7 @@ row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     for (Py_ssize_t i = 0; i < got; i++)
         Py_DECREF(values[i]);
-    Py_DECREF(types);
+    Py_XDECREF(types);
     return result;
 }
 
@@ -876,11 +937,12 @@ leading_spaces(PyObject *module, PyObject *texts)
     if (!PyList_CheckExact(texts))
         Py_RETURN_NONE;
     Py_ssize_t count = 0;
-    for (Py_ssize_t i = 1; i < PyList_GET_SIZE(texts); i++) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
         PyObject *text = PyList_GET_ITEM(texts, i);
         if (!PyUnicode_Check(text))
             Py_RETURN_NONE; /* the Python path says what is wrong */
-        if (PyUnicode_GET_LENGTH(text) > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, 0)))
+        if (i > 0 && PyUnicode_GET_LENGTH(text) > 0 &&
+            Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, 0)))
             count++;
     }
     return PyLong_FromSsize_t(count);

@@ -139,7 +139,7 @@ class ConfigWords(Generic[V]):
         """Those of ``words`` not known yet, each once, in the order first given (a list of
         a transcript's words: in one compiled pass where built, no set of them made)."""
         known = self._known.get(config, {})
-        if _unknown_words is not None and type(words) is list:
+        if _unknown_words is not None and type(words) is list and type(known) is dict:
             return _unknown_words(words, known)
         return [w for w in dict.fromkeys(words) if w not in known]
 

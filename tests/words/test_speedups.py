@@ -435,3 +435,45 @@ def test_leading_spaces_count_as_the_expression_does(texts: list[str]) -> None:
         importer._leading_spaces = counted
     assert compiled == python
     assert counted([" a", 3]) is None  # not all str: the Python path
+
+
+class MadeOnDemand(dict[str, Any]):
+    """A mapping whose values are made at each lookup (and released after): the compiled
+    documents must hold what they keep of them."""
+
+    def __getitem__(self, word: str) -> Analysis:
+        prefix = quoted(word.strip()) + ":"
+        return Analysis(((prefix, 0),), 1, prefix, True)
+
+
+@pytest.mark.parametrize(
+    ("words", "analyses"),
+    [
+        # A span past every position, and one past a C long: the rest is the server's.
+        (["a", "b"], {"a": Analysis((), 2**63 - 1, "", True), "b": Analysis((), 1, "'b':", True)}),
+        (["a", "b"], {"a": Analysis((), 2**70, "", True), "b": Analysis((), 1, "'b':", True)}),
+        # A lexeme UTF-8 cannot hold, a truthy lead that is no bool.
+        (["a"], {"a": Analysis((), 1, "'\ud800':", True)}),
+        (["a"], {"a": Analysis((), 1, "'a':", 1)}),  # type: ignore[arg-type]
+        ([f"w{i % 40}" for i in range(600)], MadeOnDemand()),
+    ],
+    ids=["span past the positions", "span past a long", "surrogate", "lead 1", "made on demand"],
+)
+def test_odd_analyses_give_the_python_paths_documents(words: list[str], analyses: Any) -> None:
+    compiled = documents_module._compiled
+    assert compiled is not None
+    made = compiled(words, 256, analyses)
+    documents_module._compiled = None
+    try:
+        python = segment_documents(words, 256, analyses)
+    finally:
+        documents_module._compiled = compiled
+    if made is not None:
+        assert [positions(d) for d in made] == [positions(d) for d in python]
+
+
+def test_a_negative_offset_is_left_to_the_python_path() -> None:
+    compiled = documents_module._compiled
+    assert compiled is not None
+    odd = Analysis(tuple(("'a':", -(10**15) - k) for k in range(40)), 1, None, True)
+    assert compiled(["w"], 256, {"w": odd}) is None
