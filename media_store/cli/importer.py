@@ -83,6 +83,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from media_store._compiled import compiled
 from media_store.asr.decode import columns
 from media_store.asr.engines import ENGINES, AmbiguousEngine, detect, words_from
 from media_store.asr.repair import (
@@ -107,11 +108,8 @@ from media_store.words import Words, validate_words
 IMPORT_KEY = "asr_import"
 _WORD = itemgetter("word")
 _SPACED = re.compile(r"\x00\s")
-_leading_spaces: Callable[[list[Any]], int | None] | None
-try:  # the compiled count of words with a leading space (media_store/_speedups.c)
-    from media_store._speedups import leading_spaces as _leading_spaces
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _leading_spaces = None
+# The compiled count of words with a leading space, or None.
+_leading_spaces: Callable[[list[Any]], int | None] | None = compiled("leading_spaces")
 # The largest file imported unless --max-bytes says otherwise: parsed JSON takes several
 # times its size in memory (a 2 GB file took 2.6-4.2 GB resident), and a recogniser's
 # output for hours of audio is tens of MB.

@@ -11,17 +11,15 @@ from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import asyncpg
 
+from media_store._compiled import compiled
 from media_store.models.fields import Row
 from media_store.models.inputs import JobValues
 from media_store.models.schemas import Job, JobStatus, JobType, KeyScope
 
 RowT = TypeVar("RowT", bound=Row)
 
-_row_values: Callable[..., dict[str, Any] | tuple[type, ...] | None] | None
-try:  # the compiled _RowPlan.values (media_store/_speedups.c), where it was built
-    from media_store._speedups import row_values as _row_values
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _row_values = None
+# The compiled _RowPlan.values, or None.
+_row_values: Callable[..., dict[str, Any] | tuple[type, ...] | None] | None = compiled("row_values")
 
 
 def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:
@@ -172,17 +170,12 @@ class _RowPlan:
     which optional columns are NULL), remembered in ``accepted``; the enum values of every
     row are looked up."""
 
-    __slots__ = ("accepted", "enum_columns", "enums", "fields", "fields_set", "offsets", "order")
+    __slots__ = ("accepted", "enum_columns", "fields", "fields_set", "offsets", "order")
 
     def __init__(self, order: tuple[str, ...], fields: tuple[tuple[bool, int, Any], ...]):
         self.order = order
         self.fields = fields
-        self.enums = tuple(
-            (name, rule)
-            for name, (_, kind, rule) in zip(order, fields, strict=True)
-            if kind == _ENUM
-        )
-        # The same, with each enum column's index, as the compiled row_values takes them.
+        # Each enum column: its index, name and members (the compiled row_values takes them).
         self.enum_columns = tuple(
             (index, name, rule)
             for index, (name, (_, kind, rule)) in enumerate(zip(order, fields, strict=True))
@@ -274,7 +267,7 @@ class _RowPlan:
         if types not in self.accepted and not self._accepts(types):
             return None
         values = dict(zip(self.order, found, strict=True))
-        for name, members in self.enums:
+        for _, name, members in self.enum_columns:
             value = values[name]
             if value is not None:
                 member = members.get(value)

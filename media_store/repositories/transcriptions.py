@@ -356,8 +356,7 @@ class TranscriptionRepository(
         for part in parts:
             config, analysable = configs[part[4]]
             if analysable:
-                given = words_of.get(config)
-                words_of[config] = part[3].words if given is None else given + part[3].words
+                words_of.setdefault(config, []).extend(part[3].words)
         analyses = await self._analyses(words_of)
         records = chain.from_iterable(segment_records(*part[:4]) for part in parts)
         copying = asyncio.ensure_future(self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS))
@@ -386,14 +385,14 @@ class TranscriptionRepository(
         return found
 
     async def _analyses(
-        self, distinct: Mapping[str, Collection[str]]
+        self, words_of: Mapping[str, Collection[str]]
     ) -> dict[str, Mapping[str, Analysis | None]]:
-        """The analyses of the words of each configuration (``distinct``, repeats allowed): those
+        """The analyses of the words of each configuration (``words_of``, repeats allowed): those
         :data:`_ANALYSES` does not hold read in one statement (and the words of a chunk that
         failed as a whole in one more, each alone) and added to it."""
-        before = {config: _ANALYSES.of(config) for config in distinct}
+        before = {config: _ANALYSES.of(config) for config in words_of}
         generation = _ANALYSES.generation
-        unknown = {config: _ANALYSES.missing(config, words) for config, words in distinct.items()}
+        unknown = {config: _ANALYSES.missing(config, words) for config, words in words_of.items()}
         # None where no chunk holds a word (see analysis_chunks) or its chunk failed.
         fetched = {config: dict.fromkeys(words) for config, words in unknown.items() if words}
         if not fetched:

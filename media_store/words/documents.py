@@ -32,13 +32,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from media_store._compiled import compiled
 from media_store.words.search import ConfigWords
 
-_compiled: Callable[[list[str], int, Mapping[str, Any]], list[str | None] | None] | None
-try:  # the compiled segment_documents (media_store/_speedups.c), where it was built
-    from media_store._speedups import segment_documents as _compiled
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _compiled = None
+# The compiled segment_documents, or None.
+_compiled: Callable[[list[str], int, Mapping[str, Any]], list[str | None] | None] | None = compiled(
+    "segment_documents"
+)
 
 # Words whose lexemes a process keeps, in all configurations (see Analyses).
 ANALYSED_WORDS: Final = 100_000

@@ -30,16 +30,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
+from media_store._compiled import compiled
 from media_store.errors import ValidationError
 from media_store.models.fields import Row, shown
 from media_store.words.captions import join_words
 from media_store.words.timestamps import Words
 
-_unknown_words: Callable[[list[str], dict[str, Any]], list[str]] | None
-try:  # the compiled ConfigWords.missing (media_store/_speedups.c), where it was built
-    from media_store._speedups import unknown_words as _unknown_words
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _unknown_words = None
+# The compiled ConfigWords.missing, or None.
+_unknown_words: Callable[[list[str], dict[str, Any]], list[str]] | None = compiled("unknown_words")
 
 TermKind: TypeAlias = Literal["word", "phrase", "prefix"]
 

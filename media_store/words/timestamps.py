@@ -50,16 +50,13 @@ import pydantic
 from pydantic import Field, PlainSerializer, PlainValidator
 from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
+from media_store._compiled import compiled
 from media_store.errors import ValidationError
 from media_store.models.fields import Confidence, Input, Text, Text50
 
-_columns: Callable[[list[Any]], tuple[Any, ...] | None] | None
-_check_columns: Callable[..., tuple[Any, ...] | None] | None
-try:  # the compiled readers of words (media_store/_speedups.c), where they were built
-    from media_store._speedups import check_columns as _check_columns
-    from media_store._speedups import columns as _columns
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _columns = _check_columns = None
+# The compiled readers of words (dicts, columns), or None.
+_columns: Callable[[list[Any]], tuple[Any, ...] | None] | None = compiled("columns")
+_check_columns: Callable[..., tuple[Any, ...] | None] | None = compiled("check_columns")
 
 MAX_SPEAKER_LENGTH = 50
 
