@@ -61,7 +61,7 @@ from benchmarks.common import Timer, fresh_database, judge, median, print_table,
 from benchmarks.plan_orm import Base, PlanJob, PlanTranscription
 from media_store import Dsn, Settings, Store, TranscriptionCreate, Words
 from media_store.models.inputs import validate_input
-from media_store.words.segments import SEGMENT_COLUMNS, SEGMENT_TABLE, segment_records
+from media_store.words.segments import segment_records
 
 TRANSCRIPTS = 100
 WORDS = 10_000
@@ -384,10 +384,34 @@ class MediaStoreWriter(Writer):
         await self.store.close()
 
 
+# create_transcription_with_words (sql/transcriptions.sql) without its search documents: the
+# row and its segments in one statement, as create writes them.
+UNINDEXED_SQL = """
+WITH created AS (
+    INSERT INTO transcriptions
+        (job_id, provider, text_content, language, confidence_score, word_timestamps, metadata)
+    VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::float8,
+            CASE WHEN $6::boolean THEN '[]'::jsonb END, $7::jsonb)
+    RETURNING id, job_id, provider, text_content, language, confidence_score, word_timestamps,
+              metadata, created_at
+), segments AS (
+    INSERT INTO transcription_word_segments
+        (job_id, transcription_id, seq, first_start, last_start, word_count, words,
+         word_lengths, starts, ends, confidences, speakers)
+    SELECT c.job_id, c.id, x.*
+    FROM created AS c,
+         unnest($8::int[], $9::float8[], $10::float8[], $11::int[], $12::text[], $13::bytea[],
+                $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[]) AS x
+)
+SELECT * FROM created
+"""
+
+
 class UnindexedWriter(MediaStoreWriter):
-    """``create``'s own steps without its last statement, the search documents'
-    (migrations/0016): what the search index costs the batch path. The library's internals
-    (private: a benchmark's view of them, not an API)."""
+    """``create``'s own steps without the search documents (migrations/0016): validation,
+    packing, and its one statement without the documents' part. What the search index costs
+    the batch path. The library's internals (private: a benchmark's view of them, not an
+    API)."""
 
     async def insert(self, transcript: Transcript) -> None:
         repository = self.store.transcriptions
@@ -396,10 +420,8 @@ class UnindexedWriter(MediaStoreWriter):
         )
         words = item.word_timestamps
         assert isinstance(words, Words)
-        async with repository._transaction() as tx:
-            row = await tx._insert_row(item)
-            records = segment_records(row["job_id"], row["id"], 0, words)
-            await tx._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS)
+        columns = list(zip(*segment_records(item.job_id, item.job_id, 0, words), strict=True))
+        await self.store.pool.fetchrow(UNINDEXED_SQL, *repository._params(item), *columns[2:])
 
 
 class StreamedWriter(MediaStoreWriter):

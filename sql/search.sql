@@ -50,25 +50,3 @@ ORDER BY x.i;
 SELECT x.i::int AS i, u.lexeme, u.positions::int[] AS positions
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x (config, text, i)
 CROSS JOIN LATERAL unnest(to_tsvector(x.config::regconfig, x.text)) AS u;
-
--- name: index_word_segments
--- The search documents of segments just written ($1 job ids, $2 transcription ids, $3 seqs,
--- $4 the configuration of each one's transcription, $5 each document as a tsvector literal,
--- made by the writer from its words' lexemes (media_store.words.documents), or NULL where
--- the server makes it: then $6 holds the segment's words joined by spaces), and the
--- configurations seen kept in transcription_search_configs: only a configuration not there
--- yet is inserted (the first words of a new language; writers of that language meanwhile
--- wait for that transaction), in name order (two such writers cannot deadlock).
-WITH added AS (
-    INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
-    SELECT x.job_id, x.transcription_id, x.seq, x.config::regconfig,
-           coalesce(x.document::tsvector, to_tsvector(x.config::regconfig, x.text))
-    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[])
-         AS x (job_id, transcription_id, seq, config, document, text)
-    RETURNING config
-)
-INSERT INTO transcription_search_configs (config)
-SELECT DISTINCT a.config FROM added AS a
-WHERE NOT EXISTS (SELECT FROM transcription_search_configs AS c WHERE c.config = a.config)
-ORDER BY a.config
-ON CONFLICT DO NOTHING;

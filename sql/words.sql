@@ -1,7 +1,8 @@
 -- Word timestamps: segments of up to 256 consecutive words of one transcription, as parallel
--- packed columns (migrations/0003 and 0006), encoded and decoded by media_store.segments.
--- Segments are written by binary COPY (copy_records_to_table), not by a query here. Same
--- order as media_store/repositories/transcriptions.py.
+-- packed columns (migrations/0003 and 0006), encoded and decoded by media_store.words.segments.
+-- Written with their search documents (migrations/0016) by write_word_segments below, or, for a
+-- transcription created with its words, by create_transcription_with_words
+-- (sql/transcriptions.sql). Same order as media_store/repositories/transcriptions.py.
 --
 -- Every read of segments filters by job_id, their distribution key (migrations/0009,
 -- docs/scaling.md): given by the caller where it has it, else taken from the transcription in
@@ -21,6 +22,40 @@ FROM transcription_word_segments
 WHERE job_id = $1::uuid AND transcription_id = $2::uuid
 ORDER BY seq DESC
 LIMIT 1;
+
+-- name: write_word_segments
+-- Word segments and their search documents, in one statement: parallel arrays, one element
+-- per segment, $1-$12 its columns in the order of media_store.words.segments.SEGMENT_COLUMNS;
+-- $13 the text search configuration of its transcription, $14 its document as a tsvector
+-- literal made by the writer (media_store.words.documents), or NULL where the server makes it
+-- from $15, the segment's words joined by spaces. The documents' foreign key to their segments
+-- is checked at the statement's end, when both are in. The configurations seen are kept in
+-- transcription_search_configs: only one not there yet is inserted (the first words of a new
+-- language; writers of that language meanwhile wait for that transaction), in name order (two
+-- such writers cannot deadlock).
+WITH segments AS (
+    INSERT INTO transcription_word_segments
+        (job_id, transcription_id, seq, first_start, last_start, word_count, words,
+         word_lengths, starts, ends, confidences, speakers)
+    SELECT x.job_id, x.transcription_id, x.seq, x.first_start, x.last_start, x.word_count,
+           x.words, x.word_lengths, x.starts, x.ends, x.confidences, x.speakers
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::float8[], $5::float8[], $6::int[],
+                $7::text[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[])
+         AS x (job_id, transcription_id, seq, first_start, last_start, word_count, words,
+               word_lengths, starts, ends, confidences, speakers)
+), documents AS (
+    INSERT INTO transcription_word_search (job_id, transcription_id, seq, config, document)
+    SELECT x.job_id, x.transcription_id, x.seq, x.config::regconfig,
+           coalesce(x.document::tsvector, to_tsvector(x.config::regconfig, x.text))
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $13::text[], $14::text[], $15::text[])
+         AS x (job_id, transcription_id, seq, config, document, text)
+    RETURNING config
+)
+INSERT INTO transcription_search_configs (config)
+SELECT DISTINCT d.config FROM documents AS d
+WHERE NOT EXISTS (SELECT FROM transcription_search_configs AS k WHERE k.config = d.config)
+ORDER BY d.config
+ON CONFLICT DO NOTHING;
 
 -- name: list_word_segments
 -- Every segment of one transcription, in word order (transcription_word_segments_pkey).

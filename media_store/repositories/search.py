@@ -79,18 +79,6 @@ POSITIONS = query(
     returns=[("i", int), ("lexeme", str), ("positions", list[int])],
     params=(list[str], list[str]),
 )
-INDEX_WORDS = query(
-    "index_word_segments",
-    returns=None,
-    params=(
-        list[_UUID],
-        list[_UUID],
-        list[int],
-        list[str],
-        list[str | None],
-        list[str | None],
-    ),
-)
 
 
 class TranscriptionSearch(Repository):

@@ -12,7 +12,6 @@ call behind. The codec between words and segment rows is :mod:`media_store.words
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from bisect import bisect_left, bisect_right
@@ -27,7 +26,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, ClassVar, Literal, TypeAlias, get_args, overload
 
 import asyncpg
@@ -46,7 +45,6 @@ from media_store.models.rows import from_row
 from media_store.models.schemas import Transcription, TranscriptionCreate
 from media_store.repositories.job_outputs import MAX_BATCH, ChildReads, ChildRepository
 from media_store.repositories.search import CONFIGS as _CONFIGS
-from media_store.repositories.search import INDEX_WORDS as _INDEX_WORDS
 from media_store.repositories.search import POSITIONS as _POSITIONS
 from media_store.repositories.search import TranscriptionSearch
 from media_store.words.captions import (
@@ -66,8 +64,6 @@ from media_store.words.documents import (
     segment_documents,
 )
 from media_store.words.segments import (
-    SEGMENT_COLUMNS,
-    SEGMENT_TABLE,
     SEGMENT_WORDS,
     WORD_COLUMNS,
     segment_records,
@@ -87,10 +83,28 @@ from media_store.words.timestamps import (
 )
 
 _UUID = uuid.UUID
+_NO_ID = uuid.UUID(int=0)  # the transcription of a statement that makes it (not sent)
 _ROW_PARAMS = (_UUID, str, str, str | None, float | None, bool, dict[str, Any])
 _SEGMENT_COLUMNS = [("transcription_id", _UUID), *WORD_COLUMNS]
+# A segment's packed columns and its search document, as the writing statements take them
+# (one list per column: seq onwards).
+_SEGMENT_ARRAYS = (
+    list[int],  # seq
+    list[float],  # first_start
+    list[float],  # last_start
+    list[int],  # word_count
+    list[str],  # words
+    list[bytes],  # word_lengths
+    list[bytes],  # starts
+    list[bytes],  # ends
+    list[bytes],  # confidences
+    list[bytes | None],  # speakers
+    list[str],  # the text search configuration
+    list[str | None],  # the document made here
+    list[str | None],  # else the words for the server to parse
+)
 
-# What _copy_words writes: (job id, transcription id, first seq, words, language).
+# What _write_words writes: (job id, transcription id, first seq, words, language).
 _Part: TypeAlias = tuple[uuid.UUID, uuid.UUID, int, Words, str | None]
 
 # The search documents' makings, kept by the process (media_store.words.documents): each
@@ -104,8 +118,11 @@ MAX_LANGUAGES = 1_000
 # by this many words whatever the length of the stream.
 STREAM_CHUNK_WORDS = 32 * SEGMENT_WORDS
 
-# Search documents made between two returns to the event loop (see _copy_words).
-DOCUMENT_WORDS = 4 * SEGMENT_WORDS
+# Segments (with their search documents) written per statement: 32,768 words, about a
+# megabyte of arguments. A create of at most this many, outside a caller's transaction, is one
+# statement with its row (create_transcription_with_words): one round trip where a transaction
+# of the row, the segments and the documents took six.
+STATEMENT_SEGMENTS = 128
 
 # turns() and captions() read words in time windows of about this many words (8 segments: a
 # window re-reads at most the segment it shares with the next), starting WINDOW_SECONDS wide.
@@ -312,6 +329,11 @@ class TranscriptionRepository(
 
     create_model = TranscriptionCreate
     _create_query = query("create_transcription", returns=Transcription, params=_ROW_PARAMS)
+    _create_with_words_query = query(
+        "create_transcription_with_words",
+        returns=Transcription,
+        params=(*_ROW_PARAMS, *_SEGMENT_ARRAYS),
+    )
     _create_many_query = query(
         "create_transcriptions",
         returns=Transcription,
@@ -327,14 +349,19 @@ class TranscriptionRepository(
     _word_tail_query = query(
         "get_word_tail", returns=[("seq", int), ("last_start", float)], params=(_UUID, _UUID)
     )
+    _write_words_query = query(
+        "write_word_segments", returns=None, params=(list[_UUID], list[_UUID], *_SEGMENT_ARRAYS)
+    )
     queries = (
         _create_query,
+        _create_with_words_query,
         _create_many_query,
         TranscriptionReads._get_query,
         TranscriptionReads._list_for_job_query,
         _delete_query,
         _lock_words_query,
         _word_tail_query,
+        _write_words_query,
         TranscriptionReads._segments_query,
         TranscriptionReads._segments_for_job_query,
         TranscriptionReads._segments_between_query,
@@ -342,34 +369,27 @@ class TranscriptionRepository(
         *TranscriptionSearch.queries,
         _CONFIGS,
         _POSITIONS,
-        _INDEX_WORDS,
     )
 
-    async def _copy_words(self, parts: list[_Part]) -> None:
-        """COPY the segments of each (job, transcription, first seq, words, language), then
-        write their search documents (migrations/0016), in the caller's transaction.
+    async def _write_words(self, parts: list[_Part]) -> None:
+        """Write the segments of each (job, transcription, first seq, words, language) with
+        their search documents (migrations/0016), in the caller's transaction: one statement
+        (write_word_segments) a :data:`STATEMENT_SEGMENTS` segments."""
+        for columns in _statements(parts, *await self._makings(parts)):
+            await self._fetchval(self._write_words_query, *columns)
 
-        The documents are made here (:mod:`media_store.words.documents`) while the server
-        reads the COPY: the two run on two cores, and the documents' statement follows."""
+    async def _makings(
+        self, parts: list[_Part]
+    ) -> tuple[dict[str | None, tuple[str, bool]], dict[str, Mapping[str, Analysis | None]]]:
+        """What the documents of ``parts``' segments are made of: the configuration of each
+        language, and the analyses of the words of each configuration made here."""
         configs = await self._configs({part[4] for part in parts})
         words_of: dict[str, list[str]] = {}  # each configuration's words, as given
         for part in parts:
             config, analysable = configs[part[4]]
             if analysable:
                 words_of.setdefault(config, []).extend(part[3].words)
-        analyses = await self._analyses(words_of)
-        records = chain.from_iterable(segment_records(*part[:4]) for part in parts)
-        copying = asyncio.ensure_future(self._copy(SEGMENT_TABLE, records, SEGMENT_COLUMNS))
-        try:
-            columns = await _documents(parts, configs, analyses, copying)
-        except BaseException:
-            # The COPY's own failure (which stops the documents: see _documents), or a
-            # cancellation, which takes the COPY with it: raised once the COPY has ended.
-            copying.cancel()
-            await asyncio.gather(copying, return_exceptions=True)
-            raise
-        await copying
-        await self._fetchval(_INDEX_WORDS, *columns)
+        return configs, await self._analyses(words_of)
 
     async def _configs(self, languages: set[str | None]) -> dict[str | None, tuple[str, bool]]:
         """The text search configuration of each of ``languages`` (and whether documents in
@@ -462,10 +482,16 @@ class TranscriptionRepository(
         words = _words_of(item)
         if words and max_end is not None:
             check_max_end(words, max_end)
+        if isinstance(self._db, asyncpg.Pool) and (
+            not words or len(words) <= STATEMENT_SEGMENTS * SEGMENT_WORDS
+        ):
+            # Not in a caller's transaction (whose state a savepoint keeps when a statement
+            # fails): one statement, atomic alone.
+            return _model(await self._insert_alone(item, words), words)
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if words:
-                await tx._copy_words([(row["job_id"], row["id"], 0, words, row["language"])])
+                await tx._write_words([(row["job_id"], row["id"], 0, words, row["language"])])
         return _model(row, words)
 
     async def create_many(
@@ -496,7 +522,7 @@ class TranscriptionRepository(
                 if w
             ]
             if parts:
-                await tx._copy_words(parts)
+                await tx._write_words(parts)
         return [_model(row, w) for row, w in zip(rows, words, strict=True)]
 
     async def create_streamed(
@@ -526,7 +552,7 @@ class TranscriptionRepository(
                 item = item.model_copy(update={"word_timestamps": []})
             row = await tx._insert_row(item)
             if first:
-                await tx._copy_words([(row["job_id"], row["id"], 0, first, row["language"])])
+                await tx._write_words([(row["job_id"], row["id"], 0, first, row["language"])])
             after = first.starts[-1] if first else None
             stored = len(first) if first else 0
             streamed = await tx._stream(
@@ -629,8 +655,20 @@ class TranscriptionRepository(
     # --- internals -----------------------------------------------------------------------------
 
     async def _insert_row(self, item: TranscriptionCreate) -> asyncpg.Record:
+        return await self._insert_alone(item, None)
+
+    async def _insert_alone(self, item: TranscriptionCreate, words: Words | None) -> asyncpg.Record:
+        """Insert the row of ``item`` and, when given, ``words`` (at most
+        :data:`STATEMENT_SEGMENTS` segments) with their documents, in one statement."""
         try:
-            row = await self._fetchrow(self._create_query, *self._params(item))
+            if not words:
+                row = await self._fetchrow(self._create_query, *self._params(item))
+            else:
+                part: _Part = (item.job_id, _NO_ID, 0, words, item.language)
+                [columns] = _statements([part], *await self._makings([part]))
+                row = await self._fetchrow(
+                    self._create_with_words_query, *self._params(item), *columns[2:]
+                )
         except JobNotFound as exc:
             raise JobNotFound(item.job_id) from exc
         assert row is not None
@@ -676,53 +714,43 @@ class TranscriptionRepository(
                     overlap = None  # every later word starts after the stored tail
                 if not batch:
                     continue
-            await self._copy_words([(job_id, transcription_id, next_seq, batch, language)])
+            await self._write_words([(job_id, transcription_id, next_seq, batch, language)])
             next_seq += segments_count(len(batch))
             result.stored += len(batch)
         return result
 
 
-async def _documents(
+def _statements(
     parts: list[_Part],
     configs: Mapping[str | None, tuple[str, bool]],
     analyses: Mapping[str, Mapping[str, Analysis | None]],
-    copying: asyncio.Future[None],
-) -> tuple[list[Any], ...]:
-    """The columns of index_word_segments for the segments of ``parts``: each segment's
-    document made here where its configuration allows, else its words for the server to
-    parse. Yields to the event loop every :data:`DOCUMENT_WORDS` words (``copying``, the COPY
-    of the segments, proceeds meanwhile; its failure stops this)."""
-    job_ids: list[uuid.UUID] = []
-    transcription_ids: list[uuid.UUID] = []
-    seqs: list[int] = []
-    names: list[str] = []
-    documents: list[str | None] = []
-    texts: list[str | None] = []
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The arguments of write_word_segments for the segments of ``parts``, at most
+    :data:`STATEMENT_SEGMENTS` segments a statement: each segment's columns, its configuration,
+    and its document made here where the configuration allows (else its words, for the server
+    to parse). A statement's documents are made when it is due, not all before the first."""
+    rows: list[tuple[Any, ...]] = []
+    step = STATEMENT_SEGMENTS * SEGMENT_WORDS
     for job_id, transcription_id, first_seq, words, language in parts:
         config, analysable = configs[language]
-        count = segments_count(len(words))
-        made: list[str | None] = []
-        if analysable:
-            known = analyses[config]
-            for lo in range(0, len(words), DOCUMENT_WORDS):
-                await asyncio.sleep(0)
-                if copying.done():
-                    copying.result()  # the COPY failed: its error, at once
-                made += segment_documents(
-                    words.words[lo : lo + DOCUMENT_WORDS], SEGMENT_WORDS, known
-                )
-        else:
-            made = [None] * count
-        job_ids += [job_id] * count
-        transcription_ids += [transcription_id] * count
-        seqs += range(first_seq, first_seq + count)
-        names += [config] * count
-        documents += made
-        if None in made:  # only those segments' texts are made
-            texts += [None if d is not None else segment_text(words, k) for k, d in enumerate(made)]
-        else:
-            texts += [None] * count
-    return job_ids, transcription_ids, seqs, names, documents, texts
+        records = segment_records(job_id, transcription_id, first_seq, words)
+        for lo in range(0, len(words), step):
+            count = segments_count(min(len(words) - lo, step))
+            documents: list[str | None] = (
+                segment_documents(words.words[lo : lo + step], SEGMENT_WORDS, analyses[config])
+                if analysable
+                else [None] * count
+            )
+            first = lo // SEGMENT_WORDS
+            # documents first: zip stops at their end without taking the next chunk's record.
+            for k, (document, record) in enumerate(zip(documents, records, strict=False)):
+                text = None if document is not None else segment_text(words, first + k)
+                rows.append((*record, config, document, text))
+                if len(rows) == STATEMENT_SEGMENTS:
+                    yield list(zip(*rows, strict=True))
+                    rows = []
+    if rows:
+        yield list(zip(*rows, strict=True))
 
 
 @dataclass(slots=True)

@@ -107,18 +107,28 @@ def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transcriptions_module, "_CONFIG_OF", {})
 
 
-def index_calls(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[tuple[Any, ...]]:
-    """The arguments of every index_word_segments the store's transcriptions run from now."""
-    calls: list[tuple[Any, ...]] = []
+def index_calls(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[tuple[Any, Any, Any]]:
+    """(transcription id, seq, document sent) of every segment the store's transcriptions
+    write from now: by write_word_segments, or by create_transcription_with_words (whose
+    transcription is the row it returns)."""
+    calls: list[tuple[Any, Any, Any]] = []
     repository = type(store.transcriptions)
-    fetchval = repository._fetchval
+    fetchval, fetchrow = repository._fetchval, repository._fetchrow
 
-    async def recorded(self: Any, q: Any, *args: Any) -> Any:
-        if q.name == "index_word_segments":
-            calls.append(args)
+    async def recorded_val(self: Any, q: Any, *args: Any) -> Any:
+        if q.name == "write_word_segments":
+            calls.extend(zip(args[1], args[2], args[13], strict=True))
         return await fetchval(self, q, *args)
 
-    monkeypatch.setattr(repository, "_fetchval", recorded)
+    async def recorded_row(self: Any, q: Any, *args: Any) -> Any:
+        row = await fetchrow(self, q, *args)
+        if q.name == "create_transcription_with_words":
+            assert row is not None
+            calls.extend((row["id"], seq, d) for seq, d in zip(args[7], args[18], strict=True))
+        return row
+
+    monkeypatch.setattr(repository, "_fetchval", recorded_val)
+    monkeypatch.setattr(repository, "_fetchrow", recorded_row)
     return calls
 
 
@@ -153,9 +163,13 @@ JOIN transcription_word_segments AS s USING (job_id, transcription_id, seq)
 """
 
 
+@pytest.mark.parametrize("statement_segments", [128, 3, 1])
 async def test_every_write_path_stores_the_documents_the_server_would_make(
-    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch, statement_segments: int
 ) -> None:
+    """Also with statements of a few segments: a create past them takes the transaction's
+    path, and a statement holds the segments of several transcriptions (create_many)."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", statement_segments)
     calls = index_calls(monkeypatch, store)
     rng = random.Random(23)
     job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
@@ -181,11 +195,7 @@ async def test_every_write_path_stores_the_documents_the_server_would_make(
         assert mismatched == 0
         # Made by the writer exactly where nothing sends the segment to the server: a word
         # with '<' in it, or a first word not led by a letter or digit.
-        by_writer = {
-            (tid, seq): document is not None
-            for call in calls
-            for tid, seq, document in zip(call[1], call[2], call[4], strict=True)
-        }
+        by_writer = {(tid, seq): document is not None for tid, seq, document in calls}
         segments = await conn.fetch(
             "SELECT transcription_id, seq, media_store_unpack_words(words, word_lengths) AS w"
             " FROM transcription_word_segments"
@@ -381,8 +391,9 @@ async def test_languages_past_the_limit_start_the_map_again(
 async def test_a_create_cancelled_while_its_documents_are_made_leaves_nothing(
     store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelled between two slices of documents (the COPY running): the COPY goes with it,
-    the transaction rolls back, and the pool's connection works on."""
+    """Cancelled while the documents of its second statement are made (its first statement
+    written): the transaction rolls back, and the pool's connection works on."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", 4)
     job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
     data = {"job_id": job.id, "provider": "p", "text_content": "-", "language": "en"}
     words = timed(generated_words(random.Random(3), 20 * SEGMENT_WORDS))
@@ -401,6 +412,7 @@ async def test_a_create_cancelled_while_its_documents_are_made_leaves_nothing(
     monkeypatch.setattr(transcriptions_module, "segment_documents", slow)
     with pytest.raises(asyncio.CancelledError):
         await store.transcriptions.create({**data, "word_timestamps": words})
+    assert slices == 2
     monkeypatch.setattr(transcriptions_module, "segment_documents", made)
     conn = await asyncpg.connect(db_url)
     try:

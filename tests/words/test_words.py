@@ -246,6 +246,43 @@ async def test_creating_for_a_missing_job_writes_no_words(store: Store) -> None:
     assert await counts(store) == (0, 0, 0)
 
 
+async def test_a_create_for_a_missing_job_in_a_caller_transaction_leaves_the_rest_of_it(
+    store: Store, job: Job
+) -> None:
+    """Inside a caller's transaction a create runs in a savepoint (not as the one statement
+    a create outside one is): its failure leaves what the caller wrote, and the caller's
+    transaction goes on."""
+    async with store.transaction() as tx:
+        kept = await tx.transcriptions.create(transcription(job.id, word_timestamps=synthetic(5)))
+        with pytest.raises(JobNotFound):
+            await tx.transcriptions.create(
+                transcription(uuid.uuid4(), word_timestamps=synthetic(300))
+            )
+        await tx.transcriptions.append_words(kept.id, synthetic(2, start=100.0))
+    assert await counts(store) == (1, 2, 7)  # the append is a segment of its own
+
+
+@pytest.mark.parametrize("statement_segments", [1, 2, 128])
+async def test_a_create_of_more_segments_than_a_statement_takes_is_written_whole(
+    store: Store, job: Job, monkeypatch: pytest.MonkeyPatch, statement_segments: int
+) -> None:
+    """Past STATEMENT_SEGMENTS a create writes its row, then its segments in statements of that
+    many (in one transaction); at or under it, one statement. Either way the words read back
+    exactly, and a bad word anywhere writes nothing."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", statement_segments)
+    words = synthetic(3 * SEGMENT_WORDS + 17)
+    created = await store.transcriptions.create(transcription(job.id, word_timestamps=words))
+    assert same(await store.transcriptions.words(created.id), words)
+    assert await counts(store) == (1, 4, len(words))
+    bad = [*synthetic(2 * SEGMENT_WORDS), {**GOOD, "start": math.nan}]
+    with pytest.raises(ValidationError):
+        await store.transcriptions.create(transcription(job.id, word_timestamps=bad))
+    missing = transcription(uuid.uuid4(), word_timestamps=synthetic(2 * SEGMENT_WORDS + 1))
+    with pytest.raises(JobNotFound):
+        await store.transcriptions.create(missing)
+    assert await counts(store) == (1, 4, len(words))
+
+
 # --- appends ------------------------------------------------------------------------------------
 
 
