@@ -4,7 +4,9 @@ class: the reads (:class:`TranscriptionReads`, also the replica
 view's), then the writes (:class:`TranscriptionRepository`).
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
-:data:`~media_store.words.segments.SEGMENT_WORDS` words as parallel arrays, written by binary COPY.
+:data:`~media_store.words.segments.SEGMENT_WORDS` words as packed columns, written with their search
+documents in one statement per :data:`STATEMENT_SEGMENTS` segments (a create outside a caller's
+transaction: one statement with its row).
 Every write that touches words runs in one transaction (``_transaction``: a savepoint inside
 the caller's transaction), so a bad word or a lost connection midway leaves nothing of the
 call behind. The codec between words and segment rows is :mod:`media_store.words.segments`.
@@ -114,7 +116,7 @@ _ANALYSES = Analyses()
 _CONFIG_OF: dict[str | None, tuple[str, bool]] = {}
 MAX_LANGUAGES = 1_000
 
-# Words validated and copied per COPY when the input is an iterator: memory stays bounded
+# Words validated and written per statement when the input is an iterator: memory stays bounded
 # by this many words whatever the length of the stream.
 STREAM_CHUNK_WORDS = 32 * SEGMENT_WORDS
 
@@ -482,17 +484,22 @@ class TranscriptionRepository(
         words = _words_of(item)
         if words and max_end is not None:
             check_max_end(words, max_end)
-        if isinstance(self._db, asyncpg.Pool) and (
-            not words or len(words) <= STATEMENT_SEGMENTS * SEGMENT_WORDS
-        ):
-            # Not in a caller's transaction (whose state a savepoint keeps when a statement
-            # fails): one statement, atomic alone.
-            return _model(await self._insert_alone(item, words), words)
-        async with self._transaction() as tx:
-            row = await tx._insert_row(item)
-            if words:
+        return _model(await self._insert_with(item, words), words)
+
+    async def _insert_with(self, item: TranscriptionCreate, words: Words | None) -> asyncpg.Record:
+        """Insert the row of ``item`` with ``words`` (validated) and their documents, all or
+        nothing: in one statement up to :data:`STATEMENT_SEGMENTS` segments (in a savepoint
+        inside a caller's transaction, which a failed statement would otherwise end), else the
+        row and then the words' statements in one transaction."""
+        if words and len(words) > STATEMENT_SEGMENTS * SEGMENT_WORDS:
+            async with self._transaction() as tx:
+                row = await tx._insert_row(item)
                 await tx._write_words([(row["job_id"], row["id"], 0, words, row["language"])])
-        return _model(row, words)
+            return row
+        if isinstance(self._db, asyncpg.Pool):
+            return await self._insert_alone(item, words)
+        async with self._transaction() as tx:
+            return await tx._insert_alone(item, words)
 
     async def create_many(
         self, items: Sequence[TranscriptionCreate | Mapping[str, Any]]
@@ -500,7 +507,8 @@ class TranscriptionRepository(
         """Backfill: insert many transcriptions with their words, all or nothing.
 
         Every item (and every word) is validated before anything is written; then one INSERT
-        for the transcriptions and one binary COPY for all their words.
+        for the transcriptions, then their words in statements of :data:`STATEMENT_SEGMENTS`
+        segments.
         """
         arguments.sequence("items", items, MAX_BATCH)
         valid = validate_batch(TranscriptionCreate, items)
@@ -535,8 +543,9 @@ class TranscriptionRepository(
         """Insert a transcription and stream ``words`` (an iterator or async iterator, or a
         sequence) into it in bounded memory, in one transaction: all or nothing.
 
-        The words are validated and copied :data:`STREAM_CHUNK_WORDS` at a time, so a
-        million-word stream never sits in memory. ``data`` may carry ``word_timestamps``
+        The words of an iterator are validated and written :data:`STREAM_CHUNK_WORDS` at a
+        time, so a million-word stream never sits in memory; a sequence (in memory already) is
+        validated whole, then written as :meth:`create` writes words. ``data`` may carry ``word_timestamps``
         too; the stream continues after them. Returns the transcription as created from
         ``data`` (the streamed words are not echoed back) and the number of words stored.
         ``max_end``: as in :meth:`create`.
@@ -547,9 +556,14 @@ class TranscriptionRepository(
         if first and max_end is not None:
             check_max_end(first, max_end)
         _word_source(words)
+        if item.word_timestamps is None:
+            item = item.model_copy(update={"word_timestamps": []})
+        if not first and isinstance(words, Sequence):
+            # Words in memory already (an importer's file): checked whole, then written as
+            # create writes them (one statement up to STATEMENT_SEGMENTS segments).
+            given = validate_words(words, max_end=max_end)
+            return _model(await self._insert_with(item, given), first), len(given)
         async with self._transaction() as tx:
-            if item.word_timestamps is None:
-                item = item.model_copy(update={"word_timestamps": []})
             row = await tx._insert_row(item)
             if first:
                 await tx._write_words([(row["job_id"], row["id"], 0, first, row["language"])])
@@ -688,7 +702,7 @@ class TranscriptionRepository(
         on_overlap: OverlapPolicy = "refuse",
         max_end: float | None = None,
     ) -> _Streamed:
-        """Validate and COPY ``source`` chunk by chunk; must run inside a transaction.
+        """Validate and write ``source`` chunk by chunk; must run inside a transaction.
 
         ``tail_start``: the start of the last word already stored (appends), which the
         stream's words must not start before: see ``on_overlap`` in :meth:`append_words`.

@@ -4,7 +4,7 @@ each segment's ``tsvector`` put together from its words' own lexemes, as
 the text again.
 
 Why: ``to_tsvector`` spends ~650 ns a word on the server, ~530 of them in the default parser,
-more than the COPY of the word itself (docs/words.md, "What the search index costs"). A
+more than the writing of the word itself (docs/words.md, "What the search index costs"). A
 transcript's words repeat (a 10,000-word transcript holds a few thousand distinct ones), so
 each distinct word is parsed once a process instead (:class:`Analyses`, read with
 ``search_word_positions``), and a segment's document is its words' lexemes at their

@@ -2,13 +2,15 @@
 rows of ``transcription_word_segments`` (migrations/0003, speakers as of 0006).
 
 A segment holds up to :data:`SEGMENT_WORDS` consecutive words of one transcription as packed
-columns, written by binary COPY: the words as one text plus their lengths (int4), starts, ends
+columns, written as one element per segment of each parameter array of a statement
+(sql/words.sql): the words as one text plus their lengths (int4), starts, ends
 and confidences as big-endian float8 in ``bytea`` (the formats of ``int4send``/``float8send``,
 so the SQL functions of the migrations can read them too), and the speakers as a small
 dictionary plus one code byte a word (:func:`pack_speakers`).
 
 Every column of a segment is a single value for the driver: a ``bytea`` or a ``text`` is one
-copy on both sides, where an array costs the driver and the server a step per element.
+copy on both sides, where an array of a word's values would cost the driver and the server a
+step per word (a statement's arrays take a step per segment).
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ def segment_text(words: Words, index: int) -> str:
 def segment_records(
     job_id: uuid.UUID, transcription_id: uuid.UUID, first_seq: int, words: Words
 ) -> Iterator[tuple[Any, ...]]:
-    """COPY records of ``words`` (of transcription ``transcription_id`` of job ``job_id``) cut
+    """The rows of ``words`` (of transcription ``transcription_id`` of job ``job_id``) cut
     into segments of :data:`SEGMENT_WORDS`, numbered from ``first_seq``, in the order of
     :data:`SEGMENT_COLUMNS`."""
     # Packed once per column; a segment's bytes are then a slice (a memcpy).

@@ -532,6 +532,32 @@ async def test_bad_word_late_in_a_stream_writes_nothing(store: Store, job: Job) 
     assert await counts(store) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("statement_segments", [1, 128])
+async def test_a_streamed_create_from_a_list_is_checked_whole_then_written(
+    store: Store, job: Job, monkeypatch: pytest.MonkeyPatch, statement_segments: int
+) -> None:
+    """A list is in memory already: create_streamed checks it whole before any SQL (a bad
+    word anywhere, even a max_end past the media, writes nothing) and writes it as create
+    does: one statement, or past STATEMENT_SEGMENTS the row then the words' statements, on
+    the pool and in a caller's transaction alike."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", statement_segments)
+    words = synthetic(2 * SEGMENT_WORDS + 3)
+    created, count = await store.transcriptions.create_streamed(transcription(job.id), words)
+    assert count == len(words)
+    assert created.word_timestamps == []
+    assert same(await store.transcriptions.words(created.id), words)
+    async with store.transaction() as tx:
+        inner, _ = await tx.transcriptions.create_streamed(transcription(job.id), words[:5])
+        with pytest.raises(ValidationError, match=f"word {len(words)} "):
+            await tx.transcriptions.create_streamed(
+                transcription(job.id), [*words, {**GOOD, "start": 500.0, "end": math.inf}]
+            )
+    assert await store.transcriptions.count_words(inner.id) == 5
+    with pytest.raises(ValidationError, match="max_end"):
+        await store.transcriptions.create_streamed(transcription(job.id), words, max_end=10.0)
+    assert await counts(store) == (2, 4, len(words) + 5)
+
+
 async def test_killed_connection_during_a_large_insert_leaves_nothing_and_pool_recovers(
     store: Store, job: Job, db_url: str
 ) -> None:
