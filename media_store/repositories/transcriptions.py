@@ -544,10 +544,12 @@ class TranscriptionRepository(
         sequence) into it in bounded memory, in one transaction: all or nothing.
 
         The words of an iterator are validated and written :data:`STREAM_CHUNK_WORDS` at a
-        time, so a million-word stream never sits in memory; a sequence (in memory already) is
-        validated whole, then written as :meth:`create` writes words. ``data`` may carry ``word_timestamps``
-        too; the stream continues after them. Returns the transcription as created from
-        ``data`` (the streamed words are not echoed back) and the number of words stored.
+        time after the first :data:`STATEMENT_SEGMENTS` segments' worth, so a million-word
+        stream never sits in memory; a stream that ends within that first piece, or a sequence
+        (in memory already), is validated whole and written as :meth:`create` writes words.
+        ``data`` may carry ``word_timestamps`` too; the stream continues after them. Returns
+        the transcription as created from ``data`` (the streamed words are not echoed back)
+        and the number of words stored.
         ``max_end``: as in :meth:`create`.
         """
         max_end = _max_end(max_end)
@@ -558,11 +560,10 @@ class TranscriptionRepository(
         _word_source(words)
         if item.word_timestamps is None:
             item = item.model_copy(update={"word_timestamps": []})
-        if not first and isinstance(words, Sequence):
-            # Words in memory already (an importer's file): checked whole, then written as
-            # create writes them (one statement up to STATEMENT_SEGMENTS segments).
-            given = validate_words(words, max_end=max_end)
-            return _model(await self._insert_with(item, given), first), len(given)
+        if not first:
+            return await self._create_streamed(
+                item, _chunks(words, STATEMENT_SEGMENTS * SEGMENT_WORDS), max_end
+            )
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
             if first:
@@ -574,12 +575,41 @@ class TranscriptionRepository(
                 row["id"],
                 row["language"],
                 segments_count(stored),
-                words,
+                _chunks(words),
                 after=after,
                 offset=stored,
                 max_end=max_end,
             )
         return _model(row, first), stored + streamed.stored
+
+    async def _create_streamed(
+        self,
+        item: TranscriptionCreate,
+        chunks: AsyncIterator[Sequence[WordInput]],
+        max_end: float | None,
+    ) -> tuple[Transcription, int]:
+        """create_streamed of a transcription with no words in its data: the first chunk
+        (at most a statement's worth) checked before any SQL, then written with the row in one
+        statement, the only one when the source has no more (as :meth:`create` does); else in a
+        transaction with the following chunks."""
+        head = await anext(chunks, None)
+        given = validate_words(head if head is not None else [], max_end=max_end)
+        following = None if head is None else await anext(chunks, None)
+        if following is None:
+            return _model(await self._insert_with(item, given), None), len(given)
+        async with self._transaction() as tx:
+            row = await tx._insert_alone(item, given)
+            streamed = await tx._stream(
+                row["job_id"],
+                row["id"],
+                row["language"],
+                segments_count(len(given)),
+                _followed(following, chunks),
+                after=given.starts[-1] if given else None,
+                offset=len(given),
+                max_end=max_end,
+            )
+        return _model(row, None), len(given) + streamed.stored
 
     # --- words -------------------------------------------------------------------------------
 
@@ -657,7 +687,7 @@ class TranscriptionRepository(
                 transcription_id,
                 owner["language"],
                 0 if tail is None else tail["seq"] + 1,
-                words,
+                _chunks(words),
                 tail_start=tail_start,
                 on_overlap=on_overlap,
                 max_end=max_end,
@@ -694,7 +724,7 @@ class TranscriptionRepository(
         transcription_id: uuid.UUID,
         language: str | None,
         next_seq: int,
-        source: WordSource,
+        chunks: AsyncIterator[Sequence[WordInput]],
         *,
         after: float | None = None,
         offset: int = 0,
@@ -702,14 +732,15 @@ class TranscriptionRepository(
         on_overlap: OverlapPolicy = "refuse",
         max_end: float | None = None,
     ) -> _Streamed:
-        """Validate and write ``source`` chunk by chunk; must run inside a transaction.
+        """Validate and write the words of ``chunks`` chunk by chunk; must run inside a
+        transaction.
 
         ``tail_start``: the start of the last word already stored (appends), which the
         stream's words must not start before: see ``on_overlap`` in :meth:`append_words`.
         """
         result = _Streamed()
         overlap = _Overlap(self, transcription_id, tail_start) if tail_start is not None else None
-        async for chunk in _chunks(source):
+        async for chunk in chunks:
             batch = validate_words(chunk, after=after, offset=offset + result.seen, max_end=max_end)
             result.seen += len(batch)
             if not batch:
@@ -849,24 +880,34 @@ def _model(row: asyncpg.Record, words: Words | None) -> Transcription:
     return from_row(Transcription, {**dict(row), "word_timestamps": words})
 
 
-async def _chunks(source: WordSource) -> AsyncIterator[Sequence[WordInput]]:
-    """``source`` in pieces of at most :data:`STREAM_CHUNK_WORDS` words (a sequence whole:
-    it is in memory already)."""
+async def _chunks(source: WordSource, first: int = 0) -> AsyncIterator[Sequence[WordInput]]:
+    """``source`` in pieces of at most :data:`STREAM_CHUNK_WORDS` words, the first of at most
+    ``first`` when given (a sequence whole: it is in memory already)."""
     if isinstance(source, Sequence):
         yield source
         return
+    size = first or STREAM_CHUNK_WORDS
     if isinstance(source, AsyncIterable):
         buffer: list[WordInput] = []
         async for word in source:
             buffer.append(word)
-            if len(buffer) >= STREAM_CHUNK_WORDS:
+            if len(buffer) >= size:
                 yield buffer
-                buffer = []
+                buffer, size = [], STREAM_CHUNK_WORDS
         if buffer:
             yield buffer
         return
     if not isinstance(source, Iterable):
         raise ValidationError(f"expected words, got {type(source).__name__}")
     iterator: Iterator[WordInput] = iter(source)
-    while chunk := list(islice(iterator, STREAM_CHUNK_WORDS)):
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+        size = STREAM_CHUNK_WORDS
+
+
+async def _followed(
+    head: Sequence[WordInput], rest: AsyncIterator[Sequence[WordInput]]
+) -> AsyncIterator[Sequence[WordInput]]:
+    yield head
+    async for chunk in rest:
         yield chunk

@@ -558,6 +558,31 @@ async def test_a_streamed_create_from_a_list_is_checked_whole_then_written(
     assert await counts(store) == (2, 4, len(words) + 5)
 
 
+@pytest.mark.parametrize("length", [0, 255, 256, 257, 700])
+async def test_a_stream_past_its_first_piece_is_written_with_the_row_then_chunk_by_chunk(
+    store: Store, job: Job, monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    """The first piece of an iterator (a statement's worth: 256 words here) is checked before
+    any SQL and written with the row; a stream that ends within it is that one statement, a
+    longer one goes on in chunks (100 words here) in the same transaction. The words read
+    back in order; a bad word past the first piece, named by its index in the stream, leaves
+    nothing."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", 1)
+    monkeypatch.setattr(transcriptions_module, "STREAM_CHUNK_WORDS", 100)
+    words = synthetic(length)
+    created, count = await store.transcriptions.create_streamed(transcription(job.id), iter(words))
+    assert count == length
+    assert same(await store.transcriptions.words(created.id), words)
+    before = await counts(store)
+    # A segment per chunk past the first piece: 256 + 100 + 100 + ... words.
+    rest = max(0, length - SEGMENT_WORDS)
+    assert before == (1, -(-min(length, SEGMENT_WORDS) // SEGMENT_WORDS) + -(-rest // 100), length)
+    bad = [*synthetic(length + 1), {**GOOD, "start": 10_000.0, "end": math.nan}]
+    with pytest.raises(ValidationError, match=f"word {length + 1} "):
+        await store.transcriptions.create_streamed(transcription(job.id), iter(bad))
+    assert await counts(store) == before
+
+
 async def test_killed_connection_during_a_large_insert_leaves_nothing_and_pool_recovers(
     store: Store, job: Job, db_url: str
 ) -> None:
