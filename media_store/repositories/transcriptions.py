@@ -908,6 +908,7 @@ async def _chunks(source: WordSource, first: int = 0) -> AsyncIterator[Sequence[
 async def _followed(
     head: Sequence[WordInput], rest: AsyncIterator[Sequence[WordInput]]
 ) -> AsyncIterator[Sequence[WordInput]]:
+    """``head``, then the chunks of ``rest``."""
     yield head
     async for chunk in rest:
         yield chunk
