@@ -588,11 +588,14 @@ async def test_killed_connection_during_a_large_insert_leaves_nothing_and_pool_r
 ) -> None:
     admin = await asyncpg.connect(db_url)
     chunk = transcriptions_module.STREAM_CHUNK_WORDS
+    # The stream's first piece is written with the row (a statement's worth), then chunks.
+    first = transcriptions_module.STATEMENT_SEGMENTS * SEGMENT_WORDS
 
     async def words_then_kill() -> AsyncIterator[Word]:
-        for i, word in enumerate(word_stream(10 * chunk)):
-            if i == 3 * chunk + 1:
-                # Three chunks have been copied inside the open transaction: kill it.
+        for i, word in enumerate(word_stream(first + 10 * chunk)):
+            if i == first + 2 * chunk + 1:
+                # The first piece and two chunks are written inside the open transaction:
+                # kill it.
                 killed = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
