@@ -61,6 +61,7 @@ from benchmarks.common import Timer, fresh_database, judge, median, print_table,
 from benchmarks.plan_orm import Base, PlanJob, PlanTranscription
 from media_store import Dsn, Settings, Store, TranscriptionCreate, Words
 from media_store.models.inputs import validate_input
+from media_store.repositories.transcriptions import TranscriptionRepository
 from media_store.words.segments import segment_records
 
 TRANSCRIPTS = 100
@@ -384,27 +385,17 @@ class MediaStoreWriter(Writer):
         await self.store.close()
 
 
-# create_transcription_with_words (sql/transcriptions.sql) without its search documents: the
-# row and its segments in one statement, as create writes them.
-UNINDEXED_SQL = """
-WITH created AS (
-    INSERT INTO transcriptions
-        (job_id, provider, text_content, language, confidence_score, word_timestamps, metadata)
-    VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::float8,
-            CASE WHEN $6::boolean THEN '[]'::jsonb END, $7::jsonb)
-    RETURNING id, job_id, provider, text_content, language, confidence_score, word_timestamps,
-              metadata, created_at
-), segments AS (
-    INSERT INTO transcription_word_segments
-        (job_id, transcription_id, seq, first_start, last_start, word_count, words,
-         word_lengths, starts, ends, confidences, speakers)
-    SELECT c.job_id, c.id, x.*
-    FROM created AS c,
-         unnest($8::int[], $9::float8[], $10::float8[], $11::int[], $12::text[], $13::bytea[],
-                $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[]) AS x
-)
-SELECT * FROM created
-"""
+def unindexed_sql() -> str:
+    """create_transcription_with_words (sql/transcriptions.sql) without its search documents:
+    the statement cut before its ``documents`` part, returning the row as the whole one does
+    (the row and its segments in one statement, as create writes them)."""
+    whole = TranscriptionRepository._create_with_words_query.sql
+    segments, found, _ = whole.partition("), documents AS (")
+    assert found, "create_transcription_with_words no longer has a documents part"
+    return segments + ")\nSELECT * FROM created"
+
+
+UNINDEXED_SQL = unindexed_sql()
 
 
 class UnindexedWriter(MediaStoreWriter):
