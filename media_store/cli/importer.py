@@ -482,8 +482,8 @@ async def _import_one(
             if earlier is not None:
                 return _already(path, earlier, engine)
             # The file's words are in memory already (the repairs need them all): handed
-            # over whole, they are validated at once, column-wise, then written with the row
-            # in one statement (within this transaction's savepoint).
+            # over whole, they are validated at once, column-wise, then written as create
+            # writes them (with the row in one statement up to 32,768 words), in a savepoint.
             created, count = await tx.transcriptions.create_streamed(
                 transcription, words, max_end=options.max_end
             )

@@ -4,12 +4,12 @@ class: the reads (:class:`TranscriptionReads`, also the replica
 view's), then the writes (:class:`TranscriptionRepository`).
 
 Words are stored in ``transcription_word_segments`` (migrations/0003): runs of up to
-:data:`~media_store.words.segments.SEGMENT_WORDS` words as packed columns, written with their search
-documents in one statement per :data:`STATEMENT_SEGMENTS` segments (a create outside a caller's
-transaction: one statement with its row).
-Every write that touches words runs in one transaction (``_transaction``: a savepoint inside
-the caller's transaction), so a bad word or a lost connection midway leaves nothing of the
-call behind. The codec between words and segment rows is :mod:`media_store.words.segments`.
+:data:`~media_store.words.segments.SEGMENT_WORDS` words as packed columns, written with their
+search documents in one statement per :data:`STATEMENT_SEGMENTS` segments. Every write that
+touches words is all or nothing: one statement (a create of at most that many segments,
+outside a caller's transaction), or one transaction (``_transaction``: a savepoint inside the
+caller's transaction), so a bad word or a lost connection midway leaves nothing of the call
+behind. The codec between words and segment rows is :mod:`media_store.words.segments`.
 """
 
 from __future__ import annotations
@@ -377,7 +377,12 @@ class TranscriptionRepository(
         """Write the segments of each (job, transcription, first seq, words, language) with
         their search documents (migrations/0016), in the caller's transaction: one statement
         (write_word_segments) a :data:`STATEMENT_SEGMENTS` segments."""
-        for columns in _statements(parts, *await self._makings(parts)):
+        configs, analyses = await self._makings(parts)
+        # The parts in the name order of their configurations: a configuration new to the
+        # database is inserted (and locked until commit) by the first statement holding it, so
+        # every writer takes new ones in the same order and two cannot deadlock.
+        ordered = sorted(parts, key=lambda part: configs[part[4]][0])
+        for columns in _statements(ordered, configs, analyses):
             await self._fetchval(self._write_words_query, *columns)
 
     async def _makings(
@@ -547,7 +552,8 @@ class TranscriptionRepository(
         time after the first :data:`STATEMENT_SEGMENTS` segments' worth, so a million-word
         stream never sits in memory; a stream that ends within that first piece, or a sequence
         (in memory already), is validated whole and written as :meth:`create` writes words.
-        ``data`` may carry ``word_timestamps`` too; the stream continues after them. Returns
+        ``data`` may carry ``word_timestamps`` too: they are written with the row, and the
+        stream continues after them, :data:`STREAM_CHUNK_WORDS` at a time. Returns
         the transcription as created from ``data`` (the streamed words are not echoed back)
         and the number of words stored.
         ``max_end``: as in :meth:`create`.
@@ -566,10 +572,9 @@ class TranscriptionRepository(
             )
         async with self._transaction() as tx:
             row = await tx._insert_row(item)
-            if first:
-                await tx._write_words([(row["job_id"], row["id"], 0, first, row["language"])])
-            after = first.starts[-1] if first else None
-            stored = len(first) if first else 0
+            await tx._write_words([(row["job_id"], row["id"], 0, first, row["language"])])
+            after = first.starts[-1]
+            stored = len(first)
             streamed = await tx._stream(
                 row["job_id"],
                 row["id"],

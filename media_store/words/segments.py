@@ -32,9 +32,9 @@ from media_store.words.timestamps import SpeakerCodes, Words, concat, none_if_em
 
 # Words a storage segment holds at most. A 60-second window of speech (150-250 words) touches
 # one or two segments, and only the words inside it are decoded. Measured (a diarized 3.1 h,
-# 40,000-word transcript): 128 or 64 slow the COPY down by a third and more (more rows, each
-# with its index entries and checks), and 64 takes 31 bytes a word in its rows alone. At most
-# 256: a speaker code is one byte (see pack_speakers).
+# 40,000-word transcript, when segments were written by COPY): 128 or 64 slowed the write down
+# by a third and more (more rows, each with its index entries and checks), and 64 takes 31
+# bytes a word in its rows alone. At most 256: a speaker code is one byte (see pack_speakers).
 SEGMENT_WORDS = 256
 
 SEGMENT_TABLE = "transcription_word_segments"

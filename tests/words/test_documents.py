@@ -388,6 +388,47 @@ async def test_languages_past_the_limit_start_the_map_again(
     assert len(transcriptions_module._CONFIG_OF) <= 3
 
 
+async def test_a_backfill_writes_its_configurations_in_name_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configuration new to the database is inserted (and locked until commit) by the first
+    statement holding it: across a create_many's statements the configurations come in name
+    order whatever the items' order, so two backfills of the same new languages in opposite
+    orders cannot deadlock."""
+    monkeypatch.setattr(transcriptions_module, "STATEMENT_SEGMENTS", 1)
+    sent: list[list[str]] = []
+    repository = type(store.transcriptions)
+    fetchval = repository._fetchval
+
+    async def recorded(self: Any, q: Any, *args: Any) -> Any:
+        if q.name == "write_word_segments":
+            sent.append(list(args[12]))
+        return await fetchval(self, q, *args)
+
+    monkeypatch.setattr(repository, "_fetchval", recorded)
+    job = await store.jobs.create({"job_type": "audio", "media_url": "s3://b/x"})
+    items = [
+        {
+            "job_id": job.id,
+            "provider": "p",
+            "text_content": "-",
+            "language": language,
+            "word_timestamps": timed(generated_words(random.Random(n), 300)),
+        }
+        for n, language in enumerate(["fr", "en", "ru", "de", "en"])
+    ]
+    await store.transcriptions.create_many(items)
+    configs = [config for statement in sent for config in statement]
+    assert len(sent) == 10  # two segments an item, one a statement
+    assert configs == sorted(configs)
+    assert set(configs) == {
+        "pg_catalog.english",
+        "pg_catalog.french",
+        "pg_catalog.german",
+        "pg_catalog.russian",
+    }
+
+
 async def test_a_create_cancelled_while_its_documents_are_made_leaves_nothing(
     store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
