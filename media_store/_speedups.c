@@ -948,6 +948,77 @@ leading_spaces(PyObject *module, PyObject *texts)
     return PyLong_FromSsize_t(count);
 }
 
+/* Words lo to hi (exclusive) of a segment's concatenated text and its big-endian int32
+ * lengths (media_store.words.segments._split); None for lengths that do not fit the text. */
+static PyObject *
+split_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyUnicode_CheckExact(args[0]) || !PyBytes_CheckExact(args[1]))
+        Py_RETURN_NONE;
+    PyObject *text = args[0];
+    Py_ssize_t lo = PyLong_AsSsize_t(args[2]), hi = PyLong_AsSsize_t(args[3]);
+    if ((lo == -1 || hi == -1) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyBytes_GET_SIZE(args[1]) / 4;
+    if (lo < 0 || hi < lo || hi > count)
+        Py_RETURN_NONE;
+    const unsigned char *lengths = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text), at = 0;
+    PyObject *out = PyList_New(hi - lo);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < hi; i++) {
+        const unsigned char *b = lengths + 4 * i;
+        int32_t length = (int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+                                   ((uint32_t)b[2] << 8) | (uint32_t)b[3]);
+        if (length < 0 || length > size - at) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        if (i >= lo) {
+            PyObject *word = PyUnicode_Substring(text, at, at + length);
+            if (word == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, i - lo, word);
+        }
+        at += length;
+    }
+    return out;
+}
+
+/* The indexes of the words (a list of str) that are in matched (a set). */
+static PyObject *
+marked_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyAnySet_Check(args[1]))
+        Py_RETURN_NONE;
+    PyObject *words = args[0], *matched = args[1];
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    if (PySet_GET_SIZE(matched) == 0)
+        return out;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+        int found = PySet_Contains(matched, PyList_GET_ITEM(words, i));
+        if (found < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (found) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(out, index) < 0) {
+                Py_XDECREF(index);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(index);
+        }
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
@@ -961,6 +1032,10 @@ static PyMethodDef methods[] = {
      "unknown_words(words, known) -> the words not in known, each once, in order"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,
      "segment_documents(words, segment_words, analyses) -> each segment's tsvector literal"},
+    {"split_words", (PyCFunction)(void (*)(void))split_words, METH_FASTCALL,
+     "split_words(text, lengths, lo, hi) -> words lo to hi of a segment, or None"},
+    {"marked_words", (PyCFunction)(void (*)(void))marked_words, METH_FASTCALL,
+     "marked_words(words, matched) -> the indexes of the words in matched"},
     {NULL, NULL, 0, NULL},
 };
 

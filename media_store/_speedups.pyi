@@ -54,3 +54,10 @@ def row_values(
 
 def leading_spaces(texts: list[Any], /) -> int | None:
     """How many of ``texts`` after the first begin with whitespace; None: not all str."""
+
+def split_words(text: str, lengths: bytes, lo: int, hi: int, /) -> list[str] | None:
+    """Words ``lo`` to ``hi`` (exclusive) of media_store.words.segments.split_words; None:
+    lengths that do not fit the text (the Python path decides)."""
+
+def marked_words(words: list[str], matched: set[str], /) -> list[int] | None:
+    """The indexes of ``words`` that are in ``matched``; None: not a list and a set."""

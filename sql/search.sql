@@ -9,10 +9,11 @@
 -- the GIN index always, whatever the statistics say).
 -- Filters: $3 job type, $4 job, $5 language (its code, or a code's family: 'en' also finds
 -- 'en-US'), $6 a speaker among the segment's words. Each segment comes with its words (the
--- columns of list_word_segments), its configuration and the query made in it.
+-- columns of list_word_segments but the confidences, which a hit does not show), its
+-- configuration and the query made in it.
 SELECT p.job_id, p.transcription_id, p.seq, p.rank, p.config::text AS config,
        p.query::text AS query,
-       s.words, s.word_lengths, s.starts, s.ends, s.confidences, s.speakers
+       s.words, s.word_lengths, s.starts, s.ends, s.speakers
 FROM media_store_search_segments($1::text[], $2::text[], $3::text, $4::uuid, $5::text,
                                  $6::text, $7::real, $8::uuid, $9::uuid, $10::int, $11::int)
          AS p,

@@ -23,9 +23,10 @@ from media_store.words.search import (
     decode_cursor,
     encode_cursor,
     hit_of,
+    marked_words,
     parse_query,
 )
-from media_store.words.segments import WORD_COLUMNS, segments_words
+from media_store.words.segments import split_words, unpack_floats, unpack_speakers
 from media_store.words.timestamps import MAX_SPEAKER_LENGTH
 
 # The lexemes of the words hits are placed with, read once per process (see Lexicon).
@@ -44,7 +45,11 @@ _SEARCH = query(
         ("rank", float),
         ("config", str),
         ("query", str),
-        *WORD_COLUMNS,
+        ("words", str),
+        ("word_lengths", bytes),
+        ("starts", bytes),
+        ("ends", bytes),
+        ("speakers", bytes | None),
     ],
     params=(
         list[str],
@@ -130,25 +135,39 @@ class TranscriptionSearch(Repository):
             *cursor,
             count,
         )
-        decoded = [segments_words([row]) for row in rows]
+        # Each segment's words only (no times yet: most of a segment's words are no hit's).
+        segment_words = [split_words(row["words"], row["word_lengths"]) for row in rows]
         term_texts = Terms.texts(kinds, texts)
-        distinct: dict[str, set[str]] = {}
-        for row, words in zip(rows, decoded, strict=True):
-            distinct.setdefault(row["config"], set(term_texts)).update(words.words)
-        views = await self._learn(distinct)
+        seen: dict[str, list[str]] = {}
+        for row, words in zip(rows, segment_words, strict=True):
+            seen.setdefault(row["config"], list(term_texts)).extend(words)
+        views = await self._learn(seen)
         hits: list[SearchHit] = []
         matching: dict[str, set[str]] = {}
         terms: dict[str, Terms] = {}
-        for config, words_seen in distinct.items():
+        for config, words_seen in seen.items():
             lexemes = views[config]
             terms[config] = Terms(kinds, texts, {t: lexemes[t] for t in term_texts})
-            matching[config] = terms[config].matching(words_seen, lexemes)
-        for row, words in zip(rows, decoded, strict=True):
+            matching[config] = terms[config].matching(set(words_seen), lexemes)
+        for row, words in zip(rows, segment_words, strict=True):
             config = row["config"]
             lexemes, matched = views[config], matching[config]
-            marked = [i for i, word in enumerate(words.words) if word in matched]
-            runs = terms[config].occurrences(marked, {i: lexemes[words.words[i]] for i in marked})
-            hit = hit_of(row["job_id"], row["transcription_id"], row["rank"], words, runs, speaker)
+            marked = marked_words(words, matched)
+            runs = terms[config].occurrences(marked, {i: lexemes[words[i]] for i in marked})
+            if not runs:
+                continue
+            speakers = row["speakers"]
+            hit = hit_of(
+                row["job_id"],
+                row["transcription_id"],
+                row["rank"],
+                words,
+                unpack_floats(row["starts"]),
+                unpack_floats(row["ends"]),
+                None if speakers is None else unpack_speakers(speakers),
+                runs,
+                speaker,
+            )
             if hit is not None:
                 hits.append(hit)
         following = None
@@ -160,9 +179,9 @@ class TranscriptionSearch(Repository):
         return SearchPage(hits=hits, next=following)
 
     async def _learn(
-        self, distinct: dict[str, set[str]]
+        self, distinct: dict[str, list[str]]
     ) -> dict[str, Mapping[str, frozenset[str]]]:
-        """The lexemes of the words of each configuration (``distinct``): those
+        """The lexemes of the words of each configuration (``distinct``, in any number): those
         :data:`_LEXICON` does not know yet read in one statement and added to it."""
         before = {config: _LEXICON.of(config) for config in distinct}
         generation = _LEXICON.generation

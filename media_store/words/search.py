@@ -34,10 +34,10 @@ from media_store._compiled import compiled
 from media_store.errors import ValidationError
 from media_store.models.fields import Row, shown
 from media_store.words.captions import join_words
-from media_store.words.timestamps import Words
 
 # The compiled ConfigWords.missing, or None.
 _unknown_words: Callable[[list[str], dict[str, Any]], list[str]] | None = compiled("unknown_words")
+_marked_words: Callable[[list[str], set[str]], list[int] | None] | None = compiled("marked_words")
 
 TermKind: TypeAlias = Literal["word", "phrase", "prefix"]
 
@@ -229,7 +229,7 @@ class Terms:
         included), given each word's ``lexemes``: the words a segment's hit is placed on, each
         such word or run of words then checked by :meth:`occurrences`."""
         wanted, prefixes = self._lexemes, self._prefixes
-        found = {word for word in words if lexemes[word] & wanted}
+        found = {word for word in words if not lexemes[word].isdisjoint(wanted)}
         if prefixes:
             found.update(
                 word
@@ -294,34 +294,46 @@ def _trimmed(phrase: list[frozenset[str]]) -> list[frozenset[str]]:
     return phrase[lo:hi]
 
 
+def marked_words(words: list[str], matched: set[str]) -> list[int]:
+    """The indexes of those of a segment's ``words`` that are in ``matched``."""
+    if _marked_words is not None:
+        marked = _marked_words(words, matched)
+        if marked is not None:
+            return marked
+    return [i for i, word in enumerate(words) if word in matched]
+
+
 def hit_of(
     job_id: uuid.UUID,
     transcription_id: uuid.UUID,
     rank: float,
-    words: Words,
+    words: list[str],
+    starts: list[float],
+    ends: list[float],
+    speakers: list[str | None] | None,
     runs: list[tuple[int, int]],
     speaker: str | None,
 ) -> SearchHit | None:
-    """The hit of one segment's ``words`` and its matched ``runs``; with ``speaker``, only
-    the runs whose first word is that speaker's (None when none is)."""
+    """The hit of one segment's words (its columns) and their matched ``runs``; with
+    ``speaker``, only the runs whose first word is that speaker's (None when none is)."""
     if speaker is not None:
-        spoken = words.speakers or []
+        spoken = speakers or []
         runs = [r for r in runs if r[0] < len(spoken) and spoken[r[0]] == speaker]
     if not runs:
         return None
     first, last = runs[0]
     lo = max(0, first - SNIPPET_WORDS)
-    hi = min(len(words.words), last + 1 + SNIPPET_WORDS)
+    hi = min(len(words), last + 1 + SNIPPET_WORDS)
     return SearchHit(
         transcription_id=transcription_id,
         job_id=job_id,
-        start=words.starts[first],
-        end=max(words.ends[first : last + 1]),
-        speaker=None if words.speakers is None else words.speakers[first],
-        text=join_words(words.words[first : last + 1]),
-        snippet=join_words(words.words[lo:hi]),
+        start=starts[first],
+        end=max(ends[first : last + 1]),
+        speaker=None if speakers is None else speakers[first],
+        text=join_words(words[first : last + 1]),
+        snippet=join_words(words[lo:hi]),
         rank=rank,
-        matches=[(words.starts[a], max(words.ends[a : b + 1])) for a, b in runs],
+        matches=[(starts[a], max(ends[a : b + 1])) for a, b in runs],
     )
 
 

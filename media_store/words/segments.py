@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from media_store._compiled import compiled
 from media_store.words.timestamps import SpeakerCodes, Words, concat, none_if_empty
 
 # Words a storage segment holds at most. A 60-second window of speech (150-250 words) touches
@@ -96,8 +97,16 @@ def split_words(text: str, lengths: bytes) -> list[str]:
     return _split(text, lengths, 0, len(lengths) // 4)
 
 
+# The compiled _split (a slice a word, no list of offsets made), or None.
+_compiled_split: Any = compiled("split_words")
+
+
 def _split(text: str, lengths: bytes, lo: int, hi: int) -> list[str]:
     """Words ``lo`` to ``hi`` (exclusive) of :func:`split_words`; only those are sliced."""
+    if _compiled_split is not None:
+        words: list[str] | None = _compiled_split(text, lengths, lo, hi)
+        if words is not None:
+            return words
     unpacked = array("i")
     unpacked.frombytes(lengths[: 4 * hi])
     if _SWAP:

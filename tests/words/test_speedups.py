@@ -405,6 +405,46 @@ def test_unknown_words_are_the_python_paths(words: list[str], known: set[str]) -
     assert search_module._unknown_words is not None
 
 
+# --- the readers: a segment's words, and the words a search hit is placed on -------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(st.sampled_from("ab ,日😀\x85"), max_size=5), max_size=30),
+    st.data(),
+)
+def test_split_words_is_the_python_paths(words: list[str], data: st.DataObject) -> None:
+    from media_store.words import segments
+
+    text, lengths = "".join(words), pack_lengths(words)
+    lo = data.draw(st.integers(0, len(words)))
+    hi = data.draw(st.integers(lo, len(words)))
+    compiled = segments._compiled_split
+    assert compiled is not None
+    assert segments._split(text, lengths, lo, hi) == words[lo:hi]
+    segments._compiled_split = None
+    try:
+        assert segments._split(text, lengths, lo, hi) == words[lo:hi]
+    finally:
+        segments._compiled_split = compiled
+    # Lengths that do not fit the text (past its end, negative): the Python path decides.
+    assert compiled(text, lengths + pack_lengths(["x"]), 0, len(words) + 1) is None
+    assert compiled(text, b"\xff\xff\xff\xff", 0, 1) is None
+    assert compiled(text, lengths, 0, len(words) + 1) is None  # past the lengths given
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", " b", "c,", "日", "😀"]), max_size=40),
+    st.sets(st.sampled_from(["a", " b", "日", "x"])),
+)
+def test_marked_words_are_the_python_paths(words: list[str], matched: set[str]) -> None:
+    expected = [i for i, word in enumerate(words) if word in matched]
+    assert search_module._marked_words is not None
+    assert search_module.marked_words(words, matched) == expected
+    assert search_module._marked_words(tuple(words), matched) is None  # type: ignore[arg-type]
+
+
 # --- the importer's test of words written with their leading space ------------------------------
 
 SPACES = st.sampled_from([" ", "\t", "\n", "\x1c", "\x85", "\xa0", "\u2003", "\u3000"])
