@@ -512,7 +512,7 @@ def _word_columns(
 _CONFIDENCE_TYPES = {float, type(None)}
 
 
-def _label(value: str | int | None | _Unset) -> str | None:
+def _label(value: str | int | _Unset | None) -> str | None:
     if value is UNSET:
         return None
     return str(value) if type(value) is int else value  # type: ignore[return-value]
