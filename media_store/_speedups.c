@@ -957,8 +957,10 @@ split_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     PyObject *text = args[0];
     Py_ssize_t lo = PyLong_AsSsize_t(args[2]), hi = PyLong_AsSsize_t(args[3]);
-    if ((lo == -1 || hi == -1) && PyErr_Occurred())
-        return NULL;
+    if ((lo == -1 || hi == -1) && PyErr_Occurred()) {
+        PyErr_Clear(); /* not an index: the Python path decides */
+        Py_RETURN_NONE;
+    }
     Py_ssize_t count = PyBytes_GET_SIZE(args[1]) / 4;
     if (lo < 0 || hi < lo || hi > count)
         Py_RETURN_NONE;
@@ -988,18 +990,21 @@ split_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
-/* The indexes of the words (a list of str) that are in matched (a set). */
+/* The indexes of the words (a list of str) that are in matched (a set); None for anything
+ * else (a word not a str: the Python path decides). A str's hash and equality run no Python
+ * code, so the list cannot change under the loop. */
 static PyObject *
 marked_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyAnySet_Check(args[1]))
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PySet_CheckExact(args[1]))
         Py_RETURN_NONE;
     PyObject *words = args[0], *matched = args[1];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++)
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(words, i)))
+            Py_RETURN_NONE;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
-    if (PySet_GET_SIZE(matched) == 0)
-        return out;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
         int found = PySet_Contains(matched, PyList_GET_ITEM(words, i));
         if (found < 0) {

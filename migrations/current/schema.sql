@@ -866,7 +866,7 @@ CREATE TABLE transcription_word_search (
 );
 
 -- Its pending list (fastupdate) merged past 1 MB rather than the server's 4 MB: every search
--- reads the whole list (migrations/0018).
+-- reads the whole list. [0016, 0018]
 CREATE INDEX transcription_word_search_document ON transcription_word_search
     USING gin (document) WITH (gin_pending_list_limit = 1024);
 

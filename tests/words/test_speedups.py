@@ -431,6 +431,7 @@ def test_split_words_is_the_python_paths(words: list[str], data: st.DataObject) 
     assert compiled(text, lengths + pack_lengths(["x"]), 0, len(words) + 1) is None
     assert compiled(text, b"\xff\xff\xff\xff", 0, 1) is None
     assert compiled(text, lengths, 0, len(words) + 1) is None  # past the lengths given
+    assert compiled(text, lengths, 2**70, 2**70) is None  # not an index
 
 
 @settings(max_examples=200, deadline=None)
@@ -443,6 +444,9 @@ def test_marked_words_are_the_python_paths(words: list[str], matched: set[str]) 
     assert search_module._marked_words is not None
     assert search_module.marked_words(words, matched) == expected
     assert search_module._marked_words(tuple(words), matched) is None  # type: ignore[arg-type]
+    # A word not a str (its hash or equality may run Python code): the Python path decides.
+    assert search_module._marked_words([*words, 1], matched) is None  # type: ignore[list-item]
+    assert search_module.marked_words([*words, 1], matched) == expected  # type: ignore[list-item]
 
 
 # --- the importer's test of words written with their leading space ------------------------------
