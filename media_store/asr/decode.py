@@ -487,9 +487,7 @@ def _word_columns(
     texts = list(map(attrgetter(text), words)) if isinstance(text, str) else text
     starts = list(map(_START, words))
     ends = list(map(_END, words))
-    confidences = list(map(attrgetter(confidence), words))
-    if not set(map(type, confidences)) <= _CONFIDENCE_TYPES:  # one absent: a pass to None it
-        confidences = [None if c is UNSET else c for c in confidences]
+    confidences = [None if c is UNSET else c for c in map(attrgetter(confidence), words)]
     if not set(map(type, texts)) <= {str} or not set(map(type, starts + ends)) <= {float}:
         raise _NotPlain  # an untimed word (the untimed policy), a missing text
     if not math.isfinite(sum(starts) + sum(ends)):
@@ -497,24 +495,16 @@ def _word_columns(
     _check_confidences(confidences)
     speakers: list[str | None] | None = None
     if speaker is not None:
-        labels = list(map(attrgetter(speaker), words))
-        kinds = set(map(type, labels))
-        if not kinds <= {str, int, type(None), _Unset}:
-            raise _NotPlain
-        if kinds - {type(None), _Unset}:  # one label at least
-            if kinds & {int, _Unset}:  # an int as its decimal string; absent: None
-                names = {label: _label(label) for label in set(labels)}
-                labels = list(map(names.__getitem__, labels))
-            speakers = labels
+        labels = [None if s is UNSET else s for s in map(attrgetter(speaker), words)]
+        if labels.count(None) != len(labels):
+            kinds = set(map(type, labels))
+            if not kinds <= {str, int, type(None)}:
+                raise _NotPlain
+            speakers = labels if int not in kinds else [_label(s) for s in labels]
     return texts, starts, ends, confidences, speakers
 
 
-_CONFIDENCE_TYPES = {float, type(None)}
-
-
-def _label(value: str | int | _Unset | None) -> str | None:
-    if value is UNSET:
-        return None
+def _label(value: str | int | None) -> str | None:
     return str(value) if type(value) is int else value  # type: ignore[return-value]
 
 

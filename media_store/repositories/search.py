@@ -26,7 +26,12 @@ from media_store.words.search import (
     marked_words,
     parse_query,
 )
-from media_store.words.segments import split_words, unpack_floats, unpack_speakers
+from media_store.words.segments import (
+    WORD_COLUMNS,
+    split_words,
+    unpack_floats,
+    unpack_speakers,
+)
 from media_store.words.timestamps import MAX_SPEAKER_LENGTH
 
 # The lexemes of the words hits are placed with, read once per process (see Lexicon).
@@ -45,11 +50,8 @@ _SEARCH = query(
         ("rank", float),
         ("config", str),
         ("query", str),
-        ("words", str),
-        ("word_lengths", bytes),
-        ("starts", bytes),
-        ("ends", bytes),
-        ("speakers", bytes | None),
+        # A segment's columns but its confidences, which a hit does not show.
+        *(column for column in WORD_COLUMNS if column[0] != "confidences"),
     ],
     params=(
         list[str],
@@ -178,16 +180,14 @@ class TranscriptionSearch(Repository):
             )
         return SearchPage(hits=hits, next=following)
 
-    async def _learn(
-        self, distinct: dict[str, list[str]]
-    ) -> dict[str, Mapping[str, frozenset[str]]]:
-        """The lexemes of the words of each configuration (``distinct``, in any number): those
+    async def _learn(self, seen: dict[str, list[str]]) -> dict[str, Mapping[str, frozenset[str]]]:
+        """The lexemes of the words ``seen`` in each configuration (repeats and all): those
         :data:`_LEXICON` does not know yet read in one statement and added to it."""
-        before = {config: _LEXICON.of(config) for config in distinct}
+        before = {config: _LEXICON.of(config) for config in seen}
         generation = _LEXICON.generation
         configs: list[str] = []
         missing: list[str] = []
-        for config, words in distinct.items():
+        for config, words in seen.items():
             unknown = _LEXICON.missing(config, words)
             configs += [config] * len(unknown)
             missing += unknown

@@ -21,7 +21,7 @@ import sys
 import uuid
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, TypeAlias
@@ -98,13 +98,13 @@ def split_words(text: str, lengths: bytes) -> list[str]:
 
 
 # The compiled _split (a slice a word, no list of offsets made), or None.
-_compiled_split: Any = compiled("split_words")
+_compiled_split: Callable[[str, bytes, int, int], list[str] | None] | None = compiled("split_words")
 
 
 def _split(text: str, lengths: bytes, lo: int, hi: int) -> list[str]:
     """Words ``lo`` to ``hi`` (exclusive) of :func:`split_words`; only those are sliced."""
     if _compiled_split is not None:
-        words: list[str] | None = _compiled_split(text, lengths, lo, hi)
+        words = _compiled_split(text, lengths, lo, hi)
         if words is not None:
             return words
     unpacked = array("i")
