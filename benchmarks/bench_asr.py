@@ -24,11 +24,11 @@ Contenders, each timed per transcript, one call per transcript:
 
 Then the import command (issue 21, item 3): ``media-store import`` of each engine's directory
 of its :data:`DISTINCT` files (``import_files``, into a job made before the clock), against
-the plainest import of the same files: each file read and ``orjson.loads`` in the clock, its
-words COPYed as plain rows. That limit is reported twice: with the rows built before the
-clock (``parse + COPY alone``: it leaves out getting the words out of the payload, the
-issue's limit) and with the adapter and the tuples in the clock (``parse + adapt + rows +
-COPY``: the same work as the import). The three take turns file set by file set.
+the plainest import of the same files (the issue's limit): each file read, ``orjson.loads``,
+its words made plain rows by one comprehension over the parsed objects (:data:`PLAIN_ROWS`:
+each engine's units to seconds, nothing checked), COPYed, all in the clock. Reported too, as
+a stricter bound: the same with the rows built before the clock (``parse + COPY alone``: it
+leaves out getting the words out of the payload). The three take turns file set by file set.
 
 All contenders take turns transcript by transcript, the engines' order rotating and each
 engine's store and limit side by side (which goes first alternating), so that a burst of load
@@ -548,6 +548,143 @@ def limit_tuples(words: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
+# --- the plainest import: each engine's words as plain rows, straight from orjson's objects --
+
+
+def _whisper_rows(segments: Any, text: str, confidence: str, speaker: str | None = None) -> Rows:
+    tid = uuid.uuid4()
+    return [
+        (tid, w[text], w["start"], w["end"], w[confidence], w.get(speaker) if speaker else None)
+        for segment in segments
+        for w in segment["words"]
+    ]
+
+
+def _cpp_rows(p: Any) -> Rows:
+    tid = uuid.uuid4()
+    rows = []
+    for e in p["transcription"]:
+        ps = [t["p"] for t in e["tokens"]]
+        rows.append(
+            (
+                tid,
+                e["text"],
+                e["offsets"]["from"] / 1000,
+                e["offsets"]["to"] / 1000,
+                sum(ps) / len(ps) if ps else None,
+                None,
+            )
+        )
+    return rows
+
+
+def _aws_rows(p: Any) -> Rows:
+    tid = uuid.uuid4()
+    rows: Rows = []
+    for item in p["results"]["items"]:
+        alternative = item["alternatives"][0]
+        if item["type"] == "punctuation":  # glued to the word before it
+            last = rows[-1]
+            rows[-1] = (tid, last[1] + alternative["content"], *last[2:])
+        else:
+            rows.append(
+                (
+                    tid,
+                    alternative["content"],
+                    float(item["start_time"]),
+                    float(item["end_time"]),
+                    float(alternative["confidence"]),
+                    item.get("speaker_label"),
+                )
+            )
+    return rows
+
+
+def _google_rows(p: Any) -> Rows:
+    tid = uuid.uuid4()
+    words = p["results"][-1]["alternatives"][0]["words"]  # diarized: every word, tagged
+    return [
+        (
+            tid,
+            w["word"],
+            float(w["startTime"][:-1]),
+            float(w["endTime"][:-1]),
+            w.get("confidence"),
+            str(w["speakerTag"]),
+        )
+        for w in words
+    ]
+
+
+def _watson_rows(p: Any) -> Rows:
+    tid = uuid.uuid4()
+    speakers = {label["from"]: str(label["speaker"]) for label in p["speaker_labels"]}
+    return [
+        (tid, t[0], t[1], t[2], c[1], speakers.get(t[1]))
+        for result in p["results"]
+        for t, c in zip(
+            result["alternatives"][0]["timestamps"],
+            result["alternatives"][0]["word_confidence"],
+            strict=True,
+        )
+    ]
+
+
+Rows = list[tuple[Any, ...]]
+# Per engine, the rows a user writing the import by hand would build from ``orjson.loads``'s
+# objects: one comprehension over the words, each engine's units turned to seconds, no check.
+PLAIN_ROWS: dict[str, Callable[[Any], Rows]] = {
+    "openai-whisper": lambda p: _whisper_rows(p["segments"], "word", "probability"),
+    "faster-whisper": lambda p: _whisper_rows(p, "word", "probability"),
+    "whisper-timestamped": lambda p: _whisper_rows(p["segments"], "text", "confidence"),
+    "whisperx": lambda p: _whisper_rows(p["segments"], "word", "score", "speaker"),
+    "whisper.cpp": _cpp_rows,
+    "vosk": lambda p: [
+        (tid, w["word"], w["start"], w["end"], w["conf"], None)
+        for tid in [uuid.uuid4()]
+        for r in p
+        for w in r["result"]
+    ],
+    "deepgram": lambda p: [
+        (tid, w["punctuated_word"], w["start"], w["end"], w["confidence"], str(w["speaker"]))
+        for tid in [uuid.uuid4()]
+        for w in p["results"]["channels"][0]["alternatives"][0]["words"]
+    ],
+    "assemblyai": lambda p: [
+        (tid, w["text"], w["start"] / 1000, w["end"] / 1000, w["confidence"], w["speaker"])
+        for tid in [uuid.uuid4()]
+        for w in p["words"]
+    ],
+    "aws-transcribe": _aws_rows,
+    "google-stt": _google_rows,
+    "azure-speech": lambda p: [
+        (
+            tid,
+            w["Word"],
+            w["Offset"] / 10_000_000,
+            (w["Offset"] + w["Duration"]) / 10_000_000,
+            w["Confidence"],
+            None,
+        )
+        for tid in [uuid.uuid4()]
+        for r in p
+        for w in r["NBest"][0]["Words"]
+    ],
+    "ibm-watson": _watson_rows,
+}
+
+
+def check_plain(engine: str, rows: Rows, words: Sequence[Mapping[str, Any]]) -> None:
+    """The plainest import's rows hold the words the adapter gives (texts up to the leading
+    space, times, confidences, speakers up to their form)."""
+    assert len(rows) == len(words), (engine, len(rows), len(words))
+    for row, w in zip(rows, words, strict=True):
+        assert row[1].strip() == w["word"].strip(), (engine, row, w)
+        assert (row[2], row[3]) == (w["start"], w["end"]), (engine, row, w)
+        assert row[4] == w.get("confidence"), (engine, row, w)
+        assert (row[5] is None) == (w.get("speaker") is None), (engine, row, w)
+
+
 @dataclass(slots=True)
 class Times:
     parse: float = 0.0
@@ -627,7 +764,7 @@ async def run_round(
 
 IMPORT = "import"
 IMPORT_PARSE_COPY = "parse + COPY alone"
-IMPORT_SAME_WORK = "parse + adapt + rows + COPY"
+IMPORT_PLAIN = "plainest import"
 
 
 def write_files(folder: Path, blobs: dict[str, list[bytes]]) -> dict[str, Path]:
@@ -651,7 +788,7 @@ async def import_round(
     rows from the payload (the adapter, then tuples) in the clock."""
     quiet = Console(file=io.StringIO(), width=120)
     seconds = {
-        name: dict.fromkeys((IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK), 0.0) for name in RENDER
+        name: dict.fromkeys((IMPORT, IMPORT_PARSE_COPY, IMPORT_PLAIN), 0.0) for name in RENDER
     }
     async with contextlib.AsyncExitStack() as stack:
         store_url = await stack.enter_async_context(fresh_database(server_url))
@@ -669,7 +806,7 @@ async def import_round(
         files = {name: sorted(folders[name].iterdir()) for name in names}
         for i in range(IMPORTS):
             shift = (i * 5 + round_ * 3) % len(names)
-            kinds = [IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK]
+            kinds = [IMPORT, IMPORT_PARSE_COPY, IMPORT_PLAIN]
             turn = (i + round_) % len(kinds)
             kinds = kinds[turn:] + kinds[:turn]
             for name in names[shift:] + names[:shift]:
@@ -695,11 +832,10 @@ async def import_round(
                                 )
                         del prepared
                     else:
+                        rows_of = PLAIN_ROWS[name]
                         with Timer() as t:
                             for path in files[name]:
-                                records = limit_tuples(
-                                    list(words_from(name, orjson.loads(path.read_bytes())))
-                                )
+                                records = rows_of(orjson.loads(path.read_bytes()))
                                 await conn.copy_records_to_table(
                                     table(name), records=records, columns=LIMIT_COLUMNS
                                 )
@@ -719,6 +855,8 @@ async def main(server_url: str) -> None:
         blobs[name] = [orjson.dumps(render(base)) for base in bases]
         for blob, base in zip(blobs[name], bases, strict=True):
             check(name, adapt(name, blob), base)
+            if name in PLAIN_ROWS:
+                check_plain(name, PLAIN_ROWS[name](orjson.loads(blob)), adapt(name, blob))
     # Only the JSON bytes stay in memory, as in bench_words: parsed words kept alive between
     # calls would make every garbage collection in the timed code walk them all.
     del bases
@@ -805,13 +943,13 @@ async def main(server_url: str) -> None:
         engines[name]["import"] = {
             "words_per_s": {
                 kind: file_words / median([r[kind] for r in per_round])
-                for kind in (IMPORT, IMPORT_PARSE_COPY, IMPORT_SAME_WORK)
+                for kind in (IMPORT, IMPORT_PARSE_COPY, IMPORT_PLAIN)
             },
             "ratios": {
                 "import_vs_parse_copy": median(
                     [r[IMPORT_PARSE_COPY] / r[IMPORT] for r in per_round]
                 ),
-                "import_vs_same_work": median([r[IMPORT_SAME_WORK] / r[IMPORT] for r in per_round]),
+                "import_vs_plainest": median([r[IMPORT_PLAIN] / r[IMPORT] for r in per_round]),
             },
         }
     print_table(
@@ -822,36 +960,47 @@ async def main(server_url: str) -> None:
             "engine",
             "import",
             IMPORT_PARSE_COPY,
-            IMPORT_SAME_WORK,
+            IMPORT_PLAIN,
+            "vs plainest",
             "vs parse+COPY",
-            "vs same work",
         ],
         [
             [
                 name,
                 engines[name]["import"]["words_per_s"][IMPORT],
                 engines[name]["import"]["words_per_s"][IMPORT_PARSE_COPY],
-                engines[name]["import"]["words_per_s"][IMPORT_SAME_WORK],
+                engines[name]["import"]["words_per_s"][IMPORT_PLAIN],
+                engines[name]["import"]["ratios"]["import_vs_plainest"],
                 engines[name]["import"]["ratios"]["import_vs_parse_copy"],
-                engines[name]["import"]["ratios"]["import_vs_same_work"],
             ]
             for name in RENDER
         ],
     )
     print(
         "  import: media_store.cli.importer.import_files of the engine's directory into a"
-        " fresh job (read,\n  parse, detect, adapt, repair checks, one transaction a file with"
-        " its asset, the summary).\n  parse + COPY alone: each file read and orjson.loads"
-        " in the clock, then the COPY of its words as plain\n  rows built before the clock"
-        " (it leaves out getting the words out of the payload); parse + adapt +\n  rows +"
-        " COPY: the same with words_from and the tuples in the clock (the same work)."
+        " fresh job (read,\n  hash, re-import check, parse, adapt, repair checks, one"
+        " transaction a file with its asset and\n  its words' search documents, the summary)."
+        "\n  plainest import: each file read, orjson.loads, the words as plain rows by one"
+        " comprehension\n  over the parsed objects (units to seconds, no check), COPY: the"
+        " issue's limit, all in the clock.\n  parse + COPY alone: the same with the rows"
+        " built before the clock (it leaves out getting the\n  words out of the payload):"
+        " a stricter bound, reported."
     )
-    import_worst = min(engines[name]["import"]["ratios"]["import_vs_parse_copy"] for name in RENDER)
+
+    def worst(ratio: str) -> tuple[str, float]:
+        name = min(RENDER, key=lambda n: engines[n]["import"]["ratios"][ratio])
+        return name, engines[name]["import"]["ratios"][ratio]
+
     generic_ratio = engines[GENERIC]["ratios"]["store_vs_limit"]
     met = judge("generic path (plain dicts) vs its limit", generic_ratio, TARGET_VS_LIMIT)
-    worst_engine = min(RENDER, key=lambda n: engines[n]["import"]["ratios"]["import_vs_parse_copy"])
-    print(f"  worst import: {worst_engine}")
-    judge("import vs parse + COPY, worst engine", import_worst, TARGET_IMPORT_VS_LIMIT)
+    worst_engine, import_worst = worst("import_vs_plainest")
+    print(f"  worst import vs the plainest import: {worst_engine}")
+    judge("import vs the plainest import, worst engine", import_worst, TARGET_IMPORT_VS_LIMIT)
+    strict_engine, strict_worst = worst("import_vs_parse_copy")
+    print(
+        f"  worst import vs parse + COPY of prebuilt rows (stricter, not the target):"
+        f" {strict_engine} {strict_worst:.2f}"
+    )
     write_results(
         "asr",
         {
@@ -861,7 +1010,7 @@ async def main(server_url: str) -> None:
             "engines": engines,
             "targets": {
                 f"generic_store_vs_limit>={TARGET_VS_LIMIT}": met,
-                f"import_vs_parse_copy>={TARGET_IMPORT_VS_LIMIT} (every engine)": import_worst
+                f"import_vs_plainest>={TARGET_IMPORT_VS_LIMIT} (every engine)": import_worst
                 >= TARGET_IMPORT_VS_LIMIT,
             },
         },

@@ -1024,6 +1024,292 @@ marked_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* An attribute of a decoded word: a new reference, or NULL with the error cleared (a
+ * struct without it: the Python path decides). */
+static PyObject *
+word_attr(PyObject *word, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(word, name);
+    if (value == NULL)
+        PyErr_Clear();
+    return value;
+}
+
+/* A whole count of a unit (an int, not a bool) of at most ``limit`` either way, as a double
+ * (exact: the caller's limit is within 2**53); 0 when it is not one. */
+static int
+whole_count(PyObject *value, long long limit, double *out)
+{
+    if (value == NULL || !PyLong_CheckExact(value))
+        return 0;
+    int overflow = 0;
+    long long count = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (count == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (count > limit || count < -limit)
+        return 0;
+    *out = (double)count;
+    return 1;
+}
+
+/* A protobuf Duration's JSON text (``"12.300s"``: ASCII digits, maybe a point and 1 to 9
+ * digits, then "s") as seconds, converted as float() converts the digits; 0 when the text is
+ * not one or its value is not finite (units.duration_text and decode._seconds decide). */
+static int
+duration_text(PyObject *value, double *out)
+{
+    if (value == NULL || !PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    const char *text = (const char *)PyUnicode_DATA(value);
+    Py_ssize_t i = 0, digits = 0, decimals = -1;
+    char buffer[64];
+    while (i < n && text[i] >= '0' && text[i] <= '9')
+        i++, digits++;
+    if (i < n && text[i] == '.') {
+        i++;
+        decimals = 0;
+        while (i < n && text[i] >= '0' && text[i] <= '9')
+            i++, decimals++;
+    }
+    if (digits == 0 || decimals == 0 || decimals > 9 || i != n - 1 || text[i] != 's' ||
+        n > (Py_ssize_t)sizeof(buffer))
+        return 0;
+    memcpy(buffer, text, (size_t)(n - 1));
+    buffer[n - 1] = '\0';
+    double seconds = PyOS_string_to_double(buffer, NULL, NULL);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!isfinite(seconds))
+        return 0;
+    *out = seconds;
+    return 1;
+}
+
+/* How a struct holds its times: seconds as floats in ``start`` and ``end`` (names NULL);
+ * whole counts of 1/per_second in two named fields, the second an end or a duration; or
+ * (per_second 0) protobuf Duration texts in two named fields. */
+typedef struct {
+    PyObject *start_name, *end_name;
+    double per_second;
+    int duration;
+    long long limit;
+} Times;
+
+/* The start and end of ``word`` in seconds as new float objects; 0 when off that shape. */
+static int
+word_times(PyObject *word, const Times *times, PyObject **start, PyObject **end)
+{
+    *start = *end = NULL;
+    if (times->start_name == NULL) {
+        *start = word_attr(word, k_start);
+        *end = word_attr(word, k_end);
+        if (*start != NULL && *end != NULL && PyFloat_CheckExact(*start) &&
+            PyFloat_CheckExact(*end) && isfinite(PyFloat_AS_DOUBLE(*start)) &&
+            isfinite(PyFloat_AS_DOUBLE(*end)))
+            return 1;
+    }
+    else {
+        PyObject *a = word_attr(word, times->start_name);
+        PyObject *b = word_attr(word, times->end_name);
+        double first, second;
+        int ok;
+        if (times->per_second == 0.0) {
+            ok = duration_text(a, &first) && duration_text(b, &second);
+            if (ok) {
+                *start = PyFloat_FromDouble(first);
+                *end = PyFloat_FromDouble(second);
+            }
+        }
+        else {
+            ok = whole_count(a, times->limit, &first) && whole_count(b, times->limit, &second);
+            if (ok) {
+                /* A sum of two counts within 2**52 is exact; one division, correctly
+                 * rounded, as Python divides two ints in that range. */
+                *start = PyFloat_FromDouble(first / times->per_second);
+                *end = PyFloat_FromDouble((times->duration ? first + second : second) /
+                                          times->per_second);
+            }
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (ok) {
+            if (*start != NULL && *end != NULL)
+                return 1;
+            PyErr_Clear();
+        }
+    }
+    Py_CLEAR(*start);
+    Py_CLEAR(*end);
+    return 0;
+}
+
+/* media_store.asr.decode._word_columns (and the adapters' whole-unit forms) of decoded word
+ * structs, in one pass: (texts, starts, ends, confidences, speakers), or None for words off
+ * the plain shape (a text not a str, a time not a float or not finite, a count out of range,
+ * a confidence outside [0, 1], a speaker neither str nor int): the Python original then
+ * decides. Arguments: the words (a list), the text's attribute name or the texts (a list as
+ * long as the words), the confidence's attribute name, the speaker's attribute name or None,
+ * msgspec.UNSET (an absent field), and the times: None (floats in start and end) or
+ * (start name, end or duration name, units a second, whether a duration, largest count),
+ * units a second 0 for protobuf Duration texts. */
+static PyObject *
+struct_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyList_CheckExact(args[0]) || !PyUnicode_CheckExact(args[2]) ||
+        !(args[3] == Py_None || PyUnicode_CheckExact(args[3])))
+        Py_RETURN_NONE;
+    PyObject *words = args[0], *text = args[1], *confidence = args[2], *speaker = args[3];
+    PyObject *unset = args[4];
+    Times times = {NULL, NULL, 1.0, 0, 0};
+    if (args[5] != Py_None) {
+        long long per_second;
+        int duration;
+        if (!PyArg_ParseTuple(args[5], "UULpL", &times.start_name, &times.end_name,
+                              &per_second, &duration, &times.limit)) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (per_second < 0 || times.limit < 0 || times.limit > (1LL << 52))
+            Py_RETURN_NONE;
+        times.per_second = (double)per_second;
+        times.duration = duration;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(words);
+    int given = PyList_CheckExact(text);
+    if (given ? PyList_GET_SIZE(text) != n : !PyUnicode_CheckExact(text))
+        Py_RETURN_NONE;
+    PyObject *texts = given ? Py_NewRef(text) : list_of_none(n);
+    PyObject *starts = list_of_none(n), *ends = list_of_none(n);
+    PyObject *confidences = list_of_none(n);
+    PyObject *speakers = speaker == Py_None ? NULL : list_of_none(n);
+    PyObject *result = NULL;
+    int any_speaker = 0;
+    double start_sum = 0.0, end_sum = 0.0;
+    if (texts == NULL || starts == NULL || ends == NULL || confidences == NULL ||
+        (speaker != Py_None && speakers == NULL))
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* An attribute may run Python code (a property): the list is checked each time. */
+        if (i >= PyList_GET_SIZE(words) || (given && i >= PyList_GET_SIZE(text)))
+            goto plain_not;
+        PyObject *word = Py_NewRef(PyList_GET_ITEM(words, i));
+        PyObject *value = given ? Py_NewRef(PyList_GET_ITEM(text, i)) : word_attr(word, text);
+        if (value == NULL || !PyUnicode_CheckExact(value)) {
+            Py_XDECREF(value);
+            Py_DECREF(word);
+            goto plain_not;
+        }
+        if (!given)
+            list_put(texts, i, value);
+        else
+            Py_DECREF(value);
+        PyObject *start, *end;
+        if (!word_times(word, &times, &start, &end)) {
+            Py_DECREF(word);
+            goto plain_not;
+        }
+        start_sum += PyFloat_AS_DOUBLE(start);
+        end_sum += PyFloat_AS_DOUBLE(end);
+        list_put(starts, i, start);
+        list_put(ends, i, end);
+        value = word_attr(word, confidence);
+        if (value == NULL || !(value == Py_None || value == unset || PyFloat_CheckExact(value))) {
+            Py_XDECREF(value);
+            Py_DECREF(word);
+            goto plain_not;
+        }
+        if (PyFloat_CheckExact(value)) {
+            double c = PyFloat_AS_DOUBLE(value);
+            if (!(c >= 0.0 && c <= 1.0)) { /* NaN fails too */
+                Py_DECREF(value);
+                Py_DECREF(word);
+                goto plain_not;
+            }
+            list_put(confidences, i, value);
+        }
+        else {
+            Py_DECREF(value); /* None or UNSET: the slot's None stays */
+        }
+        if (speakers != NULL) {
+            value = word_attr(word, speaker);
+            if (value == NULL) {
+                Py_DECREF(word);
+                goto plain_not;
+            }
+            if (value == Py_None || value == unset) {
+                Py_DECREF(value);
+            }
+            else if (PyUnicode_CheckExact(value)) {
+                any_speaker = 1;
+                list_put(speakers, i, value);
+            }
+            else if (PyLong_CheckExact(value)) {
+                PyObject *label = PyObject_Str(value);
+                Py_DECREF(value);
+                if (label == NULL) {
+                    Py_DECREF(word);
+                    goto done;
+                }
+                any_speaker = 1;
+                list_put(speakers, i, label);
+            }
+            else {
+                Py_DECREF(value);
+                Py_DECREF(word);
+                goto plain_not;
+            }
+        }
+        Py_DECREF(word);
+    }
+    if (PyList_GET_SIZE(words) != n || !isfinite(start_sum + end_sum))
+        goto plain_not;
+    if (speakers == NULL || !any_speaker) {
+        Py_XDECREF(speakers);
+        speakers = Py_NewRef(Py_None);
+    }
+    result = PyTuple_Pack(5, texts, starts, ends, confidences, speakers);
+    goto done;
+plain_not:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(texts);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    Py_XDECREF(confidences);
+    Py_XDECREF(speakers);
+    return result;
+}
+
+/* media_store.asr.repair.sound of two lists of floats: True when no word ends before it
+ * starts and the starts are in order; None for anything else (the Python original decides). */
+static PyObject *
+sound_times(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
+        Py_RETURN_NONE;
+    PyObject *starts = args[0], *ends = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(starts);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!PyFloat_CheckExact(PyList_GET_ITEM(starts, i)) ||
+            !PyFloat_CheckExact(PyList_GET_ITEM(ends, i)))
+            Py_RETURN_NONE;
+    double previous = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double start = PyFloat_AS_DOUBLE(PyList_GET_ITEM(starts, i));
+        double end = PyFloat_AS_DOUBLE(PyList_GET_ITEM(ends, i));
+        if (!(start <= end) || (i > 0 && !(previous <= start)))
+            Py_RETURN_FALSE;
+        previous = start;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
@@ -1041,6 +1327,10 @@ static PyMethodDef methods[] = {
      "split_words(text, lengths, lo, hi) -> words lo to hi of a segment, or None"},
     {"marked_words", (PyCFunction)(void (*)(void))marked_words, METH_FASTCALL,
      "marked_words(words, matched) -> the indexes of the words in matched"},
+    {"struct_columns", (PyCFunction)(void (*)(void))struct_columns, METH_FASTCALL,
+     "struct_columns(words, text, confidence, speaker, unset, times) -> the word columns, or None"},
+    {"sound_times", (PyCFunction)(void (*)(void))sound_times, METH_FASTCALL,
+     "sound_times(starts, ends) -> whether the times need no repair, or None"},
     {NULL, NULL, 0, NULL},
 };
 

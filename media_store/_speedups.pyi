@@ -61,3 +61,19 @@ def split_words(text: str, lengths: bytes, lo: int, hi: int, /) -> list[str] | N
 
 def marked_words(words: list[str], matched: set[str], /) -> list[int] | None:
     """The indexes of ``words`` that are in ``matched``; None: not a list and a set."""
+
+def struct_columns(
+    words: list[Any],
+    text: str | list[Any],
+    confidence: str,
+    speaker: str | None,
+    unset: Any,
+    times: tuple[str, str, int, bool, int] | None,
+    /,
+) -> tuple[list[str], list[float], list[float], list[float | None], list[str | None] | None] | None:
+    """media_store.asr.decode._word_columns of decoded word structs in one pass, or None: the
+    Python original decides."""
+
+def sound_times(starts: list[Any], ends: list[Any], /) -> bool | None:
+    """media_store.asr.repair.sound of two lists of floats, or None: the Python original
+    decides."""

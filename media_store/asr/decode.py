@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 
 import msgspec
 
+from media_store._compiled import compiled
 from media_store.asr.units import MAX_FAST_MS, MAX_TICKS
 
 # word, start, end, confidence, speakers (None: no word has a speaker field)
@@ -433,17 +434,20 @@ class _WhisperSegment(msgspec.Struct, gc=False):
 
 class _WhisperResult(msgspec.Struct):
     segments: list[_WhisperSegment] | _Unset | None = UNSET
-    word_segments: list[_WhisperWord] | _Unset | None = UNSET
+    # whisperX's flat copy of every word, read (_WORD_SEGMENTS) only when there are no
+    # segments, as the adapter does: scanned, not built, otherwise.
+    word_segments: msgspec.Raw = msgspec.field(default_factory=_raw)
 
 
 _WHISPER = msgspec.json.Decoder(_WhisperResult)
 _SEGMENTS = msgspec.json.Decoder(list[_WhisperSegment])
+_WORD_SEGMENTS = msgspec.json.Decoder(list[_WhisperWord] | None)
 _WORDS_OF = attrgetter("words")
 
 
 def _whisper_engine(result: _WhisperResult) -> str | None:
     """detect()'s choice among the Whisper family (its _detect_whisper, on the keys)."""
-    if result.word_segments is not UNSET:
+    if len(result.word_segments):
         return "whisperx"
     if not isinstance(result.segments, list):
         return None
@@ -483,7 +487,13 @@ def _word_columns(
 ) -> Columns:
     """Columns of decoded word structs (``text``: the text's field, or the texts): every
     text a str, every time given, confidences in [0, 1] (absent: None), speakers str (an
-    int as its decimal string); else :class:`_NotPlain`."""
+    int as its decimal string); else :class:`_NotPlain`. The compiled ``struct_columns``
+    makes them in one pass where built; for words off that shape it returns None and this
+    code decides."""
+    if _struct_columns is not None:
+        made = _struct_columns(words, text, confidence, speaker, UNSET, None)
+        if made is not None:
+            return made
     texts = list(map(attrgetter(text), words)) if isinstance(text, str) else text
     starts = list(map(_START, words))
     ends = list(map(_END, words))
@@ -509,6 +519,14 @@ def _label(value: str | int | None) -> str | None:
 
 
 _START, _END = attrgetter("start"), attrgetter("end")
+# The compiled _word_columns (media_store/_speedups.c), or None; its last argument says how
+# the structs hold their times: None for seconds in start and end, or (start field, end or
+# duration field, units a second, whether a duration, the largest count it converts: within
+# 2**52, so that a sum of two is exact; a larger one takes the Python code).
+_struct_columns: Callable[..., Columns | None] | None = compiled("struct_columns")
+_MS = ("start", "end", 1000, False, 2**52)
+_TICKS = ("Offset", "Duration", 10_000_000, True, 2**52)
+_DURATION_TEXTS = ("startTime", "endTime", 0, False, 0)  # "12.300s", as _seconds reads it
 
 
 def _whisper_result(data: bytes) -> _WhisperResult:
@@ -520,9 +538,10 @@ def _whisper_result(data: bytes) -> _WhisperResult:
 def _whisperx_words(result: _WhisperResult) -> list[_WhisperWord]:
     if result.segments is not None and result.segments is not UNSET:
         return _whisper_words(result.segments)
-    if isinstance(result.word_segments, list):
-        return result.word_segments
-    raise _NotPlain
+    words = _WORD_SEGMENTS.decode(result.word_segments) if len(result.word_segments) else None
+    if words is None:
+        raise _NotPlain
+    return words
 
 
 _WHISPER_COLUMNS: dict[str, Callable[[_WhisperResult], Columns]] = {
@@ -631,6 +650,10 @@ def _assemblyai(data: bytes) -> Columns:
     ):
         raise _NotPlain  # multichannel
     words = transcript.words
+    if _struct_columns is not None:
+        made = _struct_columns(words, "text", "confidence", "speaker", UNSET, _MS)
+        if made is not None:
+            return made
     starts_ms = list(map(_START, words))
     ends_ms = list(map(_END, words))
     if words and max(map(abs, starts_ms + ends_ms)) > MAX_FAST_MS:
@@ -690,6 +713,10 @@ def _azure_speech(data: bytes) -> Columns:
             raise _NotPlain
         groups.append(result.NBest[0].Words)
     words = list(chain.from_iterable(groups))
+    if _struct_columns is not None:
+        made = _struct_columns(words, "Word", "Confidence", None, UNSET, _TICKS)
+        if made is not None:
+            return made
     offsets = list(map(_OFFSET, words))
     durations = list(map(_DURATION, words))
     if words and max(map(abs, offsets + durations)) >= MAX_TICKS:
@@ -736,6 +763,7 @@ _GOOGLE_RESULT = msgspec.json.Decoder(_GoogleResult)
 # at once: the times joined by NUL, each digits, maybe a point and 1 to 9 digits, then "s".
 _DURATIONS = re.compile(r"(?:\d+(?:\.\d{1,9})?s\x00)*")
 _START_TEXT, _END_TEXT = attrgetter("startTime"), attrgetter("endTime")
+_SPEAKER_LABEL = attrgetter("speakerLabel")
 
 
 def _google_stt(data: bytes) -> Columns:
@@ -751,6 +779,11 @@ def _google_stt(data: bytes) -> Columns:
     if any(len(result.channelTag) for result in results):
         raise _NotPlain  # channels to merge
     words = list(chain.from_iterable(map(_google_words_of, results)))
+    if _struct_columns is not None and not any(map(_SPEAKER_LABEL, words)):
+        # No speakerLabel: each word's speaker is its speakerTag.
+        made = _struct_columns(words, "word", "confidence", "speakerTag", UNSET, _DURATION_TEXTS)
+        if made is not None:
+            return made
     starts = _seconds(list(map(_START_TEXT, words)))
     ends = _seconds(list(map(_END_TEXT, words)))
     confidences: list[float | None] = list(map(_CONFIDENCE, words))
