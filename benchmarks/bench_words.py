@@ -18,6 +18,10 @@ those dicts. One call per transcript; in the clock:
   search configuration: stemming and stop words);
 - media_store (streamed): ``create_streamed`` from ``iter(dicts)`` (the words are made
   before the clock, unlike the million-word memory test below);
+- media_store (batch), search index off: the same, its statement cut before the search
+  documents (the words alone: what issue 21 judges against the COPY step alone, at least
+  1.2x, the target having come before the documents; the whole ``create`` is judged by issue
+  23's, at least 0.8x, what the index may cost);
 - COPY step alone: asyncpg binary COPY of the prebuilt tuples, one row per word, into a
   logged table with no key, index or constraint; its clock leaves out building the rows
   from the dicts, which any code storing the dicts must do;
@@ -866,9 +870,13 @@ async def main(server_url: str) -> None:
     # the index's bytes are issue 23's "extra bytes a word", reported beside them.
     worse["media_store_words_bytes_per_word"] = max(parts[p][WORDS_PART] for p in PROFILES)
     worse["search_index_bytes_per_word"] = max(parts[p][SEARCH_PART] for p in PROFILES)
+    # Issue 21's ingest target is the words' own (it came before the search documents, which
+    # the COPY does not write); with the documents, issue 23's target: the index's cost.
     targets = {
-        f"batch_vs_copy_alone>={TARGET_VS_COPY_ALONE}": worse["batch_vs_copy_alone"]
+        f"unindexed_vs_copy_alone>={TARGET_VS_COPY_ALONE}": worse["unindexed_vs_copy_alone"]
         >= TARGET_VS_COPY_ALONE,
+        f"batch_vs_copy_alone>={TARGET_INDEXED_VS_COPY_ALONE}": worse["batch_vs_copy_alone"]
+        >= TARGET_INDEXED_VS_COPY_ALONE,
         f"streamed_vs_batch>={TARGET_STREAMED_VS_BATCH}": worse["streamed_vs_batch"]
         >= TARGET_STREAMED_VS_BATCH,
         f"batch_vs_plan>={TARGET_VS_PLAN}": worse["batch_vs_plan"] >= TARGET_VS_PLAN,
@@ -881,12 +889,16 @@ async def main(server_url: str) -> None:
     }
     print("  worse profile:", ", ".join(f"{k} {v:.2f}" for k, v in worse.items()))
     print("  targets:", ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in targets.items()))
-    judge("word ingest vs the COPY step alone", worse["batch_vs_copy_alone"], TARGET_VS_COPY_ALONE)
-    judge("streamed vs batch", worse["streamed_vs_batch"], TARGET_STREAMED_VS_BATCH)
-    # Issue 23: what the search index costs word ingest (the diarized profile).
     judge(
-        "word ingest with the search index vs the COPY step alone, diarized",
-        profiles[DIARIZED]["ratios"]["batch_vs_copy_alone"],
+        "word ingest, the words alone (search documents apart), vs the COPY step alone",
+        worse["unindexed_vs_copy_alone"],
+        TARGET_VS_COPY_ALONE,
+    )
+    judge("streamed vs batch", worse["streamed_vs_batch"], TARGET_STREAMED_VS_BATCH)
+    # Issue 23: what the search index costs word ingest.
+    judge(
+        "word ingest with the search index vs the COPY step alone",
+        worse["batch_vs_copy_alone"],
         TARGET_INDEXED_VS_COPY_ALONE,
     )
     judge(

@@ -6,8 +6,10 @@ words: whisper.cpp ``-ojf`` a dict of six fields a token and two timestamp objec
 (270 bytes of JSON a word), AWS a dict, a list and a dict an item with times and
 confidences as strings, Watson lists a word twice over. A msgspec decoder typed to the few
 fields the words need skips the rest while scanning (no object is made for it), checks the
-types as it goes, and the columns are then made by maps in C (``float`` of AWS's strings,
-``attrgetter`` of the structs), not a Python step a word.
+types as it goes, and the columns are then made in C, not a Python step a word: in one pass
+over the structs by the compiled ``struct_columns`` where it was built (times in seconds,
+whole milliseconds, ticks or Duration texts; media_store/_speedups.c), else by maps
+(``float`` of AWS's strings, ``attrgetter`` of the structs).
 
 This is only a fast path, for the shapes the engines write. :func:`columns` returns None
 whenever a file is anything else: another engine, a value of another type or out of range,
