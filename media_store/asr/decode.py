@@ -492,10 +492,9 @@ def _word_columns(
     int as its decimal string); else :class:`_NotPlain`. The compiled ``struct_columns``
     makes them in one pass where built; for words off that shape it returns None and this
     code decides."""
-    if _struct_columns is not None:
-        made = _struct_columns(words, text, confidence, speaker, UNSET, None)
-        if made is not None:
-            return made
+    made = _compiled_columns(words, text, confidence, speaker, None)
+    if made is not None:
+        return made
     texts = list(map(attrgetter(text), words)) if isinstance(text, str) else text
     starts = list(map(_START, words))
     ends = list(map(_END, words))
@@ -529,6 +528,20 @@ _struct_columns: Callable[..., Columns | None] | None = compiled("struct_columns
 _MS = ("start", "end", 1000, False, 2**52)
 _TICKS = ("Offset", "Duration", 10_000_000, True, 2**52)
 _DURATION_TEXTS = ("startTime", "endTime", 0, False, 0)  # "12.300s", as _seconds reads it
+
+
+def _compiled_columns(
+    words: list[Any],
+    text: str | list[Any],
+    confidence: str,
+    speaker: str | None,
+    times: tuple[str, str, int, bool, int] | None,
+) -> Columns | None:
+    """The columns ``struct_columns`` makes of ``words``, or None where it was not built or
+    the words are off its shape: then the caller's Python code decides."""
+    if _struct_columns is None:
+        return None
+    return _struct_columns(words, text, confidence, speaker, UNSET, times)
 
 
 def _whisper_result(data: bytes) -> _WhisperResult:
@@ -652,10 +665,9 @@ def _assemblyai(data: bytes) -> Columns:
     ):
         raise _NotPlain  # multichannel
     words = transcript.words
-    if _struct_columns is not None:
-        made = _struct_columns(words, "text", "confidence", "speaker", UNSET, _MS)
-        if made is not None:
-            return made
+    made = _compiled_columns(words, "text", "confidence", "speaker", _MS)
+    if made is not None:
+        return made
     starts_ms = list(map(_START, words))
     ends_ms = list(map(_END, words))
     if words and max(map(abs, starts_ms + ends_ms)) > MAX_FAST_MS:
@@ -715,10 +727,9 @@ def _azure_speech(data: bytes) -> Columns:
             raise _NotPlain
         groups.append(result.NBest[0].Words)
     words = list(chain.from_iterable(groups))
-    if _struct_columns is not None:
-        made = _struct_columns(words, "Word", "Confidence", None, UNSET, _TICKS)
-        if made is not None:
-            return made
+    made = _compiled_columns(words, "Word", "Confidence", None, _TICKS)
+    if made is not None:
+        return made
     offsets = list(map(_OFFSET, words))
     durations = list(map(_DURATION, words))
     if words and max(map(abs, offsets + durations)) >= MAX_TICKS:
@@ -781,9 +792,8 @@ def _google_stt(data: bytes) -> Columns:
     if any(len(result.channelTag) for result in results):
         raise _NotPlain  # channels to merge
     words = list(chain.from_iterable(map(_google_words_of, results)))
-    if _struct_columns is not None and not any(map(_SPEAKER_LABEL, words)):
-        # No speakerLabel: each word's speaker is its speakerTag.
-        made = _struct_columns(words, "word", "confidence", "speakerTag", UNSET, _DURATION_TEXTS)
+    if not any(map(_SPEAKER_LABEL, words)):  # no speakerLabel: a word's speaker is its tag
+        made = _compiled_columns(words, "word", "confidence", "speakerTag", _DURATION_TEXTS)
         if made is not None:
             return made
     starts = _seconds(list(map(_START_TEXT, words)))
