@@ -825,9 +825,11 @@ failed:
 
 #define MAX_ROW_FIELDS 128
 
-/* row_values(row, order, accepted, enums) -> dict | tuple | None
+/* row_values(row, order, accepted, enums[, extra]) -> dict | tuple | None
  *
- * _RowPlan.values of an asyncpg Record: its columns must be ``order`` (names, in order), the
+ * _RowPlan.values of an asyncpg Record: its columns must be ``order`` (names, in order) and,
+ * with ``extra``, that many columns more after them whose names are not in ``order`` (a
+ * claim's trace context: _RowPlan.wider_values); the
  * types of its values a combination in ``accepted`` (a set of tuples of types), and each
  * enum column's value (``enums``: (index, name, members) each) a key of its members, or None.
  * Returns the values by name (each enum value its member), None when a check fails, or the
@@ -836,14 +838,20 @@ failed:
 static PyObject *
 row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyTuple_CheckExact(args[1]) || !PyAnySet_Check(args[2]) ||
+    if (nargs < 4 || nargs > 5 || !PyTuple_CheckExact(args[1]) || !PyAnySet_Check(args[2]) ||
         !PyTuple_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "row_values(row, order, accepted, enums)");
+        PyErr_SetString(PyExc_TypeError, "row_values(row, order, accepted, enums[, extra])");
         return NULL;
     }
     PyObject *row = args[0], *order = args[1], *accepted = args[2], *enums = args[3];
     Py_ssize_t n = PyTuple_GET_SIZE(order);
-    if (n > MAX_ROW_FIELDS || PySequence_Size(row) != n) {
+    Py_ssize_t extra = nargs == 5 ? PyLong_AsSsize_t(args[4]) : 0;
+    if (extra < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "row_values: extra must not be negative");
+        return NULL;
+    }
+    if (n > MAX_ROW_FIELDS || PySequence_Size(row) != n + extra) {
         if (PyErr_Occurred())
             return NULL;
         Py_RETURN_NONE;
@@ -864,6 +872,18 @@ row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *name = PyTuple_GET_ITEM(order, i);
         same = key == name ? 1 : PyObject_RichCompareBool(key, name, Py_EQ);
         Py_DECREF(key);
+    }
+    /* The extra columns: none named as one of the model's (read by name, a record gives the
+     * last column of a name: a mapping of the row would not hold these values). */
+    for (Py_ssize_t i = 0; same == 1 && i < extra; i++) {
+        PyObject *key = PyIter_Next(iterator);
+        if (!key) {
+            same = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        int found = PySequence_Contains(order, key);
+        Py_DECREF(key);
+        same = found < 0 ? -1 : !found;
     }
     Py_DECREF(iterator);
     if (same <= 0) {
@@ -1325,7 +1345,7 @@ static PyMethodDef methods[] = {
     {"leading_spaces", leading_spaces, METH_O,
      "leading_spaces(texts) -> how many texts after the first begin with whitespace"},
     {"row_values", (PyCFunction)(void (*)(void))row_values, METH_FASTCALL,
-     "row_values(row, order, accepted, enums) -> the row's values by name, or None"},
+     "row_values(row, order, accepted, enums[, extra]) -> the row's values by name, or None"},
     {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,
      "unknown_words(words, known) -> the words not in known, each once, in order"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,

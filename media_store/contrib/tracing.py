@@ -253,9 +253,10 @@ class WorkerTracing(Instrument):
             )
             for job_type in JobType
         }
-        # The last carrier's key (traceparent, tracestate), its context, and whether that
+        # The last carrier's traceparent and tracestate, its context, and whether that
         # context's span is one of a trace sampled out (see _parent).
-        self._last: tuple[tuple[str | None, str | None] | None, context.Context, bool] = (
+        self._last: tuple[str | None, str | None, context.Context, bool] = (
+            "",
             None,
             context.Context(),
             False,
@@ -284,15 +285,18 @@ class WorkerTracing(Instrument):
     def running(
         self, job: Job, trace_context: Mapping[str, str] | None
     ) -> AbstractContextManager[object]:
+        parent: context.Context | None = None
+        if trace_context:
+            parent, sampled_out = self._parent(trace_context)
+            if sampled_out and self._follows_parent:
+                # The job's trace was sampled out where it began, and this provider's sampler
+                # drops the children of such a span (ParentBased, as docs/observability.md
+                # recommends): the span would not be recorded. The handler runs in that
+                # trace's context as it is (its own spans are sampled out alike, the context
+                # travels on), without the ~3 us the SDK takes to make the span that records
+                # nothing.
+                return Attached(parent)
         name, common = self._process[job.job_type]
-        parent, sampled_out = self._parent(trace_context) if trace_context else (None, False)
-        if parent is not None and self._follows_parent and sampled_out:
-            # The job's trace was sampled out where it began, and this provider's sampler
-            # drops the children of such a span (ParentBased, as docs/observability.md
-            # recommends): the span would not be recorded. The handler runs in that trace's
-            # context as it is (its own spans are sampled out alike, the context travels on),
-            # without the ~3 us the SDK takes to make the span that records nothing.
-            return Attached(parent)
         span = self.tracer.start_span(
             name, context=parent, kind=SpanKind.CONSUMER, attributes=common
         )
@@ -302,38 +306,88 @@ class WorkerTracing(Instrument):
             span.set_attributes({"messaging.message.id": str(job.id), ATTEMPT: job.attempts})
         return Current(span)
 
+    def settling(self, claimed: object) -> AbstractContextManager[object]:
+        # The statements that write a batch's outcomes, children of its receive span: when
+        # that span was sampled out, a traced Store makes them no span either (it would be a
+        # root of its own otherwise, ~6 us a batch for a span most samplers drop).
+        if isinstance(claimed, Span):
+            return Attached(trace.set_span_in_context(claimed))
+        return super().settling(claimed)
+
     def _parent(self, carrier: Mapping[str, str]) -> tuple[context.Context, bool]:
         """The context ``carrier`` holds, as the W3C propagator extracts it, and whether its
         span is one of a trace sampled out; the last one is kept (one tuple, replaced whole:
         workers on other threads may share this), as the jobs of one batch often come from
         one request (``create_many``)."""
-        key = (carrier.get("traceparent"), carrier.get("tracestate"))
+        traceparent = carrier.get("traceparent")
+        tracestate = carrier.get("tracestate")
         last = self._last
-        if key == last[0]:
-            return last[1], last[2]
-        parent = _plain_parent(key[0]) if key[1] is None else None
-        if parent is None:
+        if traceparent == last[0] and tracestate == last[1]:
+            return last[2], last[3]
+        read = _plain_parent(traceparent) if tracestate is None else None
+        if read is None:
             parent = _W3C.extract(carrier)
-        sampled_out = _sampled_out(trace.get_current_span(parent))
-        self._last = (key, parent, sampled_out)
-        return parent, sampled_out
+            read = parent, _sampled_out(trace.get_current_span(parent))
+        self._last = (traceparent, tracestate, *read)
+        return read
 
 
 # A traceparent of version 00 as a traced Store keeps it (lower-case hex, no other field).
 _TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
-def _plain_parent(traceparent: str | None) -> context.Context | None:
+def _plain_parent(traceparent: str | None) -> tuple[context.Context, bool] | None:
     """The context of ``traceparent`` with no ``tracestate``, as the W3C propagator extracts
-    it (tests/contrib/test_tracing.py compares the two), read here in a third of its time (a
-    worker reads one a job); None for anything else, which is left to the propagator."""
+    it (tests/contrib/test_tracing.py compares the two), and whether it is one of a trace
+    sampled out; read here in a fraction of the propagator's time (a worker reads one a job).
+    None for anything else, which is left to the propagator."""
     found = _TRACEPARENT.fullmatch(traceparent) if traceparent is not None else None
-    if found is None:
+    if found is None or found[1] == _NO_TRACE or found[2] == _NO_SPAN:
         return None
-    trace_id, span_id = int(found[1], 16), int(found[2], 16)
-    if not trace_id or not span_id:
-        return None
-    span_context = trace.SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(found[3], 16))
-    )
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context), context.Context())
+    flags = _FLAGS[found[3]]
+    span: Span
+    if flags.sampled:
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(
+                int(found[1], 16), int(found[2], 16), is_remote=True, trace_flags=flags
+            )
+        )
+    else:
+        span = _SampledOutParent(found[1], found[2], flags)
+    return trace.set_span_in_context(span, _EMPTY), not flags.sampled
+
+
+class _SampledOutParent(trace.NonRecordingSpan):
+    """The remote span a sampled-out job's traceparent names, its ids read from their hex
+    when first asked (``get_span_context``: a span started under it, a log record's trace
+    id, a propagator's inject). A worker attaches one a job whose trace was sampled out, and
+    most handlers of such jobs never ask: the ~2 us of the ids and the SpanContext are left
+    to those that do."""
+
+    __slots__ = ("_flags", "_ids")
+
+    def __init__(self, trace_id: str, span_id: str, flags: trace.TraceFlags) -> None:
+        super().__init__(trace.INVALID_SPAN_CONTEXT)
+        self._ids: tuple[str, str] | None = (trace_id, span_id)
+        self._flags = flags
+
+    def get_span_context(self) -> trace.SpanContext:
+        ids = self._ids
+        if ids is not None:
+            self._context = trace.SpanContext(
+                int(ids[0], 16), int(ids[1], 16), is_remote=True, trace_flags=self._flags
+            )
+            self._ids = None
+        return self._context
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
+
+
+# Every traceparent's flags by their two hex digits, and the context a read one goes into
+# (set_span_in_context copies it): made once, not a job. A trace id or span id of zeros is
+# not valid (the propagator reads no context from it).
+_FLAGS: Final = {f"{n:02x}": trace.TraceFlags(n) for n in range(256)}
+_EMPTY: Final = context.Context()
+_NO_TRACE: Final = "0" * 32
+_NO_SPAN: Final = "0" * 16

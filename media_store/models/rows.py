@@ -248,7 +248,16 @@ class _RowPlan:
     def wider_values(self, row: asyncpg.Record) -> dict[str, Any] | None:
         """:meth:`values` of a row that holds the model's columns, in the model's order, next
         to columns of its own before or after them (a query's ``created``, a claim's trace
-        context); None when it does not, or when any check fails."""
+        context); None when it does not, or when any check fails. Columns of its own after
+        the model's (a claim's) are checked by the compiled row_values, where built."""
+        extra = len(row) - len(self.order)
+        if _row_values is not None and extra > 0:
+            found = _row_values(row, self.order, self.accepted, self.enum_columns, extra)
+            if isinstance(found, tuple):  # a combination of types not seen yet
+                return self._checked(tuple(row)[: len(self.order)])
+            if found is not None:
+                return found
+            # Not the model's columns first, or a check failed: the same checks below.
         keys = tuple(row.keys())
         if keys in self.offsets:
             offset = self.offsets[keys]

@@ -300,6 +300,8 @@ class _Worker:
         # The trace context of each claimed job that has one, until its handler runs (read
         # only when the instrument wants them).
         self.trace_contexts: dict[uuid.UUID, dict[str, str]] = {}
+        # What the instrument's claiming gave for the last batch: its settling takes it back.
+        self.claimed_as: object = None
         self.stats = WorkerStats(worker_id)
         # Claimed, not yet finished or released: each job id with the monotonic time until
         # which its lease surely holds (the lease was taken or extended by a statement sent
@@ -417,7 +419,7 @@ class _Worker:
         limit = 1 if self.write_failures else self.batch
         sent = time.monotonic()
         try:
-            with self.instrument.claiming(self.worker_id):
+            with self.instrument.claiming(self.worker_id) as self.claimed_as:
                 if self.instrument.wants_trace_context:
                     claimed, self.trace_contexts = await jobs.claim_traced(
                         self.worker_id, self.job_types, limit=limit, lease=self.lease_s
@@ -634,7 +636,8 @@ class _Worker:
             jobs = self.store.jobs
         while True:
             try:
-                value = await write(jobs)
+                with self.instrument.settling(self.claimed_as):
+                    value = await write(jobs)
             except ValidationError:
                 raise
             except MediaStoreError as exc:

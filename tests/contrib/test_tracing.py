@@ -299,3 +299,33 @@ async def test_a_job_with_an_unreadable_context_or_a_sampled_parent_still_gets_i
         await store.jobs.get_by_id(job.id)
     [read] = named(exporter.get_finished_spans(), "get_job_by_id")
     assert read.parent is not None and read.parent.span_id == 0x456
+
+
+@pytest.mark.parametrize("kept", [True, False])
+async def test_a_batchs_outcomes_are_written_under_its_receive_span(
+    store: Store, exporter: InMemorySpanExporter, kept: bool
+) -> None:
+    """The statement that completes a claimed batch is a child of that batch's ``receive``
+    span, not a root of its own; where the receive span was sampled out (and the sampler
+    drops such children), it gets no span at all."""
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON if kept else TraceIdRatioBased(0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    await store.jobs.create_many(
+        [{"job_type": "audio", "media_url": f"s3://x/{n}.mp3"} for n in range(3)]
+    )
+    trace_store(store, tracer_provider=provider)
+    stats = await run_worker(
+        store, lambda job: None, burst=True, batch=3, instrument=WorkerTracing(provider)
+    )
+    assert stats.completed == 3
+    spans = exporter.get_finished_spans()
+    completions = named(spans, "complete_many_jobs")
+    if not kept:
+        assert not spans  # no receive, no claim, no completion span: all sampled out
+        return
+    [completion] = completions
+    first = named(spans, "receive")[0]
+    assert first.context is not None and first.attributes is not None
+    assert first.attributes["messaging.batch.message_count"] == 3
+    assert completion.parent is not None
+    assert completion.parent.span_id == first.context.span_id

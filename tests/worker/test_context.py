@@ -81,3 +81,98 @@ def test_a_part_failing_to_enter_exits_the_parts_entered_before_it() -> None:
     with pytest.raises(RuntimeError, match="cannot enter"), both.claiming("w"):
         log.append("never")
     assert log == ["a enters claiming", "a sees RuntimeError", "a exits claiming"]
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_what_each_part_gave_on_claiming_comes_back_to_its_settling(parts: int) -> None:
+    log: list[str] = []
+
+    class Giving(Recorder):
+        def claiming(self, worker_id: str) -> AbstractContextManager[object]:
+            @contextmanager
+            def give() -> Iterator[str]:
+                yield f"{self.name}'s batch"
+
+            return give()
+
+        def settling(self, claimed: object) -> AbstractContextManager[object]:
+            self.log.append(f"{self.name} settles {claimed}")
+            return self._around("settling")
+
+    names = "abc"[:parts]
+    every = Instruments(*(Giving(name, log) for name in names))
+    with every.claiming("w") as claimed:
+        pass
+    assert claimed == tuple(f"{name}'s batch" for name in names)
+    with every.settling(claimed):
+        log.append("write")
+    assert log == [
+        *(f"{name} settles {name}'s batch" for name in names),
+        *(f"{name} enters settling" for name in names),
+        "write",
+        *(f"{name} exits settling" for name in reversed(names)),
+    ]
+    log.clear()
+    with every.settling(None):  # before any claim
+        pass
+    assert log[:parts] == [f"{name} settles None" for name in names]
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_parts_nest_as_with_blocks_do_when_an_exit_raises_or_suppresses(parts: int) -> None:
+    """The same exceptions reach each part as nested ``with`` blocks would pass them: an
+    inner exit that raises replaces the block's exception; one that suppresses it hides it
+    from the outer parts."""
+
+    class Exiting(Instrument):
+        def __init__(self, name: str, log: list[str], action: str) -> None:
+            self.name, self.log, self.action = name, log, action
+
+        def running(
+            self, job: Job, trace_context: Mapping[str, str] | None
+        ) -> AbstractContextManager[object]:
+            part = self
+
+            class Manager:
+                def __enter__(self) -> None:
+                    return None
+
+                def __exit__(self, kind: object, exc: object, tb: object) -> bool:
+                    part.log.append(f"{part.name} sees {type(exc).__name__}")
+                    if part.action == "raise":
+                        raise KeyError(part.name)
+                    return part.action == "suppress"
+
+            return Manager()
+
+    def run(actions: list[str]) -> tuple[list[str], str | None]:
+        log: list[str] = []
+        every = Instruments(*(Exiting(str(n), log, a) for n, a in enumerate(actions)))
+        try:
+            with every.running(None, None):  # type: ignore[arg-type]
+                raise ValueError("handler")
+        except Exception as exc:
+            return log, type(exc).__name__
+        return log, None
+
+    def nested(actions: list[str]) -> tuple[list[str], str | None]:
+        log: list[str] = []
+        managers = [
+            Exiting(str(n), log, a).running(None, None)  # type: ignore[arg-type]
+            for n, a in enumerate(actions)
+        ]
+        try:
+            if len(managers) == 2:
+                with managers[0], managers[1]:
+                    raise ValueError("handler")
+            else:
+                with managers[0], managers[1], managers[2]:
+                    raise ValueError("handler")
+        except Exception as exc:
+            return log, type(exc).__name__
+        return log, None
+
+    for inner in ("pass", "raise", "suppress"):
+        for outer in ("pass", "raise", "suppress"):
+            actions = [outer, *["pass"] * (parts - 2), inner]
+            assert run(actions) == nested(actions), actions
