@@ -1337,6 +1337,115 @@ sound_times(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+/* --- models and ids (media_store.models.rows._RowPlan.make, repositories.enqueue) --------- */
+
+static PyObject *k_dict, *k_fields_set, *k_extra, *k_private, *k_int, *k_is_safe;
+
+/* A new instance of ``type`` by its tp_new (no __init__), as ``type.__new__(type)``. */
+static PyObject *
+bare_instance(PyObject *type)
+{
+    PyObject *empty = PyTuple_New(0);
+    if (!empty)
+        return NULL;
+    PyObject *made = ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, empty, NULL);
+    Py_DECREF(empty);
+    return made;
+}
+
+/* make_model(model, values, fields_set) -> an instance of model
+ *
+ * _RowPlan.make after the plan's first model (validated, its state checked): an instance of
+ * ``model`` made by its __new__ alone whose __dict__ is ``values`` (taken as is),
+ * __pydantic_fields_set__ a new set of ``fields_set``, and __pydantic_extra__ and
+ * __pydantic_private__ None: the four attributes the Python original sets by
+ * object.__setattr__, set here as it sets them (PyObject_GenericSetAttr). */
+static PyObject *
+make_model(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "make_model(model, values, fields_set)");
+        return NULL;
+    }
+    PyObject *made = bare_instance(args[0]);
+    if (!made)
+        return NULL;
+    PyObject *fields = PySet_New(args[2]);
+    if (!fields || PyObject_GenericSetAttr(made, k_dict, args[1]) < 0 ||
+        PyObject_GenericSetAttr(made, k_fields_set, fields) < 0 ||
+        PyObject_GenericSetAttr(made, k_extra, Py_None) < 0 ||
+        PyObject_GenericSetAttr(made, k_private, Py_None) < 0) {
+        Py_XDECREF(fields);
+        Py_DECREF(made);
+        return NULL;
+    }
+    Py_DECREF(fields);
+    return made;
+}
+
+/* time_ordered_ids(count, milliseconds, start, noise, uuid_type, is_safe) -> list
+ *
+ * media_store.repositories.enqueue.time_ordered_ids once its Python part chose the
+ * millisecond, the counter's start and the random bytes (``noise``: 8 a id): ``count`` ids,
+ * each (milliseconds << 80) | version 7 | (counter >> 4) << 64 | variant | (counter & 0xF)
+ * << 58 | the id's 8 bytes (big-endian) >> 6, counter = start + index; each an instance of
+ * ``uuid_type`` whose slots ``int`` and ``is_safe`` are set as object.__setattr__ sets them
+ * (uuid.UUID's own __init__ does so). */
+static PyObject *
+time_ordered_ids(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyBytes_CheckExact(args[3]) || !PyType_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "time_ordered_ids(count, milliseconds, start, noise, uuid_type, is_safe)");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[0]);
+    unsigned long long milliseconds = PyLong_AsUnsignedLongLong(args[1]);
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (count < 0 || start < 0 || milliseconds >= (1ULL << 48) ||
+        (unsigned long long)start + (unsigned long long)count > (1ULL << 16) ||
+        PyBytes_GET_SIZE(args[3]) != 8 * count) {
+        PyErr_SetString(PyExc_ValueError, "time_ordered_ids: arguments out of range");
+        return NULL;
+    }
+    const unsigned char *noise = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    PyObject *ids = PyList_New(count), *shift = PyLong_FromLong(64);
+    if (!ids || !shift)
+        goto fail;
+    for (Py_ssize_t index = 0; index < count; index++) {
+        unsigned long long counter = (unsigned long long)(start + index), random = 0;
+        for (int b = 0; b < 8; b++)
+            random = (random << 8) | noise[8 * index + b];
+        unsigned long long high = (milliseconds << 16) | (7ULL << 12) | (counter >> 4);
+        unsigned long long low = (2ULL << 62) | ((counter & 0xF) << 58) | (random >> 6);
+        PyObject *top = PyLong_FromUnsignedLongLong(high);
+        PyObject *shifted = top ? PyNumber_Lshift(top, shift) : NULL;
+        PyObject *bottom = shifted ? PyLong_FromUnsignedLongLong(low) : NULL;
+        PyObject *value = bottom ? PyNumber_Or(shifted, bottom) : NULL;
+        Py_XDECREF(top);
+        Py_XDECREF(shifted);
+        Py_XDECREF(bottom);
+        PyObject *made = value ? bare_instance(args[4]) : NULL;
+        if (!made || PyObject_GenericSetAttr(made, k_int, value) < 0 ||
+            PyObject_GenericSetAttr(made, k_is_safe, args[5]) < 0) {
+            Py_XDECREF(value);
+            Py_XDECREF(made);
+            goto fail;
+        }
+        Py_DECREF(value);
+        PyList_SET_ITEM(ids, index, made);
+    }
+    Py_DECREF(shift);
+    return ids;
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(shift);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_O,
      "columns(items) -> the checked columns of word dicts and their packed forms, or None"},
@@ -1358,6 +1467,10 @@ static PyMethodDef methods[] = {
      "struct_columns(words, text, confidence, speaker, unset, times) -> the word columns, or None"},
     {"sound_times", (PyCFunction)(void (*)(void))sound_times, METH_FASTCALL,
      "sound_times(starts, ends) -> whether the times need no repair, or None"},
+    {"make_model", (PyCFunction)(void (*)(void))make_model, METH_FASTCALL,
+     "make_model(model, values, fields_set) -> the model holding values, not validated"},
+    {"time_ordered_ids", (PyCFunction)(void (*)(void))time_ordered_ids, METH_FASTCALL,
+     "time_ordered_ids(count, milliseconds, start, noise, uuid_type, is_safe) -> UUIDv7s"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1380,8 +1493,15 @@ PyInit__speedups(void)
     k_aliases[0] = PyUnicode_InternFromString("probability");
     k_aliases[1] = PyUnicode_InternFromString("score");
     k_aliases[2] = PyUnicode_InternFromString("conf");
+    k_dict = PyUnicode_InternFromString("__dict__");
+    k_fields_set = PyUnicode_InternFromString("__pydantic_fields_set__");
+    k_extra = PyUnicode_InternFromString("__pydantic_extra__");
+    k_private = PyUnicode_InternFromString("__pydantic_private__");
+    k_int = PyUnicode_InternFromString("int");
+    k_is_safe = PyUnicode_InternFromString("is_safe");
     if (!k_word || !k_start || !k_end || !k_confidence || !k_speaker || !k_aliases[0] ||
-        !k_aliases[1] || !k_aliases[2])
+        !k_aliases[1] || !k_aliases[2] || !k_dict || !k_fields_set || !k_extra || !k_private ||
+        !k_int || !k_is_safe)
         return NULL;
     return PyModule_Create(&module);
 }

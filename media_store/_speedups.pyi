@@ -1,7 +1,12 @@
-"""Compiled paths of the word writers (media_store/_speedups.c; optional, see hatch_build.py)."""
+"""Compiled paths of the word writers, the row models and the enqueued ids
+(media_store/_speedups.c; optional, see hatch_build.py)."""
 
 from collections.abc import Mapping
-from typing import Any
+from collections.abc import Set as AbstractSet
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 def columns(
     items: list[Any], /
@@ -79,3 +84,13 @@ def struct_columns(
 def sound_times(starts: list[Any], ends: list[Any], /) -> bool | None:
     """media_store.asr.repair.sound of two lists of floats, or None: the Python original
     decides."""
+
+def make_model(model: type[T], values: dict[str, Any], fields_set: AbstractSet[str], /) -> T:
+    """media_store.models.rows._RowPlan.make after the plan's first model: ``model`` holding
+    ``values`` as its instance dict, every field set, no extra or private values."""
+
+def time_ordered_ids(
+    count: int, milliseconds: int, start: int, noise: bytes, uuid_type: type[U], is_safe: Any, /
+) -> list[U]:
+    """media_store.repositories.enqueue.time_ordered_ids' ids from its chosen millisecond,
+    counter start and random bytes (8 an id)."""

@@ -18,8 +18,9 @@ from media_store.models.schemas import Job, JobStatus, JobType, KeyScope
 
 RowT = TypeVar("RowT", bound=Row)
 
-# The compiled _RowPlan.values, or None.
+# The compiled _RowPlan.values and _RowPlan.make (after the first model), or None.
 _row_values: Callable[..., dict[str, Any] | tuple[type, ...] | None] | None = compiled("row_values")
+_make_model: Callable[..., Any] | None = compiled("make_model")
 
 
 def from_row(model: type[RowT], row: asyncpg.Record | Mapping[str, Any]) -> RowT:
@@ -312,6 +313,9 @@ class _RowPlan:
                 raise TypeError(f"{model.__name__} holds state this plan does not make")
             self.fields_set = frozenset(self.order)
             return made
+        if _make_model is not None:  # the same four attributes, set in compiled code
+            made_here: RowT = _make_model(model, values, fields_set)
+            return made_here
         made = model.__new__(model)
         _set_attribute(made, "__dict__", values)
         _set_attribute(made, "__pydantic_fields_set__", set(fields_set))

@@ -7,12 +7,13 @@ import asyncio
 import os
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Literal, NamedTuple
 
 import asyncpg
 
+from media_store._compiled import compiled
 from media_store.db.queries import Query, query
 from media_store.errors import Conflict, DatabaseError, DuplicateJob, ValidationError
 from media_store.models import arguments
@@ -334,6 +335,9 @@ class JobEnqueue(JobTraceContexts):
 
 _UUID_STATE: Final = uuid.SafeUUID.unknown
 _V7: Final = (7 << 76) | (0b10 << 62)  # the version and variant bits of RFC 9562's UUIDv7
+_time_ordered_ids: Final[Callable[..., Any] | None] = compiled("time_ordered_ids")
+# What the compiled ids take at most: a counter of 16 bits from a start below 2**15.
+_MAX_COMPILED_IDS: Final = 1 << 15
 
 
 def time_ordered_ids(count: int, clock: datetime) -> list[uuid.UUID]:
@@ -351,9 +355,15 @@ def time_ordered_ids(count: int, clock: datetime) -> list[uuid.UUID]:
     0.3 us an id against 1.1 for ``UUID(int=...)`` and 1.8 for :func:`uuid.uuid4` (measured).
     """
     milliseconds = int(clock.timestamp() * 1000)
-    prefix = (milliseconds << 80) | _V7
     start = secrets.randbelow(1 << 15)
     noise = os.urandom(8 * count)
+    if _time_ordered_ids is not None and count <= _MAX_COMPILED_IDS:
+        # The same ids, each made in compiled code (~0.1 us an id).
+        made_here: list[uuid.UUID] = _time_ordered_ids(
+            count, milliseconds, start, noise, uuid.UUID, _UUID_STATE
+        )
+        return made_here
+    prefix = (milliseconds << 80) | _V7
     new, set_attribute, state = uuid.UUID.__new__, object.__setattr__, _UUID_STATE
     ids = []
     for index in range(count):

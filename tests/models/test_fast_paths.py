@@ -458,6 +458,14 @@ def test_the_row_fast_path_builds_what_validation_builds(values: dict[str, Any])
     assert plan is not None
     values = {name: values[name] for name in Job.model_fields}
     first = plan.make(Job, dict(values))  # the first of a plan: validated
-    again = plan.make(Job, dict(values))  # built directly
+    again = plan.make(Job, dict(values))  # built directly (compiled, where built)
     _same(again, Job.model_validate(values))
     _same(first, again)
+    compiled = rows_module._make_model
+    try:  # and by the Python original the compiled make_model stands in for
+        rows_module._make_model = None
+        python = plan.make(Job, dict(values))
+    finally:
+        rows_module._make_model = compiled
+    _same(python, again)
+    assert type(again) is Job and type(again.__pydantic_fields_set__) is set  # its own

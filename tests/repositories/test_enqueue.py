@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, TypeAlias
+from unittest import mock
 
 import asyncpg
 import pydantic
@@ -36,6 +39,7 @@ from media_store.db.connections import connect
 from media_store.db.queries import QUERIES
 from media_store.models.inputs import job_values
 from media_store.repositories import JobRepository
+from media_store.repositories import enqueue as enqueue_module
 from media_store.repositories.enqueue import time_ordered_ids
 from tests.support.strategies import SMALL_OBJECTS
 
@@ -977,6 +981,39 @@ def test_time_ordered_ids_are_version_7_ascending_and_of_the_clock(
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert all(uuid.UUID(str(i)) == i and hash(i) == hash(uuid.UUID(str(i))) for i in ids[:5])
     assert {i.int >> 80 for i in ids} == {int(clock.timestamp() * 1000)}
+
+
+@given(
+    st.integers(0, 3_000),
+    st.datetimes(min_value=datetime(1990, 1, 1), timezones=st.just(UTC)),
+    st.integers(0, (1 << 15) - 1),
+    st.randoms(use_true_random=False),
+)
+@settings(max_examples=50, deadline=None)
+def test_the_compiled_ids_are_the_python_ones(
+    count: int, clock: datetime, start: int, rng: Any
+) -> None:
+    """The compiled time_ordered_ids (media_store/_speedups.c) makes, from the same
+    millisecond, counter start and random bytes, the ids of the Python original."""
+    if enqueue_module._time_ordered_ids is None:
+        pytest.skip("media_store._speedups is not compiled in this install")
+    noise = rng.randbytes(8 * count)
+    made: dict[str, list[uuid.UUID]] = {}
+    for way in ("compiled", "python"):
+        with (
+            mock.patch.object(secrets, "randbelow", return_value=start),
+            mock.patch.object(os, "urandom", return_value=noise),
+            mock.patch.object(
+                enqueue_module,
+                "_time_ordered_ids",
+                None if way == "python" else enqueue_module._time_ordered_ids,
+            ),
+        ):
+            made[way] = time_ordered_ids(count, clock)
+    assert [i.int for i in made["compiled"]] == [i.int for i in made["python"]]
+    unknown = uuid.SafeUUID.unknown
+    assert all(type(i) is uuid.UUID and i.is_safe is unknown for i in made["compiled"])
+    assert made["compiled"] == made["python"]
 
 
 async def test_create_many_ids_ascend_in_the_order_the_jobs_go_in(store: Store, raw: Raw) -> None:
