@@ -945,6 +945,82 @@ done:
     return result;
 }
 
+/* plain_json(value, max_depth) -> bool
+ *
+ * media_store.models.fields._is_plain_json(value, 0) with MAX_JSON_DEPTH given: whether value
+ * is JSON the database stores as it is, built of the exact builtin types only (str without NUL
+ * or lone surrogate, int within +-(2**63 - 1), finite float, bool, None, dict with such str
+ * keys, list, tuple; containers at most max_depth deep). False says only "let the Python walk
+ * decide" (a subclass, a problem to name). No Python code runs while it walks: nothing can
+ * change the containers under it. */
+static int
+plain_json_at(PyObject *value, long depth, long max_depth)
+{
+    if (PyUnicode_CheckExact(value))
+        return clean_text(value);
+    if (value == Py_None || PyBool_Check(value))
+        return 1;
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (n == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return !overflow && n != LLONG_MIN;
+    }
+    if (PyFloat_CheckExact(value))
+        return isfinite(PyFloat_AS_DOUBLE(value));
+    if (PyDict_CheckExact(value)) {
+        if (depth >= max_depth)
+            return 0;
+        Py_ssize_t pos = 0;
+        PyObject *key, *child;
+        while (PyDict_Next(value, &pos, &key, &child)) {
+            if (!PyUnicode_CheckExact(key) || !clean_text(key))
+                return 0;
+            if (!plain_json_at(child, depth + 1, max_depth))
+                return 0;
+        }
+        return 1;
+    }
+    if (PyList_CheckExact(value)) {
+        if (depth >= max_depth)
+            return 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++)
+            if (!plain_json_at(PyList_GET_ITEM(value, i), depth + 1, max_depth))
+                return 0;
+        return 1;
+    }
+    if (PyTuple_CheckExact(value)) {
+        if (depth >= max_depth)
+            return 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(value); i++)
+            if (!plain_json_at(PyTuple_GET_ITEM(value, i), depth + 1, max_depth))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+plain_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "plain_json(value, max_depth)");
+        return NULL;
+    }
+    long max_depth = PyLong_AsLong(args[1]);
+    if (max_depth == -1 && PyErr_Occurred())
+        return NULL;
+    /* Bounded so that the recursion stays far from the C stack's end. */
+    if (max_depth < 0 || max_depth > 1000) {
+        PyErr_SetString(PyExc_ValueError, "plain_json: max_depth out of 0..1000");
+        return NULL;
+    }
+    return PyBool_FromLong(plain_json_at(args[0], 0, max_depth));
+}
+
 /* leading_spaces(texts) -> int
  *
  * How many of the texts after the first begin with whitespace (str.isspace's characters): the
@@ -1453,6 +1529,8 @@ static PyMethodDef methods[] = {
      "check_columns(words, starts, ends, confidences, speakers) -> as columns(), or None"},
     {"leading_spaces", leading_spaces, METH_O,
      "leading_spaces(texts) -> how many texts after the first begin with whitespace"},
+    {"plain_json", (PyCFunction)(void (*)(void))plain_json, METH_FASTCALL,
+     "plain_json(value, max_depth) -> whether value is plain JSON the database stores as is"},
     {"row_values", (PyCFunction)(void (*)(void))row_values, METH_FASTCALL,
      "row_values(row, order, accepted, enums[, extra]) -> the row's values by name, or None"},
     {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,

@@ -47,6 +47,11 @@ def segment_documents(
 def unknown_words(words: list[str], known: dict[str, Any], /) -> list[str]:
     """The words not in ``known``, each once, in the order first seen."""
 
+def plain_json(value: object, max_depth: int, /) -> bool:
+    """Whether ``value`` is JSON the database stores as it is, of the exact builtin types only
+    (``media_store.models.fields._is_plain_json(value, 0)`` with ``MAX_JSON_DEPTH`` given);
+    False: the Python walk decides."""
+
 def row_values(
     row: Any,
     order: tuple[str, ...],

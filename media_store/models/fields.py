@@ -24,6 +24,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from media_store._compiled import compiled
+
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
@@ -40,6 +42,9 @@ LATEST_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 # or array counts one level, so {"a": [1]} is 2 deep. Deep enough for any real document, and
 # far below the nesting where the JSON encoder (orjson: 255) or the Python stack gives up.
 MAX_JSON_DEPTH = 64
+
+# The compiled _is_plain_json (media_store/_speedups.c), or None.
+_plain_json: Any = compiled("plain_json")
 
 _SHOWN = reprlib.Repr()
 _SHOWN.maxstring = 60
@@ -89,7 +94,7 @@ def check_json(value: Any) -> None:
     :data:`MAX_JSON_DEPTH` deep. Walked with an explicit stack, so no input, however deep,
     exhausts the Python stack; the message names the path of the first problem found.
     """
-    if _is_plain_json(value, 0):
+    if _is_plain_json(value, 0) if _plain_json is None else _plain_json(value, MAX_JSON_DEPTH):
         return
     # Something is wrong, or a value is of a subclass (of str, dict, ...) the fast check
     # leaves to this walk: find the first problem and say where it is.

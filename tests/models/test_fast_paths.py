@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_store import Store, ValidationError
+from media_store.models import fields as fields_module
 from media_store.models import rows as rows_module
 from media_store.models.fields import MAX_JSON_DEPTH, Row, _is_plain_json, check_json
 from media_store.models.inputs import _plain_job, job_values, status_values, validate_input
@@ -285,6 +286,53 @@ def test_the_json_fast_path_takes_plain_values_and_stops_at_the_depth_limit() ->
     assert _is_plain_json(deep, 0) and _walk_accepts(deep)
     assert not _is_plain_json({"a": deep}, 0) and not _walk_accepts({"a": deep})
     assert not _is_plain_json(_nested(10_000), 0)
+
+
+def _compiled_json() -> Any:
+    if fields_module._plain_json is None:
+        pytest.skip("media_store._speedups is not compiled in this install")
+    return fields_module._plain_json
+
+
+@given(_json_like(_scalars))
+@settings(max_examples=400, deadline=None)
+def test_the_compiled_json_check_answers_as_the_python_one(value: Any) -> None:
+    # The compiled plain_json (media_store/_speedups.c) is the one check_json runs where built.
+    assert _compiled_json()(value, MAX_JSON_DEPTH) is _is_plain_json(value, 0)
+
+
+def test_the_compiled_json_check_keeps_the_edges() -> None:
+    plain_json = _compiled_json()
+    edges: list[Any] = [
+        2**63 - 1,
+        -(2**63) + 1,
+        -(2**63),
+        2**63,
+        -(2**200),
+        1e308,
+        -math.inf,
+        "é\U0001f600",
+        "x\udfffy",
+        "\U0001f600\x00",
+        {"é": 1},
+        {"\ud800": 1},
+        {_Str("k"): 1},
+        [_Str("v")],
+        _Dict(a=1),
+        (1, [2, (3,)]),
+        {"a": uuid.UUID(int=1)},
+        True,
+    ]
+    for value in edges:
+        assert plain_json(value, MAX_JSON_DEPTH) is _is_plain_json(value, 0), value
+    deep: Any = []
+    for _ in range(MAX_JSON_DEPTH):
+        deep = [deep]
+    assert plain_json(deep[0], MAX_JSON_DEPTH) and not plain_json(deep, MAX_JSON_DEPTH)
+    assert not _is_plain_json(deep, 0)
+    assert not plain_json(_nested(10_000), MAX_JSON_DEPTH)
+    with pytest.raises(ValueError):
+        plain_json({}, 10**6)
 
 
 async def test_the_fast_path_is_taken_for_a_job_row_of_the_latest_schema(
