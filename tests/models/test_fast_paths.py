@@ -331,7 +331,7 @@ def test_the_compiled_json_check_keeps_the_edges() -> None:
     assert plain_json(deep[0], MAX_JSON_DEPTH) and not plain_json(deep, MAX_JSON_DEPTH)
     assert not _is_plain_json(deep, 0)
     assert not plain_json(_nested(10_000), MAX_JSON_DEPTH)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_depth"):
         plain_json({}, 10**6)
 
 
