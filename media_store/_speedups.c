@@ -576,6 +576,22 @@ group_order(const void *a, const void *b)
     return (x->size > y->size) - (x->size < y->size);
 }
 
+/* ``position`` (1 to MAX_POSITION) in decimal at ``at``; the end of what was written.
+ * sprintf's %ld took a sixth of segment_documents' time (one a word, measured). */
+static char *
+write_position(char *at, long position)
+{
+    char digits[8];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + position % 10);
+        position /= 10;
+    } while (position > 0 && n < 8);
+    while (n > 0)
+        *at++ = digits[--n];
+    return at;
+}
+
 /* The literal of the document: each lexeme once with its positions, in the order tsvector
  * keeps them (byte order of the quoted lexemes: the server sorts what is not). */
 static PyObject *
@@ -606,7 +622,7 @@ document_literal(Document *d, Group **order, char **buffer, Py_ssize_t *buffer_s
         for (Py_ssize_t e = group->first; e >= 0; e = d->entries[e].next) {
             if (e != group->first)
                 *at++ = ',';
-            at += sprintf(at, "%ld", d->entries[e].position);
+            at = write_position(at, d->entries[e].position);
         }
     }
     return PyUnicode_DecodeUTF8(*buffer, at - *buffer, NULL);

@@ -512,3 +512,13 @@ def test_a_negative_offset_is_left_to_the_python_path() -> None:
     assert compiled is not None
     odd = Analysis(tuple(("'a':", -(10**15) - k) for k in range(40)), 1, None, True)
     assert compiled(["w"], 256, {"w": odd}) is None
+
+
+def test_the_compiled_documents_write_every_position_in_decimal() -> None:
+    # Every position a document can hold (1 to 16,383), written by the compiled path's own
+    # digits (no printf): one word whose analysis puts its lexeme that far into its segment.
+    compiled = documents_module._compiled
+    assert compiled is not None
+    for position in range(1, 2**14):
+        analysis = ((("'w':", position - 1),), 1, None, True)
+        assert compiled(["w"], 1, {"w": analysis}) == [f"'w':{position}"]
