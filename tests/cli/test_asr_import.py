@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import io
 import json
@@ -621,3 +622,44 @@ def _text_one_by_one(texts: list[str]) -> str:
 )
 def test_transcript_text_column_wise_agrees_with_one_by_one(texts: list[str]) -> None:
     assert transcript_text([{"word": t} for t in texts]) == _text_one_by_one(texts)
+
+
+async def test_a_database_failing_mid_import_leaves_no_read_behind(
+    store: Store, job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    # Each file is read and hashed on a thread while the one before it is parsed and stored:
+    # when the database fails on the first file, the second one's read is dropped, and
+    # neither a pending task nor an unretrieved outcome (asyncio logs those) is left.
+    from media_store import DatabaseUnavailable
+    from media_store.repositories.media_assets import MediaAssetRepository
+
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    first = folder / "a.json"
+    shutil.copy(FIXTURES / "deepgram.json", first)
+    # Over the limit: its read ends in a refusal, an outcome someone must retrieve.
+    (folder / "b.json").write_bytes(b" " * (first.stat().st_size + 1))
+    calls: list[str] = []
+
+    async def failing(self: Any, job_id: uuid.UUID, sha256: str) -> None:
+        calls.append(sha256)
+        raise DatabaseUnavailable("the server went away")
+
+    monkeypatch.setattr(MediaAssetRepository, "find_import", failing)
+    before = await counts(store)
+    # Not pytest.raises: the exception's frames would keep the dropped read alive, and asyncio
+    # logs an unretrieved outcome only when its task is collected.
+    failed = False
+    try:
+        await run(store, job, folder, max_bytes=first.stat().st_size)
+    except DatabaseUnavailable:
+        failed = True
+    assert failed and len(calls) == 1
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert left == []
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+    assert await counts(store) == before

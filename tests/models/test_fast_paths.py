@@ -5,10 +5,11 @@ accepts what the full walk refuses."""
 
 from __future__ import annotations
 
+import enum
 import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import pydantic
@@ -288,6 +289,23 @@ def test_the_json_fast_path_takes_plain_values_and_stops_at_the_depth_limit() ->
     assert not _is_plain_json(_nested(10_000), 0)
 
 
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+class _Float(float):
+    pass
+
+
+class _List(list[Any]):
+    pass
+
+
+class _Pair(NamedTuple):
+    a: int
+    b: int
+
+
 def _compiled_json() -> Any:
     if fields_module._plain_json is None:
         pytest.skip("media_store._speedups is not compiled in this install")
@@ -322,14 +340,21 @@ def test_the_compiled_json_check_keeps_the_edges() -> None:
         (1, [2, (3,)]),
         {"a": uuid.UUID(int=1)},
         True,
+        "\U0001f600\ud800",  # a 4-byte-wide text with a lone surrogate
+        "é\u3000\x00",  # a 2-byte-wide text with a NUL
+        _Level.HIGH,  # subclasses of int, float, list and tuple: left to the walk
+        _Float(1.5),
+        _List([1]),
+        _Pair(1, 2),
     ]
     for value in edges:
         assert plain_json(value, MAX_JSON_DEPTH) is _is_plain_json(value, 0), value
-    deep: Any = []
-    for _ in range(MAX_JSON_DEPTH):
-        deep = [deep]
-    assert plain_json(deep[0], MAX_JSON_DEPTH) and not plain_json(deep, MAX_JSON_DEPTH)
-    assert not _is_plain_json(deep, 0)
+    for wrap in (lambda v: [v], lambda v: (v,), lambda v: {"a": v}):
+        deep: Any = 1
+        for _ in range(MAX_JSON_DEPTH):
+            deep = wrap(deep)
+        assert plain_json(deep, MAX_JSON_DEPTH) and _is_plain_json(deep, 0)
+        assert not plain_json(wrap(deep), MAX_JSON_DEPTH) and not _is_plain_json(wrap(deep), 0)
     assert not plain_json(_nested(10_000), MAX_JSON_DEPTH)
     with pytest.raises(ValueError, match="max_depth"):
         plain_json({}, 10**6)
