@@ -1000,19 +1000,13 @@ plain_json_at(PyObject *value, long depth, long max_depth)
         }
         return 1;
     }
-    if (PyList_CheckExact(value)) {
+    if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
         if (depth >= max_depth)
             return 0;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++)
-            if (!plain_json_at(PyList_GET_ITEM(value, i), depth + 1, max_depth))
-                return 0;
-        return 1;
-    }
-    if (PyTuple_CheckExact(value)) {
-        if (depth >= max_depth)
-            return 0;
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(value); i++)
-            if (!plain_json_at(PyTuple_GET_ITEM(value, i), depth + 1, max_depth))
+        /* The items of either kind, as one array (nothing here can resize a list). */
+        PyObject **items = PySequence_Fast_ITEMS(value);
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(value); i++)
+            if (!plain_json_at(items[i], depth + 1, max_depth))
                 return 0;
         return 1;
     }
