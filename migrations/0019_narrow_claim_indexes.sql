@@ -15,16 +15,23 @@
 --
 -- So the id leaves both keys, and with it the claim's order: pending jobs are taken by
 -- priority, then by the time each became runnable (coalesce(run_after, created_at)), as
--- before; jobs runnable at the same microsecond are taken in index order (their row's place
--- in the table) rather than by id. Those ties were in no useful order before either:
--- create_many gives each job of a batch its own microsecond (repositories/enqueue.py), and
--- a job created alone has a random id. The claim's plans are the same range scans of the
--- same indexes (tests/repositories/test_claim_plan.py), still stopped after how_many rows
--- without a sort: the ORDER BY lists exactly the index's keys.
+-- before. What changes is the order among jobs runnable at the same microsecond: index order
+-- (their row's place in the table) rather than id order. Jobs created without run_after do
+-- not tie (create_many gives each job of a batch its own microsecond, in input order, and
+-- created_at defaults to clock_timestamp()); jobs given one run_after do. Those used to be
+-- claimed in id order, which for create_many's time-ordered ids is creation order; now they go
+-- in the order their rows sit in the table, which is creation order for rows written to new
+-- pages but not once inserts reuse the free space vacuum left (fillfactor 80, purges). Their
+-- order among themselves is not promised any more (docs/queue.md). The claim's plans are the
+-- same range scans of the same indexes (tests/repositories/test_claim_plan.py), still stopped
+-- after how_many rows without a sort: the ORDER BY lists exactly the index's keys. A
+-- jobs_claim_type_idx entry of a 5-letter type (audio, video) is 24 bytes and gets the same
+-- split; a 'document' entry is 32, and is split as before (still 8 bytes narrower).
 --
--- The indexes are rebuilt in the migration's transaction, which holds jobs against writes
--- while they are built (measured on this machine, system PostgreSQL 15: 0.45 s for
--- jobs_claim_idx and 0.87 s for jobs_claim_type_idx per million pending jobs).
+-- The indexes are rebuilt in the migration's transaction. DROP INDEX locks jobs against reads
+-- and writes alike until the migration commits, so every statement on jobs waits while both
+-- are built (measured on this machine, system PostgreSQL 15: 0.45 s for jobs_claim_idx and
+-- 0.87 s for jobs_claim_type_idx per million pending jobs).
 --
 -- depends: 0018_search_pending_list
 

@@ -166,7 +166,9 @@ class JobEnqueue(JobTraceContexts):
         the batch is written. Two items with one key: the first is enqueued, the later one
         returns the same job with ``created=False`` (with ``"raise"``: a
         :class:`ValidationError` before any SQL). The jobs of a batch are first in first out
-        in input order (within a priority). At most :data:`MAX_BATCH` items.
+        in input order (within a priority; items given one ``run_after`` are runnable at the
+        same instant, and claimed in no promised order among themselves). At most
+        :data:`MAX_BATCH` items.
 
         ``key_scope`` is the scope of every item with a key that names none: an item's own
         ``idempotency_scope`` wins, and items without a key have no scope (None: ``active``).

@@ -26,10 +26,10 @@ from media_store.db.bundled import migrations_dir
 from tests.ops.test_migrations import MIGRATION_IDS, catalog_dump, run_cli
 
 LATEST = MIGRATION_IDS[-1]
-# The newest migration whose rollback locks jobs (0015's storage settings); the rollbacks of
-# those after it (0016: the search documents) touch other tables only, so the tests that are
-# about waiting for jobs roll those back first.
-ON_JOBS = "0015_jobs_storage"
+# The newest migration whose rollback locks jobs (0019's claim indexes); the rollbacks of any
+# after it touch other tables only, so the tests that are about waiting for jobs roll those
+# back first.
+ON_JOBS = "0019_narrow_claim_indexes"
 
 
 def roll_back_past(url: str, migration: str) -> None:
