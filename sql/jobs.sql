@@ -273,7 +273,11 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: start_job_processing
 -- Atomically move one pending job to processing under a lease for holder $2 lasting $3 s: of
 -- two concurrent callers exactly one wins (the row lock serialises them and the loser's WHERE
--- no longer matches). Counts an attempt, as a claim does.
+-- no longer matches). Counts an attempt, as a claim does. The status test is written
+-- `IS NOT DISTINCT FROM` (status is NOT NULL: the same test) so that no plan reads a claim
+-- index for it: `status = 'pending'` matches their predicate, and on a small table never
+-- analyzed the generic plan scanned all of jobs_claim_type_idx, testing each entry's id
+-- (since migrations/0019, which took the id out of it, fetching each entry's row).
 UPDATE jobs
 SET status = 'processing',
     updated_at = statement_timestamp(),
@@ -286,7 +290,7 @@ SET status = 'processing',
     heartbeat_at = clock.at,
     run_after = NULL
 FROM (SELECT clock_timestamp() AS at) AS clock
-WHERE id = $1::uuid AND status = 'pending'
+WHERE id = $1::uuid AND status IS NOT DISTINCT FROM 'pending'
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,
@@ -295,11 +299,11 @@ RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
 -- name: set_job_priority
 -- Give pending job $1 priority $2 (raise or lower it): it is claimed in its new place. Zero
 -- rows: no such job, or it is no longer pending (a claim that holds the row lock decides
--- first; this update then finds the job processing).
+-- first; this update then finds the job processing). The status test as start_job_processing's.
 UPDATE jobs
 SET priority = $2::smallint,
     updated_at = statement_timestamp()
-WHERE id = $1::uuid AND status = 'pending'
+WHERE id = $1::uuid AND status IS NOT DISTINCT FROM 'pending'
 RETURNING id, job_type, status, media_url, prompt, parameters, result, error,
           created_at, updated_at, started_at, completed_at, processing_time_ms,
           attempts, max_attempts, locked_by, locked_until, heartbeat_at, run_after,

@@ -10,6 +10,9 @@ statement is explained here as the function plans it (its body from pg_proc, its
 parameters of a prepared statement, its SET clauses in force: PL/pgSQL's generic plan), on the
 table where a plain generic plan scans: empty and analyzed. The same statement without the SET
 clauses is explained too, and scans: the check can fail.
+
+Last, the API path's writes on a pending job by id (start_job_processing, set_job_priority)
+read the primary key on a new table, not a claim index.
 """
 
 from __future__ import annotations
@@ -92,3 +95,47 @@ def test_every_holder_write_of_the_queue_runs_its_function() -> None:
         ("release_jobs", "media_store_release_jobs"),
     ):
         assert f"FROM {function}(" in QUERIES[name].sql
+
+
+# The API path's writes on a pending job by id. Their status test is `IS NOT DISTINCT FROM
+# 'pending'` (sql/jobs.sql): written `status = 'pending'` it matches the claim indexes'
+# predicate, and on a small table never analyzed (a new deployment's first jobs) the generic
+# plan scanned a whole claim index for the id instead of reading the primary key.
+PENDING_BY_ID = {
+    "start_job_processing": "(gen_random_uuid(), 'w', 30)",
+    "set_job_priority": "(gen_random_uuid(), 1)",
+}
+
+
+async def generic_plan(conn: Connection, sql: str, values: str) -> str:
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE by_id AS {sql}")
+        try:
+            rows = await conn.fetch(f"EXPLAIN EXECUTE by_id{values}")
+        finally:
+            await conn.execute("DEALLOCATE by_id")
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.parametrize("pending", [100, 3000])
+@pytest.mark.parametrize("name", list(PENDING_BY_ID))
+async def test_a_write_on_a_pending_job_by_id_reads_the_primary_key_on_a_new_table(
+    raw: Connection, name: str, pending: int
+) -> None:
+    await raw.execute(
+        "INSERT INTO jobs (job_type, media_url) SELECT 'video', 'x' || g"
+        " FROM generate_series(1, $1::int) AS g",
+        pending,
+    )
+    assert await raw.fetchval(
+        "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL"
+        " FROM pg_stat_user_tables WHERE relname = 'jobs'"
+    )
+    sql = QUERIES[name].sql
+    planned = await generic_plan(raw, sql, PENDING_BY_ID[name])
+    assert "jobs_pkey" in planned and "jobs_claim" not in planned, planned
+    # The same statement with `status = 'pending'` reads a claim index: the check can fail.
+    plain = sql.replace("status IS NOT DISTINCT FROM 'pending'", "status = 'pending'")
+    assert plain != sql
+    assert "jobs_claim" in await generic_plan(raw, plain, PENDING_BY_ID[name])
