@@ -2,12 +2,16 @@
 -- reclaiming expired leases. Every time comes from the database clock. Every write after the
 -- claim is guarded by the lease (id, status 'processing', holder), so a worker that lost its
 -- lease changes nothing.
--- The writes on a holder's jobs find them by primary key. Their status guard is written
+-- The batch writes on a holder's jobs (heartbeat, batch completion, release: functions since
+-- migrations/0015) find them by primary key. Their status guard is written
 -- `status IS NOT DISTINCT FROM 'processing'` (status is NOT NULL: the same test) because
 -- `status = 'processing'` lets the planner read the processing range of
 -- jobs_status_created_at_idx instead, which until the next vacuum holds an entry for every
 -- job processed since: measured, a drain's completions slowed as it went, and most on a
--- table not analyzed yet (bitmap scans never mark those entries dead).
+-- table not analyzed yet (bitmap scans never mark those entries dead). The single-job
+-- complete_job and fail_job keep `status = 'processing'`: it keeps them on an index
+-- (jobs_status_created_at_idx) at every table size, an empty analyzed one included, where a
+-- plain statement by primary key alone may be planned as a sequential scan (migrations/0015).
 -- Columns are listed in the order of media_store.models.Job.
 
 -- name: claim_jobs
