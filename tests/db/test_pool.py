@@ -362,3 +362,63 @@ async def test_a_forced_statement_cache_behind_a_pooler_fails_with_a_typed_error
     assert conflicts, outcomes
     assert all(o == job or isinstance(o, PreparedStatementConflict) for o in outcomes), outcomes
     assert "MEDIA_STORE_STATEMENT_CACHE_SIZE=0" in str(conflicts[0])
+
+
+# --- releases -----------------------------------------------------------------------------------
+
+
+class ShieldCount:
+    """asyncio.shield, counting its calls: asyncpg's Pool.release goes through it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._shield = asyncio.shield
+
+    def __call__(self, awaitable: Any) -> Any:
+        self.calls += 1
+        return self._shield(awaitable)
+
+
+async def test_a_quiet_release_returns_the_connection_in_place_and_others_take_asyncpgs_path(
+    db_url: str, raw: RawConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shield = ShieldCount()
+    monkeypatch.setattr(asyncio, "shield", shield)
+    app = app_name()
+    settings = Settings(dsn=Dsn(db_url), min_size=1, max_size=1, application_name=app)
+    async with await Store.open(settings=settings) as store:
+        pool = store.pool
+        assert isinstance(pool, ManagedPool)
+        job = await store.jobs.create(AUDIO)
+        [pid] = await backends(raw, app)
+        # A statement's borrow outside a transaction: released without asyncpg's shielded
+        # task, the same connection back in the pool each time.
+        assert [await store.jobs.get_by_id(job.id) for _ in range(20)] == [job] * 20
+        assert shield.calls == 0
+        assert pool.get_idle_size() == 1
+        assert await backends(raw, app) == {pid}
+
+        # A connection left in a transaction: asyncpg's own release, which rolls it back.
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO jobs (job_type, media_url) VALUES ('audio', 'left')")
+        await pool.release(conn)
+        assert shield.calls == 1
+        assert await raw.fetchval("SELECT count(*) FROM jobs WHERE media_url = 'left'") == 0
+        assert await store.jobs.get_by_id(job.id) == job
+        assert shield.calls == 1
+        assert await backends(raw, app) == {pid}
+
+        # A connection of an expired generation: asyncpg's own release, which closes it; the
+        # next borrow opens a new one.
+        conn = await pool.acquire()
+        await pool.expire_connections()
+        await pool.release(conn)
+        assert shield.calls == 2
+        assert await store.jobs.get_by_id(job.id) == job
+        for _ in range(100):  # the old backend may take a moment to leave pg_stat_activity
+            replaced = await backends(raw, app)
+            if pid not in replaced:
+                break
+            await asyncio.sleep(0.05)
+        assert len(replaced) == 1 and pid not in replaced
