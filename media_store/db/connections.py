@@ -245,16 +245,18 @@ class ManagedPool(_AsyncpgPool):
         returned. The task costs every statement on a pool a task and two turns of the event
         loop before the caller goes on (py-spy, the job cycle at concurrency 1: the shield and
         its task about 14% of the cycle's CPU). A quiet connection's release never waits: no
-        transaction to roll back, no cancellation to wait for, the library's reset does
-        nothing (_rollback_only_reset), and the connection is kept (not past max_queries,
+        transaction to roll back (neither on the server nor in asyncpg's book), no
+        cancellation to wait for, the pool's reset is the library's (_rollback_only_reset,
+        which does nothing then), and the connection is kept (not past max_queries,
         not of an expired generation, where asyncpg closes it, which waits): there is no
-        await at which a cancellation could land, so the shield guards nothing. The same
+        await at which a cancellation could land, so the shield guards nothing
+        (tests/db/test_pool.py steps such a release once and sees it finish). The same
         steps as ``Pool.release``, in order (the pool's checks, the connection's
         housekeeping, the holder's release), awaited by the caller. Anything else, and any
         asyncpg whose internals differ (0.29-0.32 checked), takes asyncpg's own path."""
-        if self.settings.full_reset:
-            return None  # asyncpg's reset runs statements: it may wait
         try:
+            if self._reset is not _rollback_only_reset:  # type: ignore[attr-defined]
+                return None  # asyncpg's own reset runs statements: it may wait
             holder: Any = connection._holder
             con: Any = connection._con  # type: ignore[attr-defined]
             if (
@@ -262,6 +264,9 @@ class ManagedPool(_AsyncpgPool):
                 or holder._pool is not self
                 or con is None
                 or con.is_closed()
+                # A transaction asyncpg still counts as open (one whose BEGIN failed, or one
+                # ended by a statement of the caller's): its reset sends a ROLLBACK.
+                or con._top_xact is not None
                 or con._protocol.queries_count >= holder._max_queries
                 or holder._generation != self._generation
             ):

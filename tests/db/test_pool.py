@@ -397,6 +397,15 @@ async def test_a_quiet_release_returns_the_connection_in_place_and_others_take_a
         assert shield.calls == 0
         assert pool.get_idle_size() == 1
         assert await backends(raw, app) == {pid}
+        # It never waits: stepped once, the release is done and the connection free.
+        conn = await pool.acquire()
+        assert await conn.fetchval("SELECT 1") == 1
+        assert pool.get_idle_size() == 0
+        release = pool.release(conn)
+        with pytest.raises(StopIteration):
+            release.send(None)
+        assert pool.get_idle_size() == 1
+        assert shield.calls == 0
 
         # A connection left in a transaction: asyncpg's own release, which rolls it back.
         conn = await pool.acquire()
@@ -409,12 +418,23 @@ async def test_a_quiet_release_returns_the_connection_in_place_and_others_take_a
         assert shield.calls == 1
         assert await backends(raw, app) == {pid}
 
+        # A transaction asyncpg still counts as open though the server ended it: asyncpg's
+        # path too (its reset sends a ROLLBACK, which waits).
+        conn = await pool.acquire()
+        await conn.transaction().start()
+        await conn.execute("COMMIT")
+        assert not conn.is_in_transaction()
+        await pool.release(conn)
+        assert shield.calls == 2
+        assert await store.jobs.get_by_id(job.id) == job
+        assert shield.calls == 2
+
         # A connection of an expired generation: asyncpg's own release, which closes it; the
         # next borrow opens a new one.
         conn = await pool.acquire()
         await pool.expire_connections()
         await pool.release(conn)
-        assert shield.calls == 2
+        assert shield.calls == 3
         assert await store.jobs.get_by_id(job.id) == job
         for _ in range(100):  # the old backend may take a moment to leave pg_stat_activity
             replaced = await backends(raw, app)
