@@ -93,20 +93,32 @@ class WorkerMetrics(Instrument, Collector):
 
     How it is kept: a custom collector of prometheus_client (registered on ``registry`` when
     made; a second instance on one registry raises ``ValueError``, duplicated timeseries, as
-    prometheus_client's own metrics do). The hooks add to plain integers under one lock a
-    hook, and ``collect`` turns them into metric families at scrape time. prometheus_client's
-    ``Counter`` and ``Histogram`` take a lock per value and walk the buckets in Python: six
-    of their calls a job cost the drain of no-op jobs about 5% of its throughput, these about
-    1 us a job in all (benchmarks/bench_queue.py, "Overhead").
+    prometheus_client's own metrics do). Each thread whose workers use it counts in plain
+    integers of its own (a worker's hooks run on its event loop's thread), without a lock,
+    and ``collect`` adds up every thread's at scrape time. prometheus_client's ``Counter``
+    and ``Histogram`` take a lock per value and walk the buckets in Python: six of their
+    calls a job cost the drain of no-op jobs about 5% of its throughput; one lock shared by
+    the threads, taken three times a job, about 1 us a job more than these
+    (benchmarks/bench_queue.py, "Overhead").
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        # Guards the list of every thread's counts (a thread's first hook adds its own).
         self._lock = threading.Lock()
-        # Every job type shown from the start (at zero): a rate over a series that appears
-        # only with its first job misses that job.
-        self._tallies = {job_type: _Tally() for job_type in JobType}
-        self._claims = _Buckets(CLAIM_BUCKETS)
+        self._threads: list[_Counts] = []
+        self._local = threading.local()
         registry.register(self)
+
+    def _counts(self) -> _Counts:
+        """This thread's counts, made at its first hook (the per-job hooks read
+        ``self._local.counts`` themselves, a call less, and come here the first time)."""
+        try:
+            counts: _Counts = self._local.counts
+        except AttributeError:
+            counts = self._local.counts = _Counts()
+            with self._lock:
+                self._threads.append(counts)
+        return counts
 
     def claimed(self, jobs: Iterable[Job], seconds: float) -> None:
         """Counts the jobs, observes the claim's time and, for first attempts, the wait from
@@ -114,25 +126,31 @@ class WorkerMetrics(Instrument, Collector):
         scheduled ahead is left out of the wait: the claim clears ``run_after``, so the time it
         became due is no longer known, and counting from creation would report its backoff or
         its schedule as waiting."""
-        tallies = self._tallies
-        with self._lock:
-            self._claims.observe(seconds)
-            for job in jobs:
-                tally = tallies[job.job_type]
-                tally.claimed += 1
-                if job.attempts == 1 and job.started_at is not None:
-                    wait = (job.started_at - job.created_at).total_seconds()
-                    tally.wait.observe(wait if wait > 0.0 else 0.0)
+        counts = self._counts()
+        counts.claims.observe(seconds)
+        tallies = counts.tallies
+        for job in jobs:
+            tally = tallies[job.job_type]
+            tally.claimed += 1
+            if job.attempts == 1 and job.started_at is not None:
+                wait = (job.started_at - job.created_at).total_seconds()
+                tally.wait.observe(wait if wait > 0.0 else 0.0)
 
     def running(
         self, job: Job, trace_context: Mapping[str, str] | None
     ) -> AbstractContextManager[object]:
-        return _Running(self._lock, self._tallies[job.job_type])
+        try:
+            counts: _Counts = self._local.counts
+        except AttributeError:
+            counts = self._counts()
+        return _Running(counts.tallies[job.job_type])
 
     def finished(self, job: Job, outcome: Outcome) -> None:
-        tally = self._tallies[job.job_type]
-        with self._lock:
-            tally.outcomes[outcome] += 1
+        try:
+            counts: _Counts = self._local.counts
+        except AttributeError:
+            counts = self._counts()
+        counts.tallies[job.job_type].outcomes[outcome] += 1
 
     # --- the collector ---------------------------------------------------------------------
 
@@ -144,19 +162,26 @@ class WorkerMetrics(Instrument, Collector):
         return self._families(empty=False)
 
     def _families(self, *, empty: bool) -> Iterator[Any]:
-        with self._lock:  # one consistent snapshot
-            rows = [
-                (
-                    job_type.value,
-                    tally.claimed,
-                    dict(tally.outcomes),
-                    tally.started - tally.ended,
-                    tally.handler.snapshot(),
-                    tally.wait.snapshot(),
-                )
-                for job_type, tally in self._tallies.items()
-            ]
-            claims = self._claims.snapshot()
+        # Every thread's counts added up, each value read once. Read while other threads
+        # count, a histogram's sum may miss an observation its buckets hold; never the
+        # reverse of a count (ended is read before started: in flight is never below zero).
+        with self._lock:
+            threads = list(self._threads)
+        total = _Counts()
+        for counts in threads:
+            total.add(counts)
+        rows = [
+            (
+                job_type.value,
+                tally.claimed,
+                dict(tally.outcomes),
+                tally.started - tally.ended,
+                tally.handler.snapshot(),
+                tally.wait.snapshot(),
+            )
+            for job_type, tally in total.tallies.items()
+        ]
+        claims = total.claims.snapshot()
         if empty:
             rows = []
         labels = ["job_type"]
@@ -225,6 +250,12 @@ class _Buckets:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def add(self, other: _Buckets) -> None:
+        """Add ``other``'s counts (of the same bounds) to these."""
+        for index, count in enumerate(list(other.counts)):
+            self.counts[index] += count
+        self.total += other.total
+
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """The cumulative buckets as HistogramMetricFamily wants them, and the sum."""
         buckets: list[tuple[str, float]] = []
@@ -238,7 +269,7 @@ class _Buckets:
 
 
 class _Tally:
-    """What the workers did with one job type."""
+    """What the workers of one thread did with one job type."""
 
     __slots__ = ("claimed", "ended", "handler", "outcomes", "started", "wait")
 
@@ -250,28 +281,56 @@ class _Tally:
         self.handler = _Buckets(HANDLER_BUCKETS)
         self.wait = _Buckets(WAIT_BUCKETS)
 
+    def add(self, other: _Tally) -> None:
+        """Add ``other``'s counts to these (see WorkerMetrics._families)."""
+        self.claimed += other.claimed
+        self.ended += other.ended
+        self.started += other.started
+        for outcome, count in list(other.outcomes.items()):
+            self.outcomes[outcome] += count
+        self.handler.add(other.handler)
+        self.wait.add(other.wait)
+
+
+class _Counts:
+    """What the workers of one thread did: a tally by job type, and the claims' times."""
+
+    __slots__ = ("claims", "tallies")
+
+    def __init__(self) -> None:
+        # Every job type shown from the start (at zero): a rate over a series that appears
+        # only with its first job misses that job.
+        self.tallies = {job_type: _Tally() for job_type in JobType}
+        self.claims = _Buckets(CLAIM_BUCKETS)
+
+    def add(self, other: _Counts) -> None:
+        for job_type, tally in self.tallies.items():
+            tally.add(other.tallies[job_type])
+        self.claims.add(other.claims)
+
 
 class _Running:
     """Around a handler's run: in flight, and its duration (a plain class: a generator-based
-    context manager costs a few microseconds more a job)."""
+    context manager costs a few microseconds more a job). On the thread's own counts: no
+    lock."""
 
-    __slots__ = ("lock", "started", "tally")
+    __slots__ = ("started", "tally")
 
-    def __init__(self, lock: threading.Lock, tally: _Tally) -> None:
-        self.lock = lock
+    def __init__(self, tally: _Tally) -> None:
         self.tally = tally
         self.started = 0.0
 
     def __enter__(self) -> None:
-        with self.lock:
-            self.tally.started += 1
+        self.tally.started += 1
         self.started = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
         seconds = time.perf_counter() - self.started
-        with self.lock:
-            self.tally.ended += 1
-            self.tally.handler.observe(seconds)
+        tally = self.tally
+        tally.ended += 1
+        handler = tally.handler
+        handler.counts[bisect.bisect_left(handler.bounds, seconds)] += 1
+        handler.total += seconds
 
 
 @dataclass(frozen=True, slots=True)

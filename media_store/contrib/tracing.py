@@ -44,6 +44,8 @@ from media_store.worker.context import Instrument
 SCOPE: Final = "media_store"
 MESSAGING_SYSTEM: Final = "media_store"
 DB_SYSTEM: Final = "postgresql"
+# The W3C header a job's trace context is read from.
+TRACEPARENT: Final = "traceparent"
 # Where the attempt number goes: no messaging convention names it.
 ATTEMPT: Final = "media_store.job.attempt"
 
@@ -85,11 +87,13 @@ class QuerySpans:
     def run(
         self, target: Target, method: str, query: Query, args: Sequence[Any]
     ) -> Coroutine[Any, Any, Any]:
+        if self.follows_parent and _sampled_out(trace.get_current_span()):
+            # The statement as an untraced Store runs it: no span (see follows_parent), and
+            # no coroutine of ours around it.
+            return run(target, method, query.sql, args)
         return self._run(target, method, query, args)
 
     async def _run(self, target: Target, method: str, query: Query, args: Sequence[Any]) -> Any:
-        if self.follows_parent and _sampled_out(trace.get_current_span()):
-            return await run(target, method, query.sql, args)
         attributes = self._attributes.get(query.name)
         if attributes is None:
             attributes = self._attributes[query.name] = self._attributes_of(query)
@@ -261,6 +265,7 @@ class WorkerTracing(Instrument):
             context.Context(),
             False,
         )
+        self._last_sampled_out: tuple[str, context.Context] = ("", _EMPTY)
         provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
         self._follows_parent = drops_sampled_out_children(provider)
 
@@ -287,6 +292,20 @@ class WorkerTracing(Instrument):
     ) -> AbstractContextManager[object]:
         parent: context.Context | None = None
         if trace_context:
+            if self._follows_parent and len(trace_context) == 1:
+                # Most jobs where traces are sampled: a traceparent alone, of a trace
+                # sampled out (version 00, flags even), under a sampler that drops such a
+                # span's children. Its context, as the W3C propagator extracts it, for one
+                # pattern test, the span's ids left unread (_SampledOutParent); the last one
+                # is kept, as by _parent.
+                traceparent = trace_context.get(TRACEPARENT)
+                last = self._last_sampled_out
+                if traceparent == last[0]:
+                    return Attached(last[1])
+                if traceparent is not None and _SAMPLED_OUT.fullmatch(traceparent):
+                    found = trace.set_span_in_context(_SampledOutParent(traceparent), _EMPTY)
+                    self._last_sampled_out = (traceparent, found)
+                    return Attached(found)
             parent, sampled_out = self._parent(trace_context)
             if sampled_out and self._follows_parent:
                 # The job's trace was sampled out where it began, and this provider's sampler
@@ -334,6 +353,11 @@ class WorkerTracing(Instrument):
 
 # A traceparent of version 00 as a traced Store keeps it (lower-case hex, no other field).
 _TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+# One of a trace sampled out (the flags' lowest bit, "sampled", clear), its ids not all zeros
+# (no valid context: the propagator reads none from it).
+_SAMPLED_OUT: Final = re.compile(
+    r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]"
+)
 
 
 def _plain_parent(traceparent: str | None) -> tuple[context.Context, bool] | None:
@@ -341,7 +365,9 @@ def _plain_parent(traceparent: str | None) -> tuple[context.Context, bool] | Non
     it (tests/contrib/test_tracing.py compares the two), and whether it is one of a trace
     sampled out; read here in a fraction of the propagator's time (a worker reads one a job).
     None for anything else, which is left to the propagator."""
-    found = _TRACEPARENT.fullmatch(traceparent) if traceparent is not None else None
+    if traceparent is None:
+        return None
+    found = _TRACEPARENT.fullmatch(traceparent)
     if found is None or found[1] == _NO_TRACE or found[2] == _NO_SPAN:
         return None
     flags = _FLAGS[found[3]]
@@ -353,7 +379,7 @@ def _plain_parent(traceparent: str | None) -> tuple[context.Context, bool] | Non
             )
         )
     else:
-        span = _SampledOutParent(found[1], found[2], flags)
+        span = _SampledOutParent(traceparent, flags)
     return trace.set_span_in_context(span, _EMPTY), not flags.sampled
 
 
@@ -364,20 +390,25 @@ class _SampledOutParent(trace.NonRecordingSpan):
     most handlers of such jobs never ask: the ~2 us of the ids and the SpanContext are left
     to those that do."""
 
-    __slots__ = ("_flags", "_ids")
+    __slots__ = ("_flags", "_traceparent")
 
-    def __init__(self, trace_id: str, span_id: str, flags: trace.TraceFlags) -> None:
-        super().__init__(trace.INVALID_SPAN_CONTEXT)
-        self._ids: tuple[str, str] | None = (trace_id, span_id)
+    def __init__(self, traceparent: str, flags: trace.TraceFlags | None = None) -> None:
+        # NonRecordingSpan's own __init__ only sets _context: set here, a call less.
+        self._context = trace.INVALID_SPAN_CONTEXT
+        self._traceparent: str | None = traceparent
         self._flags = flags
 
     def get_span_context(self) -> trace.SpanContext:
-        ids = self._ids
-        if ids is not None:
+        traceparent = self._traceparent
+        if traceparent is not None:
+            flags = self._flags
             self._context = trace.SpanContext(
-                int(ids[0], 16), int(ids[1], 16), is_remote=True, trace_flags=self._flags
+                int(traceparent[3:35], 16),
+                int(traceparent[36:52], 16),
+                is_remote=True,
+                trace_flags=_FLAGS[traceparent[53:55]] if flags is None else flags,
             )
-            self._ids = None
+            self._traceparent = None
         return self._context
 
     def __repr__(self) -> str:

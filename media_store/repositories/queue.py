@@ -16,7 +16,7 @@ from media_store.models.inputs import checked_job_types, validate_input
 from media_store.models.rows import columns, from_row, from_wider_row
 from media_store.models.schemas import Job, JobType, StatusUpdate
 from media_store.repositories.job_refusals import JobRefusals
-from media_store.repositories.trace_contexts import carrier_of
+from media_store.repositories.trace_contexts import TRACEPARENT, carrier_of
 
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
@@ -96,21 +96,27 @@ class JobQueue(JobRefusals):
         *,
         limit: int = 1,
         lease: timedelta | float = DEFAULT_LEASE,
-    ) -> tuple[list[Job], dict[uuid.UUID, dict[str, str]]]:
+    ) -> tuple[list[Job], list[dict[str, str] | None]]:
         """:meth:`claim`, and the trace context each claimed job was created in (W3C headers,
-        as :meth:`trace_contexts` gives them, for those that have one), read by the claim's
-        own statement: what a traced worker calls, one round trip a batch instead of two."""
+        as :meth:`trace_contexts` gives them; None for a job that has none), in the order of
+        the jobs, read by the claim's own statement: what a traced worker calls, one round
+        trip a batch instead of two."""
         rows = await self._fetch(
             _CLAIM_TRACED, *claim_arguments(worker_id, job_types, limit, lease)
         )
         claimed: list[Job] = []
-        contexts: dict[uuid.UUID, dict[str, str]] = {}
+        contexts: list[dict[str, str] | None] = []
         for row in rows:
-            job = from_wider_row(Job, row)
-            claimed.append(job)
+            claimed.append(from_wider_row(Job, row))
             traceparent = row["traceparent"]
-            if traceparent is not None:
-                contexts[job.id] = carrier_of(traceparent, row["tracestate"])
+            tracestate = row["tracestate"]
+            contexts.append(
+                None
+                if traceparent is None
+                else {TRACEPARENT: traceparent}
+                if tracestate is None
+                else carrier_of(traceparent, tracestate)
+            )
         return claimed, contexts
 
     async def heartbeat(

@@ -137,18 +137,29 @@ class Instruments(Instrument):
     """Several instruments as one (``Instruments(metrics, tracing)``), each hook called on
     each in order, the context managers nested in that order."""
 
-    __slots__ = ("parts", "wants_trace_context")
+    __slots__ = ("_batch_part", "_claimed", "parts", "wants_trace_context")
 
     def __init__(self, *parts: Instrument) -> None:
         self.parts = parts
         self.wants_trace_context = any(part.wants_trace_context for part in parts)
+        every = _flattened(self)
+        # The one part (of every one, nested ones included) with a claiming or settling of
+        # its own, if only one has: these two hooks are then that part's alone, the others'
+        # doing nothing (traces with metrics: the claim's span), with no layer between.
+        batch = [
+            part for part in every if _overrides(part, "claiming") or _overrides(part, "settling")
+        ]
+        self._batch_part = batch[0] if len(batch) == 1 else None
+        self._claimed = tuple(part.claimed for part in every if _overrides(part, "claimed"))
 
     def claiming(self, worker_id: str) -> AbstractContextManager[object]:
+        if self._batch_part is not None:
+            return self._batch_part.claiming(worker_id)
         return _nested([part.claiming(worker_id) for part in self.parts])
 
     def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
-        for part in self.parts:
-            part.claimed(jobs, seconds)
+        for claimed in self._claimed:
+            claimed(jobs, seconds)
 
     def running(
         self, job: Job, trace_context: Mapping[str, str] | None
@@ -156,6 +167,8 @@ class Instruments(Instrument):
         return _nested([part.running(job, trace_context) for part in self.parts])
 
     def settling(self, claimed: object) -> AbstractContextManager[object]:
+        if self._batch_part is not None:
+            return self._batch_part.settling(claimed)
         # What each part's claiming gave, in order (see _Nested.__enter__).
         parts = self.parts
         given = claimed if isinstance(claimed, tuple) and len(claimed) == len(parts) else None
@@ -261,3 +274,33 @@ class _Nested:
 
 
 NO_INSTRUMENT: Final = Instrument()
+
+
+RunningHook: TypeAlias = Callable[[Job, "Mapping[str, str] | None"], AbstractContextManager[object]]
+FinishedHook: TypeAlias = Callable[[Job, Outcome], None]
+
+
+def per_job_hooks(
+    instrument: Instrument,
+) -> tuple[tuple[RunningHook, ...], tuple[FinishedHook, ...]]:
+    """The ``running`` and ``finished`` hooks of ``instrument`` that do something: its own, or
+    its parts' in order when it is :class:`Instruments` (nested ones flattened), each only
+    where it overrides :class:`Instrument`'s. The worker calls these itself, once a job: a
+    hook that does nothing is then no call at all, and two instruments (metrics and traces)
+    cost no layer of :class:`Instruments` between them."""
+    parts = _flattened(instrument) if type(instrument) is Instruments else [instrument]
+    running = tuple(part.running for part in parts if _overrides(part, "running"))
+    finished = tuple(part.finished for part in parts if _overrides(part, "finished"))
+    return running, finished
+
+
+def _overrides(instrument: Instrument, hook: str) -> bool:
+    """Whether ``instrument``'s ``hook`` is not :class:`Instrument`'s, which does nothing."""
+    return getattr(type(instrument), hook) is not getattr(Instrument, hook)
+
+
+def _flattened(instruments: Instruments) -> list[Instrument]:
+    found: list[Instrument] = []
+    for part in instruments.parts:
+        found.extend(_flattened(part) if type(part) is Instruments else [part])
+    return found

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -16,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, generate_latest
 
-from media_store import Job, JobStatus, Store
+from media_store import Job, JobStatus, Settings, Store
 from media_store.contrib.metrics import STATE_KEY, DatabaseCollector, WorkerMetrics, metrics_app
-from media_store.worker import Instruments, PermanentFailure, run_worker
+from media_store.worker import Instruments, PermanentFailure, WorkerStats, run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,6 +108,40 @@ async def test_worker_metrics_count_each_outcome_by_job_type(store: Store) -> No
     # a scrape of it follows the conventions: no job id anywhere, base units
     text = await scraped(registry)
     assert "job_id" not in text and "_milliseconds" not in text
+
+
+async def test_workers_on_two_threads_count_into_one_instance(
+    store: Store, settings: Settings
+) -> None:
+    """Each thread counts in figures of its own, without a lock (WorkerMetrics' doc): workers
+    on two event loops, one per thread, each on a Store of its own, share one instance, and a
+    scrape adds up both threads' figures."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    for n in range(40):
+        await store.jobs.create({"job_type": "audio", "media_url": f"s3://x/{n}"})
+    start = threading.Barrier(2, timeout=30)
+
+    async def handle(job: Job) -> None:
+        await asyncio.sleep(0.002)
+
+    async def work() -> WorkerStats:
+        async with await Store.open(settings=settings) as own:
+            start.wait()
+            return await run_worker(own, handle, batch=4, burst=True, instrument=metrics)
+
+    done = await asyncio.gather(*(asyncio.to_thread(asyncio.run, work()) for _ in range(2)))
+    assert all(stats.completed > 0 for stats in done)  # both threads counted some
+    assert sum(stats.completed for stats in done) == 40
+    assert value(registry, "media_store_jobs_claimed_total", job_type="audio") == 40
+    assert value(registry, "media_store_jobs_completed_total", job_type="audio") == 40
+    duration = "media_store_job_handler_duration_seconds"
+    assert value(registry, f"{duration}_count", job_type="audio") == 40
+    assert value(registry, f"{duration}_bucket", job_type="audio", le="+Inf") == 40
+    assert value(registry, "media_store_job_wait_seconds_count", job_type="audio") == 40
+    claims = value(registry, "media_store_claim_duration_seconds_count")
+    assert claims is not None and claims >= 40 / 4  # a claim takes at most 4 here
+    assert value(registry, "media_store_jobs_in_flight", job_type="audio") == 0
 
 
 async def test_the_database_collector_reports_the_queue_and_table_health(store: Store) -> None:

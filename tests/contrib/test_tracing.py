@@ -4,6 +4,9 @@ database; claim spans; a span per named query; nothing kept or read when not tra
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 from opentelemetry import trace
@@ -264,6 +267,98 @@ def test_a_jobs_trace_context_is_read_as_the_w3c_propagator_reads_it(
         theirs.trace_state,
         theirs.is_remote,
     )
+
+
+async def test_a_traced_claim_gives_each_jobs_context_in_the_order_of_the_jobs(
+    store: Store, provider: TracerProvider
+) -> None:
+    """claim_traced: the jobs, and beside them, in their order, the W3C headers each was
+    created under (None for one created with no span current)."""
+    trace_store(store, tracer_provider=provider)
+    await store.jobs.create({"job_type": "audio", "media_url": "s3://x/0", "priority": 3})
+    with provider.get_tracer("api").start_as_current_span("request") as request:
+        await store.jobs.create({"job_type": "audio", "media_url": "s3://x/1", "priority": 2})
+    store.trace_queries(None)
+    await store.jobs.create({"job_type": "audio", "media_url": "s3://x/2", "priority": 1})
+    claimed, carriers = await store.jobs.claim_traced("w", limit=3)
+    assert [job.media_url for job in claimed] == ["s3://x/0", "s3://x/1", "s3://x/2"]
+    ids = request.get_span_context()
+    assert carriers == [
+        None,
+        {"traceparent": f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"},
+        None,
+    ]
+
+
+def a_job() -> Job:
+    now = datetime.now(UTC)
+    return Job(
+        id=uuid.uuid4(),
+        job_type="audio",
+        status="processing",
+        media_url="s3://x/a.mp3",
+        created_at=now,
+        updated_at=now,
+        started_at=now,
+        attempts=1,
+        max_attempts=3,
+        locked_by="w",
+        locked_until=now,
+        heartbeat_at=now,
+        prompt=None,
+        parameters={},
+        result=None,
+        error=None,
+        completed_at=None,
+        processing_time_ms=None,
+        run_after=None,
+        priority=0,
+        idempotency_key=None,
+        idempotency_scope=None,
+    )
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-fe",
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-00",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-00",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-00",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra",
+    ],
+)
+def test_a_sampled_out_jobs_handler_runs_in_the_context_the_propagator_reads(
+    traceparent: str, exporter: InMemorySpanExporter
+) -> None:
+    """The worker's shortcut for a job whose trace was sampled out (a traceparent alone, read
+    without the propagator, the last one kept): the handler runs in exactly the context the
+    W3C propagator reads, with no span of its own; a traceparent the propagator reads no
+    context from gets a trace of its own, as any job without a context."""
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = WorkerTracing(provider)
+    carrier = {"traceparent": traceparent}
+    theirs = trace.get_current_span(
+        TraceContextTextMapPropagator().extract(carrier)
+    ).get_span_context()
+    for _ in range(2):  # the second time, the context kept from the first
+        with tracing.running(a_job(), dict(carrier)):
+            current = trace.get_current_span()
+            ours, recording = current.get_span_context(), current.is_recording()
+        if theirs.is_valid:
+            assert not recording
+            assert (ours.trace_id, ours.span_id, ours.trace_flags, ours.is_remote) == (
+                theirs.trace_id,
+                theirs.span_id,
+                theirs.trace_flags,
+                theirs.is_remote,
+            )
+        else:
+            assert recording and ours.trace_id != theirs.trace_id
+    assert len(exporter.get_finished_spans()) == (0 if theirs.is_valid else 2)
 
 
 async def test_a_job_with_an_unreadable_context_or_a_sampled_parent_still_gets_its_spans(

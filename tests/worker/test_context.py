@@ -1,14 +1,16 @@
-"""media_store/worker/context.py: Instruments, several instruments as one."""
+"""media_store/worker/context.py: Instruments, several instruments as one, and the hooks the
+worker calls once a job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import pytest
 
 from media_store import Job
 from media_store.worker import Instrument, Instruments
+from media_store.worker.context import Outcome, per_job_hooks
 
 
 class Recorder(Instrument):
@@ -176,3 +178,62 @@ def test_parts_nest_as_with_blocks_do_when_an_exit_raises_or_suppresses(parts: i
         for outer in ("pass", "raise", "suppress"):
             actions = [outer, *["pass"] * (parts - 2), inner]
             assert run(actions) == nested(actions), actions
+
+
+def test_the_worker_calls_only_the_per_job_hooks_that_do_something_flattened_in_order() -> None:
+    """per_job_hooks: the running and finished hooks the worker calls itself, once a job: the
+    parts of (nested) Instruments in order, without those left as Instrument's no-ops."""
+    log: list[str] = []
+    first, second = Recorder("first", log), Recorder("second", log)
+
+    class Counting(Instrument):
+        def finished(self, job: Job, outcome: Outcome) -> None:
+            log.append(f"finished {outcome.value}")
+
+    counting = Counting()
+    running, finished = per_job_hooks(
+        Instruments(first, Instruments(Instrument(), counting), second)
+    )
+    assert running == (first.running, second.running)
+    assert finished == (counting.finished,)
+    assert per_job_hooks(first) == ((first.running,), ())
+    assert per_job_hooks(Instrument()) == ((), ())
+
+
+def test_one_part_with_claim_hooks_gets_them_with_nothing_between() -> None:
+    """Where a single part (nested ones included) has claiming or settling of its own, as
+    traces beside metrics, Instruments hands both to it: what its claiming gave comes back to
+    its settling as it is; every part's claimed is still called."""
+    given: list[object] = []
+    seen: list[str] = []
+
+    class Claims(Instrument):
+        @contextmanager
+        def claiming(self, worker_id: str) -> Iterator[object]:
+            yield "the claim's span"
+
+        def settling(self, claimed: object) -> AbstractContextManager[object]:
+            given.append(claimed)
+            return nullcontext()
+
+        def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
+            seen.append("claims")
+
+    class Counts(Instrument):
+        def claimed(self, jobs: Sequence[Job], seconds: float) -> None:
+            seen.append("counts")
+
+    every = Instruments(Counts(), Instruments(Claims()))
+    with every.claiming("w") as claimed:
+        every.claimed([], 0.0)
+    with every.settling(claimed):
+        pass
+    assert claimed == "the claim's span" and given == ["the claim's span"]
+    assert seen == ["counts", "claims"]
+    # Two parts with claim hooks: each gets back its own, as before.
+    both = Instruments(Claims(), Claims())
+    with both.claiming("w") as claimed:
+        pass
+    with both.settling(claimed):
+        pass
+    assert given[1:] == ["the claim's span", "the claim's span"]
