@@ -134,7 +134,12 @@ class WorkerMetrics(Instrument, Collector):
             tally.claimed += 1
             if job.attempts == 1 and job.started_at is not None:
                 wait = (job.started_at - job.created_at).total_seconds()
-                tally.wait.observe(wait if wait > 0.0 else 0.0)
+                if wait < 0.0:
+                    wait = 0.0
+                # _Buckets.observe, inline: once a job
+                buckets = tally.wait
+                buckets.counts[bisect.bisect_left(buckets.bounds, wait)] += 1
+                buckets.total += wait
 
     def running(
         self, job: Job, trace_context: Mapping[str, str] | None
