@@ -841,11 +841,12 @@ failed:
 
 #define MAX_ROW_FIELDS 128
 
-/* row_values(row, order, accepted, enums[, extra]) -> dict | tuple | None
+/* row_values(row, order, accepted, enums[, extra[, names]]) -> dict | tuple | None
  *
  * _RowPlan.values of an asyncpg Record: its columns must be ``order`` (names, in order) and,
  * with ``extra``, that many columns more after them whose names are not in ``order`` (a
- * claim's trace context: _RowPlan.wider_values); the
+ * claim's trace context: _RowPlan.wider_values; ``names``, ``order`` as a frozenset, makes
+ * that test a lookup instead of a walk of ``order``); the
  * types of its values a combination in ``accepted`` (a set of tuples of types), and each
  * enum column's value (``enums``: (index, name, members) each) a key of its members, or None.
  * Returns the values by name (each enum value its member), None when a check fails, or the
@@ -854,14 +855,16 @@ failed:
 static PyObject *
 row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 4 || nargs > 5 || !PyTuple_CheckExact(args[1]) || !PyAnySet_Check(args[2]) ||
-        !PyTuple_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "row_values(row, order, accepted, enums[, extra])");
+    if (nargs < 4 || nargs > 6 || !PyTuple_CheckExact(args[1]) || !PyAnySet_Check(args[2]) ||
+        !PyTuple_CheckExact(args[3]) || (nargs == 6 && !PyFrozenSet_CheckExact(args[5]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "row_values(row, order, accepted, enums[, extra[, names]])");
         return NULL;
     }
     PyObject *row = args[0], *order = args[1], *accepted = args[2], *enums = args[3];
+    PyObject *names = nargs == 6 ? args[5] : NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(order);
-    Py_ssize_t extra = nargs == 5 ? PyLong_AsSsize_t(args[4]) : 0;
+    Py_ssize_t extra = nargs >= 5 ? PyLong_AsSsize_t(args[4]) : 0;
     if (extra < 0) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "row_values: extra must not be negative");
@@ -897,7 +900,7 @@ row_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             same = PyErr_Occurred() ? -1 : 0;
             break;
         }
-        int found = PySequence_Contains(order, key);
+        int found = names ? PySet_Contains(names, key) : PySequence_Contains(order, key);
         Py_DECREF(key);
         same = found < 0 ? -1 : !found;
     }
@@ -1542,7 +1545,8 @@ static PyMethodDef methods[] = {
     {"plain_json", (PyCFunction)(void (*)(void))plain_json, METH_FASTCALL,
      "plain_json(value, max_depth) -> whether value is plain JSON the database stores as is"},
     {"row_values", (PyCFunction)(void (*)(void))row_values, METH_FASTCALL,
-     "row_values(row, order, accepted, enums[, extra]) -> the row's values by name, or None"},
+     "row_values(row, order, accepted, enums[, extra[, names]]) -> the row's values by name, "
+     "or None"},
     {"unknown_words", (PyCFunction)(void (*)(void))unknown_words, METH_FASTCALL,
      "unknown_words(words, known) -> the words not in known, each once, in order"},
     {"segment_documents", (PyCFunction)(void (*)(void))segment_documents, METH_FASTCALL,

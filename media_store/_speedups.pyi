@@ -58,11 +58,13 @@ def row_values(
     accepted: set[tuple[type, ...]],
     enums: tuple[tuple[int, str, dict[Any, Any]], ...],
     extra: int = 0,
+    names: frozenset[str] = ...,
     /,
 ) -> dict[str, Any] | tuple[type, ...] | None:
     """media_store.models.rows._RowPlan.values of a record: the values by name, None when a
     check fails, or the values' types when ``accepted`` does not hold them yet. ``extra``:
-    that many columns more follow the model's, none named as one of them."""
+    that many columns more follow the model's, none named as one of them (``names``:
+    ``order`` as a frozenset, for a lookup instead of a walk)."""
 
 def leading_spaces(texts: list[Any], /) -> int | None:
     """How many of ``texts`` after the first begin with whitespace; None: not all str."""

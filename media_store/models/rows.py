@@ -171,10 +171,11 @@ class _RowPlan:
     which optional columns are NULL), remembered in ``accepted``; the enum values of every
     row are looked up."""
 
-    __slots__ = ("accepted", "enum_columns", "fields", "fields_set", "offsets", "order")
+    __slots__ = ("accepted", "enum_columns", "fields", "fields_set", "names", "offsets", "order")
 
     def __init__(self, order: tuple[str, ...], fields: tuple[tuple[bool, int, Any], ...]):
         self.order = order
+        self.names = frozenset(order)
         self.fields = fields
         # Each enum column: its index, name and members (the compiled row_values takes them).
         self.enum_columns = tuple(
@@ -253,7 +254,9 @@ class _RowPlan:
         the model's (a claim's) are checked by the compiled row_values, where built."""
         extra = len(row) - len(self.order)
         if _row_values is not None and extra > 0:
-            found = _row_values(row, self.order, self.accepted, self.enum_columns, extra)
+            found = _row_values(
+                row, self.order, self.accepted, self.enum_columns, extra, self.names
+            )
             if isinstance(found, tuple):  # a combination of types not seen yet
                 return self._checked(tuple(row)[: len(self.order)])
             if found is not None:

@@ -49,9 +49,11 @@ since another worker may run it now: counted ``lost``, no outcome written.
 Instrumentation (``instrument=``, an :class:`~media_store.worker.context.Instrument`): the
 worker calls its hooks around each claim, around each handler run, and at each job's outcome,
 where it counts :class:`WorkerStats`; metrics and traces implement them
-(:mod:`media_store.metrics`, :mod:`media_store.tracing`). The default does nothing, for about
-a microsecond per job. An instrument that wants the trace context jobs were created in has it
-read by the claim's own statement (``claim_traced``).
+(:mod:`media_store.metrics`, :mod:`media_store.tracing`). The worker calls the per-job hooks
+(``running``, ``finished``) itself, and only those that do something: without an instrument it
+calls none, and metrics with traces are two nested ``with`` blocks a job, not a manager
+combining them. An instrument that wants the trace context jobs were created in has it read by
+the claim's own statement (``claim_traced``).
 """
 
 from __future__ import annotations
