@@ -103,9 +103,11 @@ class WorkerMetrics(Instrument, Collector):
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        # Guards the list of every thread's counts (a thread's first hook adds its own).
+        # Guards the list of every live thread's counts (a thread's first hook adds its own)
+        # and what the threads that ended counted (folded in by the first scrape after).
         self._lock = threading.Lock()
-        self._threads: list[_Counts] = []
+        self._threads: list[tuple[threading.Thread, _Counts]] = []
+        self._ended = _Counts()
         self._local = threading.local()
         registry.register(self)
 
@@ -117,7 +119,7 @@ class WorkerMetrics(Instrument, Collector):
         except AttributeError:
             counts = self._local.counts = _Counts()
             with self._lock:
-                self._threads.append(counts)
+                self._threads.append((threading.current_thread(), counts))
         return counts
 
     def claimed(self, jobs: Iterable[Job], seconds: float) -> None:
@@ -168,12 +170,21 @@ class WorkerMetrics(Instrument, Collector):
 
     def _families(self, *, empty: bool) -> Iterator[Any]:
         # Every thread's counts added up, each value read once. Read while other threads
-        # count, a histogram's sum may miss an observation its buckets hold; never the
-        # reverse of a count (ended is read before started: in flight is never below zero).
+        # count, a histogram's sum and its buckets may be an observation apart (the buckets
+        # are read first); a count never goes back, and in flight is never below zero (ended
+        # is read before started). A thread that ended counts no more: its counts are added
+        # to those of the others that ended, once, and its own are let go.
         with self._lock:
-            threads = list(self._threads)
-        total = _Counts()
-        for counts in threads:
+            live = []
+            for thread, counts in self._threads:
+                if thread.is_alive():
+                    live.append((thread, counts))
+                else:
+                    self._ended.add(counts)
+            self._threads = live
+            total = _Counts()
+            total.add(self._ended)
+        for _, counts in live:
             total.add(counts)
         rows = [
             (
@@ -241,7 +252,8 @@ _OUTCOMES: Final[dict[Outcome, tuple[str, str]]] = {
 
 class _Buckets:
     """A histogram's counts: one per upper bound and one past the last (``+Inf``), not
-    cumulative (``collect`` adds them up), and the sum. Observed under the owner's lock."""
+    cumulative (``collect`` adds them up), and the sum. Observed by one thread only (see
+    WorkerMetrics), read by a scrape."""
 
     __slots__ = ("bounds", "counts", "total")
 

@@ -265,7 +265,7 @@ class WorkerTracing(Instrument):
             context.Context(),
             False,
         )
-        self._last_sampled_out: tuple[str, context.Context] = ("", _EMPTY)
+        self._last_sampled_out: tuple[str | None, context.Context] = (None, _EMPTY)
         provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
         self._follows_parent = drops_sampled_out_children(provider)
 
@@ -299,13 +299,14 @@ class WorkerTracing(Instrument):
                 # pattern test, the span's ids left unread (_SampledOutParent); the last one
                 # is kept, as by _parent.
                 traceparent = trace_context.get(TRACEPARENT)
-                last = self._last_sampled_out
-                if traceparent == last[0]:
-                    return Attached(last[1])
-                if traceparent is not None and _SAMPLED_OUT.fullmatch(traceparent):
-                    found = trace.set_span_in_context(_SampledOutParent(traceparent), _EMPTY)
-                    self._last_sampled_out = (traceparent, found)
-                    return Attached(found)
+                if traceparent is not None:
+                    last = self._last_sampled_out
+                    if traceparent == last[0]:
+                        return Attached(last[1])
+                    if _SAMPLED_OUT.fullmatch(traceparent):
+                        found = trace.set_span_in_context(_SampledOutParent(traceparent), _EMPTY)
+                        self._last_sampled_out = (traceparent, found)
+                        return Attached(found)
             parent, sampled_out = self._parent(trace_context)
             if sampled_out and self._follows_parent:
                 # The job's trace was sampled out where it began, and this provider's sampler

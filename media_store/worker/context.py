@@ -94,9 +94,9 @@ class Instrument:
     several. Every hook here does nothing, so a subclass overrides only what it needs.
 
     The hooks run on the worker's event loop, inside its loop: they must be quick and must not
-    raise (an exception would stop the worker), and must not block. A hook left as it is here
-    costs nothing a job: the worker calls only the ``running`` and ``finished`` hooks an
-    instrument overrides (:func:`per_job_hooks`).
+    raise (an exception would stop the worker), and must not block. A ``running`` or
+    ``finished`` hook left as it is here costs nothing a job: the worker calls only those an
+    instrument, or a part of :class:`Instruments`, overrides (:func:`per_job_hooks`).
     """
 
     __slots__ = ()
@@ -295,8 +295,10 @@ def per_job_hooks(
 
 
 def _overrides(instrument: Instrument, hook: str) -> bool:
-    """Whether ``instrument``'s ``hook`` is not :class:`Instrument`'s, which does nothing."""
-    return getattr(type(instrument), hook) is not getattr(Instrument, hook)
+    """Whether ``instrument``'s ``hook``, as its attribute gives it (a method of its class, or
+    anything set on the instance), is other than :class:`Instrument`'s, which does nothing."""
+    found = getattr(instrument, hook, None)
+    return found is None or getattr(found, "__func__", None) is not getattr(Instrument, hook)
 
 
 def _flattened(instruments: Instruments) -> list[Instrument]:

@@ -468,14 +468,16 @@ class _Worker:
         hooks = self.running_hooks
         try:
             # The instrument's hooks as nested with-blocks, none when it has none: a layer a
-            # job less than a manager combining them (metrics and traces: two hooks).
+            # job less than a manager combining them (metrics and traces: two hooks). As
+            # Instruments.running does, every hook is called before the first is entered.
             if not hooks:
                 result = await self._call(job)
             elif len(hooks) == 1:
                 with hooks[0](job, trace_context):
                     result = await self._call(job)
             elif len(hooks) == 2:
-                with hooks[0](job, trace_context), hooks[1](job, trace_context):
+                first, second = hooks[0](job, trace_context), hooks[1](job, trace_context)
+                with first, second:
                     result = await self._call(job)
             else:
                 with _nested([hook(job, trace_context) for hook in hooks]):

@@ -130,7 +130,13 @@ async def test_workers_on_two_threads_count_into_one_instance(
             start.wait()
             return await run_worker(own, handle, batch=4, burst=True, instrument=metrics)
 
-    done = await asyncio.gather(*(asyncio.to_thread(asyncio.run, work()) for _ in range(2)))
+    done: list[WorkerStats] = []
+    threads = [threading.Thread(target=lambda: done.append(asyncio.run(work()))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join, 60)
+    assert len(done) == 2
     assert all(stats.completed > 0 for stats in done)  # both threads counted some
     assert sum(stats.completed for stats in done) == 40
     assert value(registry, "media_store_jobs_claimed_total", job_type="audio") == 40
@@ -142,6 +148,10 @@ async def test_workers_on_two_threads_count_into_one_instance(
     claims = value(registry, "media_store_claim_duration_seconds_count")
     assert claims is not None and claims >= 40 / 4  # a claim takes at most 4 here
     assert value(registry, "media_store_jobs_in_flight", job_type="audio") == 0
+    # Both threads have ended: their counts were kept once, and let go (a process that
+    # starts workers on new threads does not collect a set of counts per thread it ran).
+    assert metrics._threads == []
+    assert value(registry, "media_store_jobs_completed_total", job_type="audio") == 40
 
 
 async def test_the_database_collector_reports_the_queue_and_table_health(store: Store) -> None:

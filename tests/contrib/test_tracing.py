@@ -328,6 +328,7 @@ def a_job() -> Job:
         "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-00",
         "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra",
+        "",
     ],
 )
 def test_a_sampled_out_jobs_handler_runs_in_the_context_the_propagator_reads(

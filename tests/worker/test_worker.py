@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 
 from media_store import Job, JobStatus, LeaseLost, Settings, Store, ValidationError
 from media_store.db.queries import QUERIES
+from media_store.worker import Instrument, Instruments
 from media_store.worker.runner import JobResult, PermanentFailure, WorkerStats, run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -416,3 +419,46 @@ async def test_worker_refuses_a_pool_too_small_to_heartbeat(settings: Settings) 
         with pytest.raises(ValidationError, match="pool of at least 2"):
             await run_worker(small, handler, burst=True)
         assert (await small.jobs.get_by_id(job.id)) == job
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+async def test_the_worker_calls_every_running_hook_then_enters_them_in_order(
+    store: Store, parts: int
+) -> None:
+    """Whatever the number of instruments, as Instruments.running does: each part's running
+    is called, then their managers entered in order and exited in reverse; a finished hook
+    set on an instance (not its class) is called too."""
+    log: list[str] = []
+
+    class Logged(Instrument):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def running(
+            self, job: Job, trace_context: Mapping[str, str] | None
+        ) -> AbstractContextManager[object]:
+            log.append(f"{self.name} running")
+            return self._entered()
+
+        @contextlib.contextmanager
+        def _entered(self) -> Iterator[None]:
+            log.append(f"{self.name} enters")
+            yield
+            log.append(f"{self.name} exits")
+
+    class Plain(Instrument):  # slots of its own are not Instrument's: an instance may be set
+        pass
+
+    counted = Plain()
+    counted.finished = lambda job, outcome: log.append(f"finished {outcome.value}")  # type: ignore[method-assign]
+    names = [str(n) for n in range(parts)]
+    await store.jobs.create({"job_type": "audio", "media_url": "s3://x/a.mp3"})
+    every = Instruments(*(Logged(name) for name in names), Instrument(), counted)
+    stats = await run_worker(store, lambda job: None, burst=True, instrument=every)
+    assert stats.completed == 1
+    assert log == [
+        *(f"{name} running" for name in names),
+        *(f"{name} enters" for name in names),
+        *(f"{name} exits" for name in reversed(names)),
+        "finished completed",
+    ]
