@@ -96,7 +96,6 @@ from media_store.worker.context import (
     Outcome,
     PermanentFailure,
     WorkerStats,
-    _nested,
     default_worker_id,
     per_job_hooks,
 )
@@ -480,7 +479,10 @@ class _Worker:
                 with first, second:
                     result = await self._call(job)
             else:
-                with _nested([hook(job, trace_context) for hook in hooks]):
+                managers = [hook(job, trace_context) for hook in hooks]
+                with contextlib.ExitStack() as stack:
+                    for manager in managers:
+                        stack.enter_context(manager)
                     result = await self._call(job)
         except _Interrupted:
             self._stopped(job)
