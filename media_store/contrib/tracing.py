@@ -44,8 +44,6 @@ from media_store.worker.context import Instrument
 SCOPE: Final = "media_store"
 MESSAGING_SYSTEM: Final = "media_store"
 DB_SYSTEM: Final = "postgresql"
-# The W3C header a job's trace context is read from.
-TRACEPARENT: Final = "traceparent"
 # Where the attempt number goes: no messaging convention names it.
 ATTEMPT: Final = "media_store.job.attempt"
 
@@ -265,7 +263,6 @@ class WorkerTracing(Instrument):
             context.Context(),
             False,
         )
-        self._last_sampled_out: tuple[str | None, context.Context] = (None, _EMPTY)
         provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
         self._follows_parent = drops_sampled_out_children(provider)
 
@@ -292,21 +289,6 @@ class WorkerTracing(Instrument):
     ) -> AbstractContextManager[object]:
         parent: context.Context | None = None
         if trace_context:
-            if self._follows_parent and len(trace_context) == 1:
-                # Most jobs where traces are sampled: a traceparent alone, of a trace
-                # sampled out (version 00, flags even), under a sampler that drops such a
-                # span's children. Its context, as the W3C propagator extracts it, for one
-                # pattern test, the span's ids left unread (_SampledOutParent); the last one
-                # is kept, as by _parent.
-                traceparent = trace_context.get(TRACEPARENT)
-                if traceparent is not None:
-                    last = self._last_sampled_out
-                    if traceparent == last[0]:
-                        return Attached(last[1])
-                    if _SAMPLED_OUT.fullmatch(traceparent):
-                        found = trace.set_span_in_context(_SampledOutParent(traceparent), _EMPTY)
-                        self._last_sampled_out = (traceparent, found)
-                        return Attached(found)
             parent, sampled_out = self._parent(trace_context)
             if sampled_out and self._follows_parent:
                 # The job's trace was sampled out where it began, and this provider's sampler
@@ -354,11 +336,6 @@ class WorkerTracing(Instrument):
 
 # A traceparent of version 00 as a traced Store keeps it (lower-case hex, no other field).
 _TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-# One of a trace sampled out (the flags' lowest bit, "sampled", clear), its ids not all zeros
-# (no valid context: the propagator reads none from it).
-_SAMPLED_OUT: Final = re.compile(
-    r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]"
-)
 
 
 def _plain_parent(traceparent: str | None) -> tuple[context.Context, bool] | None:

@@ -16,7 +16,7 @@ from media_store.models.inputs import checked_job_types, validate_input
 from media_store.models.rows import columns, from_row, from_wider_row
 from media_store.models.schemas import Job, JobType, StatusUpdate
 from media_store.repositories.job_refusals import JobRefusals
-from media_store.repositories.trace_contexts import TRACEPARENT, carrier_of
+from media_store.repositories.trace_contexts import carrier_of
 
 DEFAULT_LEASE: Final = timedelta(seconds=30)
 MAX_CLAIM = 1_000
@@ -109,13 +109,8 @@ class JobQueue(JobRefusals):
         for row in rows:
             claimed.append(from_wider_row(Job, row))
             traceparent = row["traceparent"]
-            tracestate = row["tracestate"]
             contexts.append(
-                None
-                if traceparent is None
-                else {TRACEPARENT: traceparent}
-                if tracestate is None
-                else carrier_of(traceparent, tracestate)
+                None if traceparent is None else carrier_of(traceparent, row["tracestate"])
             )
         return claimed, contexts
 

@@ -739,8 +739,7 @@ class _Worker:
 
     def _completed(self, job: Job) -> None:
         self.stats.completed += 1
-        for hook in self.finished_hooks:  # _finished, a call less: most jobs end here
-            hook(job, Outcome.COMPLETED)
+        self._finished(job, Outcome.COMPLETED)
 
     def _lost(self, job: Job) -> None:
         self.gone.discard(job.id)
